@@ -1,0 +1,80 @@
+"""maestro: an autonomous software-development orchestrator driven by an explicit state machine.
+
+The public API is this module's ``__all__`` (pinned by ``tests/test_api.py``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from maestro._errors import ChartError, MaestroError, SessionLocked, StoreError, TransitionNotAllowed
+from maestro.chart import Chart, load_chart, parse_chart
+from maestro.guards import DEFAULT_GUARDS
+from maestro.machine import GuardContext
+from maestro.records import (
+    AgentResult,
+    CheckpointRecord,
+    Decision,
+    Event,
+    FileChange,
+    GateResult,
+    Limits,
+    Note,
+    Option,
+    converter,
+)
+from maestro.replay import Step, replay, replay_session, state_at
+from maestro.seams import Clock, IdSource, RandomIds, SequentialIds, SystemClock, TickingClock
+from maestro.session import Session
+from maestro.state import SessionState, TaskState, rebuild
+from maestro.store import Store
+
+__all__ = [
+    "DEFAULT_GUARDS",
+    "AgentResult",
+    "Chart",
+    "ChartError",
+    "CheckpointRecord",
+    "Clock",
+    "Decision",
+    "Event",
+    "FileChange",
+    "GateResult",
+    "GuardContext",
+    "IdSource",
+    "Limits",
+    "MaestroError",
+    "Note",
+    "Option",
+    "RandomIds",
+    "SequentialIds",
+    "Session",
+    "SessionLocked",
+    "SessionState",
+    "Step",
+    "Store",
+    "StoreError",
+    "SystemClock",
+    "TaskState",
+    "TickingClock",
+    "TransitionNotAllowed",
+    "__version__",
+    "converter",
+    "load_chart",
+    "parse_chart",
+    "rebuild",
+    "replay",
+    "replay_session",
+    "state_at",
+]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("maestro-orchestrator")
+        except PackageNotFoundError:  # running from a source tree that is not installed
+            return "0+unknown"
+    raise AttributeError(f"module 'maestro' has no attribute {name!r}")

@@ -1,0 +1,51 @@
+"""The exceptions maestro raises.
+
+Every error maestro raises is a :class:`MaestroError`; errors of the libraries
+underneath (ruamel.yaml, transitions, the file system) are translated where they
+enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
+
+    MaestroError
+    ├── ChartError              a statechart is malformed
+    ├── StoreError              the session store is missing, malformed or unwritable
+    │   └── SessionLocked       another live process holds the session
+    └── TransitionNotAllowed    a trigger the chart does not allow in this state
+"""
+
+from __future__ import annotations
+
+
+class MaestroError(Exception):
+    """Root of every error maestro raises."""
+
+
+class ChartError(MaestroError):
+    """A statechart file or model is invalid; the message names the problem."""
+
+
+class StoreError(MaestroError):
+    """The session store cannot be read or written as asked."""
+
+
+class SessionLocked(StoreError):
+    """The session is held by another live process."""
+
+    def __init__(self, session_id: str, pid: int | None) -> None:
+        self.session_id = session_id
+        self.pid = pid
+        holder = f"pid {pid}" if pid is not None else "another process"
+        super().__init__(f"session {session_id} is locked by {holder}")
+
+
+class TransitionNotAllowed(MaestroError):
+    """A trigger that no declared transition allows from the current state.
+
+    ``reason`` says why: no transition for that trigger leaves ``state``, or the
+    transitions that do were refused by their guards.
+    """
+
+    def __init__(self, trigger: str, state: str, reason: str, *, machine: str = "session") -> None:
+        self.trigger = trigger
+        self.state = state
+        self.reason = reason
+        self.machine = machine
+        super().__init__(f"{machine}: trigger {trigger!r} is not allowed in state {state!r}: {reason}")

@@ -1,0 +1,277 @@
+"""The records of a session: events and the payloads they carry.
+
+Every record is a frozen attrs class with validators, and every record is
+turned into JSON and back by the one cattrs :data:`converter`.  An
+:class:`Event` is one line of ``events.jsonl``; its ``data`` is the unstructured
+payload named by its ``kind`` (see :data:`PAYLOADS`).  Unknown kinds are kept as
+plain data so that a newer log still replays.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+from attrs import validators as av
+
+__all__ = [
+    "PAYLOADS",
+    "SCHEMA_VERSION",
+    "AgentResult",
+    "CheckpointRecord",
+    "Decision",
+    "Event",
+    "FileChange",
+    "GateResult",
+    "Limits",
+    "Note",
+    "Option",
+    "SessionStarted",
+    "TaskTransition",
+    "Transition",
+    "converter",
+    "format_ts",
+    "payload_kind",
+]
+
+SCHEMA_VERSION = 1
+_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
+_ID = re.compile(r"^[A-Za-z0-9._-]+$")
+
+
+def format_ts(when: _dt.datetime) -> str:
+    """ISO 8601 in UTC with a ``Z``: the one timestamp format of the log."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _ts(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not _TS.match(value):
+        raise ValueError(f"{attr.name} must be an ISO 8601 UTC timestamp like 2026-01-31T12:00:00Z, not {value!r}")
+
+
+def _ident(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not _ID.match(value):
+        raise ValueError(f"{attr.name} must match [A-Za-z0-9._-]+, not {value!r}")
+
+
+_str = av.instance_of(str)
+_opt_str = av.optional(_str)
+_nonneg_int = [av.instance_of(int), av.ge(0)]
+_opt_nonneg_int = av.optional(av.and_(av.instance_of(int), av.ge(0)))
+_opt_nonneg_float = av.optional(av.and_(av.instance_of((int, float)), av.ge(0)))
+
+
+def _strs(value: Any) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class Event:
+    """One line of ``events.jsonl``.
+
+    ``v`` is the schema version, ``seq`` counts 1, 2, 3 … without gaps, ``ts`` is
+    ISO 8601 UTC, ``kind`` names the payload in ``data``.
+    """
+
+    v: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
+    seq: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
+    ts: str = attrs.field(validator=_ts)
+    kind: str = attrs.field(validator=[_str, av.matches_re(r"^[a-z][a-z_]*$")])
+    data: Mapping[str, Any] = attrs.field(validator=av.instance_of(dict), hash=False)
+
+    def payload(self) -> Any:
+        """``data`` as its typed record, or the plain mapping for an unknown kind."""
+        cls = PAYLOADS.get(self.kind)
+        if cls is None:
+            return self.data
+        return converter.structure(self.data, cls)
+
+
+@attrs.frozen
+class Limits:
+    """What a session may spend before it stops to ask."""
+
+    max_iterations: int = attrs.field(default=3, validator=[av.instance_of(int), av.ge(1)])
+    max_task_attempts: int = attrs.field(default=3, validator=[av.instance_of(int), av.ge(1)])
+
+
+@attrs.frozen
+class SessionStarted:
+    """The first event of every session (kind ``session``)."""
+
+    session_id: str = attrs.field(validator=_ident)
+    request: str = attrs.field(validator=_str)
+    charts: Mapping[str, int] = attrs.field(factory=dict)
+    limits: Limits = attrs.field(factory=Limits)
+    base_commit: str | None = attrs.field(default=None, validator=_opt_str)
+
+
+@attrs.frozen
+class Transition:
+    """A move of the session machine (kind ``transition``)."""
+
+    trigger: str = attrs.field(validator=_str)
+    source: str = attrs.field(validator=_str)
+    dest: str = attrs.field(validator=_str)
+    reason: str | None = attrs.field(default=None, validator=_opt_str)
+
+
+@attrs.frozen
+class TaskTransition:
+    """A move of one task's machine (kind ``task``)."""
+
+    task: str = attrs.field(validator=_ident)
+    trigger: str = attrs.field(validator=_str)
+    source: str = attrs.field(validator=_str)
+    dest: str = attrs.field(validator=_str)
+    reason: str | None = attrs.field(default=None, validator=_opt_str)
+
+
+@attrs.frozen
+class Option:
+    """One option a decision weighed, with its score and evidence (paths, package names)."""
+
+    name: str = attrs.field(validator=_str)
+    score: float = attrs.field(default=0.0, validator=av.instance_of((int, float)))
+    evidence: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    notes: str = attrs.field(default="", validator=_str)
+
+
+DECIDERS = ("policy", "agent", "human")
+
+
+@attrs.frozen
+class Decision:
+    """A technical choice with its evidence and rationale (kind ``decision``)."""
+
+    kind: str = attrs.field(validator=_str)
+    question: str = attrs.field(validator=_str)
+    choice: str = attrs.field(validator=_str)
+    rationale: str = attrs.field(validator=_str)
+    options: tuple[Option, ...] = attrs.field(default=())
+    confidence: float = attrs.field(default=1.0, validator=[av.instance_of((int, float)), av.ge(0), av.le(1)])
+    decided_by: str = attrs.field(default="policy", validator=av.in_(DECIDERS))
+
+
+CHANGES = ("added", "modified", "deleted")
+
+
+@attrs.frozen
+class FileChange:
+    """One file a checkpoint changed, with its added and deleted line counts."""
+
+    path: str = attrs.field(validator=_str)
+    change: str = attrs.field(validator=av.in_(CHANGES))
+    added_lines: int = attrs.field(default=0, validator=_nonneg_int)
+    deleted_lines: int = attrs.field(default=0, validator=_nonneg_int)
+
+
+@attrs.frozen
+class CheckpointRecord:
+    """A git checkpoint (kind ``checkpoint``): number, commit, tag, label and what changed."""
+
+    n: int = attrs.field(validator=_nonneg_int)
+    commit: str = attrs.field(validator=[_str, av.matches_re(r"^[0-9a-f]{40}([0-9a-f]{24})?$")])
+    tag: str = attrs.field(validator=_str)
+    label: str = attrs.field(validator=_str)
+    ts: str = attrs.field(validator=_ts)
+    files: tuple[FileChange, ...] = attrs.field(default=())
+
+
+AGENT_STATUSES = ("succeeded", "failed", "timeout", "cancelled")
+FAILURE_CLASSES = ("transient", "implementation", "test_failure", "critical", "ambiguous")
+
+
+@attrs.frozen
+class AgentResult:
+    """What one agent call returned (kind ``agent``)."""
+
+    task: str = attrs.field(validator=_ident)
+    agent: str = attrs.field(validator=_str)
+    attempt: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
+    status: str = attrs.field(validator=av.in_(AGENT_STATUSES))
+    summary: str = attrs.field(default="", validator=_str)
+    failure_class: str | None = attrs.field(default=None, validator=av.optional(av.in_(FAILURE_CLASSES)))
+    cost_usd: float | None = attrs.field(default=None, validator=_opt_nonneg_float)
+    input_tokens: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+    output_tokens: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+    duration_s: float = attrs.field(default=0.0, validator=[av.instance_of((int, float)), av.ge(0)])
+    transcript: str | None = attrs.field(default=None, validator=_opt_str)
+
+
+GATE_STATUSES = ("passed", "failed", "skipped")
+
+
+@attrs.frozen
+class GateResult:
+    """One validation gate's outcome (kind ``gate``); a skipped gate says why."""
+
+    name: str = attrs.field(validator=_str)
+    status: str = attrs.field(validator=av.in_(GATE_STATUSES))
+    required: bool = attrs.field(default=True, validator=av.instance_of(bool))
+    summary: str = attrs.field(default="", validator=_str)
+    passed: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+    failed: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+
+
+@attrs.frozen
+class Note:
+    """Free text for the execution log (kind ``note``)."""
+
+    text: str = attrs.field(validator=_str)
+
+
+PAYLOADS: dict[str, type[Any]] = {
+    "session": SessionStarted,
+    "transition": Transition,
+    "task": TaskTransition,
+    "decision": Decision,
+    "checkpoint": CheckpointRecord,
+    "agent": AgentResult,
+    "gate": GateResult,
+    "note": Note,
+}
+_KIND_OF = {cls: kind for kind, cls in PAYLOADS.items()}
+
+
+def payload_kind(record: Any) -> str:
+    """The event kind that carries ``record``."""
+    try:
+        return _KIND_OF[type(record)]
+    except KeyError:
+        raise TypeError(f"{type(record).__name__} is not an event payload") from None
+
+
+def _make_converter() -> cattrs.Converter:
+    conv = cattrs.Converter(forbid_extra_keys=True)
+    # Optional fields left at their default are left out of the JSON.
+    for cls in (Option, FileChange, Limits, *PAYLOADS.values()):  # nested types first
+        conv.register_unstructure_hook(
+            cls,
+            cattrs.gen.make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True),
+        )
+    conv.register_unstructure_hook(Event, _unstructure_event)
+    conv.register_structure_hook(Event, _structure_event)
+    return conv
+
+
+def _unstructure_event(e: Event) -> dict[str, Any]:
+    return {"v": e.v, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
+
+
+def _structure_event(obj: Any, _cls: type[Event]) -> Event:
+    if not isinstance(obj, dict):
+        raise ValueError("an event is a JSON object")
+    missing = [k for k in ("v", "seq", "ts", "kind", "data") if k not in obj]
+    if missing:
+        raise ValueError(f"event lacks {', '.join(missing)}")
+    return Event(obj["v"], obj["seq"], obj["ts"], obj["kind"], obj["data"])
+
+
+converter = _make_converter()

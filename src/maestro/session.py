@@ -1,0 +1,259 @@
+"""A live session: the session machine, its tasks' machines and its event log.
+
+Every move goes the same way: the chart's machine checks that the trigger is
+declared from the current state and that its guards pass; the event is then
+appended to ``events.jsonl`` and fsync'd; only then does the state change.  A
+refused trigger raises :class:`~maestro.TransitionNotAllowed` and writes
+nothing.  One process holds a session at a time (``Session.open`` of a held
+session raises :class:`~maestro.SessionLocked`).
+
+The derived files (``metadata.json``, ``decisions.json``, ``checkpoints.json``,
+``execution-log.md``) are views of the log, rewritten atomically when the
+session is created, pauses, ends or closes, and on :meth:`Session.refresh_views`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from maestro._errors import StoreError
+from maestro.chart import Chart, Edge, load_chart
+from maestro.guards import DEFAULT_GUARDS
+from maestro.machine import Guard, Machine
+from maestro.records import (
+    Event,
+    Limits,
+    Note,
+    SessionStarted,
+    TaskTransition,
+    Transition,
+    converter,
+    format_ts,
+    payload_kind,
+)
+from maestro.seams import Clock, IdSource, RandomIds, SystemClock
+from maestro.state import Reducer, SessionState
+from maestro.store import EventLog, Lock, Store, read_events
+from maestro.views import write_views
+
+__all__ = ["Session"]
+
+log = logging.getLogger("maestro")
+
+
+class Session:
+    """One session, held open for writing.  Use :meth:`create` or :meth:`open`."""
+
+    def __init__(
+        self,
+        store: Store,
+        session_id: str,
+        *,
+        events: list[Event],
+        log_file: EventLog,
+        lock: Lock,
+        clock: Clock,
+        guards: Mapping[str, Guard] | None,
+        session_chart: Chart | None = None,
+        task_chart: Chart | None = None,
+    ) -> None:
+        self.store = store
+        self.id = session_id
+        self.dir = store.session_dir(session_id)
+        self.clock = clock
+        self._log = log_file
+        self._lock = lock
+        self._events = events
+        chart = session_chart or load_chart("session")
+        tchart = task_chart or load_chart("task")
+        registry = {**DEFAULT_GUARDS, **(guards or {})}
+        self._reducer = Reducer(chart, tchart, where=str(log_file.path))
+        for e in events:
+            self._reducer.apply(e)
+        self._machine = Machine(chart, registry)
+        self._machine.add(None, self._reducer.state, lambda: tuple(self._reducer.stack))
+        self._tasks = Machine(tchart, registry)
+        self._closed = False
+
+    # -- opening ----------------------------------------------------------
+    @classmethod
+    def create(
+        cls,
+        store: Store,
+        request: str,
+        *,
+        limits: Limits | None = None,
+        clock: Clock | None = None,
+        ids: IdSource | None = None,
+        guards: Mapping[str, Guard] | None = None,
+        base_commit: str | None = None,
+    ) -> Session:
+        """Start a new session in ``store`` and hold it.  Its first event records the request."""
+        clock = clock or SystemClock()
+        ids = ids or RandomIds()
+        store.init()
+        session_id = ids.new_session_id(clock.now())
+        sdir = store.session_dir(session_id)
+        try:
+            sdir.mkdir()
+        except FileExistsError:
+            raise StoreError(f"session {session_id} already exists in {store.root}") from None
+        except OSError as exc:
+            raise StoreError(f"{sdir}: cannot create the session: {exc.strerror or exc}") from exc
+        lock = Lock(sdir / "lock", session_id)
+        log_file = EventLog(sdir / "events.jsonl", next_seq=1, size=0)
+        try:
+            started = SessionStarted(
+                session_id,
+                request,
+                charts={"session": load_chart("session").version, "task": load_chart("task").version},
+                limits=limits or Limits(),
+                base_commit=base_commit,
+            )
+            first = log_file.append("session", converter.unstructure(started), format_ts(clock.now()))
+        except BaseException:
+            log_file.close()
+            lock.release()
+            raise
+        session = cls(store, session_id, events=[first], log_file=log_file, lock=lock, clock=clock, guards=guards)
+        log.info("session %s created in %s", session_id, store.root)
+        session.refresh_views()
+        return session
+
+    @classmethod
+    def open(
+        cls,
+        store: Store,
+        session_id: str,
+        *,
+        clock: Clock | None = None,
+        guards: Mapping[str, Guard] | None = None,
+    ) -> Session:
+        """Hold an existing session to continue it.  A torn last line is cut off the log."""
+        path = store.events_path(session_id)
+        if not path.is_file():
+            raise StoreError(f"no session {session_id!r} in {store.root}")
+        lock = Lock(path.parent / "lock", session_id)
+        try:
+            events, intact = read_events(path)
+            if intact < os.path.getsize(path):
+                with open(path, "r+b") as fh:
+                    fh.truncate(intact)
+                    os.fsync(fh.fileno())
+            log_file = EventLog(path, next_seq=len(events) + 1, size=intact)
+            clock = clock or SystemClock()
+            return cls(store, session_id, events=events, log_file=log_file, lock=lock, clock=clock, guards=guards)
+        except BaseException:
+            lock.release()
+            raise
+
+    # -- reading ----------------------------------------------------------
+    @property
+    def state(self) -> SessionState:
+        """The session's state now (a frozen snapshot)."""
+        return self._reducer.snapshot()
+
+    @property
+    def current(self) -> str:
+        """The name of the session's current state."""
+        return self._reducer.state
+
+    @property
+    def events(self) -> tuple[Event, ...]:
+        return tuple(self._events)
+
+    @property
+    def events_path(self) -> Path:
+        return self._log.path
+
+    def triggers(self) -> list[str]:
+        """Triggers declared out of the current state (their guards may still refuse)."""
+        return self._machine.triggers_from(self._reducer.state)
+
+    def task_state(self, task: str) -> str:
+        """The state of task ``task`` (the task chart's initial state if it never moved)."""
+        t = self._reducer.tasks.get(task)
+        return t.state if t is not None else self._tasks.chart.initial
+
+    # -- moving -----------------------------------------------------------
+    def fire(self, trigger: str, *, reason: str | None = None) -> str:
+        """Move the session by ``trigger``; return the new state.
+
+        The event is fsync'd before the state changes; a trigger the chart does
+        not allow raises :class:`~maestro.TransitionNotAllowed` and records nothing.
+        """
+        self._check_open()
+
+        def commit(edge: Edge) -> None:
+            self._append(Transition(edge.trigger, edge.source, edge.dest, reason))
+
+        edge = self._machine.fire(None, trigger, self._reducer.snapshot, commit)
+        log.info("session %s: %s: %s -> %s", self.id, trigger, edge.source, edge.dest)
+        if edge.dest == "paused" or load_chart("session").is_final(edge.dest):
+            self.refresh_views()
+        return edge.dest
+
+    def fire_task(self, task: str, trigger: str, *, reason: str | None = None) -> str:
+        """Move task ``task`` by ``trigger`` on the task chart; return its new state."""
+        self._check_open()
+        if not self._tasks.has(task):
+            TaskTransition(task, trigger, "", "")  # validates the id before anything is registered
+            self._tasks.add(task, self._reducer.snapshot().task_state(task))
+
+        def commit(edge: Edge) -> None:
+            self._append(TaskTransition(task, edge.trigger, edge.source, edge.dest, reason))
+
+        edge = self._tasks.fire(task, trigger, self._reducer.snapshot, commit)
+        log.info("session %s: task %s: %s: %s -> %s", self.id, task, trigger, edge.source, edge.dest)
+        return edge.dest
+
+    def record(self, payload: Any) -> Event:
+        """Append a decision, checkpoint, agent result, gate result or note."""
+        self._check_open()
+        if isinstance(payload, (Transition, TaskTransition, SessionStarted)):
+            raise TypeError("transitions are made with fire() and fire_task(), not recorded")
+        return self._append(payload)
+
+    def note(self, text: str) -> Event:
+        return self.record(Note(text))
+
+    def _append(self, payload: Any) -> Event:
+        kind = payload_kind(payload)
+        event = self._log.append(kind, converter.unstructure(payload), format_ts(self.clock.now()))
+        self._reducer.apply(event)
+        self._events.append(event)
+        return event
+
+    # -- views and closing ------------------------------------------------
+    def refresh_views(self) -> None:
+        """Rewrite the derived files from the log (each atomically)."""
+        write_views(self.dir, self._reducer.snapshot(), self._events)
+
+    def close(self) -> None:
+        """Refresh the views, close the log and release the lock.  Idempotent."""
+        if self._closed:
+            return
+        try:
+            self.refresh_views()
+        finally:
+            self._closed = True
+            self._log.close()
+            self._lock.release()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"session {self.id} is closed")
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<Session {self.id} {self._reducer.state}>"

@@ -1,0 +1,223 @@
+"""The state of a session, rebuilt from its events by one reducer.
+
+The live :class:`~maestro.Session` and the read-only replayer apply events
+through the same :class:`Reducer`, so a session rebuilt from ``events.jsonl``
+is the state it was recorded from, by construction — and the tests check it.
+The reducer also checks every transition against the charts: a log that moves
+a session in a way its chart does not declare is refused, naming the event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import attrs
+from cattrs.errors import BaseValidationError
+
+from maestro._errors import StoreError
+from maestro.chart import Chart, load_chart
+from maestro.records import (
+    AgentResult,
+    CheckpointRecord,
+    Decision,
+    Event,
+    GateResult,
+    Limits,
+    SessionStarted,
+    converter,
+)
+
+__all__ = ["Reducer", "SessionState", "TaskState", "rebuild"]
+
+
+@attrs.frozen
+class TaskState:
+    """Where one task stands: its state and how many attempts it has started."""
+
+    state: str
+    attempts: int = 0
+
+
+@attrs.frozen
+class SessionState:
+    """Everything the events of a session say, after a given event.
+
+    ``return_stack`` holds, innermost last, the states that ``returns: true``
+    states (``paused``, ``recovering``) were entered from: a ``$history`` move
+    goes back to its top.  ``gates`` are the gate results of the current
+    validation round (cleared on entering ``validating``).
+    """
+
+    session_id: str
+    request: str
+    state: str
+    last_seq: int
+    steps: int = 0
+    iteration: int = 0
+    return_stack: tuple[str, ...] = ()
+    limits: Limits = attrs.field(factory=Limits)
+    base_commit: str | None = None
+    started_at: str | None = None
+    updated_at: str | None = None
+    tasks: Mapping[str, TaskState] = attrs.field(factory=dict)
+    decisions: tuple[Decision, ...] = ()
+    checkpoints: tuple[CheckpointRecord, ...] = ()
+    agent_results: tuple[AgentResult, ...] = ()
+    gates: tuple[GateResult, ...] = ()
+    notes: int = 0
+
+    @property
+    def paused_from(self) -> str | None:
+        """The state a paused session returns to on ``resume``."""
+        return self.return_stack[-1] if self.state == "paused" and self.return_stack else None
+
+    def task_state(self, task: str) -> str:
+        t = self.tasks.get(task)
+        return t.state if t is not None else load_chart("task").initial
+
+
+class Reducer:
+    """Applies events one at a time, checking each against the charts.
+
+    Mutable on purpose (replay speed); :meth:`snapshot` gives a frozen
+    :class:`SessionState`.
+    """
+
+    def __init__(self, session_chart: Chart | None = None, task_chart: Chart | None = None, *, where: str = "") -> None:
+        self.chart = session_chart or load_chart("session")
+        self.task_chart = task_chart or load_chart("task")
+        self.where = where or "events"
+        self._edges = {(e.trigger, e.source, e.dest) for e in self.chart.edges()}
+        self._task_edges = {(e.trigger, e.source, e.dest) for e in self.task_chart.edges()}
+        self._returns = {s.name for s in self.chart.states if s.returns}
+        self._history = {(e.trigger, e.source) for e in self.chart.edges() if e.history}
+        self.started: SessionStarted | None = None
+        self.state = self.chart.initial
+        self.last_seq = 0
+        self.steps = 0
+        self.iteration = 0
+        self.stack: list[str] = []
+        self.started_at: str | None = None
+        self.updated_at: str | None = None
+        self.tasks: dict[str, TaskState] = {}
+        self.decisions: list[Decision] = []
+        self.checkpoints: list[CheckpointRecord] = []
+        self.agent_results: list[AgentResult] = []
+        self.gates: list[GateResult] = []
+        self.notes = 0
+
+    def _fail(self, event: Event, msg: str) -> StoreError:
+        return StoreError(f"{self.where}: event seq {event.seq}: {msg}")
+
+    def apply(self, event: Event) -> None:
+        if event.seq != self.last_seq + 1:
+            raise self._fail(event, f"expected seq {self.last_seq + 1} (seq numbers run 1, 2, 3 … without gaps)")
+        kind = event.kind
+        data = event.data
+        if self.started is None and kind != "session":
+            raise self._fail(event, "the first event of a session is of kind 'session'")
+        try:
+            if kind == "transition":
+                self._transition(event, data)
+            elif kind == "task":
+                self._task(event, data)
+            elif kind == "session":
+                if self.started is not None:
+                    raise self._fail(event, "a second 'session' event")
+                self.started = converter.structure(data, SessionStarted)
+                self.started_at = event.ts
+            elif kind == "decision":
+                self.decisions.append(converter.structure(data, Decision))
+            elif kind == "checkpoint":
+                self.checkpoints.append(converter.structure(data, CheckpointRecord))
+            elif kind == "agent":
+                self.agent_results.append(converter.structure(data, AgentResult))
+            elif kind == "gate":
+                self.gates.append(converter.structure(data, GateResult))
+            elif kind == "note":
+                self.notes += 1
+            # other kinds: recorded, carried by replay, no effect on state
+        except StoreError:
+            raise
+        except (ValueError, TypeError, KeyError, AttributeError, BaseValidationError) as exc:
+            raise self._fail(event, f"malformed {kind} data: {_one_line(exc)}") from exc
+        self.last_seq = event.seq
+        self.updated_at = event.ts
+
+    def _transition(self, event: Event, data: Mapping[str, Any]) -> None:
+        trigger, source, dest = data["trigger"], data["source"], data["dest"]
+        if source != self.state:
+            raise self._fail(event, f"transition {trigger!r} leaves {source!r} but the session is in {self.state!r}")
+        if (trigger, source, dest) not in self._edges:
+            raise self._fail(event, f"transition {trigger!r} {source} -> {dest} is not declared in the session chart")
+        # The return stack: entering a `returns` state pushes where it was entered
+        # from; a $history move pops it; leaving a `returns` state any other way
+        # drops its frame — unless it enters another `returns` state (pausing while
+        # recovering), which nests on top.
+        if (trigger, source) in self._history:
+            back = self.stack.pop() if self.stack else None
+            if dest != back:
+                raise self._fail(event, f"{trigger!r} returns to {dest!r} but {source!r} was entered from {back!r}")
+        else:
+            if source in self._returns and dest not in self._returns and self.stack:
+                self.stack.pop()
+            if dest in self._returns:
+                self.stack.append(source)
+        if dest == "refining":
+            self.iteration += 1
+        if dest == "validating":
+            self.gates.clear()
+        self.state = dest
+        self.steps += 1
+
+    def _task(self, event: Event, data: Mapping[str, Any]) -> None:
+        task, trigger, source, dest = data["task"], data["trigger"], data["source"], data["dest"]
+        current = self.tasks.get(task)
+        now = current.state if current is not None else self.task_chart.initial
+        if source != now:
+            raise self._fail(event, f"task {task} {trigger!r} leaves {source!r} but the task is in {now!r}")
+        if (trigger, source, dest) not in self._task_edges:
+            raise self._fail(event, f"task transition {trigger!r} {source} -> {dest} is not declared in the task chart")
+        attempts = current.attempts if current is not None else 0
+        if dest == "running":
+            attempts += 1
+        self.tasks[task] = TaskState(dest, attempts)
+
+    def snapshot(self) -> SessionState:
+        started = self.started
+        return SessionState(
+            session_id=started.session_id if started else "",
+            request=started.request if started else "",
+            state=self.state,
+            last_seq=self.last_seq,
+            steps=self.steps,
+            iteration=self.iteration,
+            return_stack=tuple(self.stack),
+            limits=started.limits if started else Limits(),
+            base_commit=started.base_commit if started else None,
+            started_at=self.started_at,
+            updated_at=self.updated_at,
+            tasks=dict(self.tasks),
+            decisions=tuple(self.decisions),
+            checkpoints=tuple(self.checkpoints),
+            agent_results=tuple(self.agent_results),
+            gates=tuple(self.gates),
+            notes=self.notes,
+        )
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, BaseValidationError):
+        subs = list(exc.exceptions)
+        if subs:
+            return _one_line(subs[0])
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def rebuild(events: Iterable[Event], *, where: str = "") -> SessionState:
+    """The session state after ``events`` (checked against the charts)."""
+    r = Reducer(where=where)
+    for e in events:
+        r.apply(e)
+    return r.snapshot()
