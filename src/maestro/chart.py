@@ -452,14 +452,18 @@ def validate(chart: Chart) -> None:
                 )
             seen.setdefault((t.trigger, src), t)
 
-    # Every state reachable from the initial one.
+    # Every state reachable from the initial one ($history only goes back to
+    # where the machine has been, so it never makes a state reachable).
     nexts: dict[str, set[str]] = {n: set() for n in names}
+    forward: dict[str, set[str]] = {n: set() for n in names}
     for e in chart.edges():
         nexts[e.source].add(e.dest)
+        if not e.history:
+            forward[e.source].add(e.dest)
     reached = {chart.initial}
     todo = deque([chart.initial])
     while todo:
-        for n in sorted(nexts[todo.popleft()]):
+        for n in sorted(forward[todo.popleft()]):
             if n not in reached:
                 reached.add(n)
                 todo.append(n)

@@ -1,0 +1,84 @@
+"""The public API is exactly what maestro/__init__.py exports; changing it is a decision."""
+
+from __future__ import annotations
+
+import maestro
+
+PUBLIC = [
+    "DEFAULT_GUARDS",
+    "AgentResult",
+    "Chart",
+    "ChartError",
+    "CheckpointRecord",
+    "Clock",
+    "Decision",
+    "Event",
+    "FileChange",
+    "GateResult",
+    "GuardContext",
+    "IdSource",
+    "Limits",
+    "MaestroError",
+    "Note",
+    "Option",
+    "RandomIds",
+    "SequentialIds",
+    "Session",
+    "SessionLocked",
+    "SessionState",
+    "Step",
+    "Store",
+    "StoreError",
+    "SystemClock",
+    "TaskState",
+    "TickingClock",
+    "TransitionNotAllowed",
+    "__version__",
+    "converter",
+    "load_chart",
+    "parse_chart",
+    "rebuild",
+    "replay",
+    "replay_session",
+    "state_at",
+]
+
+
+def test_public_api_is_pinned() -> None:
+    assert sorted(maestro.__all__) == sorted(PUBLIC)
+    for name in PUBLIC:
+        assert getattr(maestro, name) is not None, name
+
+
+def test_public_names_are_defined_in_maestro_modules() -> None:
+    for name in PUBLIC:
+        obj = getattr(maestro, name)
+        module = getattr(obj, "__module__", "maestro")
+        if name not in {"__version__", "converter", "DEFAULT_GUARDS"}:
+            assert module.startswith("maestro"), (name, module)
+
+
+def test_errors_share_one_root() -> None:
+    for err in (maestro.ChartError, maestro.StoreError, maestro.SessionLocked, maestro.TransitionNotAllowed):
+        assert issubclass(err, maestro.MaestroError)
+
+
+def test_version_comes_from_the_installed_distribution() -> None:
+    from importlib.metadata import version
+
+    assert maestro.__version__ == version("maestro-orchestrator")
+
+
+def test_the_library_never_prints() -> None:
+    import ast
+    from pathlib import Path
+
+    src = Path(maestro.__file__).parent
+    for path in src.rglob("*.py"):
+        if path.name in {"cli.py", "__main__.py"}:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "print", f"{path}:{node.lineno} prints"
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "sys":
+                assert node.attr not in {"stdout", "stderr"}, f"{path}:{node.lineno} writes to sys.{node.attr}"

@@ -1,0 +1,160 @@
+"""The command line, run as real subprocesses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import maestro
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "maestro", *args], capture_output=True, text=True, cwd=cwd)
+
+
+@pytest.fixture
+def recorded(store: maestro.Store) -> str:
+    with maestro.Session.create(store, "add a calculator", clock=maestro.TickingClock()) as s:
+        s.fire("start")
+        s.record(maestro.Decision("tech-stack", "language?", "python", "existing code"))
+        s.fire("plan_ready")
+        s.fire("tasks_ready")
+        s.fire_task("T1", "ready")
+        s.fire("pause")
+    return s.id
+
+
+def test_the_console_script_is_installed() -> None:
+    script = shutil.which("maestro", path=str(Path(sys.executable).parent)) or shutil.which("maestro")
+    assert script is not None
+    out = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert out.returncode == 0
+    assert out.stdout.startswith("maestro ")
+
+
+@pytest.mark.parametrize("chart", ["session", "task"])
+def test_statechart_prints_each_format(chart: str) -> None:
+    loaded = maestro.load_chart(chart)
+    mermaid = run("statechart", "--chart", chart)
+    assert mermaid.returncode == 0
+    assert mermaid.stdout == loaded.to_mermaid()
+    as_json = run("statechart", "--chart", chart, "--format", "json")
+    assert json.loads(as_json.stdout) == loaded.to_dict()
+    as_yaml = run("statechart", "--chart", chart, "--format", "yaml")
+    assert maestro.parse_chart(as_yaml.stdout) == loaded
+
+
+def test_statechart_defaults_to_the_session_chart_in_mermaid() -> None:
+    assert run("statechart").stdout == maestro.load_chart("session").to_mermaid()
+
+
+def test_an_unknown_chart_is_one_line_and_exit_2() -> None:
+    out = run("statechart", "--chart", "flow")
+    assert out.returncode == 2
+    assert out.stdout == ""
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert "invalid choice: 'flow'" in out.stderr
+
+
+def test_replay_prints_one_step_a_line(repo: Path, recorded: str) -> None:
+    out = run("replay", recorded, "--repo", str(repo))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert "session created: add a calculator" in lines[0]
+    assert "start: created -> planning" in lines[1]
+    assert "plan_ready: planning -> generating_tasks  [1 decision]" in lines[2]
+    assert "pause: implementing -> paused  [1 task move]" in lines[4]
+    assert lines[5].startswith("after step 4 (seq 7): paused (paused from implementing)")
+    assert "tasks: T1=ready" in lines[5]
+
+
+def test_replay_runs_from_inside_the_repository(repo: Path, recorded: str) -> None:
+    (repo / "sub").mkdir()
+    out = run("replay", recorded, cwd=repo / "sub")
+    assert out.returncode == 0, out.stderr
+    assert "paused" in out.stdout.splitlines()[-1]
+
+
+def test_replay_json_is_one_object_a_line(repo: Path, recorded: str) -> None:
+    out = run("replay", recorded, "--repo", str(repo), "--json")
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    assert [r.get("step") for r in rows[:-1]] == [0, 1, 2, 3, 4]
+    assert rows[2]["decisions"][0]["choice"] == "python"
+    assert rows[4]["tasks"] == [{"task": "T1", "trigger": "ready", "source": "pending", "dest": "ready"}]
+    final = rows[-1]["final_state"]
+    events = maestro.Store(repo).read_events(recorded)
+    assert maestro.converter.structure(final, maestro.SessionState) == maestro.rebuild(events)
+
+
+def test_replay_to_stops_after_that_step(repo: Path, recorded: str) -> None:
+    out = run("replay", recorded, "--repo", str(repo), "--to", "2")
+    lines = out.stdout.splitlines()
+    assert len(lines) == 4
+    assert lines[-1].startswith("after step 2 (seq 4): generating_tasks")
+    too_far = run("replay", recorded, "--repo", str(repo), "--to", "40")
+    assert too_far.returncode == 2
+    assert "has only 4 steps" in too_far.stderr
+
+
+def test_sessions_lists_them(repo: Path, recorded: str) -> None:
+    out = run("sessions", "--repo", str(repo))
+    assert out.returncode == 0
+    assert out.stdout.split() == [recorded, "paused", "add", "a", "calculator"]
+    rows = [json.loads(x) for x in run("sessions", "--repo", str(repo), "--json").stdout.splitlines()]
+    assert rows[0]["state"] == "paused"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["replay", "nope"], "no session 'nope'"),
+        (["replay", "x", "--to", "-1"], "step numbers start at 0"),
+        (["replay", "x", "--to", "two"], "not a step number"),
+        (["replay", "../../etc"], "bad session id"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_nothing_written(repo: Path, args: list[str], message: str) -> None:
+    out = run(*args, "--repo", str(repo))
+    assert out.returncode == 2
+    assert message in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert not (repo / ".flow").exists()
+
+
+def test_not_a_repository(tmp_path: Path) -> None:
+    out = run("replay", "x", "--repo", str(tmp_path))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"maestro: error: {tmp_path}: not a git repository (no .git here or above)"
+
+
+def test_a_malformed_log_is_named_with_its_line(repo: Path, recorded: str) -> None:
+    path = maestro.Store(repo).events_path(recorded)
+    lines = path.read_text().splitlines(keepends=True)
+    lines[2] = "garbage\n"
+    path.write_text("".join(lines))
+    before = {p.name: p.read_bytes() for p in path.parent.iterdir()}
+    out = run("replay", recorded, "--repo", str(repo))
+    assert out.returncode == 2
+    assert f"{path}:3: not a valid event" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    assert {p.name: p.read_bytes() for p in path.parent.iterdir()} == before
+
+
+def test_an_unreadable_log_is_named(repo: Path, recorded: str) -> None:
+    path = maestro.Store(repo).events_path(recorded)
+    path.unlink()
+    path.mkdir()  # unreadable as a file, even for root
+    out = run("replay", recorded, "--repo", str(repo))
+    assert out.returncode == 2
+    assert f"no session {recorded!r}" in out.stderr
+
+
+def test_no_command_shows_help_and_exits_2() -> None:
+    out = run()
+    assert out.returncode == 2
+    assert "statechart" in out.stderr
