@@ -107,7 +107,9 @@ def _rewrite(path: object, change: dict[int, dict[str, object]]) -> None:
 def test_a_move_the_chart_does_not_declare_is_named(store: maestro.Store, recorded: maestro.Session) -> None:
     path = store.events_path(recorded.id)
     _rewrite(path, {2: {"dest": "completed"}})
-    with pytest.raises(maestro.StoreError, match=r"event seq 2: transition 'start' created -> completed is not declared"):
+    with pytest.raises(
+        maestro.StoreError, match=r"event seq 2: transition 'start' created -> completed is not declared"
+    ):
         list(maestro.replay_session(store, recorded.id))
 
 
@@ -129,7 +131,9 @@ def test_unknown_event_kinds_are_carried_not_refused(store: maestro.Store, recor
     path = store.events_path(recorded.id)
     n = len(path.read_text().splitlines())
     with path.open("a") as fh:
-        fh.write(json.dumps({"v": 1, "seq": n + 1, "ts": "2026-01-01T00:00:00Z", "kind": "telemetry", "data": {"x": 1}}))
+        fh.write(
+            json.dumps({"v": 1, "seq": n + 1, "ts": "2026-01-01T00:00:00Z", "kind": "telemetry", "data": {"x": 1}})
+        )
         fh.write("\n")
     last = list(maestro.replay_session(store, recorded.id))[-1]
     assert last.events[-1].kind == "telemetry"

@@ -36,7 +36,8 @@ def test_every_line_is_one_event_with_the_required_fields(store: maestro.Store, 
     for o in objs:
         assert list(o) == ["v", "seq", "ts", "kind", "data"]
         assert o["v"] == 1
-        assert o["ts"].endswith("Z") and o["ts"][10] == "T"
+        assert o["ts"].endswith("Z")
+        assert o["ts"][10] == "T"
     assert [o["kind"] for o in objs] == ["session", "transition", "note"]
     assert objs[1]["data"] == {"trigger": "start", "source": "created", "dest": "planning"}
     assert objs[2]["data"] == {"text": "hello"}
