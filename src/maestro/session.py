@@ -38,7 +38,7 @@ from maestro.records import (
 )
 from maestro.seams import Clock, IdSource, RandomIds, SystemClock
 from maestro.state import Reducer, SessionState
-from maestro.store import EventLog, Lock, Store, read_events
+from maestro.store import EventLog, Lock, Store, fsync_dir, read_events
 from maestro.views import write_views
 
 __all__ = ["Session"]
@@ -101,6 +101,7 @@ class Session:
         sdir = store.session_dir(session_id)
         try:
             sdir.mkdir()
+            fsync_dir(sdir.parent)  # the new session survives a crash from here on
         except FileExistsError:
             raise StoreError(f"session {session_id} already exists in {store.root}") from None
         except OSError as exc:

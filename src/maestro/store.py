@@ -35,7 +35,7 @@ from typing import Any
 from maestro._errors import SessionLocked, StoreError
 from maestro.records import Event, converter
 
-__all__ = ["EventLog", "Store", "atomic_write", "find_repo"]
+__all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
 
 log = logging.getLogger("maestro")
 
@@ -66,14 +66,14 @@ def atomic_write(path: Path, text: str) -> None:
         finally:
             os.close(fd)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
     except OSError as exc:
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise StoreError(f"{path}: cannot write: {exc.strerror or exc}") from exc
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
