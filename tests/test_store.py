@@ -227,3 +227,24 @@ def test_config_yaml_is_read_and_a_malformed_one_is_named(store: maestro.Store) 
     store.config_path.write_text("- a list\n")
     with pytest.raises(maestro.StoreError, match="the config is a mapping"):
         store.load_config()
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (b'{"v":1,"seq":2,"ts":"2026-01-01T00:00:00Z","kind":"note","data":{"text":"x"}} trailing', "extra data"),
+        (b'{"v":1,"seq":2,"ts":"2026-01-01T00:00:00Z","kind":"note","data":{"text":"\xff"}}', "not UTF-8 text"),
+        (b'{"v":1,"seq":2,"ts":"yesterday","kind":"note","data":{"text":"x"}}', "ts must be an ISO 8601"),
+        (b'{"v":0,"seq":2,"ts":"2026-01-01T00:00:00Z","kind":"note","data":{}}', "v must be a schema version"),
+        (b'{"v":1,"seq":2,"ts":"2026-01-01T00:00:00Z","kind":"Bad Kind","data":{}}', "kind must be a lower-case"),
+        (b'{"v":1,"seq":2,"ts":"2026-01-01T00:00:00Z","kind":"note","data":[]}', "data must be a JSON object"),
+        (b"[1, 2]", "an event is a JSON object"),
+    ],
+)
+def test_each_malformed_event_is_named(tmp_path: Path, line: bytes, message: str) -> None:
+    path = tmp_path / "events.jsonl"
+    first = b'{"v":1,"seq":1,"ts":"2026-01-01T00:00:00Z","kind":"note","data":{"text":"ok"}}\n'
+    path.write_bytes(first + line + b"\n" + first.replace(b'"seq":1', b'"seq":3'))
+    with pytest.raises(maestro.StoreError, match=r"events.jsonl:2: ") as info:
+        read_events(path)
+    assert message in str(info.value)

@@ -41,6 +41,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 _TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
 _ID = re.compile(r"^[A-Za-z0-9._-]+$")
+_KIND = re.compile(r"^[a-z][a-z_]*$")
 
 
 def format_ts(when: _dt.datetime) -> str:
@@ -79,11 +80,25 @@ class Event:
     ISO 8601 UTC, ``kind`` names the payload in ``data``.
     """
 
-    v: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
-    seq: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
-    ts: str = attrs.field(validator=_ts)
-    kind: str = attrs.field(validator=[_str, av.matches_re(r"^[a-z][a-z_]*$")])
-    data: Mapping[str, Any] = attrs.field(validator=av.instance_of(dict), hash=False)
+    v: int
+    seq: int
+    ts: str
+    kind: str
+    data: Mapping[str, Any] = attrs.field(hash=False)
+
+    def __attrs_post_init__(self) -> None:
+        # One validator for the whole event instead of one per field: events are
+        # read by the hundred thousand, and this is the hot path of replay.
+        if type(self.v) is not int or self.v < 1:
+            raise ValueError(f"v must be a schema version (an integer >= 1), not {self.v!r}")
+        if type(self.seq) is not int or self.seq < 1:
+            raise ValueError(f"seq must be an integer >= 1, not {self.seq!r}")
+        if not isinstance(self.ts, str) or not _TS.match(self.ts):
+            raise ValueError(f"ts must be an ISO 8601 UTC timestamp like 2026-01-31T12:00:00Z, not {self.ts!r}")
+        if self.kind not in PAYLOADS and (not isinstance(self.kind, str) or not _KIND.match(self.kind)):
+            raise ValueError(f"kind must be a lower-case word, not {self.kind!r}")
+        if not isinstance(self.data, dict):
+            raise ValueError(f"data must be a JSON object, not {type(self.data).__name__}")
 
     def payload(self) -> Any:
         """``data`` as its typed record, or the plain mapping for an unknown kind."""
@@ -257,7 +272,7 @@ def _make_converter() -> cattrs.Converter:
             cattrs.gen.make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True),
         )
     conv.register_unstructure_hook(Event, _unstructure_event)
-    conv.register_structure_hook(Event, _structure_event)
+    conv.register_structure_hook(Event, structure_event)
     return conv
 
 
@@ -265,7 +280,8 @@ def _unstructure_event(e: Event) -> dict[str, Any]:
     return {"v": e.v, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
 
 
-def _structure_event(obj: Any, _cls: type[Event]) -> Event:
+def structure_event(obj: Any, _cls: type[Event] = Event) -> Event:
+    """An :class:`Event` from its JSON object (the converter's hook, and the fast path of reading)."""
     if not isinstance(obj, dict):
         raise ValueError("an event is a JSON object")
     missing = [k for k in ("v", "seq", "ts", "kind", "data") if k not in obj]

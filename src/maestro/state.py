@@ -9,8 +9,9 @@ a session in a way its chart does not declare is refused, naming the event.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Generic, TypeVar, overload
 
 import attrs
 from cattrs.errors import BaseValidationError
@@ -28,7 +29,52 @@ from maestro.records import (
     converter,
 )
 
-__all__ = ["Reducer", "SessionState", "TaskState", "rebuild"]
+__all__ = ["Prefix", "Reducer", "SessionState", "TaskState", "rebuild"]
+
+T = TypeVar("T")
+
+
+class Prefix(Sequence[T], Generic[T]):
+    """The first ``n`` items of an append-only list: an immutable view made in O(1).
+
+    Snapshots share the reducer's lists instead of copying them, so replay, which
+    takes a snapshot at every step, costs the same per event however long the
+    session.  It compares equal to any sequence with the same items.
+    """
+
+    __slots__ = ("_items", "_n")
+
+    def __init__(self, items: list[T] | None = None, n: int | None = None) -> None:
+        self._items: list[T] = items if items is not None else []
+        self._n = len(self._items) if n is None else n
+
+    def __len__(self) -> int:
+        return self._n
+
+    @overload
+    def __getitem__(self, i: int) -> T: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[T]: ...
+    def __getitem__(self, i: int | slice) -> T | Sequence[T]:
+        if isinstance(i, slice):
+            return tuple(self._items[: self._n][i])
+        if i < -self._n or i >= self._n:
+            raise IndexError("index out of range")
+        return self._items[i if i >= 0 else self._n + i]
+
+    def __iter__(self) -> Iterator[T]:
+        return iter(self._items[: self._n])
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, (str, bytes)):
+            return len(other) == self._n and all(a == b for a, b in zip(self, other, strict=False))
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
 
 
 @attrs.frozen
@@ -61,10 +107,10 @@ class SessionState:
     started_at: str | None = None
     updated_at: str | None = None
     tasks: Mapping[str, TaskState] = attrs.field(factory=dict)
-    decisions: tuple[Decision, ...] = ()
-    checkpoints: tuple[CheckpointRecord, ...] = ()
-    agent_results: tuple[AgentResult, ...] = ()
-    gates: tuple[GateResult, ...] = ()
+    decisions: Sequence[Decision] = ()
+    checkpoints: Sequence[CheckpointRecord] = ()
+    agent_results: Sequence[AgentResult] = ()
+    gates: Sequence[GateResult] = ()
     notes: int = 0
 
     @property
@@ -101,6 +147,8 @@ class Reducer:
         self.started_at: str | None = None
         self.updated_at: str | None = None
         self.tasks: dict[str, TaskState] = {}
+        self._tasks_view: Mapping[str, TaskState] | None = None
+        self._views: dict[int, Prefix[Any]] = {}
         self.decisions: list[Decision] = []
         self.checkpoints: list[CheckpointRecord] = []
         self.agent_results: list[AgentResult] = []
@@ -167,7 +215,7 @@ class Reducer:
         if dest == "refining":
             self.iteration += 1
         if dest == "validating":
-            self.gates.clear()
+            self.gates = []  # a new list: snapshots of the old round keep theirs
         self.state = dest
         self.steps += 1
 
@@ -183,9 +231,21 @@ class Reducer:
         if dest == "running":
             attempts += 1
         self.tasks[task] = TaskState(dest, attempts)
+        self._tasks_view = None
+
+    def _prefix(self, items: list[T]) -> Prefix[T]:
+        # The same view while a list has not grown: most steps add to none of them.
+        key = id(items)
+        view = self._views.get(key)
+        if view is None or len(view) != len(items) or view._items is not items:
+            view = self._views[key] = Prefix(items)
+        return view
 
     def snapshot(self) -> SessionState:
+        """The state now, frozen; O(1) in the length of the session."""
         started = self.started
+        if self._tasks_view is None:
+            self._tasks_view = MappingProxyType(dict(self.tasks))
         return SessionState(
             session_id=started.session_id if started else "",
             request=started.request if started else "",
@@ -198,11 +258,11 @@ class Reducer:
             base_commit=started.base_commit if started else None,
             started_at=self.started_at,
             updated_at=self.updated_at,
-            tasks=dict(self.tasks),
-            decisions=tuple(self.decisions),
-            checkpoints=tuple(self.checkpoints),
-            agent_results=tuple(self.agent_results),
-            gates=tuple(self.gates),
+            tasks=self._tasks_view,
+            decisions=self._prefix(self.decisions),
+            checkpoints=self._prefix(self.checkpoints),
+            agent_results=self._prefix(self.agent_results),
+            gates=self._prefix(self.gates),
             notes=self.notes,
         )
 

@@ -33,13 +33,14 @@ from pathlib import Path
 from typing import Any
 
 from maestro._errors import SessionLocked, StoreError
-from maestro.records import Event, converter
+from maestro.records import Event, converter, structure_event
 
 __all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
 
 log = logging.getLogger("maestro")
 
 EVENTS = "events.jsonl"
+_DECODER = json.JSONDecoder()
 _SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
@@ -101,12 +102,19 @@ def read_events(path: Path) -> tuple[list[Event], int]:
     end = raw.rfind(b"\n") + 1
     if end < len(raw):
         log.warning("%s: dropping a torn last line (%d bytes, a write cut short)", path, len(raw) - end)
+    try:
+        text = raw[:end].decode("utf-8")
+    except UnicodeDecodeError as exc:
+        where = raw.count(b"\n", 0, exc.start) + 1
+        raise StoreError(f"{path}:{where}: not UTF-8 text") from exc
     events: list[Event] = []
-    structure = converter.structure
-    for lineno, line in enumerate(raw[:end].split(b"\n")[:-1], start=1):
+    decode = _DECODER.raw_decode
+    for lineno, line in enumerate(text.split("\n")[:-1], start=1):
         try:
-            obj = json.loads(line)
-            event = structure(obj, Event)
+            obj, stop = decode(line)
+            if stop != len(line) and line[stop:].strip():
+                raise ValueError(f"extra data after the JSON object, column {stop + 1}")
+            event = structure_event(obj)
         except (ValueError, TypeError) as exc:
             raise StoreError(f"{path}:{lineno}: not a valid event: {' '.join(str(exc).split())}") from exc
         if event.seq != lineno:
