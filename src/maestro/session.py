@@ -39,7 +39,7 @@ from maestro.records import (
 from maestro.seams import Clock, IdSource, RandomIds, SystemClock
 from maestro.state import Reducer, SessionState
 from maestro.store import EventLog, Lock, Store, fsync_dir, read_events
-from maestro.views import write_views
+from maestro.views import log_line, write_views
 
 __all__ = ["Session"]
 
@@ -69,6 +69,7 @@ class Session:
         self._log = log_file
         self._lock = lock
         self._events = events
+        self._log_lines: list[str] = []  # execution-log.md, rendered up to here
         chart = session_chart or load_chart("session")
         tchart = task_chart or load_chart("task")
         registry = {**DEFAULT_GUARDS, **(guards or {})}
@@ -233,7 +234,8 @@ class Session:
     # -- views and closing ------------------------------------------------
     def refresh_views(self) -> None:
         """Rewrite the derived files from the log (each atomically)."""
-        write_views(self.dir, self._reducer.snapshot(), self._events)
+        self._log_lines.extend(log_line(e) for e in self._events[len(self._log_lines) :])
+        write_views(self.dir, self._reducer.snapshot(), self._log_lines)
 
     def close(self) -> None:
         """Refresh the views, close the log and release the lock.  Idempotent."""

@@ -26,7 +26,7 @@ from maestro.records import (
 from maestro.state import SessionState
 from maestro.store import atomic_write
 
-__all__ = ["describe", "metadata", "write_views"]
+__all__ = ["describe", "log_line", "metadata", "write_views"]
 
 
 def metadata(state: SessionState) -> dict[str, Any]:
@@ -77,8 +77,17 @@ def describe(event: Event) -> str:
     return text
 
 
-def write_views(directory: Path, state: SessionState, events: Sequence[Event]) -> None:
-    """Rewrite ``metadata.json``, ``decisions.json``, ``checkpoints.json`` and ``execution-log.md``."""
+def log_line(event: Event) -> str:
+    """One line of ``execution-log.md``."""
+    return f"- `{event.ts}` #{event.seq} [Maestro] {describe(event)}"
+
+
+def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) -> None:
+    """Rewrite ``metadata.json``, ``decisions.json``, ``checkpoints.json`` and ``execution-log.md``.
+
+    ``log_lines`` are the :func:`log_line` of every event so far (the caller keeps
+    them, so that a refresh renders only the events that are new).
+    """
 
     def dump(obj: Any) -> str:
         return json.dumps(obj, indent=2, ensure_ascii=False) + "\n"
@@ -86,6 +95,5 @@ def write_views(directory: Path, state: SessionState, events: Sequence[Event]) -
     atomic_write(directory / "metadata.json", dump(metadata(state)))
     atomic_write(directory / "decisions.json", dump([converter.unstructure(d) for d in state.decisions]))
     atomic_write(directory / "checkpoints.json", dump([converter.unstructure(c) for c in state.checkpoints]))
-    lines = [f"# Execution log: session {state.session_id}", ""]
-    lines += [f"- `{e.ts}` #{e.seq} [Maestro] {describe(e)}" for e in events]
-    atomic_write(directory / "execution-log.md", "\n".join(lines) + "\n")
+    head = f"# Execution log: session {state.session_id}\n\n"
+    atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
