@@ -45,7 +45,7 @@ __all__ = [
 ANY = "*"
 HISTORY = "$history"
 CHART_NAMES = ("session", "task")
-_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_NAME = re.compile(r"[a-z][a-z0-9_]*\Z")
 
 
 def _names(value: Any) -> tuple[str, ...]:

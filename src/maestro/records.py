@@ -39,9 +39,11 @@ __all__ = [
 ]
 
 SCHEMA_VERSION = 1
-_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,6})?Z$")
-_ID = re.compile(r"^[A-Za-z0-9._-]+$")
-_KIND = re.compile(r"^[a-z][a-z_]*$")
+# \Z, not $: "$" also matches before a trailing newline.
+_TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z\Z")
+_ID = re.compile(r"[A-Za-z0-9._-]+\Z")  # task ids
+SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # also a directory name: no ".", "..", ".hidden"
+_KIND = re.compile(r"[a-z][a-z_]*\Z")
 
 
 def format_ts(when: _dt.datetime) -> str:
@@ -54,6 +56,11 @@ def format_ts(when: _dt.datetime) -> str:
 def _ts(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
     if not isinstance(value, str) or not _TS.match(value):
         raise ValueError(f"{attr.name} must be an ISO 8601 UTC timestamp like 2026-01-31T12:00:00Z, not {value!r}")
+
+
+def _session_id(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or not SESSION_ID.match(value):
+        raise ValueError(f"{attr.name} must match [A-Za-z0-9][A-Za-z0-9._-]*, not {value!r}")
 
 
 def _ident(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
@@ -120,7 +127,7 @@ class Limits:
 class SessionStarted:
     """The first event of every session (kind ``session``)."""
 
-    session_id: str = attrs.field(validator=_ident)
+    session_id: str = attrs.field(validator=_session_id)
     request: str = attrs.field(validator=_str)
     charts: Mapping[str, int] = attrs.field(factory=dict)
     limits: Limits = attrs.field(factory=Limits)

@@ -212,10 +212,11 @@ class Reducer:
                 self.stack.pop()
             if dest in self._returns:
                 self.stack.append(source)
-        if dest == "refining":
-            self.iteration += 1
-        if dest == "validating":
-            self.gates = []  # a new list: snapshots of the old round keep theirs
+            # Entering a phase anew (not returning to it from a pause or a retry).
+            if dest == "refining":
+                self.iteration += 1
+            elif dest == "validating":
+                self.gates = []  # a new list: snapshots of the old round keep theirs
         self.state = dest
         self.steps += 1
 

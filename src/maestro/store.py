@@ -27,13 +27,12 @@ import fcntl
 import json
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from maestro._errors import SessionLocked, StoreError
-from maestro.records import Event, converter, structure_event
+from maestro.records import SESSION_ID, Event, converter, structure_event
 
 __all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
 
@@ -41,7 +40,6 @@ log = logging.getLogger("maestro")
 
 EVENTS = "events.jsonl"
 _DECODER = json.JSONDecoder()
-_SESSION_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
 def find_repo(path: str | os.PathLike[str]) -> Path:
@@ -211,7 +209,7 @@ class Store:
         return self.root / "config.yaml"
 
     def session_dir(self, session_id: str) -> Path:
-        if not isinstance(session_id, str) or not _SESSION_ID.match(session_id):
+        if not isinstance(session_id, str) or not SESSION_ID.match(session_id):
             raise StoreError(f"bad session id {session_id!r} (letters, digits, '.', '_', '-')")
         return self.sessions_dir / session_id
 
