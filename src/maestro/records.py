@@ -10,6 +10,7 @@ plain data so that a newer log still replays.
 from __future__ import annotations
 
 import datetime as _dt
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -50,7 +51,8 @@ def format_ts(when: _dt.datetime) -> str:
     """ISO 8601 in UTC with a ``Z``: the one timestamp format of the log."""
     if when.tzinfo is None:
         raise ValueError("timestamps must be timezone-aware")
-    return when.astimezone(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = when.astimezone(_dt.UTC)
+    return f"{t.year:04d}-{t.month:02d}-{t.day:02d}T{t.hour:02d}:{t.minute:02d}:{t.second:02d}.{t.microsecond:06d}Z"
 
 
 def _ts(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
@@ -72,7 +74,23 @@ _str = av.instance_of(str)
 _opt_str = av.optional(_str)
 _nonneg_int = [av.instance_of(int), av.ge(0)]
 _opt_nonneg_int = av.optional(av.and_(av.instance_of(int), av.ge(0)))
-_opt_nonneg_float = av.optional(av.and_(av.instance_of((int, float)), av.ge(0)))
+
+
+def _finite(value: Any) -> float:
+    """A number as a finite float: JSON has no NaN or Infinity, and ints above 2**53 would not survive."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"expected a number, not {value!r}")
+    f = float(value)
+    if not math.isfinite(f):
+        raise ValueError(f"expected a finite number, not {value!r}")
+    return f
+
+
+def _opt_finite(value: Any) -> float | None:
+    return None if value is None else _finite(value)
+
+
+_opt_nonneg = av.optional(av.ge(0))
 
 
 def _strs(value: Any) -> tuple[str, ...]:
@@ -160,7 +178,7 @@ class Option:
     """One option a decision weighed, with its score and evidence (paths, package names)."""
 
     name: str = attrs.field(validator=_str)
-    score: float = attrs.field(default=0.0, validator=av.instance_of((int, float)))
+    score: float = attrs.field(default=0.0, converter=_finite)
     evidence: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     notes: str = attrs.field(default="", validator=_str)
 
@@ -177,7 +195,7 @@ class Decision:
     choice: str = attrs.field(validator=_str)
     rationale: str = attrs.field(validator=_str)
     options: tuple[Option, ...] = attrs.field(default=())
-    confidence: float = attrs.field(default=1.0, validator=[av.instance_of((int, float)), av.ge(0), av.le(1)])
+    confidence: float = attrs.field(default=1.0, converter=_finite, validator=[av.ge(0), av.le(1)])
     decided_by: str = attrs.field(default="policy", validator=av.in_(DECIDERS))
 
 
@@ -220,10 +238,10 @@ class AgentResult:
     status: str = attrs.field(validator=av.in_(AGENT_STATUSES))
     summary: str = attrs.field(default="", validator=_str)
     failure_class: str | None = attrs.field(default=None, validator=av.optional(av.in_(FAILURE_CLASSES)))
-    cost_usd: float | None = attrs.field(default=None, validator=_opt_nonneg_float)
+    cost_usd: float | None = attrs.field(default=None, converter=_opt_finite, validator=_opt_nonneg)
     input_tokens: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
     output_tokens: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
-    duration_s: float = attrs.field(default=0.0, validator=[av.instance_of((int, float)), av.ge(0)])
+    duration_s: float = attrs.field(default=0.0, converter=_finite, validator=av.ge(0))
     transcript: str | None = attrs.field(default=None, validator=_opt_str)
 
 

@@ -82,7 +82,8 @@ def fsync_dir(path: Path) -> None:
 
 def encode_event(event: Event) -> bytes:
     """One log line: compact JSON, keys in a fixed order, a newline at the end."""
-    return (json.dumps(converter.unstructure(event), ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    obj = converter.unstructure(event)
+    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:
