@@ -22,6 +22,7 @@ from maestro.records import (
     FAILURE_CLASSES,
     GATE_STATUSES,
     PAYLOADS,
+    SCHEMA_VERSION,
     AgentResult,
     CheckpointRecord,
     Decision,
@@ -255,7 +256,7 @@ def events(data: st.SearchStrategy[dict[str, Any]] | None = None) -> st.SearchSt
     """Events of any kind (``[a-z][a-z_]*``) with any JSON object as data."""
     return st.builds(
         Event,
-        v=st.integers(min_value=1, max_value=2**31),
+        v=st.just(SCHEMA_VERSION),
         seq=st.integers(min_value=1, max_value=2**31),
         ts=timestamps(),
         kind=st.from_regex(r"[a-z][a-z_]{0,11}", fullmatch=True),
@@ -283,7 +284,7 @@ def payload_events(draw: st.DrawFn) -> tuple[Event, Any]:
     payload = draw(payloads())
     kind = next(k for k, cls in PAYLOADS.items() if type(payload) is cls)
     ev = Event(
-        draw(st.integers(min_value=1, max_value=2**31)),
+        SCHEMA_VERSION,
         draw(st.integers(min_value=1, max_value=2**31)),
         draw(timestamps()),
         kind,

@@ -172,9 +172,10 @@ def test_a_task_runs_out_of_attempts(store: maestro.Store) -> None:
 
 def test_a_bad_task_id_is_refused_before_anything_is_written(session: maestro.Session) -> None:
     before = session.events_path.read_bytes()
-    with pytest.raises(ValueError, match="task must match"):
+    with pytest.raises(maestro.StoreError, match="bad task id 'no spaces'"):
         session.fire_task("no spaces", "ready")
     assert session.events_path.read_bytes() == before
+    assert session.task_state("no spaces") == "pending"
 
 
 def test_records_land_in_the_derived_views(session: maestro.Session) -> None:
@@ -272,3 +273,48 @@ def test_equal_inputs_give_byte_identical_logs(tmp_path: Path) -> None:
             s.record(passed_gate())
         logs.append(s.events_path.read_bytes())
     assert logs[0] == logs[1]
+
+
+def test_a_gate_run_again_counts_as_it_last_ran(session: maestro.Session) -> None:
+    for trigger in ["start", "plan_ready", "tasks_ready", "implementation_done"]:
+        session.fire(trigger)
+    session.record(GateResult("tests", "failed", passed=1, failed=1))
+    session.fire("error")
+    session.fire("retry")  # back in the same validation round
+    session.record(GateResult("tests", "passed", passed=2, failed=0))
+    session.fire("validation_done")
+    assert session.fire("handoff") == "handoff"
+
+
+def test_a_bad_request_creates_nothing(store: maestro.Store) -> None:
+    with pytest.raises(maestro.StoreError, match="cannot create session session-1: 'request' must be"):
+        maestro.Session.create(store, None, ids=maestro.SequentialIds())  # type: ignore[arg-type]
+    assert store.session_ids() == []
+    assert not (store.sessions_dir / "session-1").exists()
+    with maestro.Session.create(store, "now right", ids=maestro.SequentialIds()) as s:
+        assert s.id == "session-1"
+
+
+def test_a_failed_first_write_leaves_no_session(store: maestro.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    def full(fd: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(maestro.StoreError, match="No space left on device"):
+        maestro.Session.create(store, "x", ids=maestro.SequentialIds())
+    monkeypatch.undo()
+    assert not (store.sessions_dir / "session-1").exists()
+
+
+def test_an_empty_log_is_not_a_session(store: maestro.Store) -> None:
+    store.init()
+    sdir = store.sessions_dir / "empty"
+    sdir.mkdir()
+    (sdir / "events.jsonl").write_bytes(b"")
+    with pytest.raises(maestro.StoreError, match="not a session log"):
+        maestro.Session.open(store, "empty")
+    with pytest.raises(maestro.StoreError, match="not a session log"):
+        store.read_events("empty")
+    assert (sdir / "events.jsonl").read_bytes() == b""

@@ -14,6 +14,15 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
 from __future__ import annotations
 
 
+def error_text(exc: BaseException) -> str:
+    """A one-line message for an error of a library underneath (attrs, cattrs, json)."""
+    subs = getattr(exc, "exceptions", None)  # cattrs groups the real errors
+    if subs:
+        return error_text(subs[0])
+    first = exc.args[0] if exc.args and isinstance(exc.args[0], str) else str(exc)
+    return " ".join(first.split()) or type(exc).__name__
+
+
 class MaestroError(Exception):
     """Root of every error maestro raises."""
 

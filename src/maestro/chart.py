@@ -308,11 +308,15 @@ def _build(raw: Any, where: str) -> Chart:
     name = raw.get("chart")
     if not isinstance(name, str) or not name:
         raise fail("missing chart name (key 'chart')")
+    if not isinstance(raw.get("description", ""), str):
+        raise fail("description is text")
     version = raw.get("version", 1)
     if version != 1:
         raise fail(f"unsupported chart version {version!r} (this maestro reads version 1)")
     if "initial" not in raw or not raw["initial"]:
         raise fail("missing initial state (key 'initial')")
+    if not isinstance(raw["initial"], str):
+        raise fail(f"initial is one state name, not {raw['initial']!r}")
 
     states: list[StateSpec] = []
     for i, item in enumerate(_list(raw.get("states"), "states", where)):

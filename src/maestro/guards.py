@@ -26,9 +26,9 @@ def within_iteration_limit(ctx: GuardContext) -> bool:
 
 
 def required_gates_passed(ctx: GuardContext) -> bool:
-    """The current validation round recorded gates, and every required one passed."""
-    gates = ctx.session.gates
-    return bool(gates) and all(g.status == "passed" for g in gates if g.required)
+    """The current validation round recorded gates, and the latest result of every required one passed."""
+    latest = {g.name: g for g in ctx.session.gates}  # a gate run again (after a retry) counts as it last ran
+    return bool(latest) and all(g.status == "passed" for g in latest.values() if g.required)
 
 
 def attempts_left(ctx: GuardContext) -> bool:

@@ -42,7 +42,7 @@ __all__ = [
 SCHEMA_VERSION = 1
 # \Z, not $: "$" also matches before a trailing newline.
 _TS = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?Z\Z")
-_ID = re.compile(r"[A-Za-z0-9._-]+\Z")  # task ids
+TASK_ID = re.compile(r"[A-Za-z0-9._-]+\Z")  # task ids
 SESSION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")  # also a directory name: no ".", "..", ".hidden"
 _KIND = re.compile(r"[a-z][a-z_]*\Z")
 
@@ -66,7 +66,7 @@ def _session_id(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
 
 
 def _ident(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
-    if not isinstance(value, str) or not _ID.match(value):
+    if not isinstance(value, str) or not TASK_ID.match(value):
         raise ValueError(f"{attr.name} must match [A-Za-z0-9._-]+, not {value!r}")
 
 
@@ -94,6 +94,8 @@ _opt_nonneg = av.optional(av.ge(0))
 
 
 def _strs(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):  # one path, not its characters
+        return (value,)
     return tuple(value)
 
 
@@ -116,6 +118,8 @@ class Event:
         # read by the hundred thousand, and this is the hot path of replay.
         if type(self.v) is not int or self.v < 1:
             raise ValueError(f"v must be a schema version (an integer >= 1), not {self.v!r}")
+        if self.v > SCHEMA_VERSION:
+            raise ValueError(f"schema version {self.v} is newer than this maestro reads ({SCHEMA_VERSION})")
         if type(self.seq) is not int or self.seq < 1:
             raise ValueError(f"seq must be an integer >= 1, not {self.seq!r}")
         if not isinstance(self.ts, str) or not _TS.match(self.ts):
@@ -301,6 +305,9 @@ def _make_converter() -> cattrs.Converter:
     return conv
 
 
+_EVENT_KEYS = ("v", "seq", "ts", "kind", "data")
+
+
 def _unstructure_event(e: Event) -> dict[str, Any]:
     return {"v": e.v, "seq": e.seq, "ts": e.ts, "kind": e.kind, "data": e.data}
 
@@ -309,9 +316,11 @@ def structure_event(obj: Any, _cls: type[Event] = Event) -> Event:
     """An :class:`Event` from its JSON object (the converter's hook, and the fast path of reading)."""
     if not isinstance(obj, dict):
         raise ValueError("an event is a JSON object")
-    missing = [k for k in ("v", "seq", "ts", "kind", "data") if k not in obj]
-    if missing:
-        raise ValueError(f"event lacks {', '.join(missing)}")
+    if len(obj) != 5:
+        missing = [k for k in _EVENT_KEYS if k not in obj]
+        if missing:
+            raise ValueError(f"event lacks {', '.join(missing)}")
+        raise ValueError(f"unknown event key(s): {', '.join(sorted(set(obj) - set(_EVENT_KEYS)))}")
     return Event(obj["v"], obj["seq"], obj["ts"], obj["kind"], obj["data"])
 
 

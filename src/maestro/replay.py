@@ -41,7 +41,7 @@ __all__ = ["Step", "replay", "replay_session", "state_at"]
 
 @attrs.frozen
 class Step:
-    """One step of a recorded session and the state after it."""
+    """One step of a recorded session, what was recorded with it, and the state after it."""
 
     index: int
     seq: int
@@ -50,33 +50,12 @@ class Step:
     dest: str | None
     events: tuple[Event, ...]
     state: SessionState
-
-    def _payloads(self, cls: type[Any]) -> tuple[Any, ...]:
-        return tuple(p for p in (e.payload() for e in self.events) if isinstance(p, cls))
-
-    @property
-    def decisions(self) -> tuple[Decision, ...]:
-        return self._payloads(Decision)
-
-    @property
-    def checkpoints(self) -> tuple[CheckpointRecord, ...]:
-        return self._payloads(CheckpointRecord)
-
-    @property
-    def agent_results(self) -> tuple[AgentResult, ...]:
-        return self._payloads(AgentResult)
-
-    @property
-    def gates(self) -> tuple[GateResult, ...]:
-        return self._payloads(GateResult)
-
-    @property
-    def task_moves(self) -> tuple[TaskTransition, ...]:
-        return self._payloads(TaskTransition)
-
-    @property
-    def notes(self) -> tuple[Note, ...]:
-        return self._payloads(Note)
+    decisions: tuple[Decision, ...] = ()
+    checkpoints: tuple[CheckpointRecord, ...] = ()
+    agent_results: tuple[AgentResult, ...] = ()
+    gates: tuple[GateResult, ...] = ()
+    task_moves: tuple[TaskTransition, ...] = ()
+    notes: tuple[Note, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """The step as plain data (what ``maestro replay --json`` prints)."""
@@ -104,29 +83,29 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
     the session in a way the chart does not declare raises
     :class:`~maestro.StoreError` naming the event.
     """
-    reducer = Reducer(where=where)
+    r = Reducer(where=where)
+    lists: tuple[list[Any], ...] = (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
+    marks = [0] * len(lists)
     pending: list[Event] = []
     index = 0
+
+    def step(seq: int, trigger: str | None, source: str | None, dest: str | None) -> Step:
+        recorded = [tuple(lst[m:]) for lst, m in zip(lists, marks, strict=True)]
+        marks[:] = [len(lst) for lst in lists]
+        return Step(index, seq, trigger, source, dest, tuple(pending), r.snapshot(), *recorded)
+
     for event in events:
-        reducer.apply(event)
+        r.apply(event)
         pending.append(event)
         if event.kind in ("transition", "session"):
             data = event.data if event.kind == "transition" else {}
-            yield Step(
-                index,
-                event.seq,
-                data.get("trigger"),
-                data.get("source"),
-                data.get("dest"),
-                tuple(pending),
-                reducer.snapshot(),
-            )
+            yield step(event.seq, data.get("trigger"), data.get("source"), data.get("dest"))
             pending = []
             if to is not None and index >= to:
                 return
             index += 1
     if pending:
-        yield Step(index, pending[-1].seq, None, None, None, tuple(pending), reducer.snapshot())
+        yield step(pending[-1].seq, None, None, None)
 
 
 def replay_session(store: Store, session_id: str, *, to: int | None = None) -> Iterator[Step]:

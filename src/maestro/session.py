@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from maestro._errors import StoreError
+from maestro._errors import StoreError, error_text
 from maestro.chart import Chart, Edge, load_chart
 from maestro.guards import DEFAULT_GUARDS
 from maestro.machine import Guard, Machine
 from maestro.records import (
+    SCHEMA_VERSION,
+    TASK_ID,
     Event,
     Limits,
     Note,
@@ -38,7 +41,16 @@ from maestro.records import (
 )
 from maestro.seams import Clock, IdSource, RandomIds, SystemClock
 from maestro.state import Reducer, SessionState
-from maestro.store import EventLog, Lock, Store, fsync_dir, read_events
+from maestro.store import (
+    EventLog,
+    Lock,
+    Store,
+    atomic_write,
+    check_session_log,
+    encode_event,
+    fsync_dir,
+    read_events,
+)
 from maestro.views import log_line, write_views
 
 __all__ = ["Session"]
@@ -94,21 +106,15 @@ class Session:
         guards: Mapping[str, Guard] | None = None,
         base_commit: str | None = None,
     ) -> Session:
-        """Start a new session in ``store`` and hold it.  Its first event records the request."""
+        """Start a new session in ``store`` and hold it.  Its first event records the request.
+
+        Everything is checked before anything is written; if creating fails
+        half-way, the session's directory is removed again.
+        """
         clock = clock or SystemClock()
         ids = ids or RandomIds()
-        store.init()
         session_id = ids.new_session_id(clock.now())
         sdir = store.session_dir(session_id)
-        try:
-            sdir.mkdir()
-            fsync_dir(sdir.parent)  # the new session survives a crash from here on
-        except FileExistsError:
-            raise StoreError(f"session {session_id} already exists in {store.root}") from None
-        except OSError as exc:
-            raise StoreError(f"{sdir}: cannot create the session: {exc.strerror or exc}") from exc
-        lock = Lock(sdir / "lock", session_id)
-        log_file = EventLog(sdir / "events.jsonl", next_seq=1, size=0)
         try:
             started = SessionStarted(
                 session_id,
@@ -117,11 +123,25 @@ class Session:
                 limits=limits or Limits(),
                 base_commit=base_commit,
             )
-            first = log_file.append("session", converter.unstructure(started), format_ts(clock.now()))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(f"cannot create session {session_id}: {error_text(exc)}") from exc
+        first = Event(SCHEMA_VERSION, 1, format_ts(clock.now()), "session", converter.unstructure(started))
+        store.init()
+        try:
+            sdir.mkdir()
+        except FileExistsError:
+            raise StoreError(f"session {session_id} already exists in {store.root}") from None
+        except OSError as exc:
+            raise StoreError(f"{sdir}: cannot create the session: {exc.strerror or exc}") from exc
+        try:
+            lock = Lock(sdir / "lock", session_id)
+            # The log appears whole, with its first event, or not at all.
+            atomic_write(sdir / "events.jsonl", encode_event(first).decode("utf-8"))
+            fsync_dir(sdir.parent)
         except BaseException:
-            log_file.close()
-            lock.release()
+            shutil.rmtree(sdir, ignore_errors=True)
             raise
+        log_file = EventLog(sdir / "events.jsonl", next_seq=2, size=len(encode_event(first)))
         session = cls(store, session_id, events=[first], log_file=log_file, lock=lock, clock=clock, guards=guards)
         log.info("session %s created in %s", session_id, store.root)
         session.refresh_views()
@@ -143,6 +163,7 @@ class Session:
         lock = Lock(path.parent / "lock", session_id)
         try:
             events, intact = read_events(path)
+            check_session_log(path, events)
             if intact < os.path.getsize(path):
                 with open(path, "r+b") as fh:
                     fh.truncate(intact)
@@ -204,8 +225,9 @@ class Session:
         """Move task ``task`` by ``trigger`` on the task chart; return its new state."""
         self._check_open()
         if not self._tasks.has(task):
-            TaskTransition(task, trigger, "", "")  # validates the id before anything is registered
-            self._tasks.add(task, self._reducer.snapshot().task_state(task))
+            if not isinstance(task, str) or not TASK_ID.match(task):
+                raise StoreError(f"bad task id {task!r}: task ids match [A-Za-z0-9._-]+")
+            self._tasks.add(task, self.task_state(task))
 
         def commit(edge: Edge) -> None:
             self._append(TaskTransition(task, edge.trigger, edge.source, edge.dest, reason))

@@ -16,16 +16,19 @@ from typing import Any, Generic, TypeVar, overload
 import attrs
 from cattrs.errors import BaseValidationError
 
-from maestro._errors import StoreError
+from maestro._errors import StoreError, error_text
 from maestro.chart import Chart, load_chart
 from maestro.records import (
+    TASK_ID,
     AgentResult,
     CheckpointRecord,
     Decision,
     Event,
     GateResult,
     Limits,
+    Note,
     SessionStarted,
+    TaskTransition,
     converter,
 )
 
@@ -153,7 +156,9 @@ class Reducer:
         self.checkpoints: list[CheckpointRecord] = []
         self.agent_results: list[AgentResult] = []
         self.gates: list[GateResult] = []
-        self.notes = 0
+        self.notes: list[Note] = []
+        self.all_gates: list[GateResult] = []  # every round's, for replay
+        self.task_moves: list[TaskTransition] = []
 
     def _fail(self, event: Event, msg: str) -> StoreError:
         return StoreError(f"{self.where}: event seq {event.seq}: {msg}")
@@ -182,19 +187,35 @@ class Reducer:
             elif kind == "agent":
                 self.agent_results.append(converter.structure(data, AgentResult))
             elif kind == "gate":
-                self.gates.append(converter.structure(data, GateResult))
+                gate = converter.structure(data, GateResult)
+                self.gates.append(gate)
+                self.all_gates.append(gate)
             elif kind == "note":
-                self.notes += 1
+                self.notes.append(converter.structure(data, Note))
             # other kinds: recorded, carried by replay, no effect on state
         except StoreError:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, BaseValidationError) as exc:
-            raise self._fail(event, f"malformed {kind} data: {_one_line(exc)}") from exc
+            raise self._fail(event, f"malformed {kind} data: {error_text(exc)}") from exc
         self.last_seq = event.seq
         self.updated_at = event.ts
 
+    def _fields(self, event: Event, data: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
+        """The string fields ``names`` of a move's data (and an optional ``reason``), checked."""
+        values = tuple(data.get(n) for n in names)
+        for n, v in zip(names, values, strict=True):
+            if type(v) is not str:
+                raise self._fail(event, f"malformed {event.kind} data: {n} must be a string, not {v!r}")
+        if len(data) != len(names):
+            extra = sorted(set(data) - {*names, "reason"})
+            if extra:
+                raise self._fail(event, f"malformed {event.kind} data: unknown field(s) {', '.join(extra)}")
+            if not isinstance(data.get("reason"), str):
+                raise self._fail(event, f"malformed {event.kind} data: reason must be a string")
+        return values  # type: ignore[return-value]  # each checked to be a str above
+
     def _transition(self, event: Event, data: Mapping[str, Any]) -> None:
-        trigger, source, dest = data["trigger"], data["source"], data["dest"]
+        trigger, source, dest = self._fields(event, data, ("trigger", "source", "dest"))
         if source != self.state:
             raise self._fail(event, f"transition {trigger!r} leaves {source!r} but the session is in {self.state!r}")
         if (trigger, source, dest) not in self._edges:
@@ -221,7 +242,9 @@ class Reducer:
         self.steps += 1
 
     def _task(self, event: Event, data: Mapping[str, Any]) -> None:
-        task, trigger, source, dest = data["task"], data["trigger"], data["source"], data["dest"]
+        task, trigger, source, dest = self._fields(event, data, ("task", "trigger", "source", "dest"))
+        if not TASK_ID.match(task):
+            raise self._fail(event, f"malformed task data: bad task id {task!r}")
         current = self.tasks.get(task)
         now = current.state if current is not None else self.task_chart.initial
         if source != now:
@@ -232,6 +255,8 @@ class Reducer:
         if dest == "running":
             attempts += 1
         self.tasks[task] = TaskState(dest, attempts)
+        reason = data.get("reason")
+        self.task_moves.append(TaskTransition(task, trigger, source, dest, reason if isinstance(reason, str) else None))
         self._tasks_view = None
 
     def _prefix(self, items: list[T]) -> Prefix[T]:
@@ -264,16 +289,8 @@ class Reducer:
             checkpoints=self._prefix(self.checkpoints),
             agent_results=self._prefix(self.agent_results),
             gates=self._prefix(self.gates),
-            notes=self.notes,
+            notes=len(self.notes),
         )
-
-
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, BaseValidationError):
-        subs = list(exc.exceptions)
-        if subs:
-            return _one_line(subs[0])
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def rebuild(events: Iterable[Event], *, where: str = "") -> SessionState:

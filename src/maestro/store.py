@@ -31,7 +31,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from maestro._errors import SessionLocked, StoreError
+from maestro._errors import SessionLocked, StoreError, error_text
 from maestro.records import SESSION_ID, Event, converter, structure_event
 
 __all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
@@ -115,11 +115,19 @@ def read_events(path: Path) -> tuple[list[Event], int]:
                 raise ValueError(f"extra data after the JSON object, column {stop + 1}")
             event = structure_event(obj)
         except (ValueError, TypeError) as exc:
-            raise StoreError(f"{path}:{lineno}: not a valid event: {' '.join(str(exc).split())}") from exc
+            raise StoreError(f"{path}:{lineno}: not a valid event: {error_text(exc)}") from exc
+        except RecursionError:
+            raise StoreError(f"{path}:{lineno}: not a valid event: JSON nested too deeply") from None
         if event.seq != lineno:
             raise StoreError(f"{path}:{lineno}: seq is {event.seq}, expected {lineno} (seq runs 1, 2, 3 … no gaps)")
         events.append(event)
     return events, end
+
+
+def check_session_log(path: Path, events: list[Event]) -> None:
+    """A session's log starts with its ``session`` event; anything else is not a session."""
+    if not events or events[0].kind != "session":
+        raise StoreError(f"{path}: not a session log: its first event must be of kind 'session'")
 
 
 class EventLog:
@@ -231,7 +239,9 @@ class Store:
         path = self.events_path(session_id)
         if not path.is_file():
             raise StoreError(f"no session {session_id!r} in {self.root}")
-        return read_events(path)[0]
+        events = read_events(path)[0]
+        check_session_log(path, events)
+        return events
 
     def init(self) -> None:
         """Create the store's directories (idempotent)."""
