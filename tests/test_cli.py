@@ -98,7 +98,9 @@ def test_replay_to_stops_after_that_step(repo: Path, recorded: str) -> None:
     assert lines[-1].startswith("after step 2 (seq 4): generating_tasks")
     too_far = run("replay", recorded, "--repo", str(repo), "--to", "40")
     assert too_far.returncode == 2
-    assert "has only 4 steps" in too_far.stderr
+    assert too_far.stdout == ""
+    assert too_far.stderr.strip() == f"maestro: error: session {recorded} has steps 0 to 4, not 40"
+    assert run("replay", recorded, "--repo", str(repo), "--to", "4").returncode == 0
 
 
 def test_sessions_lists_them(repo: Path, recorded: str) -> None:
@@ -158,3 +160,56 @@ def test_no_command_shows_help_and_exits_2() -> None:
     out = run()
     assert out.returncode == 2
     assert "statechart" in out.stderr
+
+
+def test_a_request_with_newlines_stays_on_one_line(store: maestro.Store, repo: Path) -> None:
+    forged = "x\n   1  #2     start: created -> completed"
+    with maestro.Session.create(store, forged, clock=maestro.TickingClock()) as s:
+        s.fire("start")
+    out = run("replay", s.id, "--repo", str(repo))
+    lines = out.stdout.splitlines()
+    assert len(lines) == 3
+    assert lines[0].endswith("session created: x\\n   1  #2     start: created -> completed")
+    listed = run("sessions", "--repo", str(repo)).stdout
+    assert len(listed.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("line", "data", "message"),
+    [
+        (2, {"extra": 1}, "malformed transition data: unknown field(s) extra"),
+        (2, {"trigger": 7}, "malformed transition data: trigger must be a string"),
+        (6, {"task": ""}, "malformed task data: bad task id ''"),
+        (3, {"choice": None}, "malformed decision data"),
+    ],
+)
+def test_bad_data_inside_an_event_is_one_line_exit_2(
+    repo: Path, recorded: str, line: int, data: dict[str, object], message: str
+) -> None:
+    path = maestro.Store(repo).events_path(recorded)
+    rows = [json.loads(x) for x in path.read_text().splitlines()]
+    rows[line - 1]["data"].update(data)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for args in (["replay", recorded], ["sessions"]):
+        out = run(*args, "--repo", str(repo))
+        assert out.returncode == 2, out
+        assert f"event seq {line}: {message}" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_deeply_nested_json_is_one_line_exit_2(repo: Path, recorded: str) -> None:
+    path = maestro.Store(repo).events_path(recorded)
+    with path.open("a") as fh:
+        fh.write("[" * 100_000 + "]" * 100_000 + "\n")
+    out = run("replay", recorded, "--repo", str(repo))
+    assert out.returncode == 2
+    assert "nested too deeply" in out.stderr
+
+
+def test_an_empty_log_is_one_line_exit_2(repo: Path, store: maestro.Store) -> None:
+    store.init()
+    (store.sessions_dir / "empty").mkdir()
+    (store.sessions_dir / "empty" / "events.jsonl").write_bytes(b"")
+    out = run("replay", "empty", "--repo", str(repo))
+    assert out.returncode == 2
+    assert "not a session log" in out.stderr

@@ -16,7 +16,7 @@ from typing import Any, NoReturn
 from maestro._errors import MaestroError
 from maestro.chart import CHART_NAMES, load_chart
 from maestro.records import converter
-from maestro.replay import Step, replay_session
+from maestro.replay import Step, replay
 from maestro.store import Store
 
 __all__ = ["main"]
@@ -77,7 +77,7 @@ def _cmd_statechart(args: argparse.Namespace) -> int:
 
 def _step_line(step: Step) -> str:
     if step.index == 0:
-        head = f"{step.index:>4}  #{step.seq:<5} session created: {step.state.request}"
+        head = f"{step.index:>4}  #{step.seq:<5} session created: {_text(step.state.request)}"
     elif step.trigger is None:
         head = f"{step.index:>4}  #{step.seq:<5} (in {step.state.state}, no move yet)"
     else:
@@ -94,16 +94,27 @@ def _step_line(step: Step) -> str:
     return f"{head}  [{extra}]" if extra else head
 
 
+def _text(value: str) -> str:
+    """``value`` on one line: control characters (newlines…) escaped, so one step stays one line."""
+    if value.isprintable():
+        return value
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in value)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
     store = Store(args.repo)
-    last: Step | None = None
+    events = store.read_events(args.session)
+    if args.to is not None:
+        # step 0 is the session's creation, then one step a move, and one for events after the last move
+        trailing = events[-1].kind not in ("transition", "session")
+        last_step = sum(1 for e in events if e.kind == "transition") + trailing
+        if args.to > last_step:
+            raise MaestroError(f"session {args.session} has steps 0 to {last_step}, not {args.to}")
     out = sys.stdout
-    for last in replay_session(store, args.session, to=args.to):
+    last: Step | None = None
+    for last in replay(events, to=args.to, where=str(store.events_path(args.session))):
         out.write((json.dumps(last.to_dict(), ensure_ascii=False) if args.json else _step_line(last)) + "\n")
-    if last is None:  # pragma: no cover - a session always has its first event
-        return 0
-    if args.to is not None and last.index < args.to:
-        raise MaestroError(f"session {args.session} has only {last.index} steps (asked --to {args.to})")
+    assert last is not None  # a session log has its first event (read_events checks)
     state = last.state
     if args.json:
         out.write(json.dumps({"final_state": converter.unstructure(state)}, ensure_ascii=False) + "\n")
@@ -126,7 +137,7 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
         st = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
         row: dict[str, Any] = {"session": sid, "state": st.state, "updated_at": st.updated_at, "request": st.request}
         sys.stdout.write(
-            (json.dumps(row, ensure_ascii=False) if args.json else f"{sid}  {st.state:<16} {st.request}") + "\n"
+            (json.dumps(row, ensure_ascii=False) if args.json else f"{sid}  {st.state:<16} {_text(st.request)}") + "\n"
         )
     return 0
 

@@ -292,8 +292,23 @@ def payload_kind(record: Any) -> str:
         raise TypeError(f"{type(record).__name__} is not an event payload") from None
 
 
+def _strict(kind: type[Any], *accepted: type[Any]) -> Any:
+    """A structure hook that refuses what is not already of the type (cattrs would call ``str(None)``)."""
+
+    def hook(value: Any, _cls: Any) -> Any:
+        if (isinstance(value, bool) and bool not in accepted) or not isinstance(value, accepted):
+            raise TypeError(f"expected {kind.__name__}, not {value!r}")
+        return value
+
+    return hook
+
+
 def _make_converter() -> cattrs.Converter:
     conv = cattrs.Converter(forbid_extra_keys=True)
+    conv.register_structure_hook(str, _strict(str, str))
+    conv.register_structure_hook(int, _strict(int, int))
+    conv.register_structure_hook(float, _strict(float, int, float))
+    conv.register_structure_hook(bool, _strict(bool, bool))
     # Optional fields left at their default are left out of the JSON.
     for cls in (Option, FileChange, Limits, *PAYLOADS.values()):  # nested types first
         conv.register_unstructure_hook(
