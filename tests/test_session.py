@@ -318,3 +318,51 @@ def test_an_empty_log_is_not_a_session(store: maestro.Store) -> None:
     with pytest.raises(maestro.StoreError, match="not a session log"):
         store.read_events("empty")
     assert (sdir / "events.jsonl").read_bytes() == b""
+
+
+def test_a_final_state_writes_the_report(session: maestro.Session) -> None:
+    session.fire("start")
+    session.record(Decision("tech-stack", "language?", "python", "pyproject.toml is there"))
+    for trigger in HAPPY[1:]:
+        session.fire(trigger)
+    session.fire_task("T1", "ready")
+    session.fire_task("T1", "start")
+    session.fire_task("T1", "succeed")
+    session.record(checkpoint())
+    session.record(passed_gate())
+    session.fire("handoff")
+    assert not (session.dir / "final-report.md").exists()
+    session.fire("complete")
+    report = (session.dir / "final-report.md").read_text()
+    assert report.startswith("# Maestro Implementation Report\n")
+    assert "- Outcome: completed" in report
+    assert "- Tasks Completed: 1/1" in report
+    assert "- tech-stack: python (pyproject.toml is there; by policy)" in report
+    assert "- src/calc.py (+12 -0)" in report
+    assert "- tests: passed" in report
+    assert "- 1: commit aaaaaaa: group 1 (maestro/s/1)" in report
+
+
+def test_decisions_join_the_history_across_sessions(store: maestro.Store) -> None:
+    ids = maestro.SequentialIds()
+    for choice in ("pytest", "unittest"):
+        with maestro.Session.create(store, choice, ids=ids, clock=maestro.TickingClock()) as s:
+            s.record(Decision("tech-stack", "test runner?", choice, "because"))
+            s.record(Decision("task ordering", "order?", "foundational first", "policy"))
+    history = json.loads((store.decisions_dir / "tech-stack.json").read_text())
+    assert [(e["session"], e["decision"]["choice"]) for e in history] == [
+        ("session-1", "pytest"),
+        ("session-2", "unittest"),
+    ]
+    assert (store.decisions_dir / "task-ordering.json").is_file()
+    with maestro.Session.open(store, "session-1") as again:  # closing again does not duplicate
+        again.note("reopened")
+    assert len(json.loads((store.decisions_dir / "tech-stack.json").read_text())) == 2
+
+
+def test_a_corrupt_decision_history_is_named(store: maestro.Store) -> None:
+    s = maestro.Session.create(store, "x", ids=maestro.SequentialIds())
+    s.record(Decision("tech-stack", "q", "c", "r"))
+    (store.decisions_dir / "tech-stack.json").write_text("{broken")
+    with pytest.raises(maestro.StoreError, match=r"tech-stack.json: cannot read the decision history"):
+        s.close()

@@ -22,7 +22,9 @@ def test_layout_follows_the_prd(store: maestro.Store, session: maestro.Session) 
     session.close()
     for name in ("events.jsonl", "metadata.json", "decisions.json", "checkpoints.json", "execution-log.md"):
         assert (sdir / name).is_file(), name
+    assert not (sdir / "final-report.md").exists()  # written when the session ends
     assert (root / "decisions").is_dir()
+    assert not store.config_path.exists()  # `maestro init` writes it; the store only reads it
     assert store.session_ids() == [session.id]
 
 

@@ -51,7 +51,7 @@ from maestro.store import (
     fsync_dir,
     read_events,
 )
-from maestro.views import log_line, write_views
+from maestro.views import final_report, log_line, write_decision_history, write_views
 
 __all__ = ["Session"]
 
@@ -217,8 +217,13 @@ class Session:
 
         edge = self._machine.fire(None, trigger, self._reducer.snapshot, commit)
         log.info("session %s: %s: %s -> %s", self.id, trigger, edge.source, edge.dest)
-        if edge.dest == "paused" or load_chart("session").is_final(edge.dest):
+        if edge.dest == "paused":
             self.refresh_views()
+        elif load_chart("session").is_final(edge.dest):
+            self.refresh_views()
+            state = self._reducer.snapshot()
+            atomic_write(self.dir / "final-report.md", final_report(state))
+            write_decision_history(self.store.decisions_dir, state, self.store.decisions_lock)
         return edge.dest
 
     def fire_task(self, task: str, trigger: str, *, reason: str | None = None) -> str:
@@ -260,11 +265,12 @@ class Session:
         write_views(self.dir, self._reducer.snapshot(), self._log_lines)
 
     def close(self) -> None:
-        """Refresh the views, close the log and release the lock.  Idempotent."""
+        """Refresh the views and the decision history, close the log, release the lock.  Idempotent."""
         if self._closed:
             return
         try:
             self.refresh_views()
+            write_decision_history(self.store.decisions_dir, self._reducer.snapshot(), self.store.decisions_lock)
         finally:
             self._closed = True
             self._log.close()

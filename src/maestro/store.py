@@ -27,7 +27,7 @@ import fcntl
 import json
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -216,6 +216,17 @@ class Store:
     @property
     def config_path(self) -> Path:
         return self.root / "config.yaml"
+
+    @contextlib.contextmanager
+    def decisions_lock(self) -> Iterator[None]:
+        """Hold ``decisions/.lock`` (an exclusive flock, waited for) while the history is rewritten."""
+        self.init()
+        fd = os.open(self.decisions_dir / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
 
     def session_dir(self, session_id: str) -> Path:
         if not isinstance(session_id, str) or not SESSION_ID.match(session_id):

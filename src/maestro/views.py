@@ -7,10 +7,12 @@ whole and atomically from it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+from maestro._errors import StoreError, error_text
 from maestro.records import (
     AgentResult,
     CheckpointRecord,
@@ -26,7 +28,7 @@ from maestro.records import (
 from maestro.state import SessionState
 from maestro.store import atomic_write
 
-__all__ = ["describe", "log_line", "metadata", "write_views"]
+__all__ = ["describe", "final_report", "log_line", "metadata", "write_decision_history", "write_views"]
 
 
 def metadata(state: SessionState) -> dict[str, Any]:
@@ -97,3 +99,74 @@ def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) 
     atomic_write(directory / "checkpoints.json", dump([converter.unstructure(c) for c in state.checkpoints]))
     head = f"# Execution log: session {state.session_id}\n\n"
     atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
+
+
+def final_report(state: SessionState) -> str:
+    """``final-report.md``: what the session did, in the PRD's report shape (§9)."""
+    done = sum(1 for t in state.tasks.values() if t.state == "succeeded")
+    lines = [
+        "# Maestro Implementation Report",
+        "",
+        "## Summary",
+        f"- Request: {state.request}",
+        f"- Session: {state.session_id}",
+        f"- Outcome: {state.state}",
+        f"- Started: {state.started_at}",
+        f"- Finished: {state.updated_at}",
+        f"- Steps: {state.steps}; refinement iterations: {state.iteration}",
+        f"- Tasks Completed: {done}/{len(state.tasks)}",
+        f"- Checkpoints: {len(state.checkpoints)}",
+        "",
+        "## Decisions Made",
+    ]
+    lines += [f"- {d.kind}: {d.choice} ({d.rationale}; by {d.decided_by})" for d in state.decisions] or ["- none"]
+    lines += ["", "## Changes Made"]
+    changes: dict[str, list[int]] = {}
+    for c in state.checkpoints:
+        for f in c.files:
+            total = changes.setdefault(f.path, [0, 0])
+            total[0] += f.added_lines
+            total[1] += f.deleted_lines
+    lines += [f"- {path} (+{a} -{d})" for path, (a, d) in sorted(changes.items())] or ["- none"]
+    lines += ["", "## Quality Gates"]
+    lines += [
+        f"- {g.name}: {g.status}" + ("" if g.required else " (not required)") + (f" — {g.summary}" if g.summary else "")
+        for g in state.gates
+    ] or ["- none recorded"]
+    lines += ["", "## Checkpoints"]
+    lines += [f"- {c.n}: commit {c.commit[:7]}: {c.label} ({c.tag})" for c in state.checkpoints] or ["- none"]
+    lines += ["", "## Tasks"]
+    lines += [f"- {k}: {t.state} ({t.attempts} attempts)" for k, t in sorted(state.tasks.items())] or ["- none"]
+    return "\n".join(lines) + "\n"
+
+
+def write_decision_history(
+    decisions_dir: Path, state: SessionState, lock: Callable[[], AbstractContextManager[Any]]
+) -> None:
+    """Merge this session's decisions into ``decisions/<kind>.json``, the history across sessions.
+
+    Each file is a JSON list of ``{"session": id, "decision": {...}}``, oldest
+    session first; this session's entries are replaced, others kept.  ``lock``
+    serialises writers (several sessions may end at once).
+    """
+    by_kind: dict[str, list[dict[str, Any]]] = {}
+    for d in state.decisions:
+        by_kind.setdefault(d.kind, []).append({"session": state.session_id, "decision": converter.unstructure(d)})
+    if not by_kind:
+        return
+    with lock():
+        for kind, mine in sorted(by_kind.items()):
+            path = decisions_dir / f"{_file_name(kind)}.json"
+            try:
+                old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
+            except (OSError, ValueError) as exc:
+                raise StoreError(f"{path}: cannot read the decision history: {error_text(exc)}") from exc
+            if not isinstance(old, list):
+                raise StoreError(f"{path}: the decision history is a JSON list")
+            kept = [e for e in old if not (isinstance(e, dict) and e.get("session") == state.session_id)]
+            atomic_write(path, json.dumps(kept + mine, indent=2, ensure_ascii=False) + "\n")
+
+
+def _file_name(kind: str) -> str:
+    """A decision kind as a file name: ``tech-stack``, ``task-ordering`` …"""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in kind.strip().lower().replace(" ", "-")) or "other"
