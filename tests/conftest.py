@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,15 +11,17 @@ import maestro
 
 
 def git_init(path: Path) -> Path:
-    """A real, empty git repository at ``path``."""
+    """A real, empty git repository at ``path`` (made with dulwich: no git binary needed)."""
+    from dulwich.repo import Repo
+
     path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["git", "init", "-q", str(path)], check=True)
+    Repo.init(str(path)).close()
     return path
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
-    """A fresh git repository (``git init``) in a temporary folder."""
+    """A fresh, empty git repository in a temporary folder."""
     return git_init(tmp_path / "repo")
 
 

@@ -90,8 +90,13 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
     index = 0
 
     def step(seq: int, trigger: str | None, source: str | None, dest: str | None) -> Step:
-        recorded = [tuple(lst[m:]) for lst, m in zip(lists, marks, strict=True)]
-        marks[:] = [len(lst) for lst in lists]
+        recorded: list[tuple[Any, ...]] = []
+        for i, lst in enumerate(lists):
+            if len(lst) == marks[i]:
+                recorded.append(())  # the usual case: a step records one or two things, not six
+            else:
+                recorded.append(tuple(lst[marks[i] :]))
+                marks[i] = len(lst)
         return Step(index, seq, trigger, source, dest, tuple(pending), r.snapshot(), *recorded)
 
     for event in events:

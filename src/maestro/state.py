@@ -151,7 +151,7 @@ class Reducer:
         self.updated_at: str | None = None
         self.tasks: dict[str, TaskState] = {}
         self._tasks_view: Mapping[str, TaskState] | None = None
-        self._views: dict[int, Prefix[Any]] = {}
+        self._views: tuple[Prefix[Any], ...] | None = None  # of the lists below, while none grows
         self.decisions: list[Decision] = []
         self.checkpoints: list[CheckpointRecord] = []
         self.agent_results: list[AgentResult] = []
@@ -259,19 +259,24 @@ class Reducer:
         self.task_moves.append(TaskTransition(task, trigger, source, dest, reason if isinstance(reason, str) else None))
         self._tasks_view = None
 
-    def _prefix(self, items: list[T]) -> Prefix[T]:
-        # The same view while a list has not grown: most steps add to none of them.
-        key = id(items)
-        view = self._views.get(key)
-        if view is None or len(view) != len(items) or view._items is not items:
-            view = self._views[key] = Prefix(items)
-        return view
+    def _lists(self) -> tuple[list[Any], ...]:
+        return (self.decisions, self.checkpoints, self.agent_results, self.gates)
+
+    def _grown(self, views: tuple[Prefix[Any], ...]) -> bool:
+        """Whether a list changed since ``views`` were taken (appended to, or ``gates`` replaced)."""
+        for view, lst in zip(views, self._lists(), strict=True):
+            if view._items is not lst or len(view) != len(lst):
+                return True
+        return False
 
     def snapshot(self) -> SessionState:
         """The state now, frozen; O(1) in the length of the session."""
         started = self.started
         if self._tasks_view is None:
             self._tasks_view = MappingProxyType(dict(self.tasks))
+        views = self._views
+        if views is None or self._grown(views):
+            views = self._views = tuple(Prefix(lst) for lst in self._lists())
         return SessionState(
             session_id=started.session_id if started else "",
             request=started.request if started else "",
@@ -285,10 +290,10 @@ class Reducer:
             started_at=self.started_at,
             updated_at=self.updated_at,
             tasks=self._tasks_view,
-            decisions=self._prefix(self.decisions),
-            checkpoints=self._prefix(self.checkpoints),
-            agent_results=self._prefix(self.agent_results),
-            gates=self._prefix(self.gates),
+            decisions=views[0],
+            checkpoints=views[1],
+            agent_results=views[2],
+            gates=views[3],
             notes=len(self.notes),
         )
 
