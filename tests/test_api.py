@@ -9,7 +9,9 @@ PUBLIC = [
     "AgentResult",
     "Chart",
     "ChartError",
+    "CheckpointError",
     "CheckpointRecord",
+    "Checkpointer",
     "Clock",
     "Decision",
     "Event",
@@ -59,7 +61,13 @@ def test_public_names_are_defined_in_maestro_modules() -> None:
 
 
 def test_errors_share_one_root() -> None:
-    for err in (maestro.ChartError, maestro.StoreError, maestro.SessionLocked, maestro.TransitionNotAllowed):
+    for err in (
+        maestro.ChartError,
+        maestro.StoreError,
+        maestro.SessionLocked,
+        maestro.TransitionNotAllowed,
+        maestro.CheckpointError,
+    ):
         assert issubclass(err, maestro.MaestroError)
 
 

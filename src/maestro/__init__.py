@@ -7,8 +7,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from maestro._errors import ChartError, MaestroError, SessionLocked, StoreError, TransitionNotAllowed
+from maestro._errors import (
+    ChartError,
+    CheckpointError,
+    MaestroError,
+    SessionLocked,
+    StoreError,
+    TransitionNotAllowed,
+)
 from maestro.chart import Chart, load_chart, parse_chart
+from maestro.checkpoints import Checkpointer
 from maestro.guards import DEFAULT_GUARDS
 from maestro.machine import GuardContext
 from maestro.records import (
@@ -34,7 +42,9 @@ __all__ = [
     "AgentResult",
     "Chart",
     "ChartError",
+    "CheckpointError",
     "CheckpointRecord",
+    "Checkpointer",
     "Clock",
     "Decision",
     "Event",

@@ -8,6 +8,7 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
     ├── ChartError              a statechart is malformed
     ├── StoreError              the session store is missing, malformed or unwritable
     │   └── SessionLocked       another live process holds the session
+    ├── CheckpointError         a git checkpoint or rollback cannot be done
     └── TransitionNotAllowed    a trigger the chart does not allow in this state
 """
 
@@ -43,6 +44,10 @@ class SessionLocked(StoreError):
         self.pid = pid
         holder = f"pid {pid}" if pid is not None else "another process"
         super().__init__(f"session {session_id} is locked by {holder}")
+
+
+class CheckpointError(MaestroError):
+    """A git checkpoint, rollback or diff cannot be done; the message names the path or ref."""
 
 
 class TransitionNotAllowed(MaestroError):
