@@ -34,7 +34,7 @@ import logging
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -42,20 +42,14 @@ import attrs
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import NotGitRepository
 from dulwich.ignore import IgnoreFilterManager
-from dulwich.index import (
-    Index,
-    IndexEntry,
-    blob_from_path_and_stat,
-    build_file_from_blob,
-    cleanup_mode,
-    index_entry_from_stat,
-)
+from dulwich.index import blob_from_path_and_stat, build_file_from_blob, index_entry_from_stat
 from dulwich.object_store import commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from maestro._errors import CheckpointError
+from maestro._gitindex import GitIndex, StatKey, file_mode, signature
 from maestro.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
 from maestro.seams import Clock, SystemClock
 
@@ -66,13 +60,6 @@ log = logging.getLogger("maestro")
 FLOW = b".flow"
 _GITLINK = 0o160000
 _DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
-
-
-def _ns(t: int | float | tuple[int, int]) -> int:
-    """An index timestamp (seconds, nanoseconds) in nanoseconds."""
-    if isinstance(t, tuple):
-        return t[0] * 1_000_000_000 + t[1]
-    return int(t * 1_000_000_000)
 
 
 @attrs.define
@@ -118,8 +105,7 @@ class Checkpointer:
         top = Path(main.path).resolve()
         self.workdir = top / ".flow" / "maestro" / "worktrees" / sid if worktree else top
         self._repo: Repo | None = None
-        self._index: Index | None = None
-        self._index_stat: tuple[int, int, int] | None = None  # (mtime_ns, size, ino) of the index we hold
+        self._index: GitIndex | None = None
         self._tree: ObjectID | None = None  # the tree our in-memory index stands for
         self._tracked_dirs: set[bytes] = set()
         self._ignore: IgnoreFilterManager | None = None
@@ -426,28 +412,26 @@ class Checkpointer:
         if lock.exists():
             raise CheckpointError(f"{lock} exists: another git process is running (or one crashed; remove the file)")
 
-    def _index_signature(self, repo: Repo) -> tuple[int, int, int] | None:
-        try:
-            st = os.stat(repo.index_path())
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
-
     def _load_index(self, repo: Repo) -> None:
         """Read the index, unless the one in memory is still the one on disk."""
-        sig = self._index_signature(repo)
-        if self._index is not None and sig == self._index_stat and sig is not None:
+        held = self._index
+        fresh = held is not None and held.path == repo.index_path() and held.signature is not None
+        if fresh and held is not None and held.signature == signature(held.path):
             return
-        self._index = repo.open_index()
-        self._index_stat = sig
-        self._tree = self._index.commit(self._main.object_store)  # once per Checkpointer (or after a foreign write)
+        self._index = GitIndex.read(repo)
+        self._tree = self._index.tree(self._main.object_store)  # once per Checkpointer (or after a foreign write)
         self._tracked_dirs = set()
-        for path in self._index.paths():
-            d = path.rpartition(b"/")[0]
-            while d and d not in self._tracked_dirs:
-                self._tracked_dirs.add(d)
-                d = d.rpartition(b"/")[0]
+        self._track(self._index.paths())
         self._ignore = IgnoreFilterManager.from_repo(repo)
+
+    def _track(self, paths: Iterable[bytes]) -> None:
+        """Note the folders that hold tracked files: a walk enters them even if ignored."""
+        dirs = self._tracked_dirs
+        for path in paths:
+            d = path.rpartition(b"/")[0]
+            while d and d not in dirs:
+                dirs.add(d)
+                d = d.rpartition(b"/")[0]
 
     def _ignored(self, rel: bytes, is_dir: bool) -> bool:
         assert self._ignore is not None
@@ -455,30 +439,39 @@ class Checkpointer:
         return bool(self._ignore.is_ignored(path))
 
     def _scan(self) -> _Scan:
-        """Walk the working tree once and compare it with the index by stat data."""
+        """Walk the working tree once and compare it with the index by stat data.
+
+        The hot path is a file whose stat data match its index entry: it costs a
+        ``lstat`` and a few comparisons, nothing else (no path is even built).
+        """
         assert self._index is not None and self._repo is not None
-        index = self._index
+        entries, dirs = self._index.entries, self._index.dirs
         top = os.fsencode(self._repo.path)
-        racy_after = self._index_stat[0] if self._index_stat else 0
+        sig = self._index.signature
+        racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
+        add_object = self._main.object_store.add_object
         scan = _Scan()
-        seen: set[bytes] = set()
+        visited: set[bytes] = set()
         tracked_dirs = self._tracked_dirs
+        none: dict[bytes, StatKey] = {}
         todo: list[bytes] = [b""]
         while todo:
             rel_dir = todo.pop()
             try:
                 it = os.scandir(top + b"/" + rel_dir if rel_dir else top)
-            except FileNotFoundError:
+            except (FileNotFoundError, NotADirectoryError):
                 continue
+            visited.add(rel_dir)
+            names = dirs.get(rel_dir, none)
+            prefix = rel_dir + b"/" if rel_dir else b""
+            matched = 0  # tracked names found here as files
             with it:
                 for e in it:
                     name = e.name
-                    rel = rel_dir + b"/" + name if rel_dir else name
-                    if not rel_dir and name in (b".git", FLOW):
+                    if name == b".git" or (not rel_dir and name == FLOW):
                         continue
-                    if name == b".git":
-                        continue  # a nested repository's own data
                     if e.is_dir(follow_symlinks=False):
+                        rel = prefix + name
                         if rel in tracked_dirs:
                             todo.append(rel)
                         elif os.path.lexists(e.path + b"/.git"):
@@ -487,41 +480,58 @@ class Checkpointer:
                             todo.append(rel)
                         continue
                     st = e.stat(follow_symlinks=False)
+                    key = names.get(name)
+                    if (
+                        key is not None
+                        and key[1] == st.st_mtime_ns
+                        and key[0] == st.st_size
+                        and key[1] < racy_after
+                        and key[2] == st.st_ctime_ns
+                        and key[3] == st.st_ino
+                        and key[4] == file_mode(st.st_mode)
+                    ):
+                        matched += 1
+                        continue  # unchanged: the content is what the index says
                     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                        continue
-                    try:
-                        entry = index[rel]
-                    except KeyError:
+                        continue  # a fifo or socket: not content (a tracked one counts as deleted)
+                    rel = prefix + name
+                    if key is None:
                         if self._ignored(rel, False):
                             continue
                         blob = blob_from_path_and_stat(e.path, st)
-                        self._main.object_store.add_object(blob)
-                        scan.changed[rel] = (cleanup_mode(st.st_mode), blob.id, st)
+                        add_object(blob)
+                        scan.changed[rel] = (file_mode(st.st_mode), blob.id, st)
                         continue
-                    seen.add(rel)
-                    if not isinstance(entry, IndexEntry):
-                        continue  # a conflicted entry: leave it to git
-                    mode = cleanup_mode(st.st_mode)
-                    m = _ns(entry.mtime)
-                    if (
-                        entry.size == st.st_size
-                        and m == st.st_mtime_ns
-                        and _ns(entry.ctime) == st.st_ctime_ns
-                        and entry.ino == st.st_ino
-                        and entry.mode == mode
-                        and m < racy_after
-                    ):
-                        continue  # stat data unchanged: the content is what the index says
+                    matched += 1
+                    mode = file_mode(st.st_mode)
                     blob = blob_from_path_and_stat(e.path, st)
+                    entry = entries[rel]
                     if blob.id == entry.sha and mode == entry.mode:
                         scan.restat[rel] = st
                     else:
-                        self._main.object_store.add_object(blob)
+                        add_object(blob)
                         scan.changed[rel] = (mode, blob.id, st)
-        for path in index.paths():
-            if path not in seen and path not in scan.changed:
-                scan.removed.add(path)
+            if matched != len(names):  # some tracked files of this folder are gone
+                scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
+                self._keep_present(scan, top, prefix, names)
+        for d, names in dirs.items():
+            if d not in visited:  # the whole folder is gone (or is a file now)
+                prefix = d + b"/" if d else b""
+                scan.removed.update(prefix + n for n in names)
         return scan
+
+    def _keep_present(self, scan: _Scan, top: bytes, prefix: bytes, names: dict[bytes, StatKey]) -> None:
+        """Of a folder's tracked files first counted as removed, keep those still there as files."""
+        for n in names:
+            rel = prefix + n
+            if rel not in scan.removed:
+                continue
+            try:
+                st = os.lstat(top + b"/" + rel)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                scan.removed.discard(rel)
 
     def _apply_scan(self, scan: _Scan, *, write_index: bool) -> ObjectID:
         """The tree of the working tree: the index's tree with the scan's changes; update the index."""
@@ -538,29 +548,20 @@ class Checkpointer:
         if write_index:
             index = self._index
             for path in scan.removed:
-                del index[path]
+                index.remove(path)
             for path, (mode, sha, st) in scan.changed.items():
-                index[path] = index_entry_from_stat(st, sha, mode)
+                index.set(path, index_entry_from_stat(st, sha, mode))
             for path, st in scan.restat.items():
-                old = index[path]
-                assert isinstance(old, IndexEntry)
-                index[path] = index_entry_from_stat(st, old.sha, old.mode)
-            for path in scan.changed:
-                d = path.rpartition(b"/")[0]
-                while d and d not in self._tracked_dirs:
-                    self._tracked_dirs.add(d)
-                    d = d.rpartition(b"/")[0]
+                old = index.entries[path]
+                index.set(path, index_entry_from_stat(st, old.sha, old.mode))
+            self._track(scan.changed)
             self._tree = tree
             self._write_index()
         return tree
 
     def _write_index(self) -> None:
-        assert self._index is not None and self._repo is not None
-        try:
-            self._index.write()
-        except OSError as exc:
-            raise CheckpointError(f"{self._repo.index_path()}: cannot write the index: {exc}") from exc
-        self._index_stat = self._index_signature(self._repo)
+        assert self._index is not None
+        self._index.write()
 
     def _write_tree_diff(self, have: ObjectID, want: ObjectID) -> None:
         """Make the working tree go from tree ``have`` to tree ``want``, touching only what differs."""
@@ -575,8 +576,7 @@ class Checkpointer:
             full = top + b"/" + path
             with contextlib.suppress(FileNotFoundError, IsADirectoryError):
                 os.unlink(full)
-            if path in index:
-                del index[path]
+            index.remove(path)
             _remove_empty_parents(full, top)
         for ch in changes:
             new = ch.new
@@ -594,13 +594,9 @@ class Checkpointer:
             blob = store[new.sha]
             assert isinstance(blob, Blob)
             st = build_file_from_blob(blob, new.mode, full)
-            index[new.path] = index_entry_from_stat(st, new.sha, new.mode)
+            index.set(new.path, index_entry_from_stat(st, new.sha, new.mode))
         self._tracked_dirs = set()
-        for path in index.paths():
-            d = path.rpartition(b"/")[0]
-            while d and d not in self._tracked_dirs:
-                self._tracked_dirs.add(d)
-                d = d.rpartition(b"/")[0]
+        self._track(index.paths())
 
 
 def _parents(path: bytes) -> Iterator[bytes]:
