@@ -25,7 +25,7 @@ from dulwich.repo import Repo
 
 from maestro._errors import CheckpointError
 
-__all__ = ["GitIndex", "StatKey", "stat_key"]
+__all__ = ["MODE_BITS", "GitIndex", "StatKey", "file_mode", "signature", "stat_key"]
 
 _HEAD = struct.Struct(">10L20sH")
 _MASK = 0xFFFFFFFF
@@ -34,13 +34,21 @@ _EXTENDED = 0x4000
 
 
 class StatKey(NamedTuple):
-    """What must match between an index entry and ``lstat`` for the content to be trusted."""
+    """What must match between an index entry and ``lstat`` for the content to be trusted.
+
+    ``mode_bits`` is ``st_mode & MODE_BITS`` as it must be: the file type and the
+    owner's execute bit, all that git records of a mode.
+    """
 
     size: int
     mtime_ns: int
     ctime_ns: int
     ino: int
-    mode: int
+    mode_bits: int
+
+
+MODE_BITS = 0o170100
+_BITS_OF = {0o100644: 0o100000, 0o100755: 0o100100, 0o120000: 0o120100}
 
 
 def _ns(t: int | float | tuple[int, int]) -> int:
@@ -57,11 +65,11 @@ def file_mode(st_mode: int) -> int:
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return StatKey(st.st_size & _MASK, st.st_mtime_ns, st.st_ctime_ns, st.st_ino & _MASK, file_mode(st.st_mode))
+    return StatKey(st.st_size & _MASK, st.st_mtime_ns, st.st_ctime_ns, st.st_ino & _MASK, st.st_mode & MODE_BITS)
 
 
 def _entry_key(e: IndexEntry) -> StatKey:
-    return StatKey(e.size & _MASK, _ns(e.mtime), _ns(e.ctime), e.ino & _MASK, e.mode)
+    return StatKey(e.size & _MASK, _ns(e.mtime), _ns(e.ctime), e.ino & _MASK, _BITS_OF.get(e.mode, -1))
 
 
 def _split(t: int | float | tuple[int, int]) -> tuple[int, int]:
@@ -154,7 +162,7 @@ class GitIndex:
         """Write the index file: ``index.lock`` made exclusively, then renamed over ``index``."""
         version = 3 if self._extended else 2
         raw = self._raw
-        body = b"".join([b"DIRC", struct.pack(">LL", version, len(self._order)), *(raw[p] for p in self._order)])
+        body = b"DIRC" + struct.pack(">LL", version, len(self._order)) + b"".join(map(raw.__getitem__, self._order))
         lock = self.path + ".lock"
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)

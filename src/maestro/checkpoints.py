@@ -49,7 +49,7 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from maestro._errors import CheckpointError
-from maestro._gitindex import GitIndex, StatKey, file_mode, signature
+from maestro._gitindex import MODE_BITS, GitIndex, StatKey, file_mode, signature
 from maestro.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
 from maestro.seams import Clock, SystemClock
 
@@ -488,7 +488,7 @@ class Checkpointer:
                         and key[1] < racy_after
                         and key[2] == st.st_ctime_ns
                         and key[3] == st.st_ino
-                        and key[4] == file_mode(st.st_mode)
+                        and key[4] == st.st_mode & MODE_BITS
                     ):
                         matched += 1
                         continue  # unchanged: the content is what the index says
