@@ -244,7 +244,9 @@ class Checkpointer:
         if isinstance(to, int) and not isinstance(to, bool):
             commit = self._peel(self.tag_prefix + str(to).encode())
             if commit is None:
-                raise CheckpointError(f"no checkpoint {to} in session {self.session}")
+                raise CheckpointError(
+                    f"no checkpoint {to} in session {self.session} (no tag maestro/{self.session}/{to})"
+                )
             return to, commit
         if isinstance(to, str):
             name = to.removeprefix("refs/tags/")
@@ -265,7 +267,7 @@ class Checkpointer:
         try:
             tag = self._main.object_store[self._main.refs[Ref(ref)]]
         except KeyError:
-            raise CheckpointError(f"no checkpoint {n} in session {self.session}") from None
+            raise CheckpointError(f"no checkpoint {n} in session {self.session} (no tag {ref.decode()})") from None
         if not isinstance(tag, Tag):
             raise CheckpointError(f"{ref.decode()} is not an annotated maestro tag")
         commit = self._commit(tag.object[1])
@@ -327,7 +329,7 @@ class Checkpointer:
         t.object = (Commit, commit)
         t.name = f"maestro/{self.session}/{n}".encode()
         t.tagger = self._identity()
-        t.tag_time = self._now()
+        t.tag_time = self._commit(commit).commit_time  # one time for the checkpoint: its commit's
         t.tag_timezone = 0
         where = f", state {state}" if state else ""
         t.message = f"maestro checkpoint {n} of session {self.session}{where}: {label}\n".encode()
@@ -422,7 +424,6 @@ class Checkpointer:
         self._tree = self._index.tree(self._main.object_store)  # once per Checkpointer (or after a foreign write)
         self._tracked_dirs = set()
         self._track(self._index.paths())
-        self._ignore = IgnoreFilterManager.from_repo(repo)
 
     def _track(self, paths: Iterable[bytes]) -> None:
         """Note the folders that hold tracked files: a walk enters them even if ignored."""
@@ -450,6 +451,8 @@ class Checkpointer:
         sig = self._index.signature
         racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
         add_object = self._main.object_store.add_object
+        # Fresh every walk: .gitignore files and info/exclude may have changed since the last one.
+        self._ignore = IgnoreFilterManager.from_repo(self._repo)
         scan = _Scan()
         visited: set[bytes] = set()
         tracked_dirs = self._tracked_dirs
@@ -624,7 +627,7 @@ def _line_delta(old: bytes, new: bytes) -> tuple[int, int]:
     """Lines added and deleted from ``old`` to ``new`` (0, 0 for binary content)."""
     if b"\0" in old[:8000] or b"\0" in new[:8000]:
         return 0, 0
-    a, b = old.splitlines(), new.splitlines()
+    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)  # as git: "x" and "x\n" differ
     if not a:
         return len(b), 0
     if not b:
