@@ -13,15 +13,18 @@ import maestro
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 
-def test_the_library_example_runs(repo: Path) -> None:
+def test_the_library_examples_run(repo: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert blocks, "the README has a python example"
+    assert len(blocks) == 2, "the README has its two python examples"
+    (repo / "notes.txt").write_text("the user's uncommitted work\n")
     out = io.StringIO()
     cwd = os.getcwd()
     os.chdir(repo)
+    namespace: dict[str, object] = {}
     try:
         with contextlib.redirect_stdout(out):
-            exec(compile(blocks[0], "README.md", "exec"), {})
+            for block in blocks:  # in order, sharing names, as a reader would run them
+                exec(compile(block, "README.md", "exec"), namespace)
     finally:
         os.chdir(cwd)
     text = out.getvalue()
@@ -30,6 +33,13 @@ def test_the_library_example_runs(repo: Path) -> None:
     assert "1 start created -> planning 0" in text
     (sid,) = maestro.Store(repo).session_ids()
     assert maestro.rebuild(maestro.Store(repo).read_events(sid)).state == "generating_tasks"
+    record = namespace["record"]
+    assert isinstance(record, maestro.CheckpointRecord)
+    assert record.n == 1
+    assert record.tag == f"maestro/{sid}/1"
+    assert [(f.path, f.change, f.added_lines) for f in record.files] == [("calc.py", "added", 2)]
+    assert not (repo / "calc.py").exists()  # rolled back to checkpoint 0
+    assert (repo / "notes.txt").read_text() == "the user's uncommitted work\n"  # saved in the base, kept
 
 
 def test_the_quickstart_has_two_commands() -> None:
