@@ -593,7 +593,9 @@ class Checkpointer:
                 os.unlink(parent)  # a file where a folder must be
             os.makedirs(parent, exist_ok=True)
             if os.path.isdir(full) and not os.path.islink(full):
-                raise CheckpointError(f"{os.fsdecode(full)}: a folder is in the way of a file of the checkpoint")
+                _remove_empty_folders(full)  # as git does; a folder holding files stays, and is an error
+                if os.path.lexists(full):
+                    raise CheckpointError(f"{os.fsdecode(full)}: a folder with files is in the way of a file")
             blob = store[new.sha]
             assert isinstance(blob, Blob)
             st = build_file_from_blob(blob, new.mode, full)
@@ -607,6 +609,13 @@ def _parents(path: bytes) -> Iterator[bytes]:
     while d:
         yield d
         d = d.rpartition(b"/")[0]
+
+
+def _remove_empty_folders(folder: bytes) -> None:
+    """Remove ``folder`` if it holds nothing but empty folders."""
+    for root, _dirs, _files in os.walk(folder, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
 
 
 def _remove_empty_parents(full: bytes, top: bytes) -> None:
