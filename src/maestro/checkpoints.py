@@ -354,7 +354,7 @@ class Checkpointer:
     def _changes(self, a: ObjectID | None, b: ObjectID | None) -> tuple[FileChange, ...]:
         store = self._main.object_store
         out: list[FileChange] = []
-        for ch in tree_changes(store, a, b):
+        for ch in tree_changes(store, a, b, change_type_same=True):  # a file that became a symlink: modified
             if ch.type == "add":
                 assert ch.new is not None and ch.new.path is not None and ch.new.sha is not None
                 out.append(FileChange(_path(ch.new.path), "added", *_line_delta(b"", self._blob(ch.new.sha))))
@@ -435,9 +435,15 @@ class Checkpointer:
                 d = d.rpartition(b"/")[0]
 
     def _ignored(self, rel: bytes, is_dir: bool) -> bool:
+        """Whether an untracked file is ignored, or an untracked folder can be skipped whole.
+
+        A folder is skipped only when a pattern excludes it by name (``build/``):
+        ``logs/*`` with ``!logs/keep.txt`` must still be entered, as git does.
+        """
         assert self._ignore is not None
-        path = os.fsdecode(rel) + ("/" if is_dir else "")
-        return bool(self._ignore.is_ignored(path))
+        if is_dir:
+            return self._ignore.may_prune_directory(os.fsdecode(rel) + "/")
+        return bool(self._ignore.is_ignored(os.fsdecode(rel)))
 
     def _scan(self) -> _Scan:
         """Walk the working tree once and compare it with the index by stat data.
@@ -632,19 +638,58 @@ def _path(p: bytes) -> str:
     return os.fsdecode(p)
 
 
+def _lines(data: bytes) -> list[bytes]:
+    """Lines as git splits them: at ``\\n`` only, each keeping its end (a last line may lack one)."""
+    parts = data.split(b"\n")
+    lines = [p + b"\n" for p in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
 def _line_delta(old: bytes, new: bytes) -> tuple[int, int]:
-    """Lines added and deleted from ``old`` to ``new`` (0, 0 for binary content)."""
+    """Lines added and deleted from ``old`` to ``new``, as ``git diff --numstat`` counts them.
+
+    The counts of a shortest edit script (Myers' algorithm, git's default);
+    ``(0, 0)`` for binary content, which git does not count either.
+    """
     if b"\0" in old[:8000] or b"\0" in new[:8000]:
         return 0, 0
-    a, b = old.splitlines(keepends=True), new.splitlines(keepends=True)  # as git: "x" and "x\n" differ
-    if not a:
-        return len(b), 0
-    if not b:
-        return 0, len(a)
-    added = deleted = 0
-    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
-        if op in ("replace", "delete"):
-            deleted += i2 - i1
-        if op in ("replace", "insert"):
-            added += j2 - j1
-    return added, deleted
+    a, b = _lines(old), _lines(new)
+    d = _edit_distance(a, b)
+    growth = len(b) - len(a)
+    return (d + growth) // 2, (d - growth) // 2
+
+
+def _edit_distance(a: list[bytes], b: list[bytes]) -> int:
+    """The number of lines inserted plus deleted by a shortest edit script from ``a`` to ``b`` (Myers 1986)."""
+    start = 0
+    while start < len(a) and start < len(b) and a[start] == b[start]:
+        start += 1
+    end_a, end_b = len(a), len(b)
+    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
+        end_a -= 1
+        end_b -= 1
+    a, b = a[start:end_a], b[start:end_b]
+    n, m = len(a), len(b)
+    if not n or not m:
+        return n + m
+    if n * m > 25_000_000:  # huge and very different: the cost would be quadratic; count by matching lines
+        sm = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        return n + m - 2 * sum(block.size for block in sm.get_matching_blocks())
+    offset = n + m + 1
+    v = [0] * (2 * offset + 1)
+    for d in range(n + m + 1):
+        for k in range(-d, d + 1, 2):
+            if k == -d or (k != d and v[offset + k - 1] < v[offset + k + 1]):
+                x = v[offset + k + 1]
+            else:
+                x = v[offset + k - 1] + 1
+            y = x - k
+            while x < n and y < m and a[x] == b[y]:
+                x += 1
+                y += 1
+            v[offset + k] = x
+            if x >= n and y >= m:
+                return d
+    return n + m
