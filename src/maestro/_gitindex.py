@@ -31,6 +31,8 @@ _HEAD = struct.Struct(">10L20sH")
 _MASK = 0xFFFFFFFF
 _NAME_MASK = 0xFFF
 _EXTENDED = 0x4000
+_SKIP_WORKTREE = 0x4000  # in the extended flags
+_GITLINK = 0o160000
 
 
 class StatKey(NamedTuple):
@@ -108,6 +110,8 @@ class GitIndex:
             self.dirs.setdefault(d, {})[name] = _entry_key(e)
             self._raw[p] = serialize(p, e)
         self._order = sorted(self.entries)
+        # Entries a walk must leave as they are: submodules (gitlinks) and skip-worktree paths.
+        self.kept: set[bytes] = {p for p, e in self.entries.items() if _kept(e)}
         self._extended = any(e.extended_flags for e in self.entries.values())
         self.signature = _signature(path)
 
@@ -116,9 +120,9 @@ class GitIndex:
         path = repo.index_path()
         try:
             index = repo.open_index()
-        except (OSError, ValueError, AssertionError) as exc:
-            raise CheckpointError(f"{path}: cannot read the index: {exc}") from exc
-        items = list(index.items())
+            items = list(index.items())
+        except Exception as exc:  # dulwich errors (a split index, a bad checksum …) end here
+            raise CheckpointError(f"{path}: cannot read the index: {type(exc).__name__}: {exc}") from exc
         unmerged = [p for p, e in items if isinstance(e, ConflictedIndexEntry)]
         if unmerged:
             raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(unmerged[0])} …): resolve them first")
@@ -141,6 +145,10 @@ class GitIndex:
         self.dirs.setdefault(d, {})[name] = _entry_key(entry)
         self._raw[path] = serialize(path, entry)
         self._extended = self._extended or bool(entry.extended_flags)
+        if _kept(entry):
+            self.kept.add(path)
+        else:
+            self.kept.discard(path)
 
     def remove(self, path: bytes) -> None:
         if self.entries.pop(path, None) is None:
@@ -151,6 +159,7 @@ class GitIndex:
         if not names:
             del self.dirs[d]
         del self._raw[path]
+        self.kept.discard(path)
         i = bisect.bisect_left(self._order, path)
         del self._order[i]
 
@@ -181,6 +190,10 @@ class GitIndex:
                 os.unlink(lock)
             raise CheckpointError(f"{self.path}: cannot write the index: {exc.strerror or exc}") from exc
         self.signature = _signature(self.path)
+
+
+def _kept(e: IndexEntry) -> bool:
+    return e.mode == _GITLINK or bool(e.extended_flags & _SKIP_WORKTREE)
 
 
 def _signature(path: str) -> tuple[int, int, int] | None:

@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from dulwich.diff_tree import tree_changes
+from dulwich.diff_tree import TreeChange, tree_changes
 from dulwich.errors import NotGitRepository
 from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import blob_from_path_and_stat, build_file_from_blob, index_entry_from_stat
@@ -110,6 +110,7 @@ class Checkpointer:
         self._tracked_dirs: set[bytes] = set()
         self._ignore: IgnoreFilterManager | None = None
         self._records: dict[int, CheckpointRecord] = {}
+        self._filemode = True
 
     # -- public -------------------------------------------------------------------
     def start(self) -> CheckpointRecord:
@@ -185,13 +186,18 @@ class Checkpointer:
         target_n, target = self._resolve(to)
         head = self._branch_head()
         self._load_index(repo)
-        # Save what is there now, staged exactly as a checkpoint would.
-        tree = self._apply_scan(self._scan(), write_index=True)
+        # Save what is there now, staged exactly as a checkpoint would (the index is written
+        # only once the rollback is known to go through).
+        scan = self._scan()
+        tree = self._apply_scan(scan, write_index=False)
+        want = self._commit(target).tree
+        changes = list(tree_changes(self._main.object_store, tree, want))
+        self._check_obstacles(changes)  # before anything is written
+        self._stage(scan, tree)
         saved = head if tree == self._commit(head).tree else self._new_commit(tree, [head], "before rollback")
         k = 1 + max((int(r.rsplit(b"-", 1)[1]) for r in self._pre_rollback_refs()), default=0)
         repo.refs[Ref(self.ref_prefix + f"pre-rollback-{k}".encode())] = saved
-        want = self._commit(target).tree
-        self._write_tree_diff(tree, want)
+        self._write_changes(changes)
         self._tree = want
         self._write_index()
         repo.refs[self.branch] = target
@@ -271,7 +277,7 @@ class Checkpointer:
         if not isinstance(tag, Tag):
             raise CheckpointError(f"{ref.decode()} is not an annotated maestro tag")
         commit = self._commit(tag.object[1])
-        label = tag.message.decode("utf-8", "replace").split(": ", 1)[-1].strip()
+        label = tag.message.decode("utf-8", "replace").split(": ", 1)[-1].removesuffix("\n")
         when = _dt.datetime.fromtimestamp(tag.tag_time, _dt.UTC)
         record = self._make_record(n, commit.id, label, head_tree=self._parent_tree(commit.id), when=when)
         self._records[n] = record
@@ -369,7 +375,11 @@ class Checkpointer:
         return tuple(sorted(out, key=lambda f: f.path))
 
     def _blob(self, sha: ObjectID) -> bytes:
-        obj = self._main.object_store[sha]
+        """A blob's bytes; empty for what is not a blob here (a submodule's commit lives elsewhere)."""
+        try:
+            obj = self._main.object_store[sha]
+        except KeyError:
+            return b""
         return obj.as_raw_string() if isinstance(obj, Blob) else b""
 
     def _note(self, record: CheckpointRecord) -> None:
@@ -391,10 +401,19 @@ class Checkpointer:
         from dulwich.worktree import add_worktree
 
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
+        commit = self._branch_head()
+        main = self._main
+        # dulwich seeds the new worktree's HEAD from the main HEAD, which an unborn repository
+        # lacks: it is shown the session's commit instead (in memory; the user's HEAD is not touched).
+        main.head = lambda: commit  # type: ignore[method-assign]
         try:
-            self._repo = add_worktree(self._main, str(self.workdir), branch=self.branch)
-        except ValueError as exc:
+            wt = add_worktree(main, str(self.workdir), commit=commit)
+            wt.refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
+        except (ValueError, KeyError, OSError) as exc:
             raise CheckpointError(f"{self.workdir}: cannot add the session's worktree: {exc}") from exc
+        finally:
+            del main.head
+        self._repo = wt
         self._index = None
 
     def _exclude_flow(self) -> None:
@@ -424,6 +443,7 @@ class Checkpointer:
         self._tree = self._index.tree(self._main.object_store)  # once per Checkpointer (or after a foreign write)
         self._tracked_dirs = set()
         self._track(self._index.paths())
+        self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
 
     def _track(self, paths: Iterable[bytes]) -> None:
         """Note the folders that hold tracked files: a walk enters them even if ignored."""
@@ -457,11 +477,13 @@ class Checkpointer:
         sig = self._index.signature
         racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
         add_object = self._main.object_store.add_object
-        # Fresh every walk: .gitignore files and info/exclude may have changed since the last one.
+        # Fresh every walk: .gitignore, .gitattributes and info/exclude may have changed since the last one.
         self._ignore = IgnoreFilterManager.from_repo(self._repo)
+        normalize = self._repo.get_blob_normalizer().checkin_normalize  # text=auto, eol: as git add does
         scan = _Scan()
         visited: set[bytes] = set()
         tracked_dirs = self._tracked_dirs
+        kept = self._index.kept
         none: dict[bytes, StatKey] = {}
         todo: list[bytes] = [b""]
         while todo:
@@ -481,6 +503,9 @@ class Checkpointer:
                         continue
                     if e.is_dir(follow_symlinks=False):
                         rel = prefix + name
+                        if rel in kept:  # a submodule: its commit stays as recorded
+                            matched += 1
+                            continue
                         if rel in tracked_dirs:
                             todo.append(rel)
                         elif os.path.lexists(e.path + b"/.git"):
@@ -504,17 +529,20 @@ class Checkpointer:
                     if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                         continue  # a fifo or socket: not content (a tracked one counts as deleted)
                     rel = prefix + name
+                    if rel in kept:  # skip-worktree: git assumes it unchanged
+                        matched += 1
+                        continue
                     if key is None:
                         if self._ignored(rel, False):
                             continue
-                        blob = blob_from_path_and_stat(e.path, st)
+                        blob = normalize(blob_from_path_and_stat(e.path, st), rel)
                         add_object(blob)
-                        scan.changed[rel] = (file_mode(st.st_mode), blob.id, st)
+                        scan.changed[rel] = (self._mode(st.st_mode, None), blob.id, st)
                         continue
                     matched += 1
-                    mode = file_mode(st.st_mode)
-                    blob = blob_from_path_and_stat(e.path, st)
                     entry = entries[rel]
+                    mode = self._mode(st.st_mode, entry.mode)
+                    blob = normalize(blob_from_path_and_stat(e.path, st), rel)
                     if blob.id == entry.sha and mode == entry.mode:
                         scan.restat[rel] = st
                     else:
@@ -527,7 +555,15 @@ class Checkpointer:
             if d not in visited:  # the whole folder is gone (or is a file now)
                 prefix = d + b"/" if d else b""
                 scan.removed.update(prefix + n for n in names)
+        scan.removed -= kept
         return scan
+
+    def _mode(self, st_mode: int, recorded: int | None) -> int:
+        """The mode to stage: with ``core.fileMode = false`` the execute bit is not the file's to say."""
+        mode = file_mode(st_mode)
+        if self._filemode or mode == 0o120000:
+            return mode
+        return recorded if recorded in (0o100644, 0o100755) else 0o100644
 
     def _keep_present(self, scan: _Scan, top: bytes, prefix: bytes, names: dict[bytes, StatKey]) -> None:
         """Of a folder's tracked files first counted as removed, keep those still there as files."""
@@ -555,6 +591,13 @@ class Checkpointer:
         changes += [(p, mode, sha) for p, (mode, sha, _st) in sorted(scan.changed.items())]
         tree = commit_tree_changes(self._main.object_store, self._tree, changes) if changes else self._tree
         if write_index:
+            self._stage(scan, tree)
+        return tree
+
+    def _stage(self, scan: _Scan, tree: ObjectID) -> None:
+        """Record the scan in the index (and write it): the index now stands for ``tree``."""
+        assert self._index is not None
+        if scan.changed or scan.removed or scan.restat:
             index = self._index
             for path in scan.removed:
                 index.remove(path)
@@ -566,19 +609,39 @@ class Checkpointer:
             self._track(scan.changed)
             self._tree = tree
             self._write_index()
-        return tree
 
     def _write_index(self) -> None:
         assert self._index is not None
         self._index.write()
 
-    def _write_tree_diff(self, have: ObjectID, want: ObjectID) -> None:
-        """Make the working tree go from tree ``have`` to tree ``want``, touching only what differs."""
+    def _check_obstacles(self, changes: builtins.list[TreeChange]) -> None:
+        """Refuse a rollback that files nobody may delete (ignored ones) would stop half-way."""
+        assert self._repo is not None
+        top = os.fsencode(self._repo.path)
+        deleting = {ch.old.path for ch in changes if ch.type == "delete" and ch.old is not None and ch.old.path}
+        for ch in changes:
+            new = ch.new
+            if ch.type == "delete" or new is None or not new.path:
+                continue
+            for parent in _parents(new.path):
+                full = top + b"/" + parent
+                if (os.path.islink(full) or os.path.isfile(full)) and parent not in deleting:
+                    raise CheckpointError(f"{os.fsdecode(full)}: an ignored file is in the way of the checkpoint")
+            full = top + b"/" + new.path
+            if os.path.isdir(full) and not os.path.islink(full):
+                for root, _dirs, files in os.walk(full):
+                    for f in files:
+                        rel = os.path.relpath(os.path.join(root, f), top)
+                        if rel not in deleting:
+                            where = os.fsdecode(os.path.join(root, f))
+                            raise CheckpointError(f"{where}: an ignored file is in the way of the checkpoint")
+
+    def _write_changes(self, changes: builtins.list[TreeChange]) -> None:
+        """Make the working tree go from one tree to another, touching only what differs."""
         assert self._index is not None and self._repo is not None
         store = self._main.object_store
         top = os.fsencode(self._repo.path)
         index = self._index
-        changes = list(tree_changes(store, have, want))
         # Deletions first (deepest first), so that a folder can become a file and back.
         gone = [ch.old.path for ch in changes if ch.type == "delete" and ch.old is not None and ch.old.path]
         for path in sorted(gone, reverse=True):
