@@ -38,7 +38,6 @@ not a target is met: this is a report.  See docs/performance.md.
 from __future__ import annotations
 
 import argparse
-import gc
 import hashlib
 import json
 import os
@@ -48,19 +47,18 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# benchmarks/transitions.py sits next to this file: run as a script, this folder is first on sys.path and
-# would shadow the `transitions` package (which maestro imports).
+# Run as a script, this folder is first on sys.path, where benchmarks/transitions.py would shadow the
+# `transitions` package (which maestro imports): it goes to the end, still there for _bench.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path.append(sys.path.pop(0))
 
 import attrs
 
 import maestro
+from _bench import file_system, fmt_s, interleaved
 
 CHECKPOINT_TARGET = 1.2  # maestro median / git CLI median, at most: checkpoint, and no change
 ROLLBACK_TARGET = 1.5  # the same, rollback
@@ -112,33 +110,6 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         keys = ("name", "files", "median_s", "baseline", "baseline_median_s", "ratio", "target", "meets_target")
         return {k: getattr(self, k) for k in (*keys, "rounds_s", "baseline_rounds_s")}
-
-
-def interleaved(
-    subjects: dict[str, Callable[[], object]],
-    rounds: int,
-    before: Callable[[str], object] = lambda _: None,
-    after: Callable[[str], object] = lambda _: None,
-) -> dict[str, tuple[float, ...]]:
-    """Time every subject ``rounds`` times, rotating their order each round, after one warm-up round.
-
-    ``before(name)`` and ``after(name)`` run, untimed, around each run of subject ``name``.
-    """
-    names = list(subjects)
-    for name in names:
-        before(name)
-        subjects[name]()
-        after(name)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            before(name)
-            gc.collect()
-            t0 = time.perf_counter()
-            subjects[name]()
-            times[name].append(time.perf_counter() - t0)
-            after(name)
-    return {name: tuple(t) for name, t in times.items()}
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -314,25 +285,6 @@ def bench_size(base: Path, files: int, rounds: int) -> list[Row]:
     assert not differ, f"the working trees differ after the rounds ({len(differ)} entries): {differ[:5]}"
     assert len(mine) == len(trees["git"].live), "the trees hold the files the benchmark tracked"
     return rows
-
-
-def file_system(path: Path) -> str:
-    """The type and device of the file system holding ``path`` (from /proc/mounts), or "unknown"."""
-    best, found = "", "unknown"
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return found
-    real = str(path.resolve())
-    for line in mounts:
-        dev, point, fstype = line.split()[:3]
-        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-            best, found = point, f"{fstype} ({dev} on {point})"
-    return found
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def print_table(rows: list[Row], header: str) -> None:

@@ -25,26 +25,25 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import os
 import statistics
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-# This file is named transitions.py: run as a script, its folder is first on sys.path and would shadow
-# the `transitions` package (which maestro imports too).
+# Run as a script, this folder is first on sys.path, where benchmarks/transitions.py would shadow the
+# `transitions` package (which maestro imports): it goes to the end, still there for _bench.
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path.append(sys.path.pop(0))
 
 import attrs
 import transitions
 
 import maestro
+from _bench import file_system, fmt_s, interleaved
 
 TRANSITION_TARGET = 1.5  # durable median / fsync-append median, at most
 REPLAY_TARGET = 100_000.0  # events per second, at least
@@ -106,28 +105,6 @@ class Row:
     def to_json(self) -> dict[str, Any]:
         keys = ("name", "median_s", "baseline", "baseline_median_s", "ratio", "per", "events", "events_per_s")
         return {k: getattr(self, k) for k in (*keys, "target", "meets_target", "rounds_s", "baseline_rounds_s")}
-
-
-def interleaved(
-    subjects: dict[str, Callable[[], object]], rounds: int, after: Callable[[str], object] = lambda _: None
-) -> dict[str, tuple[float, ...]]:
-    """Time every subject ``rounds`` times, rotating their order each round, after one warm-up round.
-
-    ``after(name)`` runs, untimed, after each run of subject ``name``.
-    """
-    names = list(subjects)
-    for name in names:
-        subjects[name]()
-        after(name)
-    times: dict[str, list[float]] = {name: [] for name in names}
-    for r in range(rounds):
-        for name in names[r % len(names) :] + names[: r % len(names)]:
-            gc.collect()
-            t0 = time.perf_counter()
-            subjects[name]()
-            times[name].append(time.perf_counter() - t0)
-            after(name)
-    return {name: tuple(t) for name, t in times.items()}
 
 
 def git_repo(path: Path) -> Path:
@@ -283,25 +260,6 @@ def bench_replay(base: Path, n: int, rounds: int) -> list[Row]:
             for name in ("replay", "rebuild")
         ),
     ]
-
-
-def file_system(path: Path) -> str:
-    """The type and device of the file system holding ``path`` (from /proc/mounts), or "unknown"."""
-    best, found = "", "unknown"
-    try:
-        mounts = Path("/proc/mounts").read_text().splitlines()
-    except OSError:
-        return found
-    real = str(path.resolve())
-    for line in mounts:
-        dev, point, fstype = line.split()[:3]
-        if (real == point or real.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
-            best, found = point, f"{fstype} ({dev} on {point})"
-    return found
-
-
-def fmt_s(s: float) -> str:
-    return f"{s * 1e6:.1f} µs" if s < 1e-3 else f"{s * 1e3:.1f} ms" if s < 1 else f"{s:.2f} s"
 
 
 def print_table(rows: list[Row], header: str) -> None:

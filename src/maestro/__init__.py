@@ -5,7 +5,7 @@ The public API is this module's ``__all__`` (pinned by ``tests/test_api.py``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro._errors import (
     ChartError,
@@ -16,7 +16,6 @@ from maestro._errors import (
     TransitionNotAllowed,
 )
 from maestro.chart import Chart, load_chart, parse_chart
-from maestro.checkpoints import Checkpointer
 from maestro.guards import DEFAULT_GUARDS
 from maestro.machine import GuardContext
 from maestro.records import (
@@ -79,7 +78,15 @@ __all__ = [
 ]
 
 
+if TYPE_CHECKING:
+    from maestro.checkpoints import Checkpointer
+
+
 def __getattr__(name: str) -> Any:
+    if name == "Checkpointer":  # imported on first use: dulwich is heavy, and replay does not need it
+        from maestro.checkpoints import Checkpointer
+
+        return Checkpointer
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 

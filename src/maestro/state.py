@@ -215,7 +215,9 @@ class Reducer:
         return values  # type: ignore[return-value]  # each checked to be a str above
 
     def _transition(self, event: Event, data: Mapping[str, Any]) -> None:
-        trigger, source, dest = self._fields(event, data, ("trigger", "source", "dest"))
+        trigger, source, dest = data.get("trigger"), data.get("source"), data.get("dest")
+        if type(trigger) is not str or type(source) is not str or type(dest) is not str or len(data) != 3:
+            trigger, source, dest = self._fields(event, data, ("trigger", "source", "dest"))  # the full check
         if source != self.state:
             raise self._fail(event, f"transition {trigger!r} leaves {source!r} but the session is in {self.state!r}")
         if (trigger, source, dest) not in self._edges:
@@ -264,10 +266,14 @@ class Reducer:
 
     def _grown(self, views: tuple[Prefix[Any], ...]) -> bool:
         """Whether a list changed since ``views`` were taken (appended to, or ``gates`` replaced)."""
-        for view, lst in zip(views, self._lists(), strict=True):
-            if view._items is not lst or len(view) != len(lst):
-                return True
-        return False
+        # decisions, checkpoints and agent results only grow; gates is also replaced each round
+        return (
+            len(views[0]) != len(self.decisions)
+            or len(views[1]) != len(self.checkpoints)
+            or len(views[2]) != len(self.agent_results)
+            or views[3]._items is not self.gates
+            or len(views[3]) != len(self.gates)
+        )
 
     def snapshot(self) -> SessionState:
         """The state now, frozen; O(1) in the length of the session."""
