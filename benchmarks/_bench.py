@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import gc
+import statistics
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["file_system", "fmt_s", "interleaved"]
+__all__ = ["Medians", "file_system", "fmt_s", "interleaved"]
+
+
+class Medians:
+    """Medians of a subject's and a baseline's rounds, and their ratio (mixed into a report row)."""
+
+    rounds_s: tuple[float, ...]
+    baseline_rounds_s: tuple[float, ...]
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.rounds_s)
+
+    @property
+    def baseline_median_s(self) -> float:
+        return statistics.median(self.baseline_rounds_s)
+
+    @property
+    def ratio(self) -> float:
+        return self.median_s / self.baseline_median_s
 
 
 def interleaved(

@@ -43,7 +43,6 @@ import json
 import os
 import random
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -58,7 +57,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import attrs
 
 import maestro
-from _bench import file_system, fmt_s, interleaved
+from _bench import Medians, file_system, fmt_s, interleaved
 
 CHECKPOINT_TARGET = 1.2  # maestro median / git CLI median, at most: checkpoint, and no change
 ROLLBACK_TARGET = 1.5  # the same, rollback
@@ -77,7 +76,7 @@ GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 
 
 @attrs.frozen
-class Row:
+class Row(Medians):
     """One line of the report: a subject's rounds against a baseline's rounds, at a size, and the target if any."""
 
     name: str
@@ -86,18 +85,6 @@ class Row:
     rounds_s: tuple[float, ...]
     baseline_rounds_s: tuple[float, ...]
     max_ratio: float | None = None
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.rounds_s)
-
-    @property
-    def baseline_median_s(self) -> float:
-        return statistics.median(self.baseline_rounds_s)
-
-    @property
-    def ratio(self) -> float:
-        return self.median_s / self.baseline_median_s
 
     @property
     def target(self) -> str | None:

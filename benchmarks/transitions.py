@@ -27,7 +27,6 @@ import argparse
 import datetime as dt
 import json
 import os
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -43,7 +42,7 @@ import attrs
 import transitions
 
 import maestro
-from _bench import file_system, fmt_s, interleaved
+from _bench import Medians, file_system, fmt_s, interleaved
 
 TRANSITION_TARGET = 1.5  # durable median / fsync-append median, at most
 REPLAY_TARGET = 100_000.0  # events per second, at least
@@ -58,7 +57,7 @@ CYCLES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 
 
 @attrs.frozen
-class Row:
+class Row(Medians):
     """One line of the report: a subject's rounds against a baseline's rounds, and the target if there is one."""
 
     name: str
@@ -69,18 +68,6 @@ class Row:
     events: int | None = None  # events per round (replay rows)
     max_ratio: float | None = None
     min_events_per_s: float | None = None
-
-    @property
-    def median_s(self) -> float:
-        return statistics.median(self.rounds_s)
-
-    @property
-    def baseline_median_s(self) -> float:
-        return statistics.median(self.baseline_rounds_s)
-
-    @property
-    def ratio(self) -> float:
-        return self.median_s / self.baseline_median_s
 
     @property
     def events_per_s(self) -> float | None:

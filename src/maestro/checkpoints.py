@@ -351,10 +351,9 @@ class Checkpointer:
         head_tree: ObjectID | None,
         when: _dt.datetime | None = None,
     ) -> CheckpointRecord:
-        files = self._changes(head_tree, self._commit(commit).tree) if head_tree is not None else ()
-        if head_tree is None and n == 0:
-            files = self._changes(None, self._commit(commit).tree)
-        ts = format_ts(when or _dt.datetime.fromtimestamp(self._commit(commit).commit_time, _dt.UTC))
+        c = self._commit(commit)
+        files = self._changes(head_tree, c.tree)  # against its parent; a root commit adds everything
+        ts = format_ts(when or _dt.datetime.fromtimestamp(c.commit_time, _dt.UTC))
         return CheckpointRecord(n, commit.decode(), f"maestro/{self.session}/{n}", label, ts, files)
 
     def _changes(self, a: ObjectID | None, b: ObjectID | None) -> tuple[FileChange, ...]:
