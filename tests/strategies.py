@@ -19,6 +19,7 @@ from maestro.records import (
     AGENT_STATUSES,
     CHANGES,
     DECIDERS,
+    EVIDENCE_KINDS,
     FAILURE_CLASSES,
     GATE_STATUSES,
     PAYLOADS,
@@ -27,6 +28,7 @@ from maestro.records import (
     CheckpointRecord,
     Decision,
     Event,
+    Evidence,
     FileChange,
     GateResult,
     Limits,
@@ -151,12 +153,16 @@ def limits() -> st.SearchStrategy[Limits]:
     return st.builds(Limits, max_iterations=st.integers(1, 1000), max_task_attempts=st.integers(1, 1000))
 
 
+def evidence() -> st.SearchStrategy[Evidence]:
+    return st.builds(Evidence, kind=st.sampled_from(EVIDENCE_KINDS), value=short_texts, detail=texts)
+
+
 def options() -> st.SearchStrategy[Option]:
     return st.builds(
         Option,
         name=texts,
         score=numbers,
-        evidence=st.lists(short_texts, max_size=3).map(tuple),
+        evidence=st.lists(evidence(), max_size=3).map(tuple),
         notes=texts,
     )
 
@@ -171,6 +177,10 @@ def decisions() -> st.SearchStrategy[Decision]:
         options=st.lists(options(), max_size=3).map(tuple),
         confidence=st.floats(min_value=0, max_value=1) | st.sampled_from([0, 1]),
         decided_by=st.sampled_from(DECIDERS),
+        id=st.just("") | st.integers(1, 10**6).map(lambda n: f"D{n}"),
+        ts=st.just("") | timestamps(),
+        task=st.none() | task_ids(),
+        checkpoint=st.none() | st.integers(0, 10**6),
     )
 
 

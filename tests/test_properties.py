@@ -500,6 +500,11 @@ class SessionMachine(RuleBasedStateMachine):
     def _record(self, payload: Any) -> None:
         before = self.s.state
         event = self.s.record(payload)
+        if isinstance(payload, Decision):  # the session numbers and stamps a decision it is given bare
+            assert event.payload() == attrs.evolve(
+                payload, id=payload.id or f"D{len(before.decisions) + 1}", ts=payload.ts or event.ts
+            )
+            payload = event.payload()
         assert event.payload() == payload
         assert event.seq == before.last_seq + 1
         assert self.s.current == before.state, "a record moved the session"

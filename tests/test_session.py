@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro.records import CheckpointRecord, Decision, FileChange, GateResult, Option
+from maestro.records import CheckpointRecord, Decision, Evidence, FileChange, GateResult, Option
 
 HAPPY = ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done"]
 
@@ -181,7 +181,7 @@ def test_a_bad_task_id_is_refused_before_anything_is_written(session: maestro.Se
 def test_records_land_in_the_derived_views(session: maestro.Session) -> None:
     decision = Decision(
         "tech-stack", "Which test runner?", "pytest", "already in pyproject.toml",
-        options=(Option("pytest", 0.9, ("pyproject.toml",)), Option("unittest", 0.4)), confidence=0.9,
+        options=(Option("pytest", 0.9, (Evidence("file", "pyproject.toml"),)), Option("unittest", 0.4)), confidence=0.9,
     )  # fmt: skip
     session.fire("start")
     session.record(decision)
@@ -189,7 +189,8 @@ def test_records_land_in_the_derived_views(session: maestro.Session) -> None:
     session.close()
     decisions = json.loads((session.dir / "decisions.json").read_text())
     assert decisions[0]["choice"] == "pytest"
-    assert decisions[0]["options"][0]["evidence"] == ["pyproject.toml"]
+    assert decisions[0]["options"][0]["evidence"] == [{"kind": "file", "value": "pyproject.toml"}]
+    assert (decisions[0]["id"], decisions[0]["ts"]) == ("D1", session.events[-2].ts)
     assert json.loads((session.dir / "checkpoints.json").read_text())[0]["tag"] == "maestro/s/1"
     meta = json.loads((session.dir / "metadata.json").read_text())
     assert meta["state"] == "planning"

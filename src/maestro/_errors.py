@@ -9,6 +9,8 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
     ├── StoreError              the session store is missing, malformed or unwritable
     │   └── SessionLocked       another live process holds the session
     ├── CheckpointError         a git checkpoint or rollback cannot be done
+    ├── PlanError               a PRD or task graph is malformed (names file, line, task, field)
+    ├── DecisionError           a decision cannot be made or a strategy misbehaved
     └── TransitionNotAllowed    a trigger the chart does not allow in this state
 """
 
@@ -48,6 +50,42 @@ class SessionLocked(StoreError):
 
 class CheckpointError(MaestroError):
     """A git checkpoint, rollback or diff cannot be done; the message names the path or ref."""
+
+
+class PlanError(MaestroError):
+    """A PRD or task graph is malformed.
+
+    The message is one line: ``<file>:<line>: task <id>: <field>: <problem>``,
+    each part present when known; the parts are also attributes.
+    """
+
+    def __init__(
+        self,
+        problem: str,
+        *,
+        path: object = None,
+        line: int | None = None,
+        task: str | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.task = task
+        self.field = field
+        where = self.path or "<input>"
+        if line is not None:
+            where += f":{line}"
+        parts = [where]
+        if task is not None:
+            parts.append(f"task {task}")
+        if field is not None:
+            parts.append(field)
+        super().__init__(": ".join([*parts, problem]))
+
+
+class DecisionError(MaestroError):
+    """A decision cannot be made: no strategy for the kind, or a strategy returned something invalid."""
 
 
 class TransitionNotAllowed(MaestroError):

@@ -1,47 +1,19 @@
-"""The guards the built-in charts name, decided from the session's recorded state.
+"""The guards the built-in charts name, as the decision engine decides them.
 
 A guard registry maps each name a chart declares to a function of a
-:class:`~maestro.machine.GuardContext`.  These defaults decide from what the
-event log says; the decision engine replaces or extends them by passing its own
-mapping to :meth:`~maestro.Session.create` / :meth:`~maestro.Session.open`.
+:class:`~maestro.machine.GuardContext`.  They are the guard methods of
+:class:`~maestro.decisions.DecisionEngine`, which decide from what the event
+log says; pass ``engine.guards()`` (or any mapping) to
+:meth:`~maestro.Session.create` / :meth:`~maestro.Session.open` to replace them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from maestro.machine import Guard, GuardContext
+from maestro.decisions import DecisionEngine
+from maestro.machine import Guard
 
 __all__ = ["DEFAULT_GUARDS"]
 
-
-def has_checkpoint(ctx: GuardContext) -> bool:
-    """At least one git checkpoint has been recorded."""
-    return bool(ctx.session.checkpoints)
-
-
-def within_iteration_limit(ctx: GuardContext) -> bool:
-    """Another refinement iteration fits within ``limits.max_iterations``."""
-    return ctx.session.iteration < ctx.session.limits.max_iterations
-
-
-def required_gates_passed(ctx: GuardContext) -> bool:
-    """The current validation round recorded gates, and the latest result of every required one passed."""
-    latest = {g.name: g for g in ctx.session.gates}  # a gate run again (after a retry) counts as it last ran
-    return bool(latest) and all(g.status == "passed" for g in latest.values() if g.required)
-
-
-def attempts_left(ctx: GuardContext) -> bool:
-    """The task has started fewer attempts than ``limits.max_task_attempts``."""
-    assert ctx.task is not None
-    task = ctx.session.tasks.get(ctx.task)
-    attempts = task.attempts if task is not None else 0
-    return attempts < ctx.session.limits.max_task_attempts
-
-
-DEFAULT_GUARDS: Mapping[str, Guard] = {
-    "has_checkpoint": has_checkpoint,
-    "within_iteration_limit": within_iteration_limit,
-    "required_gates_passed": required_gates_passed,
-    "attempts_left": attempts_left,
-}
+DEFAULT_GUARDS: Mapping[str, Guard] = DecisionEngine(strategies={}).guards()

@@ -26,6 +26,7 @@ __all__ = [
     "CheckpointRecord",
     "Decision",
     "Event",
+    "Evidence",
     "FileChange",
     "GateResult",
     "Limits",
@@ -91,12 +92,6 @@ def _opt_finite(value: Any) -> float | None:
 
 
 _opt_nonneg = av.optional(av.ge(0))
-
-
-def _strs(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):  # one path, not its characters
-        return (value,)
-    return tuple(value)
 
 
 @attrs.frozen
@@ -177,30 +172,82 @@ class TaskTransition:
     reason: str | None = attrs.field(default=None, validator=_opt_str)
 
 
+EVIDENCE_KINDS = ("file", "dependency", "command", "fact")
+
+
+@attrs.frozen
+class Evidence:
+    """One thing a decision rests on: a ``file`` path, a ``dependency`` name, a ``command``, or a ``fact``."""
+
+    kind: str = attrs.field(validator=av.in_(EVIDENCE_KINDS))
+    value: str = attrs.field(validator=_str)
+    detail: str = attrs.field(default="", validator=_str)
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.value}" + (f" ({self.detail})" if self.detail else "")
+
+
+def _evidence(value: Any) -> tuple[Evidence, ...]:
+    """Evidence items; a bare string is a ``fact``."""
+    if isinstance(value, (str, Evidence)):
+        value = (value,)
+    return tuple(Evidence("fact", v) if isinstance(v, str) else v for v in value)
+
+
+def _evidence_ok(_inst: Any, attr: attrs.Attribute[Any], value: tuple[Any, ...]) -> None:
+    for v in value:
+        if not isinstance(v, Evidence):
+            raise TypeError(f"{attr.name} holds Evidence records, not {v!r}")
+
+
 @attrs.frozen
 class Option:
-    """One option a decision weighed, with its score and evidence (paths, package names)."""
+    """One option a decision weighed, with its score (0–1) and the evidence for it."""
 
     name: str = attrs.field(validator=_str)
     score: float = attrs.field(default=0.0, converter=_finite)
-    evidence: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    evidence: tuple[Evidence, ...] = attrs.field(default=(), converter=_evidence, validator=_evidence_ok)
     notes: str = attrs.field(default="", validator=_str)
 
 
+def _options(value: Any) -> tuple[Option, ...]:
+    return tuple(value)
+
+
 DECIDERS = ("policy", "agent", "human")
+DECISION_ID = re.compile(r"D[1-9][0-9]*\Z")
+
+
+def _decision_id(_inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if not isinstance(value, str) or (value and not DECISION_ID.match(value)):
+        raise ValueError(f"{attr.name} must be D1, D2, D3 … (or empty until recorded), not {value!r}")
+
+
+def _opt_ts(inst: Any, attr: attrs.Attribute[Any], value: str) -> None:
+    if value != "":
+        _ts(inst, attr, value)
 
 
 @attrs.frozen
 class Decision:
-    """A technical choice with its evidence and rationale (kind ``decision``)."""
+    """A technical choice with its evidence and rationale (kind ``decision``).
+
+    ``id`` (``D1``, ``D2`` … in the order a session records them) and ``ts`` are
+    filled in by :meth:`~maestro.Session.record` when left empty; ``task`` and
+    ``checkpoint`` link the decision to what it was about.
+    """
 
     kind: str = attrs.field(validator=_str)
     question: str = attrs.field(validator=_str)
     choice: str = attrs.field(validator=_str)
     rationale: str = attrs.field(validator=_str)
-    options: tuple[Option, ...] = attrs.field(default=())
+    options: tuple[Option, ...] = attrs.field(default=(), converter=_options)
     confidence: float = attrs.field(default=1.0, converter=_finite, validator=[av.ge(0), av.le(1)])
     decided_by: str = attrs.field(default="policy", validator=av.in_(DECIDERS))
+    id: str = attrs.field(default="", validator=_decision_id)
+    ts: str = attrs.field(default="", validator=_opt_ts)
+    task: str | None = attrs.field(default=None, validator=av.optional(_ident))
+    checkpoint: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
 
 
 CHANGES = ("added", "modified", "deleted")
@@ -310,7 +357,7 @@ def _make_converter() -> cattrs.Converter:
     conv.register_structure_hook(float, _strict(float, int, float))
     conv.register_structure_hook(bool, _strict(bool, bool))
     # Optional fields left at their default are left out of the JSON.
-    for cls in (Option, FileChange, Limits, *PAYLOADS.values()):  # nested types first
+    for cls in (Evidence, Option, FileChange, Limits, *PAYLOADS.values()):  # nested types first
         conv.register_unstructure_hook(
             cls,
             cattrs.gen.make_dict_unstructure_fn(cls, conv, _cattrs_omit_if_default=True),

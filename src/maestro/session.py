@@ -22,6 +22,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+import attrs
+
 from maestro._errors import StoreError, error_text
 from maestro.chart import Chart, Edge, load_chart
 from maestro.guards import DEFAULT_GUARDS
@@ -29,6 +31,7 @@ from maestro.machine import Guard, Machine
 from maestro.records import (
     SCHEMA_VERSION,
     TASK_ID,
+    Decision,
     Event,
     Limits,
     Note,
@@ -246,14 +249,18 @@ class Session:
         self._check_open()
         if isinstance(payload, (Transition, TaskTransition, SessionStarted)):
             raise TypeError("transitions are made with fire() and fire_task(), not recorded")
-        return self._append(payload)
+        ts = format_ts(self.clock.now())
+        if isinstance(payload, Decision) and not (payload.id and payload.ts):
+            n = len(self._reducer.decisions) + 1
+            payload = attrs.evolve(payload, id=payload.id or f"D{n}", ts=payload.ts or ts)
+        return self._append(payload, ts)
 
     def note(self, text: str) -> Event:
         return self.record(Note(text))
 
-    def _append(self, payload: Any) -> Event:
+    def _append(self, payload: Any, ts: str | None = None) -> Event:
         kind = payload_kind(payload)
-        event = self._log.append(kind, converter.unstructure(payload), format_ts(self.clock.now()))
+        event = self._log.append(kind, converter.unstructure(payload), ts or format_ts(self.clock.now()))
         self._reducer.apply(event)
         self._events.append(event)
         return event

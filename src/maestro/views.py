@@ -28,7 +28,15 @@ from maestro.records import (
 from maestro.state import SessionState
 from maestro.store import atomic_write
 
-__all__ = ["describe", "final_report", "log_line", "metadata", "write_decision_history", "write_views"]
+__all__ = [
+    "decision_file_name",
+    "describe",
+    "final_report",
+    "log_line",
+    "metadata",
+    "write_decision_history",
+    "write_views",
+]
 
 
 def metadata(state: SessionState) -> dict[str, Any]:
@@ -156,7 +164,7 @@ def write_decision_history(
         return
     with lock():
         for kind, mine in sorted(by_kind.items()):
-            path = decisions_dir / f"{_file_name(kind)}.json"
+            path = decisions_dir / f"{decision_file_name(kind)}.json"
             try:
                 old = json.loads(path.read_text(encoding="utf-8")) if path.exists() else []
             except (OSError, ValueError) as exc:
@@ -167,6 +175,7 @@ def write_decision_history(
             atomic_write(path, json.dumps(kept + mine, indent=2, ensure_ascii=False) + "\n")
 
 
-def _file_name(kind: str) -> str:
-    """A decision kind as a file name: ``tech-stack``, ``task-ordering`` …"""
-    return "".join(c if c.isalnum() or c in "-_." else "-" for c in kind.strip().lower().replace(" ", "-")) or "other"
+def decision_file_name(kind: str) -> str:
+    """The history file of a decision kind, without ``.json``: ``tech_stack`` → ``tech-stack``."""
+    name = kind.strip().lower().replace(" ", "-").replace("_", "-")
+    return "".join(c if c.isalnum() or c in "-." else "-" for c in name).strip(".") or "other"

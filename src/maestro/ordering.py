@@ -1,0 +1,217 @@
+"""The ordering decision (FR-4): a task graph into parallel groups that run one after the other.
+
+Rules, in order:
+
+1. every task's dependencies sit in earlier groups;
+2. a group is as wide as the dependencies allow, capped by ``max_parallel``;
+3. when more tasks are ready than fit, the most *foundational* go first (those
+   the most tasks depend on, directly or transitively), then high risk before
+   low, then priority (P0 first), then the order they were written in;
+4. explicit groups (``group:`` in ``tasks.yaml``, ``[P:Group-X]`` in markdown)
+   run together, when that is consistent: two groups that each wait for the
+   other are dissolved (and the decision says so); a group larger than the cap
+   is split.
+
+This is list scheduling: each round takes every ready task (or the best
+``max_parallel`` of them).  With no cap and no explicit groups the number of
+groups is the length of the longest dependency chain, which no valid order can
+beat.  Everything is decided from sequences, never from set or dict iteration
+order, so equal input gives byte-identical output.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import attrs
+
+from maestro._errors import DecisionError
+from maestro.decisions import DecisionContext
+from maestro.records import Decision, Evidence, Option
+from maestro.tasks import TaskGraph
+
+__all__ = ["Ordering", "order_tasks", "task_ordering"]
+
+
+@attrs.frozen
+class Ordering:
+    """Groups of task ids, run in order; the tasks of one group run at once."""
+
+    groups: tuple[tuple[str, ...], ...]
+    max_parallel: int | None = None
+    dependents: Mapping[str, int] = attrs.field(factory=dict)
+    dissolved: tuple[str, ...] = ()
+    split: tuple[str, ...] = ()
+
+    def group_of(self, task_id: str) -> int:
+        """The 0-based index of the group ``task_id`` runs in."""
+        for i, g in enumerate(self.groups):
+            if task_id in g:
+                return i
+        raise KeyError(task_id)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "groups": [list(g) for g in self.groups],
+            "max_parallel": self.max_parallel,
+            "dissolved_groups": list(self.dissolved),
+            "split_groups": list(self.split),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def describe(self) -> str:
+        """``G1: T1 | G2: T2, T3`` — one line."""
+        return " | ".join(f"G{i + 1}: {', '.join(g)}" for i, g in enumerate(self.groups))
+
+
+def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Ordering:
+    """Order ``graph`` into parallel groups (see the module's rules)."""
+    if max_parallel is not None and (type(max_parallel) is not int or max_parallel < 1):
+        raise DecisionError(f"max_parallel must be a positive integer or None, not {max_parallel!r}")
+    position = {tid: i for i, tid in enumerate(graph.ids)}
+    dependents = graph.transitive_dependents()
+
+    def key(tid: str) -> tuple[int, int, int, int]:
+        t = graph[tid]
+        return (-dependents[tid], t.risk_rank, t.priority_rank, position[tid])
+
+    units, dissolved, split = _units(graph, max_parallel, key)
+    unit_keys = [min(key(t) for t in u) for u in units]
+    pending = sorted(range(len(units)), key=unit_keys.__getitem__)
+    done: set[str] = set()
+    groups: list[tuple[str, ...]] = []
+    while pending:
+        ready = [
+            u for u in pending if all(d in done for t in units[u] for d in graph[t].depends_on if d not in units[u])
+        ]
+        if not ready:  # pragma: no cover - _units removed every cycle
+            raise DecisionError("the task graph has a cycle between explicit groups")
+        chosen: list[int] = []
+        size = 0
+        for u in ready:
+            if max_parallel is None or size + len(units[u]) <= max_parallel:
+                chosen.append(u)
+                size += len(units[u])
+        group = sorted((t for u in chosen for t in units[u]), key=key)
+        groups.append(tuple(group))
+        done.update(group)
+        taken = set(chosen)
+        pending = [u for u in pending if u not in taken]
+    return Ordering(tuple(groups), max_parallel, dependents, tuple(dissolved), tuple(split))
+
+
+def _units(graph: TaskGraph, cap: int | None, key: Any) -> tuple[list[tuple[str, ...]], list[str], list[str]]:
+    """Scheduling units: explicit groups (consistent ones, split to the cap) and single tasks."""
+    named = dict(graph.groups())
+    dissolved: list[str] = []
+    while True:
+        cycle = _group_cycle(graph, named)
+        if not cycle:
+            break
+        for name in cycle:
+            del named[name]
+        dissolved.extend(cycle)
+    units: list[tuple[str, ...]] = []
+    split: list[str] = []
+    in_group = {t for members in named.values() for t in members}
+    for name, members in named.items():
+        ordered = sorted(members, key=key)
+        if cap is not None and len(ordered) > cap:
+            split.append(name)
+            units.extend(tuple(ordered[i : i + cap]) for i in range(0, len(ordered), cap))
+        else:
+            units.append(tuple(ordered))
+    units.extend((t,) for t in graph.ids if t not in in_group)
+    return units, sorted(dissolved), split
+
+
+def _group_cycle(graph: TaskGraph, named: Mapping[str, Sequence[str]]) -> list[str]:
+    """Names of explicit groups that wait for one another in a circle (first found), or []."""
+    owner = {t: name for name, members in named.items() for t in members}
+    # group -> the groups it must wait for, through any chain of tasks outside groups
+    waits: dict[str, list[str]] = {}
+    for name, members in named.items():
+        seen: list[str] = []
+        for t in members:
+            for a in sorted(graph.ancestors(t), key=graph.ids.index):
+                g = owner.get(a)
+                if g is not None and g != name and g not in seen:
+                    seen.append(g)
+        waits[name] = seen
+    colour: dict[str, int] = dict.fromkeys(named, 0)
+    for root in named:
+        stack = [(root, iter(waits[root]))]
+        path = [root]
+        colour[root] = 1
+        while stack:
+            node, it = stack[-1]
+            for nxt in it:
+                if colour[nxt] == 1:
+                    return path[path.index(nxt) :]
+                if colour[nxt] == 0:
+                    colour[nxt] = 1
+                    path.append(nxt)
+                    stack.append((nxt, iter(waits[nxt])))
+                    break
+            else:
+                colour[node] = 2
+                path.pop()
+                stack.pop()
+    return []
+
+
+# -- the decision strategy --------------------------------------------------------------------------------------
+
+
+def task_ordering(ctx: DecisionContext) -> Decision:
+    """The ``task_ordering`` strategy: params ``graph`` (a TaskGraph) and ``max_parallel`` (int or None)."""
+    graph = ctx.params.get("graph")
+    if not isinstance(graph, TaskGraph):
+        raise DecisionError("task_ordering: pass graph=<TaskGraph> to decide()")
+    cap = ctx.params.get("max_parallel")
+    ordering = order_tasks(graph, max_parallel=cap)
+    n = len(graph)
+    chain = graph.longest_chain()
+    facts: list[Evidence] = []
+    ranked = sorted(graph.ids, key=lambda t: (-ordering.dependents[t], graph.ids.index(t)))
+    for tid in ranked[:5]:
+        if ordering.dependents[tid]:
+            facts.append(Evidence("fact", f"{tid} is foundational", _depend_text(ordering.dependents[tid])))
+    facts.extend(Evidence("fact", f"{t.id} is high risk", "scheduled early") for t in graph if t.risk == "high")
+    facts.append(Evidence("fact", f"longest dependency chain: {chain} tasks", "no order has fewer groups"))
+    if cap is not None:
+        facts.append(Evidence("fact", f"at most {cap} tasks at once", "parallel.max_workers"))
+    facts.extend(Evidence("fact", f"explicit group {g} dissolved", "it and another group wait for each other")
+                 for g in ordering.dissolved)  # fmt: skip
+    facts.extend(Evidence("fact", f"explicit group {g} split", f"larger than {cap}") for g in ordering.split)
+    if graph.source:
+        facts.insert(0, Evidence("file", graph.source, f"{n} tasks"))
+    chosen = Option("foundational_first", 1.0, tuple(facts), notes=ordering.describe())
+    sequential = Option(
+        "sequential", round(len(ordering.groups) / n, 3) if n else 0.0,
+        (Evidence("fact", f"{n} groups of one task each", "no parallelism"),),
+        notes=" | ".join(f"G{i + 1}: {t}" for i, t in enumerate(graph.topological())),
+    )  # fmt: skip
+    width = max((len(g) for g in ordering.groups), default=0)
+    rationale = (
+        f"foundational_first > risk_early > parallel: {n} tasks in {len(ordering.groups)} groups "
+        f"(longest chain {chain}, widest group {width}"
+        + (f", capped at {cap}" if cap is not None else "")
+        + f"): {ordering.describe()}"
+    )
+    return Decision(
+        "task_ordering",
+        f"In what order, and how many at once, should the {n} tasks run?",
+        "foundational_first",
+        rationale,
+        options=(chosen, sequential),
+        confidence=1.0 if not ordering.dissolved else 0.8,
+    )
+
+
+def _depend_text(n: int) -> str:
+    return "1 task depends on it" if n == 1 else f"{n} tasks depend on it"
