@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 import maestro
+import maestro.tasks
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -213,3 +214,85 @@ def test_an_empty_log_is_one_line_exit_2(repo: Path, store: maestro.Store) -> No
     out = run("replay", "empty", "--repo", str(repo))
     assert out.returncode == 2
     assert "not a session log" in out.stderr
+
+
+SEED = Path(__file__).parent / "data" / "plans" / "prd-maestro-orchestrator-v1.md"
+
+
+def test_prd_lists_the_requirements() -> None:
+    out = run("prd", str(SEED))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "Product Requirements Document: Maestro Orchestrator (implementing): 15 requirements"
+    assert lines[1].split()[:2] == ["FR-1", "P0"]
+    assert lines[15].split()[:2] == ["FR-15", "P3"]
+    doc = json.loads(run("prd", str(SEED), "--json").stdout)
+    assert [r["id"] for r in doc["requirements"]] == [f"FR-{n}" for n in range(1, 16)]
+
+
+GRAPH = """\
+version: 1
+tasks:
+  - id: core
+    title: Calculator core
+    requirements: [FR-1]
+  - id: ui
+    title: Command line
+    depends_on: [core]
+    risk: high
+  - id: docs
+    title: Documentation
+    depends_on: [core]
+    priority: P3
+"""
+
+
+def test_tasks_prints_the_groups_and_the_rationale(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.yaml"
+    path.write_text(GRAPH)
+    out = run("tasks", str(path), "--prd", str(SEED))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[:6] == [
+        f"{path}: 3 tasks in 2 groups",
+        "  G1:",
+        "    core  P2 medium Calculator core",
+        "  G2:",
+        "    ui  P2 high   Command line after core",
+        "    docs  P3 medium Documentation after core",
+    ]
+    capped = json.loads(run("tasks", str(path), "--max-parallel", "1", "--json").stdout)
+    assert capped["groups"] == [["core"], ["ui"], ["docs"]]
+    assert capped["decision"]["kind"] == "task_ordering"
+
+
+def test_tasks_converts_to_yaml_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "tasks.yaml"
+    path.write_text(GRAPH)
+    target = tmp_path / "out.yaml"
+    out = run("tasks", str(path), "--yaml", "-o", str(target))
+    assert out.returncode == 0, out.stderr
+    assert target.read_text() == out.stdout
+    assert maestro.tasks.parse_tasks(out.stdout) == maestro.tasks.parse_tasks(GRAPH)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.yaml", "tasks.yaml"]
+
+
+@pytest.mark.parametrize(
+    ("text", "args", "message"),
+    [
+        (GRAPH.replace("depends_on: [core]\n    risk", "depends_on: [cor]\n    risk"), [],
+         "tasks.yaml:8: task ui: depends_on: unknown task 'cor'"),
+        (GRAPH.replace("[FR-1]", "[FR-99]"), ["--prd", str(SEED)],
+         "tasks.yaml:5: task core: requirements: requirement 'FR-99' is not in the PRD"),
+        (GRAPH, ["--max-parallel", "0"], "must be at least 1, not 0"),
+        (GRAPH, ["--prd", "missing.md"], "missing.md: no such file"),
+        ("version: 1\ntasks: [", [], "tasks.yaml:2: YAML syntax"),
+    ],
+)  # fmt: skip
+def test_tasks_bad_input_is_one_line_exit_2(tmp_path: Path, text: str, args: list[str], message: str) -> None:
+    path = tmp_path / "tasks.yaml"
+    path.write_text(text)
+    out = run("tasks", str(path), *args, "-o", str(tmp_path / "out.yaml"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1, out.stderr
+    assert message in out.stderr
+    assert not (tmp_path / "out.yaml").exists()

@@ -10,19 +10,25 @@ from typing import TYPE_CHECKING, Any
 from maestro._errors import (
     ChartError,
     CheckpointError,
+    DecisionError,
     MaestroError,
+    PlanError,
     SessionLocked,
     StoreError,
     TransitionNotAllowed,
 )
 from maestro.chart import Chart, load_chart, parse_chart
+from maestro.decisions import DecisionContext, DecisionEngine
 from maestro.guards import DEFAULT_GUARDS
 from maestro.machine import GuardContext
+from maestro.ordering import Ordering, order_tasks
+from maestro.prd import Prd, Requirement, load_prd, parse_prd, update_prd
 from maestro.records import (
     AgentResult,
     CheckpointRecord,
     Decision,
     Event,
+    Evidence,
     FileChange,
     GateResult,
     Limits,
@@ -35,6 +41,7 @@ from maestro.seams import Clock, IdSource, RandomIds, SequentialIds, SystemClock
 from maestro.session import Session
 from maestro.state import SessionState, TaskState, rebuild
 from maestro.store import Store
+from maestro.tasks import Task, TaskGraph, load_tasks, parse_tasks, validate_graph
 
 __all__ = [
     "DEFAULT_GUARDS",
@@ -46,7 +53,11 @@ __all__ = [
     "Checkpointer",
     "Clock",
     "Decision",
+    "DecisionContext",
+    "DecisionEngine",
+    "DecisionError",
     "Event",
+    "Evidence",
     "FileChange",
     "GateResult",
     "GuardContext",
@@ -55,7 +66,11 @@ __all__ = [
     "MaestroError",
     "Note",
     "Option",
+    "Ordering",
+    "PlanError",
+    "Prd",
     "RandomIds",
+    "Requirement",
     "SequentialIds",
     "Session",
     "SessionLocked",
@@ -64,17 +79,26 @@ __all__ = [
     "Store",
     "StoreError",
     "SystemClock",
+    "Task",
+    "TaskGraph",
     "TaskState",
     "TickingClock",
     "TransitionNotAllowed",
     "__version__",
     "converter",
     "load_chart",
+    "load_prd",
+    "load_tasks",
+    "order_tasks",
     "parse_chart",
+    "parse_prd",
+    "parse_tasks",
     "rebuild",
     "replay",
     "replay_session",
     "state_at",
+    "update_prd",
+    "validate_graph",
 ]
 
 

@@ -11,6 +11,7 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, NoReturn
 
 from maestro._errors import MaestroError
@@ -55,7 +56,49 @@ def _build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser("sessions", help="list the sessions of a repository", description="List recorded sessions.")
     ss.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     ss.add_argument("--json", action="store_true", help="one JSON object a line")
+
+    pr = sub.add_parser(
+        "prd", help="read a PRD and list its requirements", description="Read a PRD and list its requirements."
+    )
+    pr.add_argument("path", help="the PRD (markdown with YAML front matter, or a Functional Requirements table)")
+    pr.add_argument("--json", action="store_true", help="print JSON")
+
+    tk = sub.add_parser(
+        "tasks",
+        help="validate a task graph and show the order it runs in",
+        description="Validate a task graph (tasks.yaml, beads JSON from `bd list --json`, or a markdown task list "
+        "with [P:Group-X] flags) and print the parallel groups it runs in.",
+    )
+    tk.add_argument("path", help="tasks.yaml, a .json/.jsonl beads export, or a .md task list")
+    tk.add_argument("--prd", help="check every task's requirement ids against this PRD")
+    tk.add_argument("--max-parallel", type=_positive, metavar="N", help="at most N tasks at once (default: no cap)")
+    tk.add_argument("--json", action="store_true", help="print the ordering decision as JSON")
+    tk.add_argument("--yaml", action="store_true", help="print the graph as tasks.yaml instead (to convert)")
+    tk.add_argument("-o", "--output", metavar="FILE", help="write the graph as tasks.yaml to FILE (atomically)")
+
+    dc = sub.add_parser(
+        "decide",
+        help="make one decision about a repository and show its evidence",
+        description="Ask the decision engine about a repository, without a session (nothing is recorded).",
+    )
+    dc.add_argument("kind", choices=("tech_stack", "architecture", "gate"), help="the kind of decision")
+    dc.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    dc.add_argument("--capability", help="tech_stack: the capability needed (e.g. 'http client')")
+    dc.add_argument("--ecosystem", help="tech_stack: python, node, rust, go or ruby (default: the repository's)")
+    dc.add_argument("--gate", choices=("tests", "lint", "typecheck", "security"), help="gate: which gate")
+    dc.add_argument("--feature", help="architecture: the feature the code is for")
+    dc.add_argument("--json", action="store_true", help="print the decision as JSON")
     return p
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
+    return n
 
 
 def _step_number(text: str) -> int:
@@ -142,6 +185,82 @@ def _cmd_sessions(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_prd(args: argparse.Namespace) -> int:
+    from maestro.prd import load_prd
+
+    prd = load_prd(args.path)
+    if args.json:
+        rows = [{"id": r.id, "priority": r.priority, "text": r.text, "line": r.line} for r in prd.requirements]
+        doc = {"title": prd.title, "status": prd.status, "requirements": rows}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    status = f" ({prd.status})" if prd.status else ""
+    sys.stdout.write(f"{_text(prd.title or args.path)}{status}: {len(prd.requirements)} requirements\n")
+    width = max(len(r.id) for r in prd.requirements)
+    for r in prd.requirements:
+        sys.stdout.write(f"  {r.id:<{width}}  {r.priority}  {_text(r.text)}\n")
+    return 0
+
+
+def _cmd_tasks(args: argparse.Namespace) -> int:
+    from maestro.decisions import DecisionEngine
+    from maestro.ordering import order_tasks, task_ordering
+    from maestro.prd import load_prd
+    from maestro.store import atomic_write
+    from maestro.tasks import load_tasks
+
+    ids = load_prd(args.prd).requirement_ids if args.prd else None
+    graph = load_tasks(args.path, requirement_ids=ids)
+    if args.output:
+        atomic_write(Path(args.output), graph.to_yaml())
+    if args.yaml:
+        sys.stdout.write(graph.to_yaml())
+        return 0
+    engine = DecisionEngine(strategies={"task_ordering": task_ordering})
+    decision = engine.decide("task_ordering", graph=graph, max_parallel=args.max_parallel)
+    ordering = order_tasks(graph, max_parallel=args.max_parallel)
+    if args.json:
+        doc = {**ordering.to_dict(), "decision": converter.unstructure(decision)}
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"{args.path}: {len(graph)} tasks in {len(ordering.groups)} groups\n")
+    for i, group in enumerate(ordering.groups, 1):
+        out.write(f"  G{i}:\n")
+        for tid in group:
+            t = graph[tid]
+            deps = f" after {', '.join(t.depends_on)}" if t.depends_on else ""
+            out.write(f"    {tid}  {t.priority} {t.risk:<6} {_text(t.title)}{deps}\n")
+    out.write(f"rationale: {decision.rationale}\n")
+    return 0
+
+
+def _cmd_decide(args: argparse.Namespace) -> int:
+    from maestro.decisions import DecisionEngine
+
+    params: dict[str, Any] = {}
+    for name in ("capability", "ecosystem", "gate", "feature"):
+        value = getattr(args, name)
+        if value is not None:
+            params[name] = value
+    repo = Path(args.repo)
+    if not repo.is_dir():
+        raise MaestroError(f"{repo}: no such directory")
+    decision = DecisionEngine().decide(args.kind, repo=repo, **params)
+    if args.json:
+        sys.stdout.write(json.dumps(converter.unstructure(decision), indent=2, ensure_ascii=False) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"{decision.kind}: {_text(decision.question)}\n")
+    out.write(f"  choice: {_text(decision.choice)} (confidence {decision.confidence:.2f}, by {decision.decided_by})\n")
+    out.write(f"  rationale: {_text(decision.rationale)}\n")
+    for option in decision.options:
+        out.write(f"  option {_text(option.name)}  score {option.score:.2f}\n")
+        for ev in option.evidence:
+            out.write(f"    {_text(str(ev))}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -152,7 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     else:
         logging.basicConfig(level=logging.WARNING, format="maestro: %(levelname)s: %(message)s")
-    handler = {"statechart": _cmd_statechart, "replay": _cmd_replay, "sessions": _cmd_sessions}[args.command]
+    handler = {
+        "statechart": _cmd_statechart,
+        "replay": _cmd_replay,
+        "sessions": _cmd_sessions,
+        "prd": _cmd_prd,
+        "tasks": _cmd_tasks,
+        "decide": _cmd_decide,
+    }[args.command]
     try:
         return handler(args)
     except MaestroError as exc:
