@@ -215,27 +215,35 @@ def _front_requirements(doc: CommentedMap, first: int, src: str | None) -> list[
             raise PlanError(f"requirement #{i + 1} is a mapping with id, text and priority", path=src, line=line,
                             field=where)  # fmt: skip
         values: dict[str, str] = {}
+        lines: dict[str, int] = {}
         for key in ("id", "text", "priority"):
             value = item.get(key)
             at = item.lc.key(key)[0] + first if key in item else line
+            lines[key] = at
             if key == "priority" and value is None:
                 continue
             if not isinstance(value, str) or not value.strip():
                 problem = "missing" if value is None else f"expected a string, not {value!r}"
                 raise PlanError(f"requirement #{i + 1}: {problem}", path=src, line=at, field=f"{where}.{key}")
             values[key] = str(value).strip()
-        out.append(_requirement(values, line, src, f"{where}."))
+        out.append(_requirement(values, line, src, f"{where}.", lines))
     return out
 
 
-def _requirement(values: Mapping[str, str], line: int | None, src: str | None, prefix: str) -> Requirement:
+def _requirement(
+    values: Mapping[str, str], line: int | None, src: str | None, prefix: str, lines: Mapping[str, int] | None = None
+) -> Requirement:
+    """A checked requirement; ``lines`` says which line each field was on (else ``line``)."""
+    at = lines or {}
     rid = values["id"]
     if not REQUIREMENT_ID.match(rid):
-        raise PlanError(f"requirement id {rid!r} is not an id like FR-1", path=src, line=line, field=f"{prefix}id")
+        raise PlanError(f"requirement id {rid!r} is not an id like FR-1", path=src, line=at.get("id", line),
+                        field=f"{prefix}id")  # fmt: skip
     priority = values.get("priority", "P2").upper()
     if priority not in PRD_PRIORITIES:
         raise PlanError(f"requirement {rid}: unknown priority {values['priority']!r} (one of "
-                        f"{', '.join(PRD_PRIORITIES)})", path=src, line=line, field=f"{prefix}priority")  # fmt: skip
+                        f"{', '.join(PRD_PRIORITIES)})", path=src, line=at.get("priority", line),
+                        field=f"{prefix}priority")  # fmt: skip
     return Requirement(rid, values["text"], priority, values.get("notes", ""), line)
 
 

@@ -67,6 +67,10 @@ _LISTS = frozenset({"requirements", "depends_on", "acceptance", "files", "skills
 _OPTIONAL = frozenset({"group", "subagent"})
 
 
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Task:
     """One task of the graph.  ``line`` and ``field_lines`` say where it was read (1-based), for errors only."""
@@ -75,15 +79,15 @@ class Task:
     title: str
     description: str = ""
     category: str = "general"
-    requirements: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    depends_on: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    requirements: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    depends_on: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     group: str | None = None
     risk: str = "medium"
     priority: str = "P2"
-    acceptance: tuple[str, ...] = attrs.field(default=(), converter=tuple)
-    files: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    acceptance: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    files: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     subagent: str | None = None
-    skills: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    skills: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     line: int | None = attrs.field(default=None, eq=False, repr=False)
     field_lines: Mapping[str, int] = attrs.field(factory=dict, eq=False, repr=False)
 
