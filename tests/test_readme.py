@@ -15,7 +15,7 @@ README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 
 def test_the_library_examples_run(repo: Path) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README, re.S)
-    assert len(blocks) == 2, "the README has its two python examples"
+    assert len(blocks) == 3, "the README has its three python examples"
     (repo / "notes.txt").write_text("the user's uncommitted work\n")
     out = io.StringIO()
     cwd = os.getcwd()
@@ -40,6 +40,8 @@ def test_the_library_examples_run(repo: Path) -> None:
     assert [(f.path, f.change, f.added_lines) for f in record.files] == [("calc.py", "added", 2)]
     assert not (repo / "calc.py").exists()  # rolled back to checkpoint 0
     assert (repo / "notes.txt").read_text() == "the user's uncommitted work\n"  # saved in the base, kept
+    assert "(('core',), ('cli', 'docs'))" in text
+    assert "none - none: no tests tool found (looked for pytest" in text
 
 
 def test_the_quickstart_has_two_commands() -> None:
