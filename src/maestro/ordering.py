@@ -81,15 +81,18 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
 
     units, dissolved, split = _units(graph, max_parallel, key)
     unit_keys = [min(key(t) for t in u) for u in units]
-    pending = sorted(range(len(units)), key=unit_keys.__getitem__)
-    done: set[str] = set()
+    unit_of = {t: i for i, u in enumerate(units) for t in u}
+    waiting = [0] * len(units)  # how many tasks outside the unit it still waits for
+    waiters: dict[str, list[int]] = {}  # task -> the units waiting for it
+    for i, u in enumerate(units):
+        for t in u:
+            for d in dict.fromkeys(graph[t].depends_on):
+                if unit_of[d] != i:
+                    waiting[i] += 1
+                    waiters.setdefault(d, []).append(i)
+    ready = sorted((i for i in range(len(units)) if waiting[i] == 0), key=unit_keys.__getitem__)
     groups: list[tuple[str, ...]] = []
-    while pending:
-        ready = [
-            u for u in pending if all(d in done for t in units[u] for d in graph[t].depends_on if d not in units[u])
-        ]
-        if not ready:  # pragma: no cover - _units removed every cycle
-            raise DecisionError("the task graph has a cycle between explicit groups")
+    while ready:
         chosen: list[int] = []
         size = 0
         for u in ready:
@@ -98,9 +101,16 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
                 size += len(units[u])
         group = sorted((t for u in chosen for t in units[u]), key=key)
         groups.append(tuple(group))
-        done.update(group)
         taken = set(chosen)
-        pending = [u for u in pending if u not in taken]
+        ready = [u for u in ready if u not in taken]
+        for t in group:
+            for w in waiters.get(t, ()):
+                waiting[w] -= 1
+                if waiting[w] == 0:
+                    ready.append(w)
+        ready.sort(key=unit_keys.__getitem__)
+    if sum(len(g) for g in groups) != len(graph):  # pragma: no cover - _units removed every cycle
+        raise DecisionError("the task graph has a cycle between explicit groups")
     return Ordering(tuple(groups), max_parallel, dependents, tuple(dissolved), tuple(split))
 
 
