@@ -84,8 +84,8 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
     unit_of = {t: i for i, u in enumerate(units) for t in u}
     waiting = [0] * len(units)  # how many tasks outside the unit it still waits for
     waiters: dict[str, list[int]] = {}  # task -> the units waiting for it
-    for i, u in enumerate(units):
-        for t in u:
+    for i, members in enumerate(units):
+        for t in members:
             for d in dict.fromkeys(graph[t].depends_on):
                 if unit_of[d] != i:
                     waiting[i] += 1
