@@ -339,7 +339,8 @@ def update_prd_text(text: str, changes: Mapping[str, Any], source: str | Path | 
         doc = CommentedMap()
         for dotted, value in changes.items():
             _set(doc, _path(dotted), _value(value))
-        return "---\n" + _dump(doc, None) + "---\n" + text
+        nl = "\r\n" if "\r\n" in text else "\n"
+        return nl.join(f"---\n{_dump(doc, None)}---\n".split("\n")) + text
     for dotted, value in changes.items():
         front = _edit(front, _path(dotted), _value(value), src)
     return head + front + closing + body
@@ -537,6 +538,7 @@ def _insert(lines: list[str], doc: CommentedMap, path: list[str], value: Any) ->
     if not isinstance(node, CommentedMap) or node.fa.flow_style():
         raise ValueError("flow style")
     missing = path[depth:]
+    nl = "\r\n" if any(line.endswith("\r\n") for line in lines) else "\n"
     if node is doc:
         indent = 0
         at = len(lines)
@@ -550,11 +552,11 @@ def _insert(lines: list[str], doc: CommentedMap, path: list[str], value: Any) ->
     for k, part in enumerate(missing):
         pad = " " * (indent + 2 * k)
         if k == len(missing) - 1:
-            new.append(f"{pad}{part}: {_scalar_text(value, '')}\n")
+            new.append(f"{pad}{part}: {_scalar_text(value, '')}{nl}")
         else:
-            new.append(f"{pad}{part}:\n")
+            new.append(f"{pad}{part}:{nl}")
     if at > 0 and not lines[at - 1].endswith("\n"):
-        lines[at - 1] += "\n"
+        lines[at - 1] += nl
     return "".join(lines[:at] + new + lines[at:])
 
 

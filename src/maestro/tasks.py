@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import heapq
 import io
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -42,6 +43,7 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from maestro._errors import PlanError
 from maestro.records import TASK_ID
@@ -441,18 +443,35 @@ def load_tasks(path: str | Path, *, requirement_ids: Collection[str] | None = No
     return validate_graph(tasks, source=p, requirement_ids=requirement_ids)
 
 
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*\Z")  # safe unquoted in a flow list: ids, paths
+
+
+def _scalar(value: Any) -> Any:
+    """A string in the YAML style that reads back as the same string."""
+    if not isinstance(value, str):
+        return value
+    if all(c.isprintable() or c == "\n" for c in value) and not _PLAIN_WORD.match(value):
+        if "\n" in value.rstrip("\n") and value == value.strip(" ") and "\n " not in value:
+            return LiteralScalarString(value)  # a multi-line description reads best as a block
+        return value
+    if not all(c.isprintable() for c in value):  # NEL, LS, PS, controls: only double quotes keep them
+        return DoubleQuotedScalarString(value)
+    return value
+
+
 def dump_tasks(tasks: Iterable[Task]) -> str:
     """``tasks`` as a ``tasks.yaml`` version 1 document (lists of ids in flow style, defaults left out)."""
     seq = CommentedSeq()
     for t in tasks:
         m = CommentedMap()
         for key, value in t.to_dict().items():
-            if isinstance(value, list) and key != "acceptance":
-                flow = CommentedSeq(value)
-                flow.fa.set_flow_style()
-                m[key] = flow
+            if isinstance(value, list):
+                items = CommentedSeq(_scalar(v) for v in value)
+                if key != "acceptance" and all(_PLAIN_WORD.match(v) for v in value):
+                    items.fa.set_flow_style()
+                m[key] = items
             else:
-                m[key] = value
+                m[key] = _scalar(value)
         seq.append(m)
     doc = CommentedMap([("version", TASKS_VERSION), ("tasks", seq)])
     y = _yaml()
