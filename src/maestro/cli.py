@@ -10,7 +10,7 @@ import argparse
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -91,24 +91,23 @@ def _build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, not {n}")
-    return n
+def _int_at_least(minimum: int, what: str, low: str) -> Callable[[str], int]:
+    """An argparse type: an integer >= ``minimum``; ``what`` names it, ``low`` says why a smaller one is wrong."""
+
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if n < minimum:
+            raise argparse.ArgumentTypeError(f"{low}, not {n}")
+        return n
+
+    return parse
 
 
-def _step_number(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a step number: {text!r}") from None
-    if n < 0:
-        raise argparse.ArgumentTypeError(f"step numbers start at 0, not {n}")
-    return n
+_step_number = _int_at_least(0, "a step number", "step numbers start at 0")
+_positive = _int_at_least(1, "a number", "must be at least 1")
 
 
 def _cmd_statechart(args: argparse.Namespace) -> int:

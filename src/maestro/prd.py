@@ -305,17 +305,18 @@ def _table_requirements(body: str, offset: int, src: str | None) -> list[Require
 def load_prd(path: str | Path) -> Prd:
     """Read the PRD at ``path``; a missing or unreadable file is a :class:`~maestro.PlanError`."""
     p = Path(path)
-    return parse_prd(_read(p), p)
+    return parse_prd(read_plan_text(p, "a PRD"), p)
 
 
-def _read(p: Path) -> str:
+def read_plan_text(p: Path, what: str) -> str:
+    """The UTF-8 text of a plan file (line endings as written); any failure is a one-line PlanError."""
     try:
         with p.open(encoding="utf-8", newline="") as f:  # keep \r\n as written
             return f.read()
     except FileNotFoundError:
         raise PlanError("no such file", path=p) from None
     except IsADirectoryError:
-        raise PlanError("is a directory, not a PRD", path=p) from None
+        raise PlanError(f"is a directory, not {what}", path=p) from None
     except UnicodeDecodeError as exc:
         raise PlanError(f"not UTF-8 text (byte {exc.start})", path=p) from exc
     except OSError as exc:
@@ -359,7 +360,7 @@ def update_prd(path: str | Path, **changes: Any) -> Prd:
     if unknown:
         raise PlanError(f"cannot update {unknown[0]!r}: one of {', '.join(by_name)}", path=path)
     p = Path(path)
-    new = update_prd_text(_read(p), {by_name[k]: v for k, v in changes.items()}, p)
+    new = update_prd_text(read_plan_text(p, "a PRD"), {by_name[k]: v for k, v in changes.items()}, p)
     atomic_write(p, new)
     return parse_prd(new, p)
 

@@ -46,6 +46,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
 from maestro._errors import PlanError
+from maestro.prd import read_plan_text
 from maestro.records import TASK_ID
 
 __all__ = [
@@ -419,16 +420,7 @@ def load_tasks(path: str | Path, *, requirement_ids: Collection[str] | None = No
     ``requirement_ids`` (from the PRD) makes every task's requirements checked against it.
     """
     p = Path(path)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise PlanError("no such file", path=p) from None
-    except IsADirectoryError:
-        raise PlanError("is a directory, not a tasks file", path=p) from None
-    except UnicodeDecodeError as exc:
-        raise PlanError(f"not UTF-8 text (byte {exc.start})", path=p) from exc
-    except OSError as exc:
-        raise PlanError(f"cannot read: {exc.strerror or exc}", path=p) from exc
+    text = read_plan_text(p, "a tasks file")
     suffix = p.suffix.lower()
     if suffix in (".yaml", ".yml"):
         return parse_tasks(text, p, requirement_ids=requirement_ids)
