@@ -281,7 +281,12 @@ FAILURE_CLASSES = ("transient", "implementation", "test_failure", "critical", "a
 
 @attrs.frozen
 class AgentResult:
-    """What one agent call returned (kind ``agent``)."""
+    """What one agent call returned (kind ``agent``).
+
+    ``transcript`` is the raw stdout's path relative to the session directory;
+    ``agent_session`` the agent's own session or thread id (to resume it);
+    ``turns`` the agent's turn count where it reports one.
+    """
 
     task: str = attrs.field(validator=_ident)
     agent: str = attrs.field(validator=_str)
@@ -294,6 +299,9 @@ class AgentResult:
     output_tokens: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
     duration_s: float = attrs.field(default=0.0, converter=_finite, validator=av.ge(0))
     transcript: str | None = attrs.field(default=None, validator=_opt_str)
+    turns: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+    agent_session: str | None = attrs.field(default=None, validator=_opt_str)
+    exit_code: int | None = attrs.field(default=None, validator=av.optional(av.instance_of(int)))
 
 
 GATE_STATUSES = ("passed", "failed", "skipped")

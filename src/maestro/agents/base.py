@@ -1,0 +1,251 @@
+"""The agent protocol: what maestro hands a coding agent, and what it gets back.
+
+maestro does not write code itself.  For each task it builds an
+:class:`AgentRequest` — the task, the chosen subagent and skills, the attempt,
+for an alternative attempt an approach hint and the previous failure's output,
+the working directory, a timeout and the remaining budget — and an
+:class:`Agent` returns an :class:`~maestro.records.AgentResult`: a status, a
+failure class, a summary, cost and tokens where the agent reports them, the
+duration, and the path of the raw transcript in the session directory.
+
+Failure classes drive recovery (issue 7's ladder):
+
+``transient``       retry with backoff (rate limit, network, overloaded, timeout)
+``implementation``  the agent worked but did not finish (max turns, gave up): try another approach
+``test_failure``    the work is there but an acceptance command fails: try another approach
+``critical``        the agent cannot work at all (not logged in, no credit, executable missing,
+                    a permission the configuration refuses): pause for a human at once
+``ambiguous``       the agent needs a decision only a human can make: pause and ask
+
+Planning (:meth:`Agent.plan`) asks for structured output with two string
+fields, ``prd_markdown`` and ``tasks_yaml``, and validates both
+(:func:`validate_plan`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import attrs
+
+from maestro._errors import MaestroError, PlanError
+from maestro.prd import Prd, parse_prd
+from maestro.records import AgentResult
+from maestro.tasks import Task, TaskGraph, parse_tasks
+
+__all__ = [
+    "PLAN_SCHEMA",
+    "Agent",
+    "AgentError",
+    "AgentRequest",
+    "Plan",
+    "PlanOutcome",
+    "PlanRequest",
+    "Skill",
+    "Subagent",
+    "plan_prompt",
+    "task_prompt",
+    "transcript_paths",
+    "validate_plan",
+]
+
+
+class AgentError(MaestroError):
+    """An agent is misconfigured (bad script, bad command template) — found before any task runs."""
+
+
+@attrs.frozen
+class Subagent:
+    """A Claude Code subagent (``.claude/agents/*.md``): its body is the system prompt."""
+
+    name: str
+    description: str = ""
+    prompt: str = ""
+    tools: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    model: str | None = None
+    path: str | None = None
+
+    def to_agents_json(self) -> dict[str, Any]:
+        """The ``--agents`` JSON entry for Claude Code: ``{"description", "prompt", "tools"?, "model"?}``."""
+        out: dict[str, Any] = {"description": self.description or self.name, "prompt": self.prompt or self.description}
+        if self.tools:
+            out["tools"] = list(self.tools)
+        if self.model:
+            out["model"] = self.model
+        return out
+
+
+@attrs.frozen
+class Skill:
+    """A skill (``.claude/skills/<name>/SKILL.md``)."""
+
+    name: str
+    description: str = ""
+    path: str | None = None
+
+
+@attrs.frozen
+class AgentRequest:
+    """One attempt at one task.
+
+    ``approach`` and ``feedback`` are set for an alternative attempt: a hint at
+    another way, and the output of the failure before (the tail is kept).
+    ``session_dir`` is where transcripts go (``<session_dir>/agents/``); without
+    it nothing is saved.  ``budget_usd`` is what is left of the session's budget
+    (None: no limit); adapters that can cap spending pass it on.
+    """
+
+    task: Task
+    workdir: Path = attrs.field(converter=Path)
+    attempt: int = 1
+    subagent: Subagent | None = None
+    skills: tuple[Skill, ...] = attrs.field(default=(), converter=tuple)
+    approach: str | None = None
+    feedback: str | None = None
+    timeout_s: float = 1800.0
+    budget_usd: float | None = None
+    session_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+
+
+@attrs.frozen
+class PlanRequest:
+    """A request to plan: the feature request, with what maestro knows of the repository."""
+
+    request: str
+    workdir: Path = attrs.field(converter=Path)
+    context: str = ""
+    timeout_s: float = 1800.0
+    budget_usd: float | None = None
+    session_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+
+
+@attrs.frozen
+class Plan:
+    """A validated plan: the PRD and the task graph, with their texts as the agent wrote them."""
+
+    prd_markdown: str
+    tasks_yaml: str
+    prd: Prd
+    graph: TaskGraph
+
+
+@attrs.frozen
+class PlanOutcome:
+    """What planning returned: the agent's result, and the plan when it produced a valid one."""
+
+    result: AgentResult
+    plan: Plan | None = None
+
+
+@runtime_checkable
+class Agent(Protocol):
+    """A coding agent.  ``name`` goes into every result (``claude``, ``codex``, ``scripted`` …)."""
+
+    name: str
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        """Work on one task in ``request.workdir``; never raise for the agent's own failures."""
+        ...
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        """Write a PRD and a task graph for ``request.request``."""
+        ...
+
+
+# -- prompts ------------------------------------------------------------------------------------------------------
+
+_FEEDBACK_TAIL = 4000
+
+
+def task_prompt(request: AgentRequest) -> str:
+    """The prompt for one task.  Its first line is ``Task <id>: <title>``."""
+    t = request.task
+    parts = [f"Task {t.id}: {t.title}"]
+    if t.description.strip():
+        parts.append(t.description.strip())
+    if t.requirements:
+        parts.append(f"Requirements this task serves: {', '.join(t.requirements)}.")
+    if t.files:
+        parts.append(f"Files you are expected to touch: {', '.join(t.files)}.")
+    if t.acceptance:
+        lines = "\n".join(f"    {c}" for c in t.acceptance)
+        parts.append(f"When you are done, each of these commands must exit 0 in the repository:\n{lines}")
+    if request.subagent is not None:
+        parts.append(f"Use the {request.subagent.name} subagent for this task.")
+    if request.skills:
+        names = ", ".join(s.name for s in request.skills)
+        parts.append(f"Skills that apply: {names}.")
+    if request.attempt > 1:
+        retry = f"This is attempt {request.attempt}; the previous attempt failed."
+        if request.approach:
+            retry += f" Take another approach: {request.approach}"
+        parts.append(retry)
+    if request.feedback:
+        tail = request.feedback[-_FEEDBACK_TAIL:]
+        parts.append(f"Output of the previous failure (last {len(tail)} characters):\n{tail}")
+    parts.append("Work only in this repository. Do not commit: maestro checkpoints the work.")
+    return "\n\n".join(parts) + "\n"
+
+
+PLAN_SCHEMA: Mapping[str, Any] = {
+    "type": "object",
+    "properties": {
+        "prd_markdown": {"type": "string", "description": "the PRD: markdown with YAML front matter"},
+        "tasks_yaml": {"type": "string", "description": "the task graph: a tasks.yaml version 1 document"},
+    },
+    "required": ["prd_markdown", "tasks_yaml"],
+    "additionalProperties": False,
+}
+"""The JSON schema of the planning answer (``--json-schema`` for Claude Code, ``--output-schema`` for Codex)."""
+
+
+def plan_prompt(request: PlanRequest) -> str:
+    """The planning prompt: the feature request and the two formats the answer must use."""
+    parts = [
+        f"Plan this feature request for the repository in the current directory:\n\n{request.request.strip()}",
+        "Answer with JSON holding two strings: prd_markdown and tasks_yaml.",
+        "prd_markdown is a PRD: markdown with YAML front matter (prd.version, prd.feature_name, prd.status: "
+        "draft) whose priorities.requirements list holds each requirement as {id: FR-1, text: ..., priority: "
+        "P0..P3}, followed by the document body with a '## Functional Requirements' table "
+        "(| ID | Requirement | Priority | Notes |).",
+        "tasks_yaml is a task graph: 'version: 1' and a 'tasks' list; each task has id, title, description, "
+        "category, requirements (PRD ids it serves), depends_on (task ids), risk (low|medium|high), "
+        "priority (P0..P3) and acceptance (shell commands that must exit 0 when the task is done).",
+    ]
+    if request.context.strip():
+        parts.append(f"What maestro found in the repository:\n{request.context.strip()}")
+    return "\n\n".join(parts) + "\n"
+
+
+def validate_plan(answer: Any, source: str = "the planner's answer") -> Plan:
+    """Check a planning answer (a mapping, or its JSON text) and return the parsed plan.
+
+    The PRD must read, the graph must validate, and every requirement a task
+    names must be in the PRD.  Errors are :class:`~maestro.PlanError` naming
+    which of the two fields is wrong and where.
+    """
+    if isinstance(answer, str):
+        try:
+            answer = json.loads(answer)
+        except ValueError as exc:
+            raise PlanError(f"not JSON: {exc}", path=source) from None
+    if not isinstance(answer, Mapping):
+        raise PlanError("expected an object with prd_markdown and tasks_yaml", path=source)
+    for key in ("prd_markdown", "tasks_yaml"):
+        if not isinstance(answer.get(key), str) or not answer[key].strip():
+            raise PlanError("missing or empty", path=source, field=key)
+    prd = parse_prd(answer["prd_markdown"], f"{source}: prd_markdown")
+    graph = parse_tasks(answer["tasks_yaml"], f"{source}: tasks_yaml", requirement_ids=prd.requirement_ids)
+    return Plan(answer["prd_markdown"], answer["tasks_yaml"], prd, graph)
+
+
+def transcript_paths(session_dir: Path | None, task: str, attempt: int, agent: str) -> tuple[Path, Path] | None:
+    """Where one attempt's raw stdout and stderr are saved: ``<session>/agents/<task>.<attempt>.<agent>.out|err``."""
+    if session_dir is None:
+        return None
+    folder = session_dir / "agents"
+    stem = f"{task}.{attempt}.{agent}"
+    return folder / f"{stem}.out", folder / f"{stem}.err"
