@@ -1432,3 +1432,21 @@ def test_two_checkpointers_on_one_session(repo: Path) -> None:
     assert parents(repo, rb3.commit) == [ra.commit]
     assert set(tree_files(repo, rb3.commit)) - set(tree_files(repo, ra.commit)) == {"w.txt"}
     assert_git_clean(repo)
+
+
+def test_rollback_through_a_folder_that_became_a_symlink(repo: Path) -> None:
+    """A folder replaced by a symlink to another folder: the symlink goes, the folder's files come back.
+
+    Found by the checkpoint property test: the obstacle check followed the
+    symlink and took ``sub dir/a`` (seen as ``a/a``) for an ignored file in the way.
+    """
+    make_repo(repo, {"sub dir/a": "", "a/a/a": "deep\n"})
+    cp = maestro.Checkpointer(repo, "s1")
+    cp.start()
+    shutil.rmtree(repo / "a")
+    link(repo, "a", "sub dir")
+    cp.rollback(0)
+    assert not (repo / "a").is_symlink()
+    assert (repo / "a" / "a" / "a").read_text() == "deep\n"
+    assert (repo / "sub dir" / "a").read_text() == ""
+    assert git(repo, "status", "--porcelain") == ""

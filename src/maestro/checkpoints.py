@@ -644,10 +644,16 @@ class Checkpointer:
             new = ch.new
             if ch.type == "delete" or new is None or not new.path:
                 continue
-            for parent in _parents(new.path):
+            replaced = False  # a parent that is a file or symlink the rollback deletes: nothing below it is in the way
+            for parent in reversed(list(_parents(new.path))):  # from the top down, never through a symlink
                 full = top + b"/" + parent
-                if (os.path.islink(full) or os.path.isfile(full)) and parent not in deleting:
-                    raise CheckpointError(f"{os.fsdecode(full)}: an ignored file is in the way of the checkpoint")
+                if os.path.islink(full) or os.path.isfile(full):
+                    if parent not in deleting:
+                        raise CheckpointError(f"{os.fsdecode(full)}: an ignored file is in the way of the checkpoint")
+                    replaced = True
+                    break
+            if replaced:
+                continue
             full = top + b"/" + new.path
             if os.path.isdir(full) and not os.path.islink(full):
                 for root, _dirs, files in os.walk(full):
