@@ -213,3 +213,27 @@ def test_cli_decide_runs_a_repository_strategy(tmp_path: Path) -> None:
     )  # fmt: skip
     assert missing.returncode == 2
     assert missing.stderr.count("\n") == 1 and "nope" in missing.stderr
+
+
+def test_a_decision_id_given_twice_is_refused_and_numbering_goes_on(session: maestro.Session) -> None:
+    session.record(Decision("k", "q", "c", "r", id="D2"))
+    before = session.events_path.read_bytes()
+    with pytest.raises(maestro.StoreError, match="decision D2 is already recorded"):
+        session.record(Decision("k", "q", "c", "r", id="D2"))
+    assert session.events_path.read_bytes() == before
+    assert session.record(Decision("k", "q", "c", "r")).payload().id == "D3"
+
+
+def test_a_symlink_loop_is_a_decision_error(tmp_path: Path) -> None:
+    loop = tmp_path / "L"
+    loop.symlink_to(loop)
+    with pytest.raises(maestro.MaestroError, match="L"):
+        DecisionEngine().decide("gate", repo=loop, gate="tests")
+
+
+def test_history_holds_only_the_kind_asked_for(store: maestro.Store) -> None:
+    with maestro.Session.create(store, "r", clock=maestro.TickingClock()) as s:
+        s.record(Decision("tech-stack", "q?", "old-style", "r"))
+        s.record(Decision("tech_stack", "q?", "new-style", "r"))
+    engine = DecisionEngine(strategies={}, decisions_dir=store.decisions_dir)
+    assert [h["decision"]["choice"] for h in engine.history("tech_stack")] == ["new-style"]

@@ -485,3 +485,13 @@ def test_the_decision_is_recorded_in_the_session(session: maestro.Session) -> No
     assert "G1: B, A | G2: C | G3: D" in recorded[0]["rationale"]
     second = engine().decide("task_ordering", session=session, graph=g, max_parallel=1)
     assert second.id == "D2"
+
+
+def test_a_long_chain_of_explicit_groups() -> None:
+    """3,000 one-task groups in a chain: none waits for another (benchmarks/ordering.py times it)."""
+    graph = validate_graph(
+        [Task(f"T{i}", "x", depends_on=[f"T{i - 1}"] if i else [], group=f"G{i}") for i in range(3000)]
+    )
+    ordering = order_tasks(graph)
+    assert ordering.groups == tuple((f"T{i}",) for i in range(3000))
+    assert ordering.dissolved == ()

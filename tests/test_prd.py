@@ -6,6 +6,8 @@ import datetime as _dt
 import difflib
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -609,3 +611,84 @@ def test_a_plan_error_is_a_maestro_error_with_its_parts() -> None:
     with pytest.raises(PlanError) as exc2:
         parse_prd("---\nprd: x\n---\n")
     assert str(exc2.value).startswith("<input>: no requirements")
+
+
+# -- regressions found in review ----------------------------------------------------------------------------------
+
+_ONE_REQ = "priorities:\n  requirements:\n    - {id: FR-1, text: x}\n"
+
+
+def test_an_empty_value_is_filled_in_place() -> None:
+    text = f"---\nprd:\n  status:   # to fill\n  version: v1\n{_ONE_REQ}---\nbody\n"
+    new = update_prd_text(text, {"prd.status": "approved"})
+    assert new == text.replace("  status:   # to fill", "  status: approved  # to fill")
+
+
+def test_a_flow_style_section_is_edited_in_place() -> None:
+    text = f"---\nprd: {{version: v1, feature_name: calc, status: draft}}  # or block style\n{_ONE_REQ}---\n"
+    new = update_prd_text(text, {"prd.status": "approved"})
+    assert new == text.replace("status: draft}", "status: approved}")
+
+
+def test_anchors_and_aliases_are_kept() -> None:
+    text = (
+        "---\nprd: &p\n  status: draft\nother: *p\nmetadata:\n  created_at: &ts 2026-01-01T00:00:00Z\n"
+        f"  updated_at: *ts   # same\n{_ONE_REQ}---\n"
+    )
+    new = update_prd_text(
+        text, {"prd.status": "approved", "metadata.updated_at": _dt.datetime(2026, 2, 2, tzinfo=_dt.UTC)}
+    )
+    assert new == text.replace("status: draft", "status: approved").replace(
+        "updated_at: *ts", "updated_at: 2026-02-02T00:00:00Z"
+    )
+    assert parse_prd(new).get("other.status") == "approved"  # the alias follows its anchor
+
+
+def test_non_functional_requirements_are_not_the_functional_table() -> None:
+    text = (
+        "# Calc\n\n## Non-Functional Requirements\n\n| ID | Requirement | Priority |\n|---|---|---|\n"
+        "| NFR-1 | Fast | P2 |\n\n## 4. Functional Requirements\n\n| ID | Requirement | Priority |\n|---|---|---|\n"
+        "| FR-1 | Add | P0 |\n"
+    )
+    assert [(r.id, r.priority) for r in parse_prd(text).requirements] == [("FR-1", "P0")]
+
+
+def test_an_empty_requirements_list_falls_back_to_the_table() -> None:
+    table = "## Functional Requirements\n| ID | Requirement |\n|---|---|\n| FR-1 | a |\n"
+    text = "---\npriorities:\n  requirements: []\n---\n" + table
+    assert [r.id for r in parse_prd(text).requirements] == ["FR-1"]
+
+
+def test_a_line_separator_inside_a_cell_is_text() -> None:
+    text = "## Functional Requirements\n| ID | Requirement |\n|---|---|\n| FR-1 | a\u2028b |\n| FR-2 | c |\n"
+    prd = parse_prd(text)
+    assert [(r.id, r.text, r.line) for r in prd.requirements] == [("FR-1", "a\u2028b", 4), ("FR-2", "c", 5)]
+
+
+def test_merge_keys_in_a_requirement_read() -> None:
+    text = "---\nbase: &x {id: FR-1}\npriorities:\n  requirements:\n    - <<: *x\n      text: t\n---\n"
+    assert [(r.id, r.text) for r in parse_prd(text, "m.md").requirements] == [("FR-1", "t")]
+
+
+def test_deep_nesting_is_one_line() -> None:
+    text = "---\nx: " + "[" * 50_000 + "]" * 50_000 + "\n---\n"
+    with pytest.raises(PlanError, match=r"^p\.md: front matter: nested too deeply to read$"):
+        parse_prd(text, "p.md")
+
+
+def test_a_byte_order_mark_stays_first() -> None:
+    text = "\ufeff# T\n## Functional Requirements\n| ID | Requirement |\n|---|---|\n| FR-1 | a |\n"
+    assert parse_prd(text).title == "T"
+    new = update_prd_text(text, {"prd.status": "draft"})
+    assert new.startswith("\ufeff---\nprd:\n  status: draft\n---\n# T\n")
+    assert new.count("\ufeff") == 1
+
+
+def test_no_warning_reaches_stderr_without_logging_configured() -> None:
+    code = (
+        "from maestro.prd import update_prd_text\n"
+        "t = '---\\nprd: {a: [1, 2]}\\npriorities:\\n  requirements:\\n    - {id: FR-1, text: x}\\n---\\n'\n"
+        "print(update_prd_text(t, {'prd.status': 'done'}).count('done'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert (out.returncode, out.stdout, out.stderr) == (0, "1\n", "")

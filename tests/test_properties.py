@@ -499,10 +499,17 @@ class SessionMachine(RuleBasedStateMachine):
     # -- records -------------------------------------------------------------------
     def _record(self, payload: Any) -> None:
         before = self.s.state
+        taken = [int(d.id[1:]) for d in before.decisions]
+        if isinstance(payload, Decision) and payload.id and int(payload.id[1:]) in taken:
+            before_bytes = self._log_bytes()
+            with pytest.raises(StoreError, match=f"decision {payload.id} is already recorded"):
+                self.s.record(payload)
+            assert self._log_bytes() == before_bytes
+            return
         event = self.s.record(payload)
         if isinstance(payload, Decision):  # the session numbers and stamps a decision it is given bare
             assert event.payload() == attrs.evolve(
-                payload, id=payload.id or f"D{len(before.decisions) + 1}", ts=payload.ts or event.ts
+                payload, id=payload.id or f"D{max(taken, default=0) + 1}", ts=payload.ts or event.ts
             )
             payload = event.payload()
         assert event.payload() == payload

@@ -690,3 +690,17 @@ def test_load_tasks_reads_a_markdown_task_list(tmp_path: Path) -> None:
     path.write_text("## Tasks\n\n- [ ] T1: Core\n- [ ] T2: CLI\n  Depends on: T1\n", encoding="utf-8")
     graph = load_tasks(path)
     assert [(t.id, t.title, t.depends_on) for t in graph] == [("T1", "Core", ()), ("T2", "CLI", ("T1",))]
+
+
+def test_deep_nesting_is_one_line() -> None:
+    text = "version: 1\ntasks: " + "[" * 50_000 + "]" * 50_000 + "\n"
+    with pytest.raises(PlanError, match=r"^t\.yaml: nested too deeply to read$"):
+        parse_tasks(text, "t.yaml")
+
+
+def test_an_import_with_every_task_done_is_refused(tmp_path: Path) -> None:
+    pytest.importorskip("maestro.importers")
+    path = tmp_path / "bd.json"
+    path.write_text('[{"id": "a", "title": "x", "status": "closed"}]')
+    with pytest.raises(PlanError, match=r"bd\.json: no open tasks: every task in it is done$"):
+        load_tasks(path)

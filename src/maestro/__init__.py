@@ -5,6 +5,7 @@ The public API is this module's ``__all__`` (pinned by ``tests/test_api.py``).
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from maestro._errors import (
@@ -101,6 +102,10 @@ __all__ = [
     "validate_graph",
 ]
 
+
+# The library never prints: without a handler configured by the application, Python's last-resort
+# handler would write maestro's warnings to stderr.
+logging.getLogger("maestro").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
     from maestro.checkpoints import Checkpointer

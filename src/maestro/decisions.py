@@ -115,7 +115,10 @@ class DecisionEngine:
 
     def facts(self, repo: Path) -> RepoFacts:
         """The repository scan the strategies share (cached per engine; a new engine scans again)."""
-        key = Path(repo).resolve()
+        try:
+            key = Path(repo).resolve()
+        except (OSError, RuntimeError) as exc:  # a symlink loop, an unreadable parent
+            raise DecisionError(f"{repo}: cannot read the repository: {error_text(exc)}") from exc
         if key not in self._facts:
             from maestro.repofacts import scan
 
@@ -135,7 +138,9 @@ class DecisionEngine:
             raise DecisionError(f"{path}: cannot read the decision history: {error_text(exc)}") from exc
         if not isinstance(data, list):
             raise DecisionError(f"{path}: the decision history is a JSON list")
-        return [e for e in data if isinstance(e, dict)]
+        # one file may hold kinds that share a name (tech_stack, tech-stack): keep this kind's
+        return [e for e in data if isinstance(e, dict) and isinstance(e.get("decision"), dict)
+                and e["decision"].get("kind") == kind]  # fmt: skip
 
     def decide(
         self,

@@ -117,14 +117,9 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
 def _units(graph: TaskGraph, cap: int | None, key: Any) -> tuple[list[tuple[str, ...]], list[str], list[str]]:
     """Scheduling units: explicit groups (consistent ones, split to the cap) and single tasks."""
     named = dict(graph.groups())
-    dissolved: list[str] = []
-    while True:
-        cycle = _group_cycle(graph, named)
-        if not cycle:
-            break
-        for name in cycle:
-            del named[name]
-        dissolved.extend(cycle)
+    dissolved = _groups_on_cycles(graph, named)
+    for name in dissolved:
+        del named[name]
     units: list[tuple[str, ...]] = []
     split: list[str] = []
     in_group = {t for members in named.values() for t in members}
@@ -136,42 +131,64 @@ def _units(graph: TaskGraph, cap: int | None, key: Any) -> tuple[list[tuple[str,
         else:
             units.append(tuple(ordered))
     units.extend((t,) for t in graph.ids if t not in in_group)
-    return units, sorted(dissolved), split
+    return units, dissolved, split
 
 
-def _group_cycle(graph: TaskGraph, named: Mapping[str, Sequence[str]]) -> list[str]:
-    """Names of explicit groups that wait for one another in a circle (first found), or []."""
-    owner = {t: name for name, members in named.items() for t in members}
-    # group -> the groups it must wait for, through any chain of tasks outside groups
-    waits: dict[str, list[str]] = {}
-    for name, members in named.items():
-        seen: list[str] = []
-        for t in members:
-            for a in sorted(graph.ancestors(t), key=graph.ids.index):
-                g = owner.get(a)
-                if g is not None and g != name and g not in seen:
-                    seen.append(g)
-        waits[name] = seen
-    colour: dict[str, int] = dict.fromkeys(named, 0)
-    for root in named:
-        stack = [(root, iter(waits[root]))]
-        path = [root]
-        colour[root] = 1
-        while stack:
-            node, it = stack[-1]
-            for nxt in it:
-                if colour[nxt] == 1:
-                    return path[path.index(nxt) :]
-                if colour[nxt] == 0:
-                    colour[nxt] = 1
-                    path.append(nxt)
-                    stack.append((nxt, iter(waits[nxt])))
-                    break
-            else:
-                colour[node] = 2
-                path.pop()
-                stack.pop()
-    return []
+def _groups_on_cycles(graph: TaskGraph, named: Mapping[str, Sequence[str]]) -> list[str]:
+    """The explicit groups that wait for one another in a circle, sorted.
+
+    Each group is contracted into one node of the task graph; the graph of
+    tasks itself is acyclic, so every strongly connected component of more than
+    one node runs through groups that wait for each other.  All groups of such a
+    component are dissolved (every one of them is on a cycle).  Linear in the
+    size of the graph (Tarjan's algorithm, iterative).
+    """
+    owner = {t: f"group {name}" for name, members in named.items() for t in members}
+    node_of = {t: owner.get(t, t) for t in graph.ids}
+    edges: dict[str, list[str]] = {n: [] for n in dict.fromkeys(node_of.values())}
+    for t in graph:
+        for d in t.depends_on:
+            a, b = node_of[t.id], node_of[d]
+            if a != b:
+                edges[a].append(b)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    cyclic: list[str] = []
+    for root in edges:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, i = work.pop()
+            if i == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            nxt = edges[node]
+            if i < len(nxt):
+                work.append((node, i + 1))
+                child = nxt[i]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    cyclic.extend(m for m in component if m.startswith("group "))
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return sorted(m.removeprefix("group ") for m in cyclic)
 
 
 # -- the decision strategy --------------------------------------------------------------------------------------

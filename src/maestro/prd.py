@@ -112,7 +112,7 @@ class Prd:
     @property
     def title(self) -> str:
         """The body's first ``#`` heading, else the feature name, else ""."""
-        for line in self.body.splitlines():
+        for line in self.body.lstrip("\ufeff").split("\n"):
             if line.startswith("# "):
                 return line[2:].strip()
         return str(self.get("prd.feature_name", "") or "")
@@ -128,9 +128,15 @@ class Prd:
 _FENCE = re.compile(r"^(?:---|\.\.\.)[ \t]*$")
 
 
+def _lines(text: str) -> list[str]:
+    """``text`` in lines that keep their ends; only ``\\n`` ends a line (U+2028, form feeds are text)."""
+    parts = text.split("\n")
+    return [p + "\n" for p in parts[:-1]] + ([parts[-1]] if parts[-1] else [])
+
+
 def _split(text: str) -> tuple[str, str | None, str, str]:
     """(opening line, front matter or None, closing line, body): their concatenation is ``text``."""
-    lines = text.splitlines(keepends=True)
+    lines = _lines(text)
     if not lines or lines[0].lstrip("\ufeff").rstrip() != "---":
         return "", None, "", text
     for i in range(1, len(lines)):
@@ -157,6 +163,8 @@ def _load_front(front: str, first_line: int, src: str | None) -> CommentedMap:
         raise PlanError(f"front matter: YAML syntax: {problem}", path=src, line=line) from exc
     except YAMLError as exc:
         raise PlanError(f"front matter: YAML syntax: {' '.join(str(exc).split())}", path=src) from exc
+    except RecursionError:
+        raise PlanError("front matter: nested too deeply to read", path=src) from None
     if doc is None:
         return CommentedMap()
     if not isinstance(doc, CommentedMap):
@@ -185,7 +193,7 @@ def parse_prd(text: str, source: str | Path | None = None) -> Prd:
         raise PlanError(exc.problem, path=src, line=exc.line) from None
     doc = _load_front(front, 2, src) if front is not None else CommentedMap()
     reqs = _front_requirements(doc, 2, src)
-    if reqs is None:
+    if not reqs:  # absent or empty: the body's table
         reqs = _table_requirements(body, text.count("\n", 0, len(text) - len(body)), src)
     if not reqs:
         raise PlanError("no requirements: expected priorities.requirements in the front matter or a table under a "
@@ -206,7 +214,7 @@ def _front_requirements(doc: CommentedMap, first: int, src: str | None) -> list[
     items = prio["requirements"]
     where = "priorities.requirements"
     if not isinstance(items, CommentedSeq):
-        raise PlanError("expected a list of requirements", path=src, line=prio.lc.key("requirements")[0] + first,
+        raise PlanError("expected a list of requirements", path=src, line=_key_line(prio, "requirements", first, None),
                         field=where)  # fmt: skip
     out = []
     for i, item in enumerate(items):
@@ -218,8 +226,9 @@ def _front_requirements(doc: CommentedMap, first: int, src: str | None) -> list[
         lines: dict[str, int] = {}
         for key in ("id", "text", "priority"):
             value = item.get(key)
-            at = item.lc.key(key)[0] + first if key in item else line
-            lines[key] = at
+            at = _key_line(item, key, first, line)
+            if at is not None:
+                lines[key] = at
             if key == "priority" and value is None:
                 continue
             if not isinstance(value, str) or not value.strip():
@@ -228,6 +237,14 @@ def _front_requirements(doc: CommentedMap, first: int, src: str | None) -> list[
             values[key] = str(value).strip()
         out.append(_requirement(values, line, src, f"{where}.", lines))
     return out
+
+
+def _key_line(node: Any, key: str, first: int, default: int | None) -> int | None:
+    """The line ``key`` is on in ``node`` (a merged ``<<`` key has none of its own: ``default``)."""
+    try:
+        return int(node.lc.key(key)[0]) + first
+    except (KeyError, TypeError, AttributeError, IndexError):
+        return default
 
 
 def _requirement(
@@ -248,6 +265,7 @@ def _requirement(
 
 
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+_FR_HEADING = re.compile(r"(?:[0-9]+(?:\.[0-9]+)*\.?\s+)?functional requirements\b", re.IGNORECASE)  # not "Non-…"
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _RULE = re.compile(r"^\|?\s*:?-{3,}:?\s*(\|\s*:?-{3,}:?\s*)*\|?\s*$")
 
@@ -262,7 +280,7 @@ def _cells(line: str) -> list[str]:
 
 
 def _table_requirements(body: str, offset: int, src: str | None) -> list[Requirement]:
-    lines = body.splitlines()
+    lines = [line.rstrip("\r") for line in body.split("\n")]  # not str.splitlines: U+2028 is text in a cell
     in_section = False
     in_fence = False
     i = 0
@@ -272,7 +290,7 @@ def _table_requirements(body: str, offset: int, src: str | None) -> list[Require
             in_fence = not in_fence
         heading = None if in_fence else _HEADING.match(line)
         if heading:
-            in_section = "functional requirements" in heading.group(1).lower()
+            in_section = bool(_FR_HEADING.match(heading.group(1)))
         elif in_section and line.lstrip().startswith("|") and i + 1 < len(lines) and _RULE.match(lines[i + 1]):
             header = [h.lower().strip("* ") for h in _cells(line)]
             columns = {
@@ -341,7 +359,8 @@ def update_prd_text(text: str, changes: Mapping[str, Any], source: str | Path | 
         for dotted, value in changes.items():
             _set(doc, _path(dotted), _value(value))
         nl = "\r\n" if "\r\n" in text else "\n"
-        return nl.join(f"---\n{_dump(doc, None)}---\n".split("\n")) + text
+        bom = "\ufeff" if text.startswith("\ufeff") else ""  # a byte-order mark stays the first character
+        return bom + nl.join(f"---\n{_dump(doc, None)}---\n".split("\n")) + text[len(bom) :]
     for dotted, value in changes.items():
         front = _edit(front, _path(dotted), _value(value), src)
     return head + front + closing + body
@@ -445,8 +464,9 @@ def _scalar_text(value: Any, quote: str) -> str:
     return token
 
 
-def _token_end(line: str, col: int) -> int:
-    """Where the scalar token starting at ``col`` ends (plain tokens stop before a comment)."""
+def _token_end(line: str, col: int, *, flow: bool = False) -> int:
+    """Where the scalar token starting at ``col`` ends (plain tokens stop before a comment; in flow style also
+    before ``,`` ``}`` ``]``; an alias ``*name`` at the first blank)."""
     if line[col] == '"':
         i = col + 1
         while i < len(line):
@@ -468,62 +488,84 @@ def _token_end(line: str, col: int) -> int:
             i += 1
         raise ValueError("unclosed")
     end = len(line.rstrip("\r\n"))
-    hash_at = line.find(" #", col)
-    if hash_at != -1:
-        end = min(end, hash_at)
+    stops = [" #", "\t#"]
+    if flow:
+        stops += [",", "}", "]"]
+    if line[col] == "*":
+        stops += [" ", "\t"]
+    for stop in stops:
+        at = line.find(stop, col)
+        if at != -1:
+            end = min(end, at)
     return len(line[:end].rstrip())
 
 
 def _edit(front: str, path: list[str], value: Any, src: str | None) -> str:
     """``front`` with ``path`` set to ``value``, edited in place where it can be, else round-tripped."""
     doc = _load_front(front, 2, src)
-    expected = _plain(doc)
-    _set_plain(expected, path, _plain(_parsed(value)))
+    target = _load_front(front, 2, src)
+    _set(target, path, value)
+    expected = _plain(target)  # through ruamel, so that what aliases share changes with it
     try:
         edited = _edit_in_place(front, doc, path, value)
-    except (ValueError, IndexError, KeyError, AttributeError, TypeError):
-        edited = None
-    if edited is not None and _plain(_load_front(edited, 2, src)) == expected:
-        return edited
+        if edited is not None and _plain(_load_front(edited, 2, src)) == expected:
+            return edited
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError, PlanError):
+        pass
     log.warning("%s: front matter rewritten by ruamel.yaml to set %s (it could not be edited in place)",
                 src or "PRD", ".".join(path))  # fmt: skip
     _set(doc, path, value)
     out = _dump(doc, front)
-    if _plain(_load_front(out, 2, src)) != expected:  # pragma: no cover - ruamel round trip failed
-        raise PlanError(f"front matter: cannot set {'.'.join(path)}", path=src)
+    if _plain(_load_front(out, 2, src)) != expected:
+        raise PlanError(f"front matter: cannot set {'.'.join(path)} without changing other values", path=src)
     return out
 
 
-def _set_plain(data: dict[str, Any], path: list[str], value: Any) -> None:
-    node = data
-    for part in path[:-1]:
-        if not isinstance(node.get(part), dict):
-            node[part] = {}
-        node = node[part]
-    node[path[-1]] = value
-
-
 def _edit_in_place(front: str, doc: CommentedMap, path: list[str], value: Any) -> str | None:
-    lines = front.splitlines(keepends=True)
+    lines = _lines(front)
     parent: Any = doc
     for part in path[:-1]:
         if part not in parent:
             return _insert(lines, doc, path, value)
         parent = parent[part]
-        if not isinstance(parent, CommentedMap) or parent.fa.flow_style():
+        if not isinstance(parent, CommentedMap):
             return None
     key = path[-1]
+    flow = parent.fa.flow_style()
     if key not in parent:
-        return _insert(lines, doc, path, value)
+        return None if flow else _insert(lines, doc, path, value)
     if isinstance(parent[key], (CommentedMap, CommentedSeq)):
         return None
+    if parent[key] is None and not flow:  # "status:" with nothing after it: the value goes after the colon
+        line_no, col = parent.lc.key(key)
+        line = lines[line_no]
+        colon = line.index(":", col)
+        rest = line[colon + 1 :]
+        newline = rest[len(rest.rstrip("\r\n")) :]
+        comment = rest.strip(" \t\r\n")
+        if comment and not comment.startswith("#"):
+            return None
+        lines[line_no] = line[: colon + 1] + " " + _scalar_text(value, "") + (f"  {comment}" if comment else "")
+        lines[line_no] += newline
+        return "".join(lines)
     line_no, col = parent.lc.value(key)
+    key_line, key_col = parent.lc.key(key)
+    if not flow and line_no != key_line:  # an alias points at its anchor's node: find "*name" after the colon
+        line_no = key_line
+        rest = lines[line_no][key_col:]
+        colon = rest.find(":")
+        col = key_col + colon + 1 + (len(rest[colon + 1 :]) - len(rest[colon + 1 :].lstrip(" \t")))
+        if colon == -1 or lines[line_no][col : col + 1] != "*":
+            return None
     line = lines[line_no]
-    if line[col] in "|>&!*":
+    if line[col] in "|>&!":
         return None
-    end = _token_end(line, col)
+    end = _token_end(line, col, flow=flow)
     quote = line[col] if line[col] in "'\"" else ""
-    lines[line_no] = line[:col] + _scalar_text(value, quote) + line[end:]
+    token = _scalar_text(value, quote)
+    if flow and quote == "" and any(c in token for c in ",{}[]"):
+        token = _scalar_text(value, '"')
+    lines[line_no] = line[:col] + token + line[end:]
     return "".join(lines)
 
 

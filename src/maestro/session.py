@@ -250,9 +250,13 @@ class Session:
         if isinstance(payload, (Transition, TaskTransition, SessionStarted)):
             raise TypeError("transitions are made with fire() and fire_task(), not recorded")
         ts = format_ts(self.clock.now())
-        if isinstance(payload, Decision) and not (payload.id and payload.ts):
-            n = len(self._reducer.decisions) + 1
-            payload = attrs.evolve(payload, id=payload.id or f"D{n}", ts=payload.ts or ts)
+        if isinstance(payload, Decision):
+            taken = {d.id for d in self._reducer.decisions}
+            if payload.id and payload.id in taken:
+                raise StoreError(f"session {self.id}: decision {payload.id} is already recorded")
+            if not (payload.id and payload.ts):
+                n = 1 + max((int(d.id[1:]) for d in self._reducer.decisions if d.id), default=0)
+                payload = attrs.evolve(payload, id=payload.id or f"D{n}", ts=payload.ts or ts)
         return self._append(payload, ts)
 
     def note(self, text: str) -> Event:

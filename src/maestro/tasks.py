@@ -337,6 +337,8 @@ def parse_tasks(
         raise PlanError(f"YAML syntax: {problem}", path=src, line=line) from exc
     except YAMLError as exc:
         raise PlanError(f"YAML syntax: {' '.join(str(exc).split())}", path=src) from exc
+    except RecursionError:
+        raise PlanError("nested too deeply to read", path=src) from None
     if not isinstance(doc, CommentedMap):
         raise PlanError("a tasks file is a mapping with 'version: 1' and 'tasks:'", path=src, line=1)
     unknown = [k for k in doc if k not in ("version", "tasks")]
@@ -432,6 +434,8 @@ def load_tasks(path: str | Path, *, requirement_ids: Collection[str] | None = No
         tasks = importers.from_markdown(text, str(p))
     else:
         raise PlanError(f"unknown kind of tasks file {suffix or '(no suffix)'!r}: expected .yaml, .json or .md", path=p)
+    if not tasks:
+        raise PlanError("no open tasks: every task in it is done", path=p)
     return validate_graph(tasks, source=p, requirement_ids=requirement_ids)
 
 
