@@ -1,0 +1,87 @@
+"""Aider: ``aider --message <prompt> --yes-always --no-auto-commits --no-gitignore … [files]``.
+
+Aider has no machine-readable output and exits 0 whether or not the edit
+worked (protocols.md §5; the real 0.86.2 exits 0 on an authentication error).
+So the adapter judges by the tree: it notes every file's stat before and after
+the run; no change is a failure.  What aider printed is searched for the errors
+that say why (``AuthenticationError`` and friends from litellm).  It always
+passes ``--no-gitignore`` (otherwise aider appends ``.aider*`` to the user's
+``.gitignore``) and ``--no-auto-commits`` (maestro checkpoints the work).
+
+Failure classes: files changed and no error printed → succeeded; an
+authentication, billing or permission error → ``critical``; a rate limit or
+network error → ``transient``; nothing changed → ``implementation``; a non-zero
+exit (a setup error: bad model, missing file) → ``critical``; a timeout →
+``transient``; a missing executable → ``critical``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import attrs
+
+from maestro.agents._common import Attempt, classify_text, run_attempt, tail, tree_state
+from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
+from maestro.agents.process import ProcessOutcome
+from maestro.records import AgentResult
+
+__all__ = ["AiderAgent"]
+
+INSTALL = "install aider (python -m pip install aider-chat) or set agent.executable in config.yaml"
+_ERROR_LINE = re.compile(r"^.*(?:litellm\.\w+Error|\w+Error:|error:|Error:).*$", re.MULTILINE)
+
+
+@attrs.frozen
+class AiderAgent:
+    """The Aider adapter.  Fields are the ``agent:`` settings of ``config.yaml``."""
+
+    executable: str = "aider"
+    model: str | None = None
+    extra_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    name: str = "aider"
+
+    def command(self, prompt: str, files: tuple[str, ...] = ()) -> list[str]:
+        """The exact command line: one message, no commits, no .gitignore edits, no prompts, no network checks."""
+        argv = [self.executable, "--message", prompt, "--yes-always", "--no-auto-commits", "--no-gitignore",
+                "--no-check-update", "--no-analytics", "--no-show-release-notes", "--no-pretty",
+                "--no-fancy-input", "--no-stream"]  # fmt: skip
+        if self.model:
+            argv += ["--model", self.model]
+        return argv + list(self.extra_args) + list(files)
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        """One attempt at one task, judged by whether the tree changed and what aider printed."""
+        attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        before = tree_state(request.workdir)
+        argv = self.command(task_prompt(request), tuple(request.task.files))
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        early = attempt.common_failure(outcome, INSTALL)
+        if early is not None:
+            return early
+        after = tree_state(request.workdir)
+        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        printed = outcome.stdout + "\n" + outcome.stderr
+        errors = _ERROR_LINE.findall(printed)
+        cls = classify_text("\n".join(errors)) if errors else None
+        if outcome.exit_code != 0:
+            why = tail(errors[-1] if errors else printed, 400)
+            return attempt.result(outcome, "failed", cls or "critical", f"aider exited {outcome.exit_code}: {why}")
+        if cls is not None:
+            prefix = "aider cannot work" if cls == "critical" else "aider hit a passing error"
+            return attempt.result(outcome, "failed", cls, f"{prefix}: {tail(errors[-1], 400)}")
+        if not changed:
+            why = f" ({tail(errors[-1], 300)})" if errors else ""
+            return attempt.result(outcome, "failed", "implementation", f"aider changed no file{why}")
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        return attempt.result(outcome, "succeeded", None, f"aider changed {shown}")
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        """Aider cannot give structured output: planning needs a PRD and tasks given with --prd/--tasks."""
+        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        nothing = ProcessOutcome(None, "", "", 0.0)
+        why = ("aider cannot write a plan as structured output: give maestro a PRD and tasks "
+               "(maestro run --prd FILE --tasks FILE) or plan with claude or codex")  # fmt: skip
+        return PlanOutcome(attempt.result(nothing, "failed", "ambiguous", why))

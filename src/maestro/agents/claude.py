@@ -1,0 +1,266 @@
+"""Claude Code, headless: ``claude -p <prompt> --output-format stream-json --verbose``.
+
+The stream is NDJSON (protocols.md §1.4): ``system/init`` (the session id,
+early), ``assistant`` and ``user`` lines, other ``system`` subtypes and
+``rate_limit_event`` lines, and last a ``result`` line.  The outcome is read
+from the last ``result`` line — ``is_error`` first, then ``subtype``, the exit
+code only as a check (the CLI exits 1 on an error *after* printing the result).
+Blank lines, lines that are not JSON objects (``[SandboxDebug] …``) and unknown
+types are skipped.
+
+Failure classes:
+
+===============================================  ==============
+``is_error`` false, no permission denials        succeeded
+``is_error`` false, permission denials            critical (the configuration refuses a tool the task needs)
+``error_max_turns``                               implementation
+``error_max_structured_output_retries``           implementation
+``error_max_budget_usd``                          critical
+``success``/``error_during_execution`` + is_error  by the API error: authentication or billing → critical;
+                                                  rate limit, overloaded, 5xx, network → transient
+no ``result`` line (a crash)                      transient, with stderr's tail
+timeout (killed with its process group)           transient
+executable missing                                critical
+===============================================  ==============
+
+Planning runs ``--output-format json --json-schema <PLAN_SCHEMA>`` and reads
+the result's ``structured_output`` (the single-object form, or the last result
+of the array form that ``--verbose`` settings produce).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from maestro._errors import PlanError
+from maestro.agents._common import Attempt, classify_text, run_attempt, tail
+from maestro.agents.base import (
+    PLAN_SCHEMA,
+    AgentRequest,
+    PlanOutcome,
+    PlanRequest,
+    Subagent,
+    plan_prompt,
+    task_prompt,
+    validate_plan,
+)
+from maestro.agents.process import ProcessOutcome
+from maestro.records import AgentResult
+
+__all__ = ["ClaudeAgent", "StreamSummary", "parse_stream"]
+
+log = logging.getLogger(__name__)
+
+INSTALL = "install Claude Code (npm install -g @anthropic-ai/claude-code) or set agent.executable in config.yaml"
+LOGIN_FIX = "claude is not logged in: run `claude` and `/login`, then resume the session"
+PERMISSION_MODES = ("default", "manual", "acceptEdits", "plan", "auto", "dontAsk", "bypassPermissions")
+
+
+@attrs.frozen
+class StreamSummary:
+    """What a Claude Code stream said: the last result, the session id, the API errors, and what was skipped."""
+
+    result: Mapping[str, Any] | None = None
+    session_id: str | None = None
+    api_errors: tuple[str, ...] = ()
+    assistant_text: str = ""
+    skipped: int = 0
+
+
+def parse_stream(stdout: str) -> StreamSummary:
+    """Read Claude Code's stdout (stream-json lines, or one json object or array) into a summary."""
+    result: Mapping[str, Any] | None = None
+    session_id: str | None = None
+    errors: list[str] = []
+    texts: list[str] = []
+    skipped = 0
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        if not line.startswith(("{", "[")):
+            skipped += 1
+            continue
+        try:
+            data = json.loads(line)
+        except ValueError:
+            skipped += 1
+            continue
+        for msg in data if isinstance(data, list) else [data]:
+            if not isinstance(msg, dict):
+                skipped += 1
+                continue
+            kind = msg.get("type")
+            if kind == "system" and msg.get("subtype") == "init" and isinstance(msg.get("session_id"), str):
+                session_id = msg["session_id"]
+            elif kind == "assistant":
+                if isinstance(msg.get("error"), str):
+                    errors.append(msg["error"])
+                message = msg.get("message")
+                content = message.get("content") if isinstance(message, dict) else None
+                for block in content if isinstance(content, list) else []:
+                    if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+                        texts.append(block["text"])
+            elif kind == "result":
+                result = msg
+                if isinstance(msg.get("session_id"), str):
+                    session_id = msg["session_id"]
+            # every other type (user, stream_event, rate_limit_event, system/*, unknown ones) is skipped
+    return StreamSummary(result, session_id, tuple(errors), "\n".join(texts), skipped)
+
+
+@attrs.frozen
+class ClaudeAgent:
+    """The Claude Code adapter.  Fields are the ``agent:`` settings of ``config.yaml``.
+
+    ``subagent_via``: ``agents`` passes the chosen subagent's definition with
+    ``--agents`` (and names it in the prompt); ``prompt`` only names it (for a
+    subagent Claude Code already finds in ``.claude/agents/``).
+    """
+
+    executable: str = "claude"
+    permission_mode: str = attrs.field(default="acceptEdits", validator=attrs.validators.in_(PERMISSION_MODES))
+    allowed_tools: tuple[str, ...] = attrs.field(
+        default=("Read", "Edit", "Write", "Glob", "Grep", "Bash"), converter=tuple
+    )
+    model: str | None = None
+    max_turns: int | None = None
+    extra_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    subagent_via: str = attrs.field(default="agents", validator=attrs.validators.in_(("agents", "prompt")))
+    name: str = "claude"
+
+    # -- command lines ------------------------------------------------------------------------------------------
+    def command(self, prompt: str, *, subagent: Subagent | None = None, budget_usd: float | None = None) -> list[str]:
+        """The exact command line for one task."""
+        argv = [self.executable, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+        return argv + self._options(subagent, budget_usd)
+
+    def plan_command(self, prompt: str, *, budget_usd: float | None = None) -> list[str]:
+        """The exact command line for planning (one JSON object out, checked against PLAN_SCHEMA)."""
+        argv = [self.executable, "-p", prompt, "--output-format", "json", "--json-schema", json.dumps(PLAN_SCHEMA)]
+        return argv + self._options(None, budget_usd)
+
+    def _options(self, subagent: Subagent | None, budget_usd: float | None) -> list[str]:
+        argv = ["--permission-mode", self.permission_mode]
+        if self.allowed_tools:
+            argv += ["--allowedTools", ",".join(self.allowed_tools)]
+        if self.model:
+            argv += ["--model", self.model]
+        if self.max_turns is not None:
+            argv += ["--max-turns", str(self.max_turns)]
+        if budget_usd is not None:
+            argv += ["--max-budget-usd", f"{max(budget_usd, 0.0):.4f}"]
+        if subagent is not None and self.subagent_via == "agents":
+            argv += ["--agents", json.dumps({subagent.name: subagent.to_agents_json()}, sort_keys=True)]
+        return argv + list(self.extra_args)
+
+    # -- the protocol -------------------------------------------------------------------------------------------
+    def run(self, request: AgentRequest) -> AgentResult:
+        """One attempt at one task (see the module's table for the failure classes)."""
+        attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        argv = self.command(task_prompt(request), subagent=request.subagent, budget_usd=request.budget_usd)
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        return self._judge(attempt, outcome)
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        """Ask for a PRD and a task graph as structured output; validate both."""
+        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        argv = self.plan_command(plan_prompt(request), budget_usd=request.budget_usd)
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        result = self._judge(attempt, outcome)
+        if result.status != "succeeded":
+            return PlanOutcome(result)
+        summary = parse_stream(outcome.stdout)
+        answer = summary.result.get("structured_output") if summary.result else None
+        if answer is None:
+            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation",
+                                            summary="claude answered without structured_output"))  # fmt: skip
+        try:
+            plan = validate_plan(answer, "claude's plan")
+        except PlanError as exc:
+            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation", summary=str(exc)))
+        return PlanOutcome(result, plan)
+
+    # -- judging ----------------------------------------------------------------------------------------------
+    def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
+        early = attempt.common_failure(outcome, INSTALL)
+        summary = parse_stream(outcome.stdout)
+        if early is not None:
+            return attrs.evolve(early, agent_session=summary.session_id)
+        res = summary.result
+        if res is None:
+            if outcome.exit_code == 0:
+                return attempt.result(outcome, "failed", "transient", "claude exited without a result line",
+                                      agent_session=summary.session_id)  # fmt: skip
+            why = tail(outcome.stderr or outcome.stdout, 400) or f"exit code {outcome.exit_code}"
+            cls = classify_text(outcome.stderr) or "transient"
+            if "unknown option" in outcome.stderr or "requires --verbose" in outcome.stderr:
+                cls = "critical"  # the command line itself is refused: a configuration problem
+            return attempt.result(outcome, "failed", cls, f"claude stopped without a result: {why}",
+                                  agent_session=summary.session_id)  # fmt: skip
+        reported = _reported(res, summary)
+        raw_text = res.get("result")
+        text = raw_text if isinstance(raw_text, str) else ""
+        if res.get("is_error") is not True:
+            denials = res.get("permission_denials") or []
+            if denials:
+                tools = sorted({str(d.get("tool_name")) for d in denials if isinstance(d, dict)})
+                return attempt.result(outcome, "failed", "critical",
+                                      f"claude was refused {', '.join(tools)} by its permission settings: allow it "
+                                      "with agent.allowed_tools or agent.permission_mode in config.yaml"
+                                      + (f" ({tail(text, 200)})" if text else ""), **reported)  # fmt: skip
+            return attempt.result(outcome, "succeeded", None, tail(text) or "done", **reported)
+        subtype = res.get("subtype")
+        raw_errors = res.get("errors")
+        errors: list[Any] = raw_errors if isinstance(raw_errors, list) else []
+        detail = tail(text or "; ".join(str(e) for e in errors) or str(subtype), 400)
+        if subtype in ("error_max_turns", "error_max_structured_output_retries"):
+            return attempt.result(outcome, "failed", "implementation", f"claude: {subtype}: {detail}", **reported)
+        if subtype == "error_max_budget_usd":
+            return attempt.result(outcome, "failed", "critical",
+                                  f"claude reached its budget (--max-budget-usd): {detail}", **reported)  # fmt: skip
+        return attempt.result(outcome, "failed", *_api_failure(res, summary, detail), **reported)
+
+
+def _reported(res: Mapping[str, Any], summary: StreamSummary) -> dict[str, Any]:
+    """Cost, tokens, turns and session id as the result line reports them (absent ones left out)."""
+    out: dict[str, Any] = {"agent_session": summary.session_id}
+    cost = res.get("total_cost_usd")
+    if isinstance(cost, (int, float)) and not isinstance(cost, bool) and cost >= 0:
+        out["cost_usd"] = float(cost)
+    usage = res.get("usage")
+    if isinstance(usage, dict):
+        for key, field in (("input_tokens", "input_tokens"), ("output_tokens", "output_tokens")):
+            value = usage.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                out[field] = value
+    turns = res.get("num_turns")
+    if isinstance(turns, int) and not isinstance(turns, bool) and turns >= 0:
+        out["turns"] = turns
+    return out
+
+
+_API_CRITICAL = {"authentication_failed", "billing_error", "permission_error"}
+_API_TRANSIENT = {"rate_limit", "server_error", "overloaded", "overloaded_error", "api_error"}
+
+
+def _api_failure(res: Mapping[str, Any], summary: StreamSummary, detail: str) -> tuple[str, str]:
+    """(failure class, summary) of an ``is_error`` result that is not one of the limit subtypes."""
+    status = res.get("api_error_status")
+    kinds = set(summary.api_errors)
+    if kinds & {"authentication_failed"} or status in (401, 403) or "/login" in detail.lower():
+        return "critical", f"{LOGIN_FIX} ({detail})"
+    if kinds & _API_CRITICAL or status == 402:
+        return "critical", f"claude cannot work: {detail}"
+    if kinds & _API_TRANSIENT or status in (429, 500, 502, 503, 504, 529):
+        return "transient", f"claude: API error, worth retrying: {detail}"
+    by_text = classify_text(detail)
+    if by_text == "critical":
+        return "critical", f"claude cannot work: {detail}"
+    return "transient", f"claude failed: {detail}"

@@ -1,0 +1,206 @@
+"""OpenAI Codex, non-interactive: ``codex exec --json --sandbox workspace-write <prompt>``.
+
+stdout is JSONL of ``ThreadEvent`` lines (protocols.md §4): ``thread.started``
+(the thread id), ``turn.started``, ``item.started/updated/completed`` (agent
+messages, commands, file changes …), ``turn.completed`` (token usage),
+``turn.failed`` and ``error``.  Codex reports no cost, only tokens.
+
+Codex reads stdin when it is not a terminal, and offline it retries and then
+waits for the network forever: the adapter gives it an empty stdin and kills
+its process group at the timeout (``transient``).
+
+Failure classes: exit 0 with a completed turn → succeeded, unless a command was
+``declined`` by the sandbox or approval policy (``critical``: the configuration
+refuses what the task needs); ``turn.failed``/``error`` → by the message:
+authentication → ``critical``, rate limits and the network → ``transient``,
+otherwise ``implementation``; no turn at all with a non-zero exit → ``transient``
+(``critical`` for an argument error, exit 2); a timeout → ``transient``.
+
+Planning passes ``--output-schema <file>`` (PLAN_SCHEMA) and reads the last
+agent message (also written with ``--output-last-message``) as the JSON answer.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from maestro._errors import PlanError
+from maestro.agents._common import Attempt, classify_text, run_attempt, tail
+from maestro.agents.base import (
+    PLAN_SCHEMA,
+    AgentRequest,
+    PlanOutcome,
+    PlanRequest,
+    plan_prompt,
+    task_prompt,
+    validate_plan,
+)
+from maestro.agents.process import ProcessOutcome
+from maestro.records import AgentResult
+
+__all__ = ["CodexAgent", "EventSummary", "parse_events"]
+
+INSTALL = "install Codex (npm install -g @openai/codex) or set agent.executable in config.yaml"
+SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
+
+
+@attrs.frozen
+class EventSummary:
+    """What a ``codex exec --json`` stream said."""
+
+    thread_id: str | None = None
+    completed: bool = False
+    failed: str | None = None
+    errors: tuple[str, ...] = ()
+    message: str = ""
+    declined: tuple[str, ...] = ()
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    turns: int = 0
+    skipped: int = 0
+
+
+def parse_events(stdout: str) -> EventSummary:
+    """Read ``codex exec --json`` stdout; lines that are not JSON objects and unknown types are skipped."""
+    thread_id: str | None = None
+    completed = False
+    failed: str | None = None
+    errors: list[str] = []
+    message = ""
+    declined: list[str] = []
+    tokens_in = tokens_out = 0
+    usage_seen = False
+    turns = 0
+    skipped = 0
+    for raw in stdout.splitlines():
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            ev = json.loads(line) if line.startswith("{") else None
+        except ValueError:
+            ev = None
+        if not isinstance(ev, dict):
+            skipped += 1
+            continue
+        kind = ev.get("type")
+        if kind == "thread.started" and isinstance(ev.get("thread_id"), str):
+            thread_id = ev["thread_id"]
+        elif kind == "turn.completed":
+            completed = True
+            turns += 1
+            usage = ev.get("usage")
+            if isinstance(usage, dict):
+                usage_seen = True
+                tokens_in += _count(usage.get("input_tokens"))
+                tokens_out += _count(usage.get("output_tokens"))
+        elif kind == "turn.failed":
+            turns += 1
+            err = ev.get("error")
+            failed = str(err.get("message")) if isinstance(err, dict) else "turn failed"
+        elif kind == "error":
+            errors.append(str(ev.get("message", "")))
+        elif kind == "item.completed" and isinstance(ev.get("item"), dict):
+            item = ev["item"]
+            itype = item.get("type")
+            if itype == "agent_message" and isinstance(item.get("text"), str):
+                message = item["text"]
+            elif itype == "command_execution" and item.get("status") == "declined":
+                declined.append(str(item.get("command", "")))
+            elif itype == "error" and isinstance(item.get("message"), str):
+                errors.append(item["message"])
+        # item.started/updated, turn.started, item.plan.delta, request_user_input, unknown: skipped
+    return EventSummary(
+        thread_id, completed, failed, tuple(errors), message, tuple(declined),
+        tokens_in if usage_seen else None, tokens_out if usage_seen else None, turns, skipped,
+    )  # fmt: skip
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+@attrs.frozen
+class CodexAgent:
+    """The Codex adapter.  Fields are the ``agent:`` settings of ``config.yaml``."""
+
+    executable: str = "codex"
+    sandbox: str = attrs.field(default="workspace-write", validator=attrs.validators.in_(SANDBOXES))
+    model: str | None = None
+    skip_git_repo_check: bool = True
+    extra_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict)
+    name: str = "codex"
+
+    def command(self, prompt: str, *, schema_file: Path | None = None, last_message: Path | None = None) -> list[str]:
+        """The exact command line (the prompt is the last argument; stdin stays empty)."""
+        argv = [self.executable, "exec", "--json", "--sandbox", self.sandbox, "--color", "never"]
+        if self.skip_git_repo_check:
+            argv.append("--skip-git-repo-check")
+        if self.model:
+            argv += ["-m", self.model]
+        if schema_file is not None:
+            argv += ["--output-schema", str(schema_file)]
+        if last_message is not None:
+            argv += ["--output-last-message", str(last_message)]
+        return [*argv, *self.extra_args, prompt]  # maestro's prompts start with a word, never with "-"
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        """One attempt at one task."""
+        attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        prompt = task_prompt(request)
+        if request.subagent is not None and request.subagent.prompt:
+            prompt += f"\nAct as {request.subagent.name}:\n{request.subagent.prompt.strip()}\n"
+        outcome = run_attempt(attempt, self.command(prompt), cwd=request.workdir, timeout_s=request.timeout_s,
+                              env=self.env)  # fmt: skip
+        return self._judge(attempt, outcome)
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        """Ask for the plan as JSON matching PLAN_SCHEMA (``--output-schema``); validate it."""
+        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        with tempfile.TemporaryDirectory(prefix="maestro-codex-") as tmp:
+            schema = Path(tmp) / "plan-schema.json"
+            schema.write_text(json.dumps(PLAN_SCHEMA), encoding="utf-8")
+            last = Path(tmp) / "last-message.json"
+            argv = self.command(plan_prompt(request), schema_file=schema, last_message=last)
+            outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+            answer = last.read_text(encoding="utf-8") if last.is_file() else parse_events(outcome.stdout).message
+        result = self._judge(attempt, outcome)
+        if result.status != "succeeded":
+            return PlanOutcome(result)
+        try:
+            plan = validate_plan(answer, "codex's plan")
+        except PlanError as exc:
+            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation", summary=str(exc)))
+        return PlanOutcome(result, plan)
+
+    def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
+        ev = parse_events(outcome.stdout)
+        reported: dict[str, Any] = {"agent_session": ev.thread_id, "turns": ev.turns or None}
+        if ev.input_tokens is not None:
+            reported.update(input_tokens=ev.input_tokens, output_tokens=ev.output_tokens)
+        early = attempt.common_failure(outcome, INSTALL)
+        if early is not None:
+            if outcome.timed_out and ev.errors:  # offline: "Reconnecting... n/5", then waiting forever
+                early = attrs.evolve(early, summary=f"{early.summary}; codex reported: {tail(ev.errors[-1], 200)}")
+            return attrs.evolve(early, **{k: v for k, v in reported.items() if v is not None})
+        if ev.failed is not None or (not ev.completed and ev.errors):
+            why = ev.failed or ev.errors[-1]
+            cls = classify_text(why) or ("transient" if ev.errors and not ev.failed else "implementation")
+            return attempt.result(outcome, "failed", cls, f"codex: {tail(why, 400)}", **reported)
+        if outcome.exit_code != 0 or not ev.completed:
+            why = tail(outcome.stderr, 400) or f"exit code {outcome.exit_code}"
+            cls = "critical" if outcome.exit_code == 2 else (classify_text(outcome.stderr) or "transient")
+            return attempt.result(outcome, "failed", cls, f"codex stopped without finishing its turn: {why}",
+                                  **reported)  # fmt: skip
+        if ev.declined:
+            first = tail(ev.declined[0], 120)
+            why = f"codex's sandbox refused {len(ev.declined)} command(s) ({first}): allow them with agent.sandbox"
+            return attempt.result(outcome, "failed", "critical", f"{why} in config.yaml", **reported)
+        return attempt.result(outcome, "succeeded", None, tail(ev.message) or "done", **reported)
