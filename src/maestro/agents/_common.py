@@ -13,7 +13,7 @@ from maestro.agents.base import transcript_paths
 from maestro.agents.process import ProcessOutcome, run_process
 from maestro.records import AgentResult
 
-__all__ = ["Attempt", "classify_text", "run_attempt", "tail", "tree_state"]
+__all__ = ["Attempt", "classify_text", "exclude_from_git", "run_attempt", "tail", "tree_state"]
 
 _SUMMARY = 600
 
@@ -127,3 +127,48 @@ def tree_state(root: Path) -> dict[str, tuple[int, int, int]]:
                 continue
             out[os.path.relpath(full, root)] = (st.st_mode, st.st_size, st.st_mtime_ns)
     return out
+
+
+def exclude_from_git(workdir: Path, pattern: str, why: str) -> None:
+    """List ``pattern`` in the repository's ``info/exclude`` (the common one of a worktree), once.
+
+    Nothing happens outside a git repository.  Files an agent leaves behind then
+    stay out of ``git status`` and of checkpoints, and the user's ``.gitignore``
+    is not touched.
+    """
+    common = _git_common_dir(workdir)
+    if common is None:
+        return
+    exclude = common / "info" / "exclude"
+    try:
+        text = exclude.read_text(encoding="utf-8") if exclude.exists() else ""
+        if pattern in text.splitlines():
+            return
+        exclude.parent.mkdir(parents=True, exist_ok=True)
+        sep = "" if not text or text.endswith("\n") else "\n"
+        exclude.write_text(f"{text}{sep}# {why}, listed by maestro\n{pattern}\n", encoding="utf-8")
+    except OSError:  # a read-only repository: the files show up as untracked, nothing worse
+        return
+
+
+def _git_common_dir(workdir: Path) -> Path | None:
+    for folder in (workdir, *workdir.parents):
+        dotgit = folder / ".git"
+        if dotgit.is_dir():
+            return dotgit
+        if dotgit.is_file():  # a worktree: "gitdir: <main>/.git/worktrees/<name>", with a commondir file there
+            try:
+                line = dotgit.read_text(encoding="utf-8").strip()
+            except OSError:
+                return None
+            if not line.startswith("gitdir:"):
+                return None
+            gitdir = (folder / line.split(":", 1)[1].strip()).resolve()
+            common = gitdir / "commondir"
+            if common.is_file():
+                try:
+                    return (gitdir / common.read_text(encoding="utf-8").strip()).resolve()
+                except OSError:
+                    return gitdir
+            return gitdir
+    return None

@@ -6,7 +6,12 @@ So the adapter judges by the tree: it notes every file's stat before and after
 the run; no change is a failure.  What aider printed is searched for the errors
 that say why (``AuthenticationError`` and friends from litellm).  It always
 passes ``--no-gitignore`` (otherwise aider appends ``.aider*`` to the user's
-``.gitignore``) and ``--no-auto-commits`` (maestro checkpoints the work).
+``.gitignore``) and ``--no-auto-commits`` (maestro checkpoints the work); it
+writes aider's history files beside the transcript, and lists ``.aider*`` in
+``.git/info/exclude`` (aider's repo-map cache stays out of checkpoints without
+touching the user's ``.gitignore``).  A model is always passed (default
+``sonnet``): without one and without an API key, aider 0.86 offers a browser
+login and waits five minutes.
 
 Failure classes: files changed and no error printed → succeeded; an
 authentication, billing or permission error → ``critical``; a rate limit or
@@ -18,11 +23,13 @@ exit (a setup error: bad model, missing file) → ``critical``; a timeout →
 from __future__ import annotations
 
 import re
+import tempfile
 from collections.abc import Mapping
+from pathlib import Path
 
 import attrs
 
-from maestro.agents._common import Attempt, classify_text, run_attempt, tail, tree_state
+from maestro.agents._common import Attempt, classify_text, exclude_from_git, run_attempt, tail, tree_state
 from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
@@ -38,16 +45,23 @@ class AiderAgent:
     """The Aider adapter.  Fields are the ``agent:`` settings of ``config.yaml``."""
 
     executable: str = "aider"
-    model: str | None = None
+    model: str | None = "sonnet"  # without a model and a key, aider waits 5 minutes for a browser login
     extra_args: tuple[str, ...] = attrs.field(default=(), converter=tuple)
     env: Mapping[str, str] = attrs.field(factory=dict)
     name: str = "aider"
 
-    def command(self, prompt: str, files: tuple[str, ...] = ()) -> list[str]:
-        """The exact command line: one message, no commits, no .gitignore edits, no prompts, no network checks."""
+    def command(self, prompt: str, files: tuple[str, ...] = (), *, history: Path | None = None) -> list[str]:
+        """The exact command line: one message, no commits, no .gitignore edits, no prompts, no network checks.
+
+        ``history`` is a folder for aider's chat and input history files (which it
+        would otherwise write into the repository).
+        """
         argv = [self.executable, "--message", prompt, "--yes-always", "--no-auto-commits", "--no-gitignore",
                 "--no-check-update", "--no-analytics", "--no-show-release-notes", "--no-pretty",
                 "--no-fancy-input", "--no-stream"]  # fmt: skip
+        if history is not None:
+            argv += ["--chat-history-file", str(history / "aider.chat.md"),
+                     "--input-history-file", str(history / "aider.input")]  # fmt: skip
         if self.model:
             argv += ["--model", self.model]
         return argv + list(self.extra_args) + list(files)
@@ -55,14 +69,19 @@ class AiderAgent:
     def run(self, request: AgentRequest) -> AgentResult:
         """One attempt at one task, judged by whether the tree changed and what aider printed."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        exclude_from_git(request.workdir, ".aider*", "aider's caches (.aider.tags.cache.v4)")
         before = tree_state(request.workdir)
-        argv = self.command(task_prompt(request), tuple(request.task.files))
-        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        with tempfile.TemporaryDirectory(prefix="maestro-aider-") as tmp:
+            history = attempt.paths[0].parent if attempt.paths is not None else Path(tmp)
+            history.mkdir(parents=True, exist_ok=True)
+            argv = self.command(task_prompt(request), tuple(request.task.files), history=history)
+            outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
         early = attempt.common_failure(outcome, INSTALL)
         if early is not None:
             return early
         after = tree_state(request.workdir)
-        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p))
+        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
+                         and not p.startswith(".aider"))  # fmt: skip
         printed = outcome.stdout + "\n" + outcome.stderr
         errors = _ERROR_LINE.findall(printed)
         cls = classify_text("\n".join(errors)) if errors else None
