@@ -119,6 +119,10 @@ def run_process(
             _reap_group(proc)  # the agent exited: nothing it started may outlive it
         for r in readers:
             r.join(timeout=grace_s + 5)
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
         return ProcessOutcome(
             proc.returncode, "".join(out_lines), "".join(err_lines), time.monotonic() - started, timed_out
         )
