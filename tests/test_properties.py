@@ -652,6 +652,8 @@ def _apply(session: Session, op: tuple[Any, ...]) -> str:
         return session.record(op[1]).kind
     except TransitionNotAllowed as exc:
         return f"refused: {exc}"
+    except StoreError as exc:  # a decision id given twice
+        return f"refused: {exc}"
 
 
 @contextmanager

@@ -25,7 +25,7 @@ fields, ``prd_markdown`` and ``tasks_yaml``, and validates both
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -57,6 +57,10 @@ class AgentError(MaestroError):
     """An agent is misconfigured (bad script, bad command template) — found before any task runs."""
 
 
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class Subagent:
     """A Claude Code subagent (``.claude/agents/*.md``): its body is the system prompt."""
@@ -64,7 +68,7 @@ class Subagent:
     name: str
     description: str = ""
     prompt: str = ""
-    tools: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tools: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     model: str | None = None
     path: str | None = None
 
@@ -87,6 +91,10 @@ class Skill:
     path: str | None = None
 
 
+def _skills(value: Iterable[Skill]) -> tuple[Skill, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class AgentRequest:
     """One attempt at one task.
@@ -102,7 +110,7 @@ class AgentRequest:
     workdir: Path = attrs.field(converter=Path)
     attempt: int = 1
     subagent: Subagent | None = None
-    skills: tuple[Skill, ...] = attrs.field(default=(), converter=tuple)
+    skills: tuple[Skill, ...] = attrs.field(default=(), converter=_skills)
     approach: str | None = None
     feedback: str | None = None
     timeout_s: float = 1800.0

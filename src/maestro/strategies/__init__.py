@@ -4,6 +4,7 @@
 ``architecture`` (FR-3, :mod:`~maestro.strategies.architecture`): which layout new code follows.
 ``gate`` (:mod:`~maestro.strategies.tooling`): which tool runs each validation gate.
 ``task_ordering`` (FR-4, :mod:`~maestro.ordering`): the order and parallel groups of a task graph.
+``subagent`` (FR-14, :mod:`~maestro.agents.registry`): which subagent works on a task.
 
 Each is a :data:`~maestro.decisions.Strategy`; :class:`~maestro.decisions.DecisionEngine`
 uses :data:`STRATEGIES` by default.
@@ -11,6 +12,7 @@ uses :data:`STRATEGIES` by default.
 
 from __future__ import annotations
 
+from maestro.agents.registry import subagent_strategy
 from maestro.decisions import Strategy
 from maestro.ordering import task_ordering
 from maestro.strategies.architecture import architecture
@@ -33,5 +35,6 @@ STRATEGIES: dict[str, Strategy] = {
     "architecture": architecture,
     "gate": gate,
     "task_ordering": task_ordering,
+    "subagent": subagent_strategy,
 }
 """Decision kind → the strategy that decides it."""

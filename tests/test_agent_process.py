@@ -1,0 +1,206 @@
+"""The process runner, the prompt, the parsers on real captures, and the command agent — with real processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from maestro.agents import AgentError, AgentRequest, PlanRequest, Skill, Subagent, task_prompt, validate_plan
+from maestro.agents.claude import parse_stream
+from maestro.agents.codex import parse_events
+from maestro.agents.command import CommandAgent
+from maestro.agents.process import run_process
+from maestro.tasks import Task
+from tests.conftest import git_init
+
+CAPTURES = Path(__file__).parent / "data" / "captures"
+SEED = Path(__file__).parent / "data" / "plans" / "prd-maestro-orchestrator-v1.md"
+TASK = Task("T1", "Add calculator core", description="Write add(a, b).", requirements=("FR-1",),
+            acceptance=("python -m pytest -q tests/test_calc.py",), files=("src/calc.py",))  # fmt: skip
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie still answers kill(0): read its state
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+# -- the runner -------------------------------------------------------------------------------------------------
+
+
+def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pids"
+    script = f"sleep 300 & echo $! > {pidfile}; echo started; sleep 300"
+    started = time.monotonic()
+    out = run_process(["sh", "-c", script], cwd=tmp_path, timeout_s=1.0, grace_s=0.5)
+    assert out.timed_out
+    assert out.stdout == "started\n"
+    assert time.monotonic() - started < 30
+    grandchild = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while alive(grandchild) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not alive(grandchild), "the grandchild outlived the timeout"
+
+
+def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(300)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=1.0, grace_s=0.3)
+    assert out.timed_out
+    assert out.exit_code == -signal.SIGKILL
+
+
+def test_stdin_is_empty_so_a_reader_does_not_wait(tmp_path: Path) -> None:
+    out = run_process([sys.executable, "-c", "import sys; print(repr(sys.stdin.read()))"], cwd=tmp_path, timeout_s=30)
+    assert (out.exit_code, out.stdout, out.timed_out) == (0, "''\n", False)
+
+
+def test_transcripts_are_written_as_lines_arrive(tmp_path: Path) -> None:
+    paths = (tmp_path / "t" / "a.out", tmp_path / "t" / "a.err")
+    seen: list[str] = []
+    code = "import sys; print('one'); print('oops', file=sys.stderr); print('two')"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, transcript=paths, on_line=seen.append)
+    assert out.exit_code == 0
+    assert paths[0].read_text() == "one\ntwo\n" == out.stdout
+    assert paths[1].read_text() == "oops\n"
+    assert seen == ["one\n", "two\n"]
+
+
+def test_a_killed_run_keeps_what_it_printed(tmp_path: Path) -> None:
+    paths = (tmp_path / "a.out", tmp_path / "a.err")
+    code = "import time; print('partial', flush=True); time.sleep(300)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=1.0, transcript=paths, grace_s=0.3)
+    assert out.timed_out
+    assert paths[0].read_text() == "partial\n"
+
+
+def test_a_missing_executable_is_reported_not_raised(tmp_path: Path) -> None:
+    out = run_process(["no-such-agent-cli", "-p", "x"], cwd=tmp_path, timeout_s=5)
+    assert out.missing and out.exit_code is None
+    assert out.error == "no-such-agent-cli: executable not found on PATH"
+
+
+# -- prompts and plans ----------------------------------------------------------------------------------------------
+
+
+def test_the_prompt_starts_with_the_task_line_and_carries_everything(tmp_path: Path) -> None:
+    req = AgentRequest(TASK, tmp_path, attempt=2, subagent=Subagent("backend-architect"),
+                       skills=(Skill("api-design"),), approach="write the tests first",
+                       feedback="E   assert add(1, 2) == 3\n" * 1000)  # fmt: skip
+    prompt = task_prompt(req)
+    assert prompt.split("\n", 1)[0] == "Task T1: Add calculator core"
+    for expected in ("Write add(a, b).", "FR-1", "src/calc.py", "    python -m pytest -q tests/test_calc.py",
+                     "backend-architect", "api-design", "attempt 2", "write the tests first"):  # fmt: skip
+        assert expected in prompt, expected
+    assert len(prompt) < 6000  # only the tail of a long failure output
+
+
+def test_a_valid_plan_is_parsed_and_checked_against_its_prd() -> None:
+    tasks = "version: 1\ntasks:\n  - id: T1\n    title: Core\n    requirements: [FR-1]\n"
+    plan = validate_plan(json.dumps({"prd_markdown": SEED.read_text(), "tasks_yaml": tasks}))
+    assert len(plan.prd.requirements) == 15 and plan.graph.ids == ("T1",)
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        ("not json", "the planner's answer: not JSON"),
+        ({"prd_markdown": "x"}, "tasks_yaml: missing or empty"),
+        ({"prd_markdown": "# no requirements\n", "tasks_yaml": "version: 1\n"}, "prd_markdown: no requirements"),
+        ({"prd_markdown": SEED.read_text(), "tasks_yaml": "version: 1\ntasks:\n  - id: T1\n    title: x\n"
+          "    requirements: [FR-99]\n"}, "tasks_yaml:5: task T1: requirements: requirement 'FR-99' is not in the PRD"),
+    ],
+)  # fmt: skip
+def test_an_invalid_plan_names_the_field(answer: object, message: str) -> None:
+    from maestro import PlanError
+
+    with pytest.raises(PlanError, match=re_escape(message)):
+        validate_plan(answer)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_plan_request_and_agent_request_take_strings_as_paths(tmp_path: Path) -> None:
+    assert PlanRequest("x", str(tmp_path)).workdir == tmp_path
+    assert AgentRequest(TASK, str(tmp_path), session_dir=str(tmp_path)).session_dir == tmp_path
+
+
+# -- the parsers on the real captures -------------------------------------------------------------------------------
+
+
+def test_claude_parser_on_the_real_not_logged_in_stream() -> None:
+    summary = parse_stream((CAPTURES / "claude-2.1.328-stream-json-not-logged-in.jsonl").read_text())
+    assert summary.result is not None
+    assert (summary.result["subtype"], summary.result["is_error"]) == ("success", True)
+    assert summary.api_errors == ("authentication_failed",)
+    assert summary.session_id == summary.result["session_id"]
+    assert summary.skipped == 0
+
+
+def test_claude_parser_on_the_real_json_form() -> None:
+    summary = parse_stream((CAPTURES / "claude-2.1.328-json-schema-not-logged-in.json").read_text())
+    assert summary.result is not None and summary.result["is_error"] is True
+
+
+def test_claude_parser_takes_the_last_result_of_the_array_form() -> None:
+    array = json.dumps([{"type": "system", "subtype": "init", "session_id": "s"},
+                        {"type": "result", "subtype": "success", "is_error": False, "result": "first"},
+                        {"type": "result", "subtype": "success", "is_error": False, "result": "last",
+                         "session_id": "s"}])  # fmt: skip
+    summary = parse_stream(array)
+    assert summary.result is not None and summary.result["result"] == "last"
+
+
+def test_codex_parser_on_the_real_offline_stream() -> None:
+    ev = parse_events((CAPTURES / "codex-0.169.0-exec-json-offline.jsonl").read_text())
+    assert ev.thread_id == "01a215e4-c79f-7803-a1ea-fb5ad52960c2"
+    assert not ev.completed and ev.failed is None
+    assert ev.errors and ev.errors[0].startswith("Reconnecting... 2/5")
+
+
+# -- the command agent ----------------------------------------------------------------------------------------------
+
+
+def test_the_command_agent_fills_in_and_quotes_the_template(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "my repo")
+    agent = CommandAgent("printf '%s|%s|%s|%s\\n' {task_id} {attempt} {title} \"$(head -1 {prompt_file})\" > out.txt")
+    result = agent.run(AgentRequest(Task("T-1", "it's a title; rm -rf /"), repo, attempt=3, session_dir=tmp_path / "s"))
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+    assert (repo / "out.txt").read_text() == "T-1|3|it's a title; rm -rf /|Task T-1: it's a title; rm -rf /\n"
+    assert (tmp_path / "s" / "agents" / "T-1.3.command.prompt.md").exists()
+
+
+@pytest.mark.parametrize(
+    ("template", "status", "cls"),
+    [("exit 3", "failed", "implementation"), ("no-such-command-xyz", "failed", "critical"),
+     ("sleep 30", "timeout", "transient")],
+)  # fmt: skip
+def test_the_command_agent_classes(tmp_path: Path, template: str, status: str, cls: str) -> None:
+    result = CommandAgent(template).run(AgentRequest(TASK, tmp_path, timeout_s=1.0))
+    assert (result.status, result.failure_class) == (status, cls), result
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("run {task}", "unknown placeholder {task}"), ("run {", "Single '{' encountered"), ("  ", "template is needed")],
+)
+def test_a_bad_template_is_refused_when_the_agent_is_made(template: str, message: str) -> None:
+    with pytest.raises(AgentError, match=re_escape(message)):
+        CommandAgent(template)
