@@ -57,7 +57,7 @@ def test_a_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
 
 
 def test_a_child_that_ignores_sigterm_is_killed(tmp_path: Path) -> None:
-    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(300)"
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up'); time.sleep(300)"
     out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=1.0, grace_s=0.3)
     assert out.timed_out
     assert out.exit_code == -signal.SIGKILL

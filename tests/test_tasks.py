@@ -704,3 +704,9 @@ def test_an_import_with_every_task_done_is_refused(tmp_path: Path) -> None:
     path.write_text('[{"id": "a", "title": "x", "status": "closed"}]')
     with pytest.raises(PlanError, match=r"bd\.json: no open tasks: every task in it is done$"):
         load_tasks(path)
+
+
+def test_maestro_dot_ids_are_reserved() -> None:
+    text = "version: 1\ntasks:\n  - id: T1\n    title: a\n  - id: maestro.plan\n    title: b\n"
+    with pytest.raises(PlanError, match=r"^t\.yaml:5: task maestro\.plan: id: task ids starting with 'maestro\.'"):
+        parse_tasks(text, "t.yaml")

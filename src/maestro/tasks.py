@@ -62,6 +62,7 @@ __all__ = [
 ]
 
 TASKS_VERSION = 1
+RESERVED_PREFIX = "maestro."  # maestro.plan records planning; no task may take such an id
 RISKS = ("low", "medium", "high")
 PRIORITIES = ("P0", "P1", "P2", "P3")
 _FIELDS = ("id", "title", "description", "category", "requirements", "depends_on", "group", "risk", "priority",
@@ -249,6 +250,9 @@ def validate_graph(
     for t in tasks:
         if not isinstance(t.id, str) or not TASK_ID.match(t.id):
             raise PlanError(f"a task id matches [A-Za-z0-9._-]+, not {t.id!r}", path=src, line=t.line, field="id")
+        if t.id.startswith(RESERVED_PREFIX):
+            raise PlanError(f"task ids starting with {RESERVED_PREFIX!r} are reserved for maestro's own records",
+                            path=src, line=t.line, task=t.id, field="id")  # fmt: skip
         if t.id in seen:
             first = seen[t.id]
             at = f" (first at line {first.line})" if first.line is not None else ""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from maestro.agents.base import (
     PLAN_SCHEMA,
+    PLAN_TASK,
     Agent,
     AgentError,
     AgentRequest,
@@ -24,6 +25,7 @@ from maestro.agents.base import (
 
 __all__ = [
     "PLAN_SCHEMA",
+    "PLAN_TASK",
     "Agent",
     "AgentError",
     "AgentRequest",
@@ -36,4 +38,7 @@ __all__ = [
     "task_prompt",
     "transcript_paths",
     "validate_plan",
+    # adapters and deterministic agents: import them from their modules
+    # (maestro.agents.claude.ClaudeAgent, .codex.CodexAgent, .aider.AiderAgent, .command.CommandAgent,
+    #  .scripted.ScriptedAgent, .replay.ReplayAgent, .registry.discover)
 ]

@@ -30,7 +30,7 @@ from pathlib import Path
 import attrs
 
 from maestro.agents._common import Attempt, classify_text, exclude_from_git, run_attempt, tail, tree_state
-from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
+from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
 
@@ -99,7 +99,7 @@ class AiderAgent:
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Aider cannot give structured output: planning needs a PRD and tasks given with --prd/--tasks."""
-        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
         nothing = ProcessOutcome(None, "", "", 0.0)
         why = ("aider cannot write a plan as structured output: give maestro a PRD and tasks "
                "(maestro run --prd FILE --tasks FILE) or plan with claude or codex")  # fmt: skip

@@ -38,6 +38,7 @@ from maestro.tasks import Task, TaskGraph, parse_tasks
 
 __all__ = [
     "PLAN_SCHEMA",
+    "PLAN_TASK",
     "Agent",
     "AgentError",
     "AgentRequest",
@@ -51,6 +52,10 @@ __all__ = [
     "transcript_paths",
     "validate_plan",
 ]
+
+
+PLAN_TASK = "maestro.plan"
+"""The task id planning results are recorded under (ids starting ``maestro.`` are reserved: see tasks.py)."""
 
 
 class AgentError(MaestroError):

@@ -41,6 +41,7 @@ from maestro._errors import PlanError
 from maestro.agents._common import Attempt, classify_text, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
+    PLAN_TASK,
     AgentRequest,
     PlanOutcome,
     PlanRequest,
@@ -170,7 +171,7 @@ class ClaudeAgent:
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for a PRD and a task graph as structured output; validate both."""
-        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
         argv = self.plan_command(plan_prompt(request), budget_usd=request.budget_usd)
         outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
         result = self._judge(attempt, outcome)

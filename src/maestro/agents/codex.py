@@ -34,6 +34,7 @@ from maestro._errors import PlanError
 from maestro.agents._common import Attempt, classify_text, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
+    PLAN_TASK,
     AgentRequest,
     PlanOutcome,
     PlanRequest,
@@ -163,7 +164,7 @@ class CodexAgent:
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for the plan as JSON matching PLAN_SCHEMA (``--output-schema``); validate it."""
-        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
         with tempfile.TemporaryDirectory(prefix="maestro-codex-") as tmp:
             schema = Path(tmp) / "plan-schema.json"
             schema.write_text(json.dumps(PLAN_SCHEMA), encoding="utf-8")

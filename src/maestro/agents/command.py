@@ -28,7 +28,7 @@ from pathlib import Path
 import attrs
 
 from maestro.agents._common import Attempt, run_attempt, tail
-from maestro.agents.base import AgentError, AgentRequest, PlanOutcome, PlanRequest, task_prompt
+from maestro.agents.base import PLAN_TASK, AgentError, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
 
@@ -98,7 +98,7 @@ class CommandAgent:
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """A command cannot plan: give maestro a PRD and tasks."""
-        attempt = Attempt(self.name, "plan", 1, request.session_dir)
+        attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
         nothing = ProcessOutcome(None, "", "", 0.0)
         return PlanOutcome(attempt.result(nothing, "failed", "ambiguous",
                                           "a command agent cannot write a plan: give maestro a PRD and tasks "

@@ -1,0 +1,610 @@
+"""Recorded changes, and the replay agent: re-drive a persisted session without a real agent.
+
+What an attempt changed in the working tree is saved beside its transcripts as
+a *change file*, ``<session_dir>/agents/<task>.<attempt>.<agent>.changes.json``::
+
+    {"version": 1, "changes": [
+      {"op": "delete",  "path": "old.py"},
+      {"op": "write",   "path": "src/calc.py", "content_b64": "ZGVm…", "mode": 420},
+      {"op": "symlink", "path": "latest", "target": "src/calc.py"}
+    ]}
+
+``mode`` is 420 (0o644) or 493 (0o755): like git, only the executable bit is
+kept.  :func:`snapshot` takes the state of a tree (every file and symlink
+except ``.git`` folders, the top ``.flow`` folder and what ``.gitignore``
+ignores and git does not track), :func:`capture_changes` compares the tree with
+a snapshot taken before, and :func:`write_changes` / :func:`read_changes` save
+and load the list; :func:`apply_changes` re-applies it, refusing any path that
+leaves the working directory.
+
+:class:`ReplayAgent` answers each request with what a recorded session
+recorded for it — the same :class:`~maestro.records.AgentResult`, after
+re-applying that attempt's change file — and raises :class:`Divergence` for a
+request the recording does not have, instead of guessing.  A recorded plan is
+read from ``<session_dir>/plan.json`` (:func:`write_plan` saves it).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import os
+import posixpath
+import shutil
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import attrs
+
+from maestro._errors import MaestroError, StoreError
+from maestro.agents.base import (
+    PLAN_TASK,
+    AgentRequest,
+    Plan,
+    PlanOutcome,
+    PlanRequest,
+    transcript_paths,
+    validate_plan,
+)
+from maestro.records import AgentResult
+from maestro.store import Store, atomic_write
+
+__all__ = [
+    "CHANGES_VERSION",
+    "PLAN_FILE",
+    "PLAN_TASK",
+    "Change",
+    "ChangeError",
+    "Divergence",
+    "Entry",
+    "ReplayAgent",
+    "Snapshot",
+    "apply_changes",
+    "capture_changes",
+    "changes_path",
+    "read_changes",
+    "resolve_inside",
+    "snapshot",
+    "write_changes",
+    "write_plan",
+]
+
+log = logging.getLogger(__name__)
+
+CHANGES_VERSION = 1
+PLAN_FILE = "plan.json"
+_MODES = (0o644, 0o755)
+_OPS = ("write", "delete", "symlink")
+_PRIVATE = (".git", ".flow")  # never written by an agent, never recorded
+
+
+class ChangeError(MaestroError):
+    """A change file is malformed, or a change would leave the working directory; the message names the path."""
+
+
+class Divergence(MaestroError):
+    """A request the recording does not have: the re-driven session has left the recorded one."""
+
+    def __init__(self, message: str, *, session_id: str, task: str, attempt: int | None) -> None:
+        self.session_id = session_id
+        self.task = task
+        self.attempt = attempt
+        super().__init__(message)
+
+
+# -- paths ----------------------------------------------------------------------------------------------------------
+
+
+def resolve_inside(root: Path, rel: str, *, follow_last: bool = True) -> Path:
+    """``root / rel`` with symlinks resolved, if it stays inside ``root`` and outside ``.git/`` and ``.flow/``.
+
+    ``root`` must already be resolved.  ``rel`` must be relative, without
+    ``..``; every symlink on the way must point inside ``root``.  With
+    ``follow_last=False`` the last component is not followed (deleting or
+    replacing a symlink touches the link, not what it points at).  Anything
+    else raises :class:`ChangeError` saying why.
+    """
+    if not isinstance(rel, str) or not rel:
+        raise ChangeError(f"{rel!r}: not a file path")
+    if "\x00" in rel:
+        raise ChangeError(f"{rel!r}: a path cannot hold a NUL character")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute():
+        raise ChangeError(f"{rel}: an absolute path leaves the repository")
+    if ".." in pure.parts:
+        raise ChangeError(f"{rel}: '..' leaves the repository")
+    if not pure.parts:
+        raise ChangeError(f"{rel!r}: not a file path")
+    _check_private(rel, pure.parts)
+    target = root.joinpath(*pure.parts)
+    try:
+        real = target.resolve() if follow_last else target.parent.resolve() / target.name
+    except (OSError, RuntimeError) as exc:  # a symlink loop
+        raise ChangeError(f"{rel}: cannot resolve: {exc}") from None
+    if real == root or root not in real.parents:
+        raise ChangeError(f"{rel}: goes through a symlink to {real}, outside the repository")
+    _check_private(rel, real.relative_to(root).parts)
+    return real
+
+
+def _check_private(rel: str, parts: Sequence[str]) -> None:
+    if parts and parts[0].casefold() in _PRIVATE:
+        raise ChangeError(f"{rel}: under {parts[0]}/, which belongs to git and maestro")
+    if any(p.casefold() == ".git" for p in parts):
+        raise ChangeError(f"{rel}: inside a .git folder")
+
+
+def changes_path(session_dir: Path | None, task: str, attempt: int, agent: str) -> Path | None:
+    """Where one attempt's change file goes: ``<session>/agents/<task>.<attempt>.<agent>.changes.json``."""
+    if session_dir is None:
+        return None
+    return session_dir / "agents" / f"{task}.{attempt}.{agent}.changes.json"
+
+
+# -- changes --------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Change:
+    """One change to a working tree: a file written (whole), a path deleted, or a symlink made.
+
+    Build them with :meth:`write`, :meth:`delete` and :meth:`symlink`.
+    """
+
+    op: str = attrs.field(validator=attrs.validators.in_(_OPS))
+    path: str = attrs.field(validator=attrs.validators.instance_of(str))
+    content: bytes | None = None
+    mode: int | None = None
+    target: str | None = None
+
+    @classmethod
+    def write(cls, path: str, content: bytes, mode: int = 0o644) -> Change:
+        """``path`` becomes a regular file holding ``content`` (``mode`` 0o644 or 0o755)."""
+        if mode not in _MODES:
+            raise ValueError(f"mode must be 0o644 or 0o755, not {mode:#o}")
+        return cls("write", path, content=bytes(content), mode=mode)
+
+    @classmethod
+    def delete(cls, path: str) -> Change:
+        """``path`` (a file or a symlink) is removed."""
+        return cls("delete", path)
+
+    @classmethod
+    def symlink(cls, path: str, target: str) -> Change:
+        """``path`` becomes a symlink to ``target`` (as written: usually relative)."""
+        return cls("symlink", path, target=target)
+
+    def to_json(self) -> dict[str, Any]:
+        """The change as it is written in a change file."""
+        if self.op == "write":
+            assert self.content is not None
+            content = base64.b64encode(self.content).decode("ascii")
+            return {"op": "write", "path": self.path, "content_b64": content, "mode": self.mode}
+        if self.op == "symlink":
+            return {"op": "symlink", "path": self.path, "target": self.target}
+        return {"op": "delete", "path": self.path}
+
+
+_KEYS = {"write": ("op", "path", "content_b64", "mode"), "delete": ("op", "path"), "symlink": ("op", "path", "target")}
+
+
+def _change_from_json(obj: Any, where: str) -> Change:
+    if not isinstance(obj, dict):
+        raise ChangeError(f"{where}: a change is an object with op and path")
+    op = obj.get("op")
+    if op not in _OPS:
+        raise ChangeError(f"{where}: op: expected one of {', '.join(_OPS)}, not {op!r}")
+    keys = _KEYS[op]
+    for key in obj:
+        if key not in keys:
+            raise ChangeError(f"{where}: {key}: unknown field for op {op} (known: {', '.join(keys)})")
+    for key in keys:
+        if key not in obj:
+            raise ChangeError(f"{where}: {key}: missing")
+    path = obj["path"]
+    if not isinstance(path, str) or not path:
+        raise ChangeError(f"{where}: path: expected a non-empty string, not {path!r}")
+    if op == "delete":
+        return Change.delete(path)
+    if op == "symlink":
+        target = obj["target"]
+        if not isinstance(target, str) or not target:
+            raise ChangeError(f"{where}: target: expected a non-empty string, not {target!r}")
+        return Change.symlink(path, target)
+    mode = obj["mode"]
+    if type(mode) is not int or mode not in _MODES:
+        raise ChangeError(f"{where}: mode: expected 420 (0o644) or 493 (0o755), not {mode!r}")
+    raw = obj["content_b64"]
+    if not isinstance(raw, str):
+        raise ChangeError(f"{where}: content_b64: expected a base64 string, not {raw!r}")
+    try:
+        content = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ChangeError(f"{where}: content_b64: not base64: {exc}") from None
+    return Change.write(path, content, mode)
+
+
+def write_changes(path: Path, changes: Iterable[Change]) -> None:
+    """Save ``changes`` as a version 1 change file at ``path`` (atomically; folders made as needed)."""
+    items = [json.dumps(c.to_json(), ensure_ascii=False) for c in changes]
+    body = "[]" if not items else "[\n  " + ",\n  ".join(items) + "\n]"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path.parent}: cannot create: {exc.strerror or exc}") from exc
+    atomic_write(path, f'{{"version": {CHANGES_VERSION}, "changes": {body}}}\n')
+
+
+def read_changes(path: Path) -> list[Change]:
+    """Load a change file; anything malformed raises :class:`ChangeError` naming the file and the change."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ChangeError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ChangeError(f"{path}: cannot read: {exc}") from exc
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        raise ChangeError(f"{path}: not JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ChangeError(f"{path}: a change file is an object with version and changes")
+    unknown = sorted(set(doc) - {"version", "changes"})
+    if unknown:
+        raise ChangeError(f"{path}: {unknown[0]}: unknown field (known: version, changes)")
+    if doc.get("version") != CHANGES_VERSION or type(doc.get("version")) is not int:
+        raise ChangeError(f"{path}: version: expected {CHANGES_VERSION}, not {doc.get('version')!r}")
+    items = doc.get("changes")
+    if not isinstance(items, list):
+        raise ChangeError(f"{path}: changes: expected a list")
+    return [_change_from_json(item, f"{path}: changes[{i}]") for i, item in enumerate(items)]
+
+
+def apply_changes(workdir: Path, changes: Sequence[Change]) -> None:
+    """Apply ``changes`` to ``workdir`` in order.
+
+    Every path is checked first (:func:`resolve_inside`; a symlink's target
+    must stay inside too), so a refused change file writes nothing; each path
+    is checked again just before its change, since an earlier change may have
+    made a symlink.  A ``write`` or ``symlink`` replaces whatever is at the
+    path (a file, a symlink, an emptied folder); deleting a path that is
+    already gone is not an error.
+    """
+    root = Path(workdir).resolve()
+    for c in changes:
+        _check_change(root, c)
+    for c in changes:
+        real = _check_change(root, c)
+        try:
+            if c.op == "delete":
+                if real.is_dir() and not real.is_symlink():
+                    raise ChangeError(f"{c.path}: is a folder; a change deletes files and symlinks only")
+                real.unlink(missing_ok=True)
+                continue
+            _clear(real)
+            real.parent.mkdir(parents=True, exist_ok=True)
+            if c.op == "symlink":
+                assert c.target is not None
+                os.symlink(c.target, real)
+            else:
+                assert c.content is not None and c.mode is not None
+                real.write_bytes(c.content)
+                real.chmod(c.mode)
+        except OSError as exc:
+            raise ChangeError(f"{c.path}: cannot {c.op}: {exc.strerror or exc}") from exc
+
+
+def _check_change(root: Path, c: Change) -> Path:
+    real = resolve_inside(root, c.path, follow_last=False)
+    if c.op == "symlink":
+        assert c.target is not None
+        if posixpath.isabs(c.target):
+            raise ChangeError(f"{c.path}: a symlink to the absolute path {c.target} leaves the repository")
+        inside = posixpath.normpath(posixpath.join(posixpath.dirname(c.path), c.target))
+        if inside == ".." or inside.startswith("../"):
+            raise ChangeError(f"{c.path}: a symlink to {c.target} leaves the repository")
+    return real
+
+
+def _clear(real: Path) -> None:
+    """Remove what is at ``real`` (a file, a symlink or a folder) so that something else can take its place."""
+    if real.is_symlink() or real.is_file():
+        real.unlink()
+    elif real.is_dir():
+        shutil.rmtree(real)
+
+
+# -- snapshots ------------------------------------------------------------------------------------------------------
+
+
+@attrs.frozen
+class Entry:
+    """One path of a snapshot: a ``file`` (mode 0o644/0o755 and the sha256 of its content) or a ``symlink``."""
+
+    kind: str
+    mode: int
+    digest: str  # sha256 hex for a file, the target for a symlink
+
+
+@attrs.frozen
+class Snapshot:
+    """The state of a tree: relative POSIX path → :class:`Entry`.
+
+    ``scope`` is the paths it was limited to (None: the whole tree); a later
+    :func:`capture_changes` looks at the same paths.
+    """
+
+    entries: Mapping[str, Entry]
+    scope: tuple[str, ...] | None = None
+
+
+def snapshot(workdir: Path, scope: Iterable[str] | None = None) -> Snapshot:
+    """The files and symlinks under ``workdir`` (or under the paths of ``scope`` only), by mode and sha256.
+
+    Left out: ``.git`` folders, the top ``.flow`` folder, other file types, and —
+    when ``workdir`` is a git repository — files ``.gitignore`` ignores that git
+    does not track.
+    """
+    root = Path(workdir).resolve()
+    scoped = None if scope is None else tuple(sorted(set(scope)))
+    entries = {rel: _entry(data, kind, mode) for rel, kind, mode, data in _walk(root, scoped)}
+    return Snapshot(entries, scoped)
+
+
+def capture_changes(workdir: Path, before: Snapshot) -> list[Change]:
+    """What changed in ``workdir`` since ``before``: deletions first, then writes and symlinks, each sorted by path."""
+    root = Path(workdir).resolve()
+    seen: set[str] = set()
+    made: list[Change] = []
+    for rel, kind, mode, data in _walk(root, before.scope):
+        seen.add(rel)
+        if before.entries.get(rel) == _entry(data, kind, mode):
+            continue
+        if kind == "symlink":
+            made.append(Change.symlink(rel, os.fsdecode(data)))
+        else:
+            made.append(Change.write(rel, data, mode))
+    gone = [Change.delete(rel) for rel in sorted(set(before.entries) - seen)]
+    return gone + sorted(made, key=lambda c: c.path)
+
+
+def _entry(data: bytes, kind: str, mode: int) -> Entry:
+    if kind == "symlink":
+        return Entry("symlink", 0o120000, os.fsdecode(data))
+    return Entry("file", mode, hashlib.sha256(data).hexdigest())
+
+
+def _walk(root: Path, scope: tuple[str, ...] | None) -> Iterator[tuple[str, str, int, bytes]]:
+    """(relative path, kind, mode, content or link target) of every recorded file, in sorted order."""
+    ignored = _ignore_filter(root)
+    if scope is None:
+        yield from _walk_dir(root, "", ignored)
+        return
+    for rel in scope:
+        pure = PurePosixPath(rel)
+        if pure.is_absolute() or ".." in pure.parts or not pure.parts:
+            continue
+        if pure.parts[0].casefold() in _PRIVATE or ".git" in pure.parts:
+            continue
+        path = root.joinpath(*pure.parts)
+        item = _item(path, pure.as_posix(), ignored)
+        if item is not None:
+            yield item
+        elif path.is_dir() and not path.is_symlink():
+            yield from _walk_dir(path, pure.as_posix(), ignored)
+
+
+def _walk_dir(folder: Path, prefix: str, ignored: Callable[[str, bool], bool]) -> Iterator[tuple[str, str, int, bytes]]:
+    try:
+        with os.scandir(folder) as it:
+            names = sorted(it, key=lambda e: e.name)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    for e in names:
+        rel = f"{prefix}/{e.name}" if prefix else e.name
+        if e.name == ".git" or (not prefix and e.name == ".flow"):
+            continue
+        if e.is_dir(follow_symlinks=False):
+            if not ignored(rel, True):
+                yield from _walk_dir(Path(e.path), rel, ignored)
+            continue
+        item = _item(Path(e.path), rel, ignored)
+        if item is not None:
+            yield item
+
+
+def _item(path: Path, rel: str, ignored: Callable[[str, bool], bool]) -> tuple[str, str, int, bytes] | None:
+    try:
+        st = path.lstat()
+        if stat.S_ISLNK(st.st_mode):
+            return None if ignored(rel, False) else (rel, "symlink", 0o120000, os.fsencode(os.readlink(path)))
+        if not stat.S_ISREG(st.st_mode) or ignored(rel, False):
+            return None
+        return rel, "file", 0o755 if st.st_mode & 0o100 else 0o644, path.read_bytes()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+
+
+def _ignore_filter(root: Path) -> Callable[[str, bool], bool]:
+    """``(rel, is_dir) -> skip?``: what ``.gitignore`` ignores and the index does not track (nothing without git)."""
+    if not (root / ".git").exists():
+        return lambda _rel, _is_dir: False
+    from dulwich.errors import NotGitRepository
+    from dulwich.ignore import IgnoreFilterManager
+    from dulwich.index import Index
+    from dulwich.repo import Repo
+
+    try:
+        repo = Repo(str(root))
+    except (NotGitRepository, OSError):
+        return lambda _rel, _is_dir: False
+    try:
+        manager = IgnoreFilterManager.from_repo(repo)
+        tracked: set[str] = set()
+        index_path = repo.index_path()
+        if os.path.exists(index_path):
+            tracked = {os.fsdecode(p) for p in Index(index_path).paths()}
+    finally:
+        repo.close()
+    tracked_dirs = {str(PurePosixPath(p).parent) for p in tracked}
+    for d in list(tracked_dirs):
+        tracked_dirs.update(str(q) for q in PurePosixPath(d).parents)
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        if is_dir:
+            return rel not in tracked_dirs and bool(manager.may_prune_directory(rel + "/"))
+        return rel not in tracked and bool(manager.is_ignored(rel))
+
+    return ignored
+
+
+# -- the plan file --------------------------------------------------------------------------------------------------
+
+
+def write_plan(session_dir: Path, plan: Plan) -> Path:
+    """Save the planning answer as ``<session_dir>/plan.json`` (``{"prd_markdown", "tasks_yaml"}``) and return it."""
+    path = session_dir / PLAN_FILE
+    answer = {"prd_markdown": plan.prd_markdown, "tasks_yaml": plan.tasks_yaml}
+    atomic_write(path, json.dumps(answer, indent=1, ensure_ascii=False) + "\n")
+    return path
+
+
+# -- the replay agent -----------------------------------------------------------------------------------------------
+
+
+class ReplayAgent:
+    """Answers with a recorded session's results, re-applying each attempt's recorded changes.
+
+    Task results are keyed by (task, attempt) — the last one recorded wins if a
+    key was recorded twice — so :meth:`run` is stateless and safe to call from
+    several threads.  Planning results (task ``plan``) are handed out in the
+    order they were recorded: the n-th :meth:`plan` call gets the n-th one.
+    """
+
+    name = "replay"
+
+    def __init__(self, session_id: str, session_dir: Path, results: Iterable[AgentResult]) -> None:
+        self.session_id = session_id
+        self.session_dir = Path(session_dir)
+        self._results: dict[tuple[str, int], AgentResult] = {}
+        self._plans: list[AgentResult] = []
+        for r in results:
+            if r.task == PLAN_TASK:
+                self._plans.append(r)
+            else:
+                if (r.task, r.attempt) in self._results:
+                    log.debug("session %s records %s attempt %d twice: the last counts", session_id, r.task, r.attempt)
+                self._results[(r.task, r.attempt)] = r
+        self._plan_calls = 0
+        self._plan_lock = threading.Lock()
+
+    @classmethod
+    def from_session(cls, store: Store, session_id: str) -> ReplayAgent:
+        """The agent results of ``session_id`` in ``store`` (read-only: no lock is taken)."""
+        events = store.read_events(session_id)
+        results = [e.payload() for e in events if e.kind == "agent"]
+        return cls(session_id, store.session_dir(session_id), results)
+
+    def attempts(self, task: str) -> list[int]:
+        """The attempts recorded for ``task``, in order."""
+        return sorted(a for t, a in self._results if t == task)
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        """Re-apply the recorded changes of (task, attempt) to ``request.workdir`` and return the recorded result.
+
+        :class:`Divergence` if the recording has no such attempt or no change
+        file for it; :class:`ChangeError` if the change file is malformed or
+        refused.  With ``request.session_dir`` set (and another folder than the
+        recorded session's), the transcripts and the change file are copied
+        there under the same names, so the result's ``transcript`` holds.
+        """
+        task, attempt = request.task.id, request.attempt
+        result = self._results.get((task, attempt))
+        if result is None:
+            have = self.attempts(task)
+            has = f"it has attempts {', '.join(map(str, have))} of {task}" if have else f"it has no attempt of {task}"
+            raise Divergence(
+                f"{task} attempt {attempt} is not in the recording of session {self.session_id} ({has})",
+                session_id=self.session_id, task=task, attempt=attempt)  # fmt: skip
+        path = changes_path(self.session_dir, task, attempt, result.agent)
+        assert path is not None
+        if not path.is_file():
+            raise Divergence(
+                f"{task} attempt {attempt} of session {self.session_id} has no recorded changes ({path} is missing)",
+                session_id=self.session_id, task=task, attempt=attempt)  # fmt: skip
+        apply_changes(request.workdir, read_changes(path))
+        self._copy_files(result, request.session_dir, path)
+        log.info("replayed %s attempt %d of session %s: %s", task, attempt, self.session_id, result.status)
+        return result
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        """The next recorded planning result, with the plan from ``plan.json`` when it succeeded.
+
+        A recorded change file for the planning attempt is applied if there is
+        one (planning is not expected to change the tree; none is required).
+        """
+        with self._plan_lock:
+            self._plan_calls += 1
+            call = self._plan_calls
+        if call > len(self._plans):
+            raise Divergence(
+                f"planning call {call} is not in the recording of session {self.session_id} "
+                f"(it has {len(self._plans)} planning result{'s' if len(self._plans) != 1 else ''})",
+                session_id=self.session_id, task=PLAN_TASK, attempt=call)  # fmt: skip
+        result = self._plans[call - 1]
+        path = changes_path(self.session_dir, PLAN_TASK, result.attempt, result.agent)
+        assert path is not None
+        if path.is_file():
+            apply_changes(request.workdir, read_changes(path))
+        self._copy_files(result, request.session_dir, path)
+        if result.status != "succeeded":
+            return PlanOutcome(result)
+        plan_file = self.session_dir / PLAN_FILE
+        if not plan_file.is_file():
+            raise Divergence(
+                f"session {self.session_id} recorded a successful plan but has no {PLAN_FILE} ({plan_file})",
+                session_id=self.session_id, task=PLAN_TASK, attempt=call)  # fmt: skip
+        try:
+            text = plan_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ChangeError(f"{plan_file}: cannot read: {exc}") from exc
+        plan = validate_plan(text, str(plan_file))
+        if request.session_dir is not None and not _same_dir(request.session_dir, self.session_dir):
+            write_plan(request.session_dir, plan)
+        return PlanOutcome(result, plan)
+
+    def _copy_files(self, result: AgentResult, session_dir: Path | None, changes: Path) -> None:
+        """Copy the recorded transcripts and change file into ``session_dir`` under the same names."""
+        if session_dir is None or _same_dir(session_dir, self.session_dir):
+            return
+        recorded = transcript_paths(self.session_dir, result.task, result.attempt, result.agent)
+        assert recorded is not None
+        sources = [*recorded, changes]
+        if result.transcript:
+            sources.append(self.session_dir / result.transcript)
+        for src in dict.fromkeys(sources):
+            try:
+                rel = src.relative_to(self.session_dir)
+            except ValueError:
+                continue
+            if ".." in rel.parts or not src.is_file():
+                continue
+            dest = session_dir / rel
+            try:
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(src, dest)
+            except OSError as exc:
+                raise StoreError(f"{dest}: cannot copy the recorded {src.name}: {exc.strerror or exc}") from exc
+
+
+def _same_dir(a: Path, b: Path) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve()
+    except OSError:
+        return False
