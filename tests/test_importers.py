@@ -882,3 +882,56 @@ def test_implicit_dependencies_follow_the_segment_rule(doc: tuple[str, list[tupl
     graph = validate_graph(tasks)
     assert len(graph.topological()) == len(tasks)  # acyclic
     assert graph.longest_chain() == (max(segment) + 1 if segment else 0)
+
+
+# -- regressions --------------------------------------------------------------------------------------------------
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("text", "line"),
+    [
+        ("[" * DEEP + "]" * DEEP, 1),  # an array
+        ("\n" + json.dumps(issue("a")) + "\n" + '{"x": ' + "[" * DEEP + "]" * DEEP + "}\n", 3),  # a JSONL record
+    ],
+)
+def test_json_nested_too_deeply_is_a_plan_error(tmp_path: Path, text: str, line: int) -> None:
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    with pytest.raises(PlanError) as info:
+        load_tasks(path)
+    assert str(info.value) == f"{path}:{line}: JSON syntax: nested too deeply to read"
+
+
+def test_metadata_nested_too_deeply_is_a_plan_error() -> None:
+    text = bd_json(issue("a", metadata="[" * DEEP + "]" * DEEP))
+    with pytest.raises(PlanError, match=r"^bd\.json:2: task a: metadata: JSON syntax: nested too deeply to read$"):
+        from_beads(text, "bd.json")
+
+
+def test_an_object_where_a_list_belongs_is_called_an_object() -> None:
+    with pytest.raises(PlanError, match=r"^bd\.json:1: task a: dependencies: expected a list, not an object$"):
+        from_beads('{"dependencies": {}, "id": "a", "title": "x"}', "bd.json")
+
+
+@pytest.mark.parametrize("odd", ["\u2028", "\x0c", "\x85", "\x1c", "\x1d", "\x1e", "\x0b", "\r"])
+def test_a_markdown_line_ends_at_a_newline_only(odd: str) -> None:
+    text = f"- [ ] T1: first{odd}half\r\n  Depends on: none\r\n- [ ] T2: second\n  Depends on: T1\n"
+    tasks = from_markdown(text)
+    assert [(t.id, t.line) for t in tasks] == [("T1", 1), ("T2", 3)]
+    assert tasks[0].title == "first half" and tasks[1].depends_on == ("T1",)
+
+
+def test_a_jsonl_record_ends_at_a_newline_only() -> None:
+    text = json.dumps(issue("a", "a\u2028b"), ensure_ascii=False) + "\n" + json.dumps(issue("b")) + "\n"
+    assert [(t.id, t.line) for t in from_beads(text)] == [("a", 1), ("b", 2)]
+
+
+def test_epics_nested_thousands_deep_need_no_recursion() -> None:
+    depth = 3000
+    md = [" " * (2 * i) + f"- [ ] E{i}: epic {i}" for i in range(depth)] + ["- [ ] Z1: last", "  Depends on: E0"]
+    tasks = from_markdown("\n".join(md))
+    assert [(t.id, t.depends_on) for t in tasks] == [(f"E{depth - 1}", ()), ("Z1", (f"E{depth - 1}",))]
+    issues = [issue(f"e{i}", issue_type="epic", parent=f"e{i - 1}" if i else None) for i in range(depth)]
+    issues += [issue("leaf", parent=f"e{depth - 1}"), issue("z", dependencies=[dep("z", "e0")])]
+    assert deps(from_beads(bd_json(*issues))) == {"leaf": (), "z": ("leaf",)}

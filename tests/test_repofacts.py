@@ -423,3 +423,64 @@ def test_file_cap_stops_the_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     facts = scan(root)
     assert facts.files == ("a/x.py", "b.py", "c.py") and facts.truncated  # breadth first: the root, then a/
     assert facts.dirs == ("a", "d")  # d/ was found but not walked
+
+
+# -- regressions: deep nesting, undecodable files, symlink loops, built-in markers ------------------
+DEEP = 100_000
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "problem"),
+    [
+        ("package.json", '{"a": ' + "[" * DEEP + "]" * DEEP + "}", "not valid JSON: nested too deeply"),
+        ("pyproject.toml", "a = " + "[" * DEEP + "]" * DEEP + "\n", "not valid TOML: nested too deeply"),
+        ("Cargo.toml", "a = " + "[" * DEEP + "]" * DEEP + "\n", "not valid TOML: nested too deeply"),
+        ("pnpm-workspace.yaml", "packages: " + "[" * 3000 + "]" * 3000 + "\n", "not valid YAML: nested too deeply"),
+    ],
+)
+def test_a_manifest_nested_too_deeply_is_a_plan_error(tmp_path: Path, name: str, text: str, problem: str) -> None:
+    files = {name: text} if name != "pnpm-workspace.yaml" else {name: text, "package.json": "{}"}
+    root = make(tmp_path / "deep", files)
+    with pytest.raises(PlanError) as info:
+        scan(root)
+    assert str(info.value) == f"{root / name}: {problem} to read"
+
+
+def test_a_binary_manifest_names_the_byte(tmp_path: Path) -> None:
+    root = make(tmp_path / "bin", {})
+    (root / "requirements.txt").write_bytes(b"requests\nflask\n\xff\xfe\x00")
+    with pytest.raises(PlanError) as info:
+        scan(root)
+    assert str(info.value) == f"{root / 'requirements.txt'}:3: not UTF-8 text (byte 15)"
+
+
+def test_a_symlink_loop_is_not_a_repository(tmp_path: Path) -> None:
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    with pytest.raises(PlanError, match=r"loop: a symlink loop, not a repository folder"):
+        scan(loop)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    with pytest.raises(PlanError, match=r"broken: a broken symlink"):
+        scan(broken)
+    (tmp_path / "real").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "real")
+    assert scan(tmp_path / "link").files == ()  # a symlink to a folder is fine
+
+
+def test_built_in_test_runners_leave_markers(tmp_path: Path) -> None:
+    root = make(
+        tmp_path / "mixed",
+        {
+            "calc/calc_test.go": "package calc\n",
+            "web/sum.test.mjs": "import test from 'node:test';\n",
+            "web/other.test.js": 'const { test } = require("node:test");\n',
+            "web/plain.test.js": "test('x', () => {})\n",
+            "test/test_calc.rb": "require 'minitest/autorun'\n",
+            "spec/calc_spec.rb": "describe 'x' do\nend\n",
+        },
+    )
+    markers = scan(root).markers
+    assert markers["go:test"] == ("calc/calc_test.go",)
+    assert markers["node:test"] == ("web/other.test.js", "web/sum.test.mjs")
+    assert markers["ruby:minitest"] == ("test/test_calc.rb",)

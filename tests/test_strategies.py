@@ -338,3 +338,124 @@ def test_decisions_are_recorded_in_the_session(session: maestro.Session, engine:
     assert gate_command(recorded[0]) == "python -m pytest -q --junitxml={junit}"
     assert any(e.kind == "dependency" and e.value == "httpx" for e in recorded[1].options[0].evidence)
     assert recorded[1].task == "T1" and recorded[1].decided_by == "policy"
+
+
+# -- regressions ---------------------------------------------------------------------------
+def test_tech_stack_human_precedent_carries_the_top_score(tmp_path: Path) -> None:
+    repo = make(tmp_path / "py", PY_SRC)  # declares httpx
+    history = tmp_path / "decisions"
+    history.mkdir()
+
+    def entry(kind: str, choice: str) -> dict[str, object]:
+        question = "Which http client for python?"
+        return {"session": "s1", "decision": {"kind": kind, "question": question, "choice": choice,
+                                              "rationale": "r", "decided_by": "human"}}  # fmt: skip
+
+    # the file is shared by the kinds tech_stack and tech-stack: only tech_stack entries count
+    assert decision_file_name("tech_stack") == decision_file_name("tech-stack")
+    (history / f"{decision_file_name('tech_stack')}.json").write_text(
+        json.dumps([entry("tech_stack", "requests"), entry("tech-stack", "aiohttp")])
+    )
+    d = DecisionEngine(strategies=STRATEGIES, decisions_dir=history).decide(
+        "tech_stack", repo=repo, capability="http client"
+    )
+    assert d.choice == "requests"
+    s = scores(d)
+    assert s["requests"] == max(s.values()) == 1.0 and s["httpx"] == 1.0 and s["aiohttp"] == 0.7
+    requests = next(o for o in d.options if o.name == "requests")
+    assert requests.notes.startswith("human_precedent: ")
+    assert requests.evidence[-1].value == "decided by a human in session s1"
+
+
+@pytest.mark.parametrize(
+    ("files", "ecosystem", "choice", "detail"),
+    [
+        ({"tests/test_a.py": "import unittest\n"}, "python", "unittest", "imports unittest"),
+        ({"package.json": "{}", "src/sum.test.js": "import test from 'node:test'\n"}, "node", "node:test",
+         "imports node:test"),
+        ({"Gemfile": "source 'https://rubygems.org'\n", "test/test_calc.rb": "require 'minitest/autorun'\n"}, "ruby",
+         "minitest", "requires minitest"),
+        (GO, "go", "go test", "go test file"),
+        (RUST, "rust", "cargo test", "#[test]"),
+    ],
+)  # fmt: skip
+def test_tech_stack_counts_the_built_ins_a_repository_uses(
+    tmp_path: Path, engine: DecisionEngine, files: dict[str, str], ecosystem: str, choice: str, detail: str
+) -> None:
+    repo = make(tmp_path / "repo", files)
+    d = engine.decide("tech_stack", repo=repo, capability="test-runner", ecosystem=ecosystem)
+    assert d.choice == choice
+    assert d.rationale.startswith(f"prefer_existing: {choice} is already in use (")
+    chosen = next(o for o in d.options if o.name == choice)
+    assert chosen.score == 1.0 and chosen.notes.startswith("prefer_existing: ")
+    assert chosen.evidence and all(e.kind == "file" and e.detail == detail for e in chosen.evidence)
+    assert_evidence_is_real(d, repo)
+    if choice == "unittest":  # the gate agrees
+        assert engine.decide("gate", repo=repo, gate="tests").choice == "unittest"
+
+
+@pytest.mark.parametrize("folder", ["__tests__", "test", "tests", "spec", "specs", "e2e", "fixtures"])
+def test_architecture_never_places_code_in_a_test_folder(tmp_path: Path, engine: DecisionEngine, folder: str) -> None:
+    repo = make(
+        tmp_path / "web",
+        {
+            "package.json": "{}",
+            "src/components/Button.tsx": "export {}\n",
+            f"src/{folder}/components/Button.test.tsx": "\n",
+        },
+    )
+    d = engine.decide("architecture", repo=repo, feature="add a login form component")
+    assert d.rationale.endswith("; components in src/components; for this feature: add code under src/components")
+
+
+def test_architecture_in_a_monorepo_names_a_member_not_the_container(tmp_path: Path, engine: DecisionEngine) -> None:
+    repo = make(
+        tmp_path / "mono",
+        {
+            "package.json": json.dumps({"name": "root", "workspaces": ["services/*"]}),
+            "services/auth/package.json": json.dumps({"name": "@acme/auth"}),
+            "services/auth/index.js": "\n",
+            "services/billing/package.json": json.dumps({"name": "@acme/billing"}),
+            "services/billing/index.js": "\n",
+        },
+    )
+    d = engine.decide("architecture", repo=repo, feature="add invoice business logic service")
+    assert d.rationale == (
+        "match_existing: monorepo: services/auth, services/billing; "
+        "for this feature: add code in the member package that owns it: services/auth, services/billing"
+    )
+    d = engine.decide("architecture", repo=repo, feature="add a billing business logic service")
+    assert d.rationale.endswith("; for this feature: add code under services/billing")
+    make(repo, {"services/auth/src/routes/login.js": "\n"})
+    d = DecisionEngine(strategies=STRATEGIES).decide("architecture", repo=repo, feature="add a logout endpoint")
+    assert d.rationale.endswith(
+        "routes in services/auth/src/routes; for this feature: add code under services/auth/src/routes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kind", "params"),
+    [("gate", {"gate": "tests"}), ("tech_stack", {"capability": "orm"}), ("architecture", {})],
+)
+def test_an_unknown_ecosystem_is_refused(
+    tmp_path: Path, engine: DecisionEngine, kind: str, params: dict[str, str]
+) -> None:
+    repo = make(tmp_path / "py", PY_SRC)
+    with pytest.raises(DecisionError, match=r"unknown ecosystem 'cobol' \(known: python, node, rust, go, ruby\)"):
+        engine.decide(kind, repo=repo, ecosystem="cobol", **params)
+
+
+def test_a_catalogue_key_that_is_not_a_name_is_one_line_with_its_line() -> None:
+    text = "version: 1\ncapabilities:\n  orm: []\n  1: []\necosystems:\n  python: {}\n"
+    with pytest.raises(PlanError) as info:
+        parse_catalogue(text, source="cat.yaml")
+    assert str(info.value) == "cat.yaml:4: capabilities.1: a key is a name (a string), not 1"
+    head = "version: 1\ncapabilities: {orm: []}\necosystems:\n  python:\n"
+    text = head + "    orm: [{name: x, maturity: mature}]\n    true: []\n"
+    with pytest.raises(PlanError, match=r"^cat\.yaml:6: ecosystems\.python\.True: a key is a name"):
+        parse_catalogue(text, source="cat.yaml")
+    with pytest.raises(PlanError, match=r"^cat\.yaml: YAML nested too deeply to read$"):
+        parse_catalogue("version: 1\ncapabilities: " + "[" * 5000 + "]" * 5000 + "\n", source="cat.yaml")
+    bad = head + "    orm: [{name: x, maturity: mature, markers: x}]\n"
+    with pytest.raises(PlanError, match=r"orm\[0\]\.markers: expected a list of scan markers"):
+        parse_catalogue(bad, source="cat.yaml")

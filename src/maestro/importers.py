@@ -52,6 +52,7 @@ read too.  The mapping:
 
 Errors name the input, the line (of the JSON syntax error, of the JSONL record,
 of the array element) and the field: ``bd.json:14: task bd-7: title: issue #3 has no title``.
+JSON nested too deeply to parse is such an error too, never a ``RecursionError``.
 
 Markdown task lists
 -------------------
@@ -143,8 +144,10 @@ itself, which ``validate_graph`` reports.
 *Ignored.*  Everything outside checkbox items (headings, prose, plain bullets and
 tables; a checkbox item nested in a plain bullet is still a task), everything
 inside fenced code blocks (```` ``` ```` or ``~~~``) and inside HTML comments that
-start a line.  Tabs count as four columns.  Each task's ``line`` is the 1-based
-line of its checkbox.
+start a line.  Tabs count as four columns.  Lines end at ``\n`` only (a ``\r``
+before it is dropped); other characters Python counts as line breaks (``\x0c``,
+U+0085, U+2028) stay inside their line.  Each task's ``line`` is the 1-based line
+of its checkbox.
 """
 
 from __future__ import annotations
@@ -153,7 +156,7 @@ import json
 import logging
 import re
 import textwrap
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +180,22 @@ def _requirements(texts: Iterable[str]) -> list[str]:
 def _strings(items: Iterable[str]) -> tuple[str, ...]:
     """``items`` without repeats, in first-seen order."""
     return tuple(dict.fromkeys(items))
+
+
+def _lines(text: str) -> list[str]:
+    """``text`` split at ``\n`` only, a ``\r`` before it dropped (not at U+2028, ``\x0c`` … as ``splitlines`` does)."""
+    return [line.removesuffix("\r") for line in text.split("\n")]
+
+
+_TOO_DEEP = "JSON syntax: nested too deeply to read"
+
+
+def _loads(text: str, src: str | None, line: int | None, *, field: str | None = None, task: str | None = None) -> Any:
+    """``json.loads``; nesting too deep to parse (RecursionError, MemoryError) is a :class:`~maestro.PlanError`."""
+    try:
+        return json.loads(text)
+    except (RecursionError, MemoryError):
+        raise PlanError(_TOO_DEEP, path=src, line=line, task=task, field=field) from None
 
 
 # -- beads ------------------------------------------------------------------------------------------------------
@@ -256,13 +275,17 @@ def from_beads(text: str, source: str | Path | None = None) -> list[Task]:
         return out
 
     def leaves(epic: str, seen: set[str]) -> Iterator[str]:
-        """The open tasks under ``epic``, through every level of children, in input order."""
-        for child in children.get(epic, ()):
-            if child not in seen:
+        """The open tasks under ``epic``, through every level of children, in input order (no recursion)."""
+        stack = [iter(children.get(epic, ()))]
+        while stack:
+            child = next(stack[-1], None)
+            if child is None:
+                stack.pop()
+            elif child not in seen:
                 seen.add(child)
                 if child not in done and not by_id[child].epic:
                     yield child
-                yield from leaves(child, seen)
+                stack.append(iter(children.get(child, ())))
 
     out: list[Task] = []
     for issue in issues:
@@ -293,6 +316,8 @@ def from_beads(text: str, source: str | Path | None = None) -> list[Task]:
 
 
 def _json_kind(value: object) -> str:
+    if isinstance(value, dict):
+        return "an object"
     if isinstance(value, list):
         return "an array"
     if isinstance(value, str):
@@ -312,12 +337,12 @@ def _json_error(exc: json.JSONDecodeError, src: str | None, line: int | None = N
 def _beads_records(text: str, src: str | None) -> list[tuple[int, Any]]:
     """The input's top-level objects with the line each starts on: JSONL, a JSON array or one JSON object."""
     text = text.removeprefix("\ufeff")
-    lines = text.splitlines()
+    lines = _lines(text)
     first = next((i for i, line in enumerate(lines) if line.strip()), None)
     if first is None:
         raise PlanError("no issues found (the input is empty)", path=src)
     try:
-        head = json.loads(lines[first])
+        head = _loads(lines[first], src, first + 1)
     except ValueError:
         head = None
     if isinstance(head, dict):  # JSONL: every line a record
@@ -325,12 +350,12 @@ def _beads_records(text: str, src: str | None) -> list[tuple[int, Any]]:
         for number, line in enumerate(lines, 1):
             if line.strip():
                 try:
-                    out.append((number, json.loads(line)))
+                    out.append((number, _loads(line, src, number)))
                 except json.JSONDecodeError as exc:
                     raise _json_error(exc, src, number) from exc
         return out
     try:
-        doc = json.loads(text)
+        doc = _loads(text, src, first + 1)
     except json.JSONDecodeError as exc:
         raise _json_error(exc, src) from exc
     if doc is None:
@@ -419,14 +444,14 @@ def _beads_issue(obj: dict[str, Any], number: int, line: int, src: str | None) -
                 risk, risk_given = word, True
         elif label.strip() and not category_given:
             category, category_given = label.strip(), True
-    metadata = _metadata(obj.get("metadata"))
+    metadata = _metadata(obj.get("metadata"), fail)
     agent = metadata.get("subagent_type")
     skills = metadata.get("applicable_skills")
     if isinstance(skills, str):
         skills = skills.split(",")
     if not isinstance(skills, list):
         skills = []
-    acceptance = [m.group(1).strip() for ln in acceptance_text.splitlines() if (m := _COMMAND_LINE.fullmatch(ln))]
+    acceptance = [m.group(1).strip() for ln in _lines(acceptance_text) if (m := _COMMAND_LINE.fullmatch(ln))]
     task = Task(
         id=tid,
         title=" ".join(title.split()),
@@ -457,12 +482,14 @@ def _beads_priority(value: object) -> str | None:
     return f"P{min(n, 3)}" if 0 <= n <= 4 else None
 
 
-def _metadata(value: object) -> dict[str, Any]:
+def _metadata(value: object, fail: Callable[[str, str], PlanError]) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
         except ValueError:
             return {}
+        except (RecursionError, MemoryError):
+            raise fail(_TOO_DEEP, "metadata") from None
     return value if isinstance(value, dict) else {}
 
 
@@ -598,11 +625,13 @@ class _Item:
         return out
 
     def leaves(self) -> Iterator[_Item]:
-        """The tasks under this epic, in document order (itself if it is a task)."""
-        if not self.children:
-            yield self
-        for child in self.children:
-            yield from child.leaves()
+        """The tasks under this epic, in document order (itself if it is a task; no recursion)."""
+        stack: list[_Item] = [self]
+        while stack:
+            item = stack.pop()
+            if not item.children:
+                yield item
+            stack.extend(reversed(item.children))
 
 
 def from_markdown(text: str, source: str | Path | None = None) -> list[Task]:
@@ -714,7 +743,7 @@ def _markdown_items(text: str, src: str | None) -> list[_Item]:
     stack: list[_Item] = []
     fence: str | None = None
     in_comment = False
-    for number, raw in enumerate(text.removeprefix("\ufeff").splitlines(), 1):
+    for number, raw in enumerate(_lines(text.removeprefix("\ufeff")), 1):
         line = raw.expandtabs(4).rstrip()
         stripped = line.lstrip(" ")
         indent = len(line) - len(stripped)

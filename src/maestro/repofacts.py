@@ -20,16 +20,27 @@ A malformed manifest raises :class:`~maestro.PlanError` naming the file, the
 line when known and the field::
 
     /work/app/pyproject.toml:7: not valid TOML: Expected '=' after a key in a key/value pair
+
+So does a manifest nested too deeply to parse (``[[[[…]]]]``), a file that is not
+UTF-8 (the byte is named) and a repository path that is not a folder (missing, a
+file, a symlink loop) — the path is checked before anything resolves it.
+
+``markers`` also record the built-in test runners a repository visibly uses
+without declaring them: ``python:unittest`` (test files import it),
+``go:test`` (``*_test.go`` files), ``rust:test`` (``#[test]``), ``node:test``
+(test files import ``node:test``) and ``ruby:minitest`` (test files require it).
 """
 
 from __future__ import annotations
 
 import configparser
+import errno
 import fnmatch
 import json
 import logging
 import os
 import re
+import stat
 import tomllib
 from collections import deque
 from collections.abc import Iterable, Mapping
@@ -84,6 +95,9 @@ _SNIFF_BYTES = 32_768
 _SNIFF_FILES = 200
 _PY_IMPORT = re.compile(r"^\s*(?:import|from)\s+(pytest|unittest)\b", re.MULTILINE)
 _RS_TEST = re.compile(r"#\[(?:cfg\(test\)|test|tokio::test)\]")
+_JS_NODE_TEST = re.compile(r"""(?:\bfrom|\brequire\s*\(|\bimport)\s*["']node:test["']""")
+_RB_MINITEST = re.compile(r"""^\s*require\s*\(?\s*["']minitest(?:/autorun)?["']""", re.MULTILINE)
+_TOO_DEEP = "nested too deeply to read"
 
 
 def normalise_name(ecosystem: str, name: str) -> str:
@@ -197,11 +211,14 @@ class _Reader:
     def text(self, rel: str) -> str:
         path = self.root / rel
         try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as exc:
-            raise PlanError(f"not UTF-8 text: {error_text(exc)}", path=path) from None
+            raw = path.read_bytes()
         except OSError as exc:
             raise PlanError(f"cannot read: {error_text(exc)}", path=path) from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            raise PlanError(f"not UTF-8 text (byte {exc.start})", path=path, line=line) from None
 
     def fail(self, rel: str, problem: str, *, line: int | None = None, field: str | None = None) -> PlanError:
         return PlanError(problem, path=self.root / rel, line=line, field=field)
@@ -213,6 +230,8 @@ class _Reader:
         text = self.text(rel)
         try:
             return tomllib.loads(text), text
+        except (RecursionError, MemoryError):
+            raise self.fail(rel, f"not valid TOML: {_TOO_DEEP}") from None
         except tomllib.TOMLDecodeError as exc:
             msg = str(exc)
             m = _TOML_AT.search(msg)
@@ -338,6 +357,8 @@ class _Reader:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise self.fail(rel, f"not valid JSON: {exc.msg}", line=exc.lineno) from None
+        except (RecursionError, MemoryError):
+            raise self.fail(rel, f"not valid JSON: {_TOO_DEEP}") from None
         if not isinstance(data, dict):
             raise self.fail(rel, "package.json holds a JSON object", line=1)
         if isinstance(data.get("name"), str):
@@ -376,6 +397,8 @@ class _Reader:
         text = self.text(rel)
         try:
             data = YAML(typ="safe", pure=True).load(text)
+        except (RecursionError, MemoryError):
+            raise self.fail(rel, f"not valid YAML: {_TOO_DEEP}") from None
         except MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             raise self.fail(
@@ -573,14 +596,33 @@ def _is_test_file(rel: str) -> bool:
 
 
 # -- scan -----------------------------------------------------------------------
+def _check_folder(root: Path) -> None:
+    """Raise :class:`~maestro.PlanError` unless ``root`` is a folder (no resolving: a symlink loop is named)."""
+    try:
+        mode = os.stat(root).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            problem = "a symlink loop, not a repository folder"
+        elif exc.errno == errno.ENOENT:
+            problem = "a broken symlink, not a repository folder" if root.is_symlink() else "no such repository folder"
+        elif exc.errno == errno.ENOTDIR:
+            problem = "no such repository folder (a parent is not a folder)"
+        else:
+            problem = f"cannot read the repository folder: {error_text(exc)}"
+        raise PlanError(problem, path=root) from None
+    except ValueError as exc:  # an embedded NUL
+        raise PlanError(f"not a path: {error_text(exc)}", path=repr(str(root))) from None
+    if not stat.S_ISDIR(mode):
+        raise PlanError("not a folder", path=root)
+
+
 def scan(repo: Path | str) -> RepoFacts:
     """Read ``repo``'s manifests and tool configuration and walk its tree; see the module docstring.
 
     Raises :class:`~maestro.PlanError` for a missing folder or a malformed manifest.
     """
     root = Path(repo)
-    if not root.is_dir():
-        raise PlanError("no such repository folder" if not root.exists() else "not a folder", path=root)
+    _check_folder(root)
     dirs, files, truncated = _walk(root)
     file_set = set(files)
     by_dir: dict[str, list[str]] = {}
@@ -666,6 +708,15 @@ def scan(repo: Path | str) -> RepoFacts:
     rust_tests = _sniff(root, [f for f in files if f.endswith(".rs")], _RS_TEST)
     if rust_tests:
         markers["rust:test"] = sorted({f for found in rust_tests.values() for f in found})
+    go_tests = [f for f in test_files if f.endswith("_test.go")]
+    if go_tests:
+        markers["go:test"] = go_tests
+    for name, ecosystem, pattern in (("node:test", "node", _JS_NODE_TEST), ("ruby:minitest", "ruby", _RB_MINITEST)):
+        sniffed = _sniff(
+            root, [f for f in test_files if _SOURCE_EXTS.get(os.path.splitext(f)[1]) == ecosystem], pattern
+        )
+        if sniffed:
+            markers[name] = sorted({f for found in sniffed.values() for f in found})
 
     bases = ["", *(f"{m}/" for m in sorted(members))]
     packages = sorted(

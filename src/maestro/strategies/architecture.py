@@ -10,6 +10,14 @@ components …), monorepo members.  Two options::
 
 The concrete layout is in the rationale and in the chosen option's notes, e.g.
 ``src layout: src/calc; tests in tests/; services in src/calc/services``.
+
+Given a ``feature``, the notes also say where its code goes: the role folder its
+words name (``add a users endpoint`` → ``routes``), never one inside a test or
+fixture folder (``tests``, ``__tests__``, ``spec``, ``e2e``, ``fixtures`` …).  In a
+monorepo the folder holding the members (``services`` for ``services/*``) is not
+a role folder; the code goes into the member the feature's words name (its
+folder or package name), else the one member with a matching role folder, else
+"the member package that owns it" with the candidates listed.
 """
 
 from __future__ import annotations
@@ -29,7 +37,12 @@ ROLE_DIRS = (
 )  # fmt: skip
 """Folder names that say what the code in them does."""
 
-_TEST_DIRS = ("tests", "test", "spec", "__tests__")
+_TEST_DIRS = ("tests", "test", "spec", "specs", "__tests__")
+_NOT_CODE_DIRS = frozenset(
+    {*_TEST_DIRS, "e2e", "fixtures", "__fixtures__", "__mocks__", "testdata", "test-data", "mocks"}
+)
+"""Folders whose contents are tests or test data: never a place for new code."""
+_COMMON_WORDS = frozenset({"add", "new", "the", "for", "and", "with", "from", "into", "that", "this", "support"})
 _FEATURE_ROLES = (
     (r"\b(route|endpoint|api|url|rest|http|request)s?\b", ("routes", "routers", "api", "controllers", "handlers")),
     (r"\b(model|table|schema|database|entity|entities|record)s?\b", ("models", "schemas", "entities")),
@@ -83,10 +96,8 @@ def describe_layout(facts: RepoFacts) -> tuple[list[str], list[Evidence]]:
         parts.append(f"tests beside the code ({', '.join(suffixes)})")
         evidence += [Evidence("file", f, "test beside the code") for f in colocated[:5]]
     roles: dict[str, list[str]] = {}
-    for d in facts.dirs:
-        name = d.rsplit("/", 1)[-1]
-        if name in ROLE_DIRS and d not in facts.members and not any(s in _TEST_DIRS for s in d.split("/")):
-            roles.setdefault(name, []).append(d)
+    for d in _role_dirs(facts):
+        roles.setdefault(d.rsplit("/", 1)[-1], []).append(d)
     for role in ROLE_DIRS:
         if role in roles:
             parts.append(f"{role} in {', '.join(roles[role])}")
@@ -125,15 +136,74 @@ def conventional_layout(ecosystem: str | None, name: str) -> str:
     return layouts[ecosystem]
 
 
+def _containers(facts: RepoFacts) -> set[str]:
+    """The folders that hold monorepo members (``services`` for ``services/auth``), and their parents."""
+    out: set[str] = set()
+    for member in facts.members:
+        parts = member.split("/")[:-1]
+        out.update("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return out - set(facts.members)
+
+
+def _role_dirs(facts: RepoFacts) -> list[str]:
+    """The folders named for a role (:data:`ROLE_DIRS`): not members, not member containers, not in test folders."""
+    skip = set(facts.members) | _containers(facts)
+    return [
+        d
+        for d in facts.dirs
+        if d.rsplit("/", 1)[-1] in ROLE_DIRS and d not in skip and not any(s in _NOT_CODE_DIRS for s in d.split("/"))
+    ]
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2 and w not in _COMMON_WORDS}
+
+
+def _matches(word: str, other: str) -> bool:
+    """Whether two words name the same thing: equal, or one a prefix of the other (``auth``, ``authentication``)."""
+    return word == other or (min(len(word), len(other)) >= 4 and (word.startswith(other) or other.startswith(word)))
+
+
+def _named_members(feature: str, facts: RepoFacts) -> list[str]:
+    """The members whose folder or package name shares the most words with ``feature`` (none share any: [])."""
+    wanted = _words(feature)
+    names = {
+        m: _words(" ".join([m.rsplit("/", 1)[-1], *(n for k, n in facts.names.items() if k.startswith(f"{m}/"))]))
+        for m in facts.members
+    }
+    common = set.intersection(*names.values()) if len(names) > 1 else set()
+    scores = {m: sum(any(_matches(w, t) for t in words - common) for w in wanted) for m, words in names.items()}
+    top = max(scores.values(), default=0)
+    return [m for m in facts.members if top and scores[m] == top]
+
+
+def _owner(path: str, members: tuple[str, ...]) -> str | None:
+    return next((m for m in members if path.startswith(f"{m}/")), None)
+
+
 def _placement(feature: str, facts: RepoFacts) -> str | None:
-    """Where code for ``feature`` goes, when it names a role the repository has a folder for."""
-    for pattern, roles in _FEATURE_ROLES:
+    """Where code for ``feature`` goes (``add code under src/components``), or None when nothing says."""
+    members = facts.members
+    named = _named_members(feature, facts) if members else []
+    scope = named[0] if len(named) == 1 else None
+    roles = _role_dirs(facts)
+    if scope is not None:
+        roles = [d for d in roles if d.startswith(f"{scope}/")]
+    for pattern, wanted in _FEATURE_ROLES:
         if re.search(pattern, feature, re.IGNORECASE):
-            for role in roles:
-                found = [d for d in facts.dirs if d.rsplit("/", 1)[-1] == role and "tests" not in d.split("/")]
+            for role in wanted:
+                found = [d for d in roles if d.rsplit("/", 1)[-1] == role]
+                owners = {_owner(d, members) for d in found}
+                if len(owners) == 1:
+                    return f"add code under {found[0]}"
                 if found:
-                    return found[0]
-    return facts.packages[0] if facts.packages else None
+                    return f"add code under the {role} folder of the member that owns it: {', '.join(found)}"
+    if scope is not None:
+        inside = [p for p in facts.packages if p.startswith(f"{scope}/")]
+        return f"add code under {inside[0] if inside else scope}"
+    if members:
+        return f"add code in the member package that owns it: {', '.join(named or members)}"
+    return f"add code under {facts.packages[0]}" if facts.packages else None
 
 
 def architecture(ctx: DecisionContext) -> Decision:
@@ -153,7 +223,7 @@ def architecture(ctx: DecisionContext) -> Decision:
         layout = "; ".join(parts)
         where = _placement(feature, facts) if feature else None
         if where:
-            layout += f"; for this feature: add code under {where}"
+            layout += f"; for this feature: {where}"
         match = Option("match_existing", 1.0, tuple(evidence), layout)
         other = Option("appropriate_new", 0.3, (Evidence("fact", "the repository already has a structure"),), new)
         rationale = f"match_existing: {layout}"

@@ -6,13 +6,26 @@ options are the catalogue's candidates for the capability
 (``maestro/data/catalogue.yaml``) and every declared dependency that serves it,
 scored by the rule that applies::
 
-    prefer_existing   1.0   the repository already declares it (evidence: the manifest and section)
+    human_precedent   1.0   a human chose it for the same question before (the history across sessions)
+    prefer_existing   1.0   the repository already declares it (evidence: the manifest and section),
+                            or visibly uses a built-in (evidence: the files)
     mature_new        0.7   a mature candidate of the catalogue
     experimental      0.3   an experimental one
 
 The best score wins; ties go to the catalogue's order.  A human's earlier
-decision on the same question (from the history across sessions) wins over all
-of them (``human_precedent``).
+decision on the same question (the latest ``tech_stack`` entry decided by a
+human whose question is the same) wins over all of them: its option scores 1.0
+and a tie with ``prefer_existing`` goes to it.
+
+A built-in needs no dependency, so "already in use" for one comes from what the
+scan saw (:attr:`~maestro.repofacts.RepoFacts.markers`), named by the
+candidate's ``markers`` in the catalogue: unittest (test files import it),
+``go test`` (``*_test.go`` files), ``cargo test`` (``#[test]``), ``node:test``
+(test files import it), minitest (test files require it) and pytest (test files
+import it without declaring it).  Left alone: the standard-library candidates
+that only an import scan of every source file would show (argparse, logging,
+``net/http``, ``flag``, ``log/slog``, ``encoding/json``, ``fetch`` …); they
+score as catalogue candidates.
 """
 
 from __future__ import annotations
@@ -27,7 +40,7 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import DecisionError, PlanError
+from maestro._errors import DecisionError, PlanError, error_text
 from maestro.decisions import DecisionContext
 from maestro.records import Decision, Evidence, Option
 from maestro.repofacts import ECOSYSTEMS, Dependency, RepoFacts, normalise_name
@@ -43,12 +56,17 @@ SCORES = {"prefer_existing": 1.0, "mature_new": 0.7, "experimental": 0.3, "human
 
 @attrs.frozen
 class Candidate:
-    """A library or tool of the catalogue: its dependency name, maturity, a note, and other names it goes by."""
+    """A library or tool of the catalogue: its dependency name, maturity, a note, and other names it goes by.
+
+    ``markers`` name what a repository scan sees when the candidate is in use
+    without a declared dependency (a built-in: ``python:unittest``, ``go:test``).
+    """
 
     name: str
     maturity: str
     note: str = ""
     also: tuple[str, ...] = ()
+    markers: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -96,9 +114,14 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
     if path is None:
         return _shipped()
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise PlanError(f"cannot read the catalogue: {exc}", path=path) from None
+        raw = Path(path).read_bytes()
+    except OSError as exc:
+        raise PlanError(f"cannot read the catalogue: {error_text(exc)}", path=path) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise PlanError(f"the catalogue is not UTF-8 text (byte {exc.start})", path=path, line=line) from None
     return parse_catalogue(text, source=str(path))
 
 
@@ -109,6 +132,8 @@ def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
 
     try:
         doc: Any = YAML(typ="safe", pure=True).load(text)
+    except (RecursionError, MemoryError):
+        raise PlanError("YAML nested too deeply to read", path=source) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark is not None else None
@@ -116,14 +141,22 @@ def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
     except YAMLError as exc:
         raise PlanError(f"YAML syntax: {' '.join(str(exc).split())}", path=source) from None
 
-    def fail(field: str, problem: str) -> PlanError:
-        return PlanError(problem, path=source, field=field)
+    def fail(field: str, problem: str, line: int | None = None) -> PlanError:
+        return PlanError(problem, path=source, field=field, line=line)
+
+    def keys_are_names(mapping: dict[Any, Any], *at: str) -> None:
+        """Every key of ``mapping`` (at the keys ``at`` of the document) is a string, or the error names its line."""
+        for key in mapping:
+            if not isinstance(key, str):
+                where = ".".join(at)
+                raise fail(f"{where}.{key}", f"a key is a name (a string), not {key!r}", _key_line(text, at, key))
 
     if not isinstance(doc, dict) or doc.get("version") != 1:
         raise fail("version", "a catalogue is a mapping with 'version: 1', 'capabilities' and 'ecosystems'")
     caps, ecos = doc.get("capabilities"), doc.get("ecosystems")
     if not isinstance(caps, dict) or not caps:
         raise fail("capabilities", "expected a mapping of capability → list of other names")
+    keys_are_names(caps, "capabilities")
     aliases: dict[str, str] = {}
     for cap, names in caps.items():
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -133,10 +166,12 @@ def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
                 raise fail(f"capabilities.{cap}", f"{alias!r} already names {aliases[_key(alias)]!r}")
     if not isinstance(ecos, dict) or not ecos:
         raise fail("ecosystems", "expected a mapping of ecosystem → capability → candidates")
+    keys_are_names(ecos, "ecosystems")
     entries: dict[str, dict[str, tuple[Candidate, ...]]] = {}
     for eco, table in ecos.items():
         if eco not in ECOSYSTEMS or not isinstance(table, dict):
             raise fail(f"ecosystems.{eco}", f"expected one of {', '.join(ECOSYSTEMS)} with a mapping of capabilities")
+        keys_are_names(table, "ecosystems", eco)
         entries[eco] = {}
         for cap, items in table.items():
             field = f"ecosystems.{eco}.{cap}"
@@ -148,18 +183,46 @@ def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
     return Catalogue(tuple(caps), aliases, entries)
 
 
+def _key_line(text: str, at: tuple[str, ...], key: object) -> int | None:
+    """The line of ``key`` in the mapping at the keys ``at`` of the YAML ``text`` (None when it cannot be told)."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import YAMLError
+
+    try:
+        node: Any = YAML(typ="rt", pure=True).load(text)
+        for part in at:
+            node = node[part]
+        return int(node.lc.key(key)[0]) + 1
+    except (YAMLError, LookupError, AttributeError, TypeError, RecursionError):
+        return None
+
+
 def _candidate(item: Any, field: str, fail: Any) -> Candidate:
     if not isinstance(item, dict) or not isinstance(item.get("name"), str) or not item["name"]:
         raise fail(f"{field}.name", "a candidate is {name, maturity, note, also}")
-    unknown = sorted(set(item) - {"name", "maturity", "note", "also"})
+    unknown = sorted(set(map(str, item)) - set(_CANDIDATE_KEYS))
     if unknown:
-        raise fail(f"{field}.{unknown[0]}", "unknown key (known: name, maturity, note, also)")
+        raise fail(f"{field}.{unknown[0]}", f"unknown key (known: {', '.join(_CANDIDATE_KEYS)})")
     if item.get("maturity") not in MATURITIES:
         raise fail(f"{field}.maturity", f"expected {' or '.join(MATURITIES)}, not {item.get('maturity')!r}")
     also = item.get("also", [])
     if not isinstance(also, list) or not all(isinstance(a, str) for a in also):
         raise fail(f"{field}.also", "expected a list of dependency names")
-    return Candidate(item["name"], item["maturity"], str(item.get("note", "")), tuple(also))
+    markers = item.get("markers", [])
+    if not isinstance(markers, list) or not all(isinstance(m, str) and ":" in m for m in markers):
+        raise fail(f"{field}.markers", "expected a list of scan markers ('python:unittest', 'go:test')")
+    return Candidate(item["name"], item["maturity"], str(item.get("note", "")), tuple(also), tuple(markers))
+
+
+_CANDIDATE_KEYS = ("name", "maturity", "note", "also", "markers")
+_MARKER_DETAIL = {
+    "python:unittest": "imports unittest",
+    "python:pytest": "imports pytest",
+    "go:test": "go test file",
+    "rust:test": "#[test]",
+    "node:test": "imports node:test",
+    "ruby:minitest": "requires minitest",
+}
 
 
 # -- the strategy -------------------------------------------------------------------
@@ -175,6 +238,17 @@ def _declared(facts: RepoFacts | None, ecosystem: str, candidate: Candidate) -> 
         return []
     names = (candidate.name, *candidate.also)
     return [d for d in facts.dependencies_of(ecosystem) if any(_same(ecosystem, d.name, n) for n in names)]
+
+
+def _seen(facts: RepoFacts | None, candidate: Candidate) -> list[Evidence]:
+    """The files that show ``candidate`` in use without a dependency (its catalogue ``markers``), a few per marker."""
+    if facts is None:
+        return []
+    return [
+        Evidence("file", path, _MARKER_DETAIL.get(marker, f"uses {candidate.name} ({marker})"))
+        for marker in candidate.markers
+        for path in facts.markers.get(marker, ())[:3]
+    ]
 
 
 def _ecosystem(ctx: DecisionContext, facts: RepoFacts | None) -> str:
@@ -193,7 +267,12 @@ def _precedent(ctx: DecisionContext, question: str) -> tuple[str, str] | None:
     """The latest human decision on the same question: (choice, session), if any."""
     for entry in reversed(ctx.history):
         d = entry.get("decision")
-        if isinstance(d, Mapping) and d.get("decided_by") == "human" and d.get("question") == question:
+        if (
+            isinstance(d, Mapping)
+            and d.get("kind") == "tech_stack"  # the history file is shared with the kind "tech-stack"
+            and d.get("decided_by") == "human"
+            and d.get("question") == question
+        ):
             choice = d.get("choice")
             if isinstance(choice, str) and choice:
                 return choice, str(entry.get("session", "?"))
@@ -219,11 +298,17 @@ def tech_stack(ctx: DecisionContext) -> Decision:
     options: list[tuple[Option, str]] = []  # each option with the rationale its rule gives
     for cand in candidates:
         declared = _declared(facts, ecosystem, cand)
+        seen = [] if declared else _seen(facts, cand)
         if declared:
             evidence = [Evidence("dependency", d.name, where) for d in declared for where in d.declared]
             where = "; ".join(f"{d.name} in {w}" for d in declared for w in d.declared)
             rule = "prefer_existing"
             why = f"prefer_existing: {cand.name} is already a dependency ({where})"
+        elif seen:
+            evidence = seen
+            where = "; ".join(f"{e.value}: {e.detail}" for e in seen)
+            rule = "prefer_existing"
+            why = f"prefer_existing: {cand.name} is already in use ({where})"
         else:
             rule = "mature_new" if cand.maturity == "mature" else "experimental"
             evidence = [Evidence("fact", f"{cand.maturity} in the {ecosystem} catalogue", cand.note)]
@@ -236,8 +321,18 @@ def tech_stack(ctx: DecisionContext) -> Decision:
         fact = Evidence("fact", f"decided by a human in session {session}", question)
         known = [o for o, _ in options if o.name == choice]
         if known:
+            top = SCORES["human_precedent"]
+            notes = {c.name: c.note for c in candidates}
             options = [
-                (attrs.evolve(o, evidence=(*o.evidence, fact)) if o.name == choice else o, w) for o, w in options
+                (
+                    attrs.evolve(
+                        o, score=top, evidence=(*o.evidence, fact), notes=f"human_precedent: {notes.get(o.name, '')}"
+                    )
+                    if o.name == choice
+                    else o,
+                    w,
+                )
+                for o, w in options
             ]
         else:
             options.append((Option(choice, SCORES["human_precedent"], (fact,), "human_precedent"), ""))

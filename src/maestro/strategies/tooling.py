@@ -28,7 +28,7 @@ import attrs
 from maestro._errors import DecisionError
 from maestro.decisions import DecisionContext
 from maestro.records import Decision, Evidence, Option
-from maestro.repofacts import RepoFacts
+from maestro.repofacts import ECOSYSTEMS, RepoFacts
 
 __all__ = ["GATES", "TOOLS", "WEIGHTS", "Tool", "detect_tools", "gate", "gate_command"]
 
@@ -272,6 +272,8 @@ def detect_tools(facts: RepoFacts, gate_name: str, ecosystem: str | None = None)
     """The tools with evidence for ``gate_name`` (optionally of one ecosystem), strongest first."""
     if gate_name not in GATES:
         raise DecisionError(f"gate: unknown gate {gate_name!r} (known: {', '.join(GATES)})")
+    if ecosystem is not None and ecosystem not in ECOSYSTEMS:
+        raise DecisionError(f"gate: unknown ecosystem {ecosystem!r} (known: {', '.join(ECOSYSTEMS)})")
     found = []
     for index, tool in enumerate(TOOLS):
         if tool.gate != gate_name or (ecosystem is not None and tool.ecosystem != ecosystem):
@@ -289,6 +291,8 @@ def gate(ctx: DecisionContext) -> Decision:
     if not isinstance(name, str) or name not in GATES:
         raise DecisionError(f"gate: say which gate: gate= one of {', '.join(GATES)} (got {name!r})")
     ecosystem = ctx.params.get("ecosystem")
+    if ecosystem is not None and ecosystem not in ECOSYSTEMS:
+        raise DecisionError(f"gate: unknown ecosystem {ecosystem!r} (known: {', '.join(ECOSYSTEMS)})")
     facts = ctx.facts()
     question = f"Which tool runs the {name} gate?"
     tools = detect_tools(facts, name, ecosystem)
