@@ -157,7 +157,10 @@ class PlanOutcome:
 class Agent(Protocol):
     """A coding agent.  ``name`` goes into every result (``claude``, ``codex``, ``scripted`` …)."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The agent's name, as results and transcripts carry it."""
+        ...
 
     def run(self, request: AgentRequest) -> AgentResult:
         """Work on one task in ``request.workdir``; never raise for the agent's own failures."""
