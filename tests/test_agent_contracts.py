@@ -147,8 +147,10 @@ def test_aider_exits_0_on_an_auth_error_and_the_adapter_still_says_critical(
     aider: Path, workdir: Path, tmp_path: Path, clean_env: dict[str, str]
 ) -> None:
     (workdir / ".gitignore").write_text("*.log\n")
+    config = (workdir / ".git" / "config").read_bytes()
     agent = AiderAgent(executable=str(aider), env=clean_env)
     result = agent.run(request(workdir, tmp_path, timeout_s=180))
+    assert (workdir / ".git" / "config").read_bytes() == config  # the real aider writes "Your Name" there: undone
     assert result.exit_code == 0
     assert (result.status, result.failure_class) == ("failed", "critical"), result
     assert "AuthenticationError" in result.summary

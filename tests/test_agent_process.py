@@ -19,7 +19,7 @@ from maestro.agents.process import run_process
 from maestro.tasks import Task
 from tests.conftest import git_init
 
-CAPTURES = Path(__file__).parent / "data" / "captures"
+CAPTURES = Path(__file__).parent / "fakes" / "captures"
 SEED = Path(__file__).parent / "data" / "plans" / "prd-maestro-orchestrator-v1.md"
 TASK = Task("T1", "Add calculator core", description="Write add(a, b).", requirements=("FR-1",),
             acceptance=("python -m pytest -q tests/test_calc.py",), files=("src/calc.py",))  # fmt: skip

@@ -13,7 +13,7 @@ from maestro.agents.base import transcript_paths
 from maestro.agents.process import ProcessOutcome, run_process
 from maestro.records import AgentResult
 
-__all__ = ["Attempt", "classify_text", "exclude_from_git", "run_attempt", "tail", "tree_state"]
+__all__ = ["Attempt", "classify_text", "exclude_from_git", "git_config_file", "run_attempt", "tail", "tree_state"]
 
 _SUMMARY = 600
 
@@ -91,7 +91,8 @@ def run_attempt(
 
 _CRITICAL = re.compile(
     r"not logged in|/login|invalid api key|authentication|unauthori[sz]ed|\b401\b|\b403\b|forbidden|"
-    r"credit balance|billing|insufficient[_ ]quota|quota exceeded|payment required|\b402\b",
+    r"credit balance|billing|insufficient[_ ]quota|quota exceeded|payment required|\b402\b|usage limit|"
+    r"hit your limit",
     re.IGNORECASE,
 )
 _TRANSIENT = re.compile(
@@ -149,6 +150,12 @@ def exclude_from_git(workdir: Path, pattern: str, why: str) -> None:
         exclude.write_text(f"{text}{sep}# {why}, listed by maestro\n{pattern}\n", encoding="utf-8")
     except OSError:  # a read-only repository: the files show up as untracked, nothing worse
         return
+
+
+def git_config_file(workdir: Path) -> Path | None:
+    """The repository's ``config`` file (the common one of a worktree), or None outside a repository."""
+    common = _git_common_dir(workdir)
+    return None if common is None else common / "config"
 
 
 def _git_common_dir(workdir: Path) -> Path | None:

@@ -9,7 +9,9 @@ passes ``--no-gitignore`` (otherwise aider appends ``.aider*`` to the user's
 ``.gitignore``) and ``--no-auto-commits`` (maestro checkpoints the work); it
 writes aider's history files beside the transcript, and lists ``.aider*`` in
 ``.git/info/exclude`` (aider's repo-map cache stays out of checkpoints without
-touching the user's ``.gitignore``).  A model is always passed (default
+touching the user's ``.gitignore``).  In a repository without a git identity
+aider writes a placeholder one ("Your Name") into ``.git/config``: the adapter
+puts the file back as it was.  A model is always passed (default
 ``sonnet``): without one and without an API key, aider 0.86 offers a browser
 login and waits five minutes.
 
@@ -22,6 +24,8 @@ exit (a setup error: bad model, missing file) → ``critical``; a timeout →
 
 from __future__ import annotations
 
+import logging
+import os
 import re
 import tempfile
 from collections.abc import Mapping
@@ -29,12 +33,22 @@ from pathlib import Path
 
 import attrs
 
-from maestro.agents._common import Attempt, classify_text, exclude_from_git, run_attempt, tail, tree_state
+from maestro.agents._common import (
+    Attempt,
+    classify_text,
+    exclude_from_git,
+    git_config_file,
+    run_attempt,
+    tail,
+    tree_state,
+)
 from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
 
 __all__ = ["AiderAgent"]
+
+log = logging.getLogger(__name__)
 
 INSTALL = "install aider (python -m pip install aider-chat) or set agent.executable in config.yaml"
 _ERROR_LINE = re.compile(r"^.*(?:litellm\.\w+Error|\w+Error:|error:|Error:).*$", re.MULTILINE)
@@ -53,15 +67,14 @@ class AiderAgent:
     def command(self, prompt: str, files: tuple[str, ...] = (), *, history: Path | None = None) -> list[str]:
         """The exact command line: one message, no commits, no .gitignore edits, no prompts, no network checks.
 
-        ``history`` is a folder for aider's chat and input history files (which it
-        would otherwise write into the repository).
+        ``history`` is where aider's chat and input history go (``<history>.chat.md``,
+        ``<history>.input``) instead of the repository.
         """
         argv = [self.executable, "--message", prompt, "--yes-always", "--no-auto-commits", "--no-gitignore",
                 "--no-check-update", "--no-analytics", "--no-show-release-notes", "--no-pretty",
                 "--no-fancy-input", "--no-stream"]  # fmt: skip
         if history is not None:
-            argv += ["--chat-history-file", str(history / "aider.chat.md"),
-                     "--input-history-file", str(history / "aider.input")]  # fmt: skip
+            argv += ["--chat-history-file", f"{history}.chat.md", "--input-history-file", f"{history}.input"]
         if self.model:
             argv += ["--model", self.model]
         return argv + list(self.extra_args) + list(files)
@@ -70,12 +83,20 @@ class AiderAgent:
         """One attempt at one task, judged by whether the tree changed and what aider printed."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
         exclude_from_git(request.workdir, ".aider*", "aider's caches (.aider.tags.cache.v4)")
+        config = git_config_file(request.workdir)
+        config_before = config.read_bytes() if config is not None and config.is_file() else None
         before = tree_state(request.workdir)
-        with tempfile.TemporaryDirectory(prefix="maestro-aider-") as tmp:
-            history = attempt.paths[0].parent if attempt.paths is not None else Path(tmp)
-            history.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(prefix="maestro-aider-") as scratch:
+            history = attempt.paths[0].with_suffix("") if attempt.paths is not None else Path(scratch) / "aider"
+            history.parent.mkdir(parents=True, exist_ok=True)
             argv = self.command(task_prompt(request), tuple(request.task.files), history=history)
             outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        if config is not None and config_before is not None and config.read_bytes() != config_before:
+            # aider writes a placeholder identity ("Your Name") into a repository that has none: undo it
+            log.warning("%s: aider changed the repository's git config; restored", config)
+            tmp = config.with_name(f".{config.name}.maestro-tmp")
+            tmp.write_bytes(config_before)
+            os.replace(tmp, config)
         early = attempt.common_failure(outcome, INSTALL)
         if early is not None:
             return early
