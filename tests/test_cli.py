@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -296,3 +297,28 @@ def test_tasks_bad_input_is_one_line_exit_2(tmp_path: Path, text: str, args: lis
     assert out.stderr.count("\n") == 1, out.stderr
     assert message in out.stderr
     assert not (tmp_path / "out.yaml").exists()
+
+
+def test_agents_lists_subagents_skills_and_skipped_files(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    (repo / ".claude" / "agents").mkdir(parents=True)
+    (repo / ".claude" / "skills" / "api-design").mkdir(parents=True)
+    (repo / ".claude" / "agents" / "be.md").write_text(
+        "---\nname: backend-architect\ndescription: Designs backends\ntools: Read, Edit\n---\nYou design.\n"
+    )
+    (repo / ".claude" / "agents" / "bad.md").write_text("---\nname: Bad Name\n---\nx\n")
+    (repo / ".claude" / "skills" / "api-design" / "SKILL.md").write_text(
+        "---\nname: api-design\ndescription: REST API design rules\n---\nbody\n"
+    )
+    env = {**os.environ, "HOME": str(tmp_path / "home")}
+    out = subprocess.run([sys.executable, "-m", "maestro", "agents", "--repo", str(repo), "--json"],
+                         capture_output=True, text=True, env=env)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    doc = json.loads(out.stdout)
+    assert [(a["name"], a["tools"], a["from"]) for a in doc["subagents"]] == [
+        ("backend-architect", ["Read", "Edit"], ".claude/agents/be.md")
+    ]
+    assert [k["name"] for k in doc["skills"]] == ["api-design"]
+    assert len(doc["problems"]) == 1 and doc["problems"][0].startswith(".claude/agents/bad.md:2:")
+    missing = run("agents", "--repo", str(tmp_path / "nope"))
+    assert (missing.returncode, missing.stderr.count("\n")) == (2, 1)

@@ -88,6 +88,15 @@ def _build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--gate", choices=("tests", "lint", "typecheck", "security"), help="gate: which gate")
     dc.add_argument("--feature", help="architecture: the feature the code is for")
     dc.add_argument("--json", action="store_true", help="print the decision as JSON")
+
+    ag = sub.add_parser(
+        "agents",
+        help="list the subagents and skills maestro can hand tasks to",
+        description="List the Claude Code subagents (.claude/agents/) and skills (.claude/skills/) of the repository "
+        "and of your home folder, with where each comes from and any file that could not be read.",
+    )
+    ag.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    ag.add_argument("--json", action="store_true", help="print JSON")
     return p
 
 
@@ -260,6 +269,35 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_agents(args: argparse.Namespace) -> int:
+    from maestro.agents.registry import discover
+
+    repo = Path(args.repo)
+    if not repo.is_dir():
+        raise MaestroError(f"{repo}: no such directory")
+    reg = discover(repo)
+    if args.json:
+        doc = {
+            "subagents": [{"name": a.name, "description": a.description, "tools": list(a.tools), "model": a.model,
+                           "from": reg.agent_origins[a.name].shown} for a in reg.subagents],
+            "skills": [{"name": k.name, "description": k.description, "from": reg.skill_origins[k.name].shown}
+                       for k in reg.skills],
+            "problems": list(reg.problems),
+        }  # fmt: skip
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    out = sys.stdout
+    out.write(f"subagents ({len(reg.subagents)}):\n")
+    for a in reg.subagents:
+        out.write(f"  {a.name:<24} {reg.agent_origins[a.name].shown}  {_text(a.description)[:80]}\n")
+    out.write(f"skills ({len(reg.skills)}):\n")
+    for k in reg.skills:
+        out.write(f"  {k.name:<24} {reg.skill_origins[k.name].shown}  {_text(k.description)[:80]}\n")
+    for problem in reg.problems:
+        out.write(f"skipped: {_text(problem)}\n")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
@@ -277,6 +315,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "prd": _cmd_prd,
         "tasks": _cmd_tasks,
         "decide": _cmd_decide,
+        "agents": _cmd_agents,
     }[args.command]
     try:
         return handler(args)
