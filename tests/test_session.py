@@ -337,11 +337,14 @@ def test_a_final_state_writes_the_report(session: maestro.Session) -> None:
     report = (session.dir / "final-report.md").read_text()
     assert report.startswith("# Maestro Implementation Report\n")
     assert "- Outcome: completed" in report
-    assert "- Tasks Completed: 1/1" in report
-    assert "- tech-stack: python (pyproject.toml is there; by policy)" in report
-    assert "- src/calc.py (+12 -0)" in report
+    assert "- Tasks completed: 1/1" in report
+    assert "### tech-stack\n- D1 python: pyproject.toml is there (by policy, confidence 1.00)" in report
+    assert "- src/calc.py: added (+12 -0)" in report  # the last checkpoint's files, without the runner's net diff
     assert "- tests: passed" in report
-    assert "- 1: commit aaaaaaa: group 1 (maestro/s/1)" in report
+    assert "- 1: commit aaaaaaaaaaaa `maestro/s/1` — group 1" in report
+    for section in ("Summary", "Decisions Made", "Changes Made", "Testing", "Quality Gates", "Requirements",
+                    "Recovery", "Checkpoints", "Next Steps"):  # fmt: skip
+        assert f"\n## {section}\n" in report
 
 
 def test_decisions_join_the_history_across_sessions(store: maestro.Store) -> None:

@@ -89,6 +89,49 @@ def _build_parser() -> argparse.ArgumentParser:
     dc.add_argument("--feature", help="architecture: the feature the code is for")
     dc.add_argument("--json", action="store_true", help="print the decision as JSON")
 
+    rn = sub.add_parser(
+        "run",
+        help="run a session: plan, implement, validate, hand off",
+        description="Run an autonomous session for REQUEST on the repository. Prints the session id, then the "
+        "[Maestro] log. Exit codes: 0 completed, 1 failed or aborted, 2 bad input, 3 paused for a human.",
+    )
+    rn.add_argument("request", help="the feature request")
+    rn.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    rn.add_argument("--prd", metavar="FILE", help="the PRD to implement (default: the agent plans one)")
+    rn.add_argument("--tasks", metavar="FILE", help="the task graph: tasks.yaml, beads JSON or a markdown list")
+    rn.add_argument("--agent", choices=("claude", "codex", "aider", "command", "scripted"), help="the agent kind")
+    rn.add_argument("--script", metavar="FILE", help="the scripted agent's script (implies --agent scripted)")
+    rn.add_argument("--config", metavar="FILE", help="config.yaml (default: .flow/maestro/config.yaml)")
+    rn.add_argument("--max-iterations", type=_positive, metavar="N", help="refinement iterations at most")
+    rn.add_argument("--budget-usd", type=float, metavar="X", help="spend at most X dollars on agents")
+    rn.add_argument("--worktree", action="store_true", help="work in a separate worktree; your checkout stays as is")
+    rn.add_argument("--allow-dirty", action="store_true", help="save uncommitted changes as the session's base")
+
+    st = sub.add_parser("status", help="where a session stands", description="Show a session's state.")
+    st.add_argument("session", help="the session id, or 'last'")
+    st.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    st.add_argument("--json", action="store_true", help="print JSON")
+
+    rp2 = sub.add_parser("report", help="print a session's report", description="Print a session's final report.")
+    rp2.add_argument("session", help="the session id, or 'last'")
+    rp2.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+
+    rb = sub.add_parser(
+        "rollback", help="restore the tree to a checkpoint", description="Restore the working tree to a checkpoint."
+    )
+    rb.add_argument("session", help="the session id, or 'last'")
+    rb.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    rb.add_argument("--to", type=_step_number, metavar="N", help="the checkpoint (default: the last one)")
+
+    dm = sub.add_parser(
+        "demo",
+        help="run a whole session on a sample repository with the scripted agent",
+        description="Create a sample repository (in a temporary folder, or --dir) and run a whole session on it "
+        "with the scripted agent: parallel groups, a retried transient failure, a rolled-back regression, "
+        "real pytest validation and the final report.",
+    )
+    dm.add_argument("--dir", metavar="PATH", help="an empty or new folder for the sample (default: a temporary one)")
+
     ag = sub.add_parser(
         "agents",
         help="list the subagents and skills maestro can hand tasks to",
@@ -269,6 +312,151 @@ def _cmd_decide(args: argparse.Namespace) -> int:
     return 0
 
 
+def _session_id(store: Store, given: str) -> str:
+    if given != "last":
+        return given
+    ids = store.session_ids()
+    if not ids:
+        raise MaestroError(f"{store.repo}: no sessions yet")
+    return ids[-1]
+
+
+class _MaestroLines(logging.Handler):
+    """Prints the runner's ``[Maestro]`` lines on stdout as they happen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("[Maestro]"):
+            sys.stdout.write(_text(text) + "\n")
+            sys.stdout.flush()
+
+
+def _show_log() -> logging.Handler:
+    handler = _MaestroLines(logging.INFO)
+    logger = logging.getLogger("maestro.runner")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = logging.getLogger().level <= logging.DEBUG  # with -v the root handler shows them too
+    return handler
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from maestro.agents.factory import agent_from_config
+    from maestro.config import load_config
+    from maestro.runner import Runner
+
+    store = Store(args.repo)
+    config_path = Path(args.config) if args.config else store.config_path
+    config = load_config(config_path, missing_ok=args.config is None)
+    config = config.with_overrides(max_iterations=args.max_iterations, budget_usd=args.budget_usd)
+    section = dict(config.agent or {})
+    base = config_path.parent
+    if args.script:
+        section = {"kind": "scripted", "script": str(Path(args.script).resolve())}
+    elif args.agent and args.agent != section.get("kind"):
+        section = {"kind": args.agent}
+    agent = agent_from_config(section or None, base_dir=base, where=str(config_path))
+    _show_log()
+    outcome = Runner(store, config, agent).run(
+        args.request,
+        prd_path=Path(args.prd) if args.prd else None,
+        tasks_path=Path(args.tasks) if args.tasks else None,
+        worktree=args.worktree,
+        allow_dirty=args.allow_dirty,
+    )
+    sys.stdout.write(f"session {outcome.session_id}: {outcome.state}\n")
+    if outcome.report:
+        sys.stdout.write(f"report: {outcome.report}\n")
+    if outcome.request_file:
+        sys.stdout.write(f"decision request: {outcome.request_file}\n")
+    return outcome.exit_code
+
+
+def _status_doc(store: Store, sid: str) -> dict[str, Any]:
+    from maestro.state import rebuild
+
+    state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
+    request_file = store.session_dir(sid) / "decision-request.json"
+    return {
+        "session": sid,
+        "state": state.state,
+        "paused_from": state.paused_from,
+        "iteration": state.iteration,
+        "request": state.request,
+        "tasks": {k: t.state for k, t in sorted(state.tasks.items())},
+        "checkpoints": [{"n": c.n, "tag": c.tag, "commit": c.commit, "label": c.label} for c in state.checkpoints],
+        "cost_usd": round(sum(r.cost_usd or 0.0 for r in state.agent_results), 6),
+        "gates": {g.name: g.status for g in state.gates},
+        "decision_request": json.loads(request_file.read_text(encoding="utf-8"))
+        if state.state == "paused" and request_file.is_file()
+        else None,
+    }
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    store = Store(args.repo)
+    doc = _status_doc(store, _session_id(store, args.session))
+    if args.json:
+        sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        return 0
+    out = sys.stdout
+    paused = f" (paused from {doc['paused_from']})" if doc["paused_from"] else ""
+    out.write(f"session {doc['session']}: {doc['state']}{paused}, iteration {doc['iteration']}, "
+              f"${doc['cost_usd']:.4f}\n")  # fmt: skip
+    out.write(f"request: {_text(doc['request'])}\n")
+    for tid, state in doc["tasks"].items():
+        out.write(f"  task {tid}: {state}\n")
+    for c in doc["checkpoints"]:
+        out.write(f"  checkpoint {c['n']}: {c['tag']} {c['commit'][:12]} {_text(c['label'])}\n")
+    for name, status in doc["gates"].items():
+        out.write(f"  gate {name}: {status}\n")
+    if doc["decision_request"]:
+        req = doc["decision_request"]
+        out.write(f"waiting for a decision: {_text(req['question'])} (options: {', '.join(req['options'])})\n")
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    from maestro.state import rebuild
+    from maestro.views import final_report
+
+    store = Store(args.repo)
+    sid = _session_id(store, args.session)
+    path = store.session_dir(sid) / "final-report.md"
+    if path.is_file():
+        sys.stdout.write(path.read_text(encoding="utf-8"))
+    else:  # a session still running or paused: the report as of now
+        sys.stdout.write(final_report(rebuild(store.read_events(sid), where=str(store.events_path(sid)))))
+    return 0
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    from maestro.checkpoints import Checkpointer
+    from maestro.state import rebuild
+
+    store = Store(args.repo)
+    sid = _session_id(store, args.session)
+    state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
+    if not state.checkpoints:
+        raise MaestroError(f"session {sid} has no checkpoint")
+    to = args.to if args.to is not None else state.checkpoints[-1].n
+    record = Checkpointer(store.repo, sid).rollback(to)
+    sys.stdout.write(f"session {sid}: the tree is at checkpoint {record.n} ({record.tag})\n")
+    return 0
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from maestro.demo import run_demo
+
+    _show_log()
+    outcome, folder = run_demo(Path(args.dir) if args.dir else None)
+    sys.stdout.write(f"session {outcome.session_id}: {outcome.state}\n")
+    sys.stdout.write(f"sample repository and plan: {folder}\n")
+    if outcome.report:
+        sys.stdout.write(f"report: {outcome.report}\n")
+    return outcome.exit_code
+
+
 def _cmd_agents(args: argparse.Namespace) -> int:
     from maestro.agents.registry import discover
 
@@ -316,6 +504,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "tasks": _cmd_tasks,
         "decide": _cmd_decide,
         "agents": _cmd_agents,
+        "run": _cmd_run,
+        "status": _cmd_status,
+        "report": _cmd_report,
+        "rollback": _cmd_rollback,
+        "demo": _cmd_demo,
     }[args.command]
     try:
         return handler(args)

@@ -18,6 +18,7 @@ from maestro.records import (
     CheckpointRecord,
     Decision,
     Event,
+    FileChange,
     GateResult,
     Note,
     SessionStarted,
@@ -109,43 +110,116 @@ def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) 
     atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
 
 
-def final_report(state: SessionState) -> str:
-    """``final-report.md``: what the session did, in the PRD's report shape (§9)."""
+def final_report(
+    state: SessionState,
+    *,
+    changes: Sequence[FileChange] | None = None,
+    requirements: str | None = None,
+    next_steps: Sequence[str] = (),
+) -> str:
+    """``final-report.md``: what the session did, in the PRD's report shape (§9).
+
+    ``changes`` is the net diff of the session (the runner passes the diff from
+    checkpoint 0 to the last one; without it, the files of the last checkpoint
+    are shown); ``requirements`` the traceability matrix as markdown.
+    """
     done = sum(1 for t in state.tasks.values() if t.state == "succeeded")
+    cost = sum(r.cost_usd or 0.0 for r in state.agent_results)
+    tests = [g for g in state.gates if g.name == "tests"]
+    latest_tests = tests[-1] if tests else None
     lines = [
         "# Maestro Implementation Report",
         "",
         "## Summary",
-        f"- Request: {state.request}",
+        f"- Feature: {state.request}",
         f"- Session: {state.session_id}",
-        f"- Outcome: {state.state}",
-        f"- Started: {state.started_at}",
-        f"- Finished: {state.updated_at}",
-        f"- Steps: {state.steps}; refinement iterations: {state.iteration}",
-        f"- Tasks Completed: {done}/{len(state.tasks)}",
-        f"- Checkpoints: {len(state.checkpoints)}",
+        f"- Outcome: {state.state}" + (f" (paused from {state.paused_from})" if state.paused_from else ""),
+        f"- Duration: {_duration(state.started_at or '', state.updated_at or '')}"
+        f" ({state.started_at} to {state.updated_at})",
+        f"- Tasks completed: {done}/{len(state.tasks)}",
+        "- Tests passed: "
+        + (
+            f"{latest_tests.passed or 0} passed, {latest_tests.failed or 0} failed"
+            if latest_tests
+            else "no test gate ran"
+        ),
+        f"- Checkpoints: {len({c.n for c in state.checkpoints})}",
+        f"- Agent calls: {len(state.agent_results)}; cost: ${cost:.4f}",
+        f"- Refinement iterations: {state.iteration}",
         "",
         "## Decisions Made",
     ]
-    lines += [f"- {d.kind}: {d.choice} ({d.rationale}; by {d.decided_by})" for d in state.decisions] or ["- none"]
+    by_kind: dict[str, list[Decision]] = {}
+    for d in state.decisions:
+        by_kind.setdefault(d.kind, []).append(d)
+    for kind in sorted(by_kind):
+        lines.append(f"### {kind}")
+        for d in by_kind[kind]:
+            link = f" [task {d.task}]" if d.task else ""
+            lines.append(f"- {d.id} {d.choice}{link}: {d.rationale} (by {d.decided_by}, confidence {d.confidence:.2f})")
+    if not by_kind:
+        lines.append("- none")
     lines += ["", "## Changes Made"]
-    changes: dict[str, list[int]] = {}
-    for c in state.checkpoints:
-        for f in c.files:
-            total = changes.setdefault(f.path, [0, 0])
-            total[0] += f.added_lines
-            total[1] += f.deleted_lines
-    lines += [f"- {path} (+{a} -{d})" for path, (a, d) in sorted(changes.items())] or ["- none"]
+    shown = changes if changes is not None else (state.checkpoints[-1].files if state.checkpoints else ())
+    lines += [f"- {f.path}: {f.change} (+{f.added_lines} -{f.deleted_lines})" for f in shown] or ["- none"]
+    lines += ["", "## Testing"]
+    lines += [f"- {g.name}: {g.status} — {g.summary}" for g in tests] or ["- no test gate ran"]
     lines += ["", "## Quality Gates"]
+    latest = {g.name: g for g in state.gates}
     lines += [
         f"- {g.name}: {g.status}" + ("" if g.required else " (not required)") + (f" — {g.summary}" if g.summary else "")
-        for g in state.gates
+        for g in latest.values()
     ] or ["- none recorded"]
+    lines += ["", "## Requirements", requirements.rstrip() if requirements else "- no traceability recorded"]
+    lines += ["", "## Recovery"]
+    failures = [r for r in state.agent_results if r.status != "succeeded"]
+    recoveries = [d for d in state.decisions if d.kind == "recovery"]
+    for r in failures:
+        lines.append(f"- {r.task} attempt {r.attempt}: {r.status} ({r.failure_class}) — {r.summary}")
+    for d in recoveries:
+        lines.append(f"  - {d.id} [{d.task}] {d.choice}: {d.rationale}")
+    if not failures and not recoveries:
+        lines.append("- no failures")
     lines += ["", "## Checkpoints"]
-    lines += [f"- {c.n}: commit {c.commit[:7]}: {c.label} ({c.tag})" for c in state.checkpoints] or ["- none"]
+    seen: set[int] = set()
+    for c in state.checkpoints:
+        if c.n not in seen:
+            seen.add(c.n)
+            lines.append(f"- {c.n}: commit {c.commit[:12]} `{c.tag}` — {c.label}")
+    if not seen:
+        lines.append("- none")
     lines += ["", "## Tasks"]
-    lines += [f"- {k}: {t.state} ({t.attempts} attempts)" for k, t in sorted(state.tasks.items())] or ["- none"]
+    lines += [
+        f"- {k}: {t.state} ({t.attempts} attempt{'s' if t.attempts != 1 else ''})"
+        for k, t in sorted(state.tasks.items())
+    ] or ["- none"]
+    lines += ["", "## Next Steps"]
+    steps = list(next_steps) or _next_steps(state)
+    lines += [f"- {step}" for step in steps]
     return "\n".join(lines) + "\n"
+
+
+def _next_steps(state: SessionState) -> list[str]:
+    if state.state == "completed":
+        return [
+            f"Review the work on branch maestro/{state.session_id} (`git log maestro/{state.session_id}`).",
+            "Merge it when it looks right; `maestro rollback <session> --to N` restores any checkpoint.",
+        ]
+    if state.state == "paused":
+        return [f"Answer the decision request in the session folder, then `maestro resume {state.session_id}`."]
+    return ["Read the recovery section above; the tree can be restored with `maestro rollback`."]
+
+
+def _duration(start: str, end: str) -> str:
+    import datetime as _dt
+
+    try:
+        a = _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
+        b = _dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
+    except ValueError:
+        return "unknown"
+    seconds = max(0.0, (b - a).total_seconds())
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def write_decision_history(
