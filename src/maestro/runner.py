@@ -39,6 +39,7 @@ import attrs
 
 from maestro._errors import MaestroError
 from maestro.agents.base import Agent, AgentRequest, PlanRequest, Subagent
+from maestro.config import Config
 from maestro.decisions import DecisionEngine
 from maestro.prd import Prd, load_prd
 from maestro.records import AgentResult, Decision, Evidence, Limits, Option
@@ -109,7 +110,7 @@ class Runner:
     def __init__(
         self,
         store: Store,
-        config: Any,
+        config: Config,
         agent: Agent,
         *,
         clock: Clock | None = None,
@@ -326,12 +327,14 @@ class _Run:
 
     def choose_subagent(self, tid: str) -> None:
         try:
+            mapping, triggers = _subagent_overrides(self.r.config)
             d = self.r.engine.decide(
                 "subagent",
                 session=self.s,
                 repo=self.workdir,
                 for_task=self.runs[tid].task,
-                mapping=_subagent_mapping(self.r.config),
+                mapping=mapping,
+                triggers=triggers,
                 task=tid,
             )
         except MaestroError as exc:
@@ -356,6 +359,7 @@ class _Run:
                 req = AgentRequest(
                     tr.task,
                     self.workdir,
+                    budget_usd=self.budget_left(),
                     attempt=attempt,
                     subagent=tr.subagent,
                     approach=tr.approach,
@@ -381,6 +385,14 @@ class _Run:
                         submit(tid)
         if pause is not None:
             raise pause
+
+    def budget_left(self) -> float | None:
+        """What is left of ``limits.budget_usd`` after every agent call so far (None: no budget)."""
+        budget = self.r.config.limits.budget_usd
+        if budget is None:
+            return None
+        spent = sum(r.cost_usd or 0.0 for r in self.s.state.agent_results)
+        return budget - spent
 
     def attempt(self, request: AgentRequest) -> tuple[AgentResult, Any]:
         """In a worker thread: the agent's attempt, then the task's acceptance commands."""
@@ -516,7 +528,15 @@ class _Run:
         assert self.prd is not None and self.graph is not None
         commands = gate_commands(self.r.config.gates, [d for d in self.gate_decisions if d is not None])
         for name, (command, required, source) in commands.items():
-            g = run_gate(name, command, required=required, workdir=self.workdir, transcript_dir=self.s.dir / "gates")
+            gate = self.r.config.gates.get(name)
+            g = run_gate(
+                name,
+                command,
+                required=required,
+                workdir=self.workdir,
+                transcript_dir=self.s.dir / "gates",
+                timeout_s=gate.timeout_s if gate is not None else 1800.0,
+            )
             self.s.record(g)
             self.say(f"Gate {name} ({source}): {g.status} — {g.summary}")
         succeeded = {t.id for t in self.graph if self.s.task_state(t.id) == "succeeded"}
@@ -643,11 +663,11 @@ def _capabilities(text: str) -> list[str]:
     return found or ["test runner"]
 
 
-def _subagent_mapping(config: Any) -> Mapping[str, str] | None:
-    section = getattr(config, "subagents", None)
-    if isinstance(section, Mapping) and isinstance(section.get("mapping"), Mapping):
-        return dict(section["mapping"])
-    return None
+def _subagent_overrides(config: Config) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """``subagents.mapping`` and ``subagents.triggers`` from config.yaml (empty without them)."""
+    from maestro.agents.registry import overrides_from_config
+
+    return overrides_from_config({"subagents": config.subagents}) if config.subagents else ({}, {})
 
 
 def _first_line(text: str) -> str:
