@@ -10,6 +10,7 @@ prompts) are marked in :data:`EXPECTED` as not applicable.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -212,3 +213,191 @@ def test_aider_cannot_plan_and_says_what_to_do(repo: Path) -> None:
     outcome = ADAPTERS["aider"]({}).plan(PlanRequest("add a calculator", repo))
     assert (outcome.result.status, outcome.result.failure_class, outcome.plan) == ("failed", "ambiguous", None)
     assert "--prd" in outcome.result.summary
+
+
+# -- what the review found (round 6) ----------------------------------------------------------------------------
+
+LONG = Task("T1", "Add calculator core", description="y" * 200_000, acceptance=("true",), files=("calc.py",))
+
+
+def script(tmp_path: Path, name: str, body: str) -> str:
+    """A stand-in CLI: a shell script (for what the fakes do not model)."""
+    path = tmp_path / name
+    path.write_text("#!/bin/sh\n" + body)
+    path.chmod(0o755)
+    return str(path)
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex", "aider"])
+def test_a_prompt_too_long_for_an_argument_goes_another_way(adapter: str, repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "fake.log"
+    agent = ADAPTERS[adapter](fake_env("success", log=log, write="calc.py", content="def add(a, b): ...\n"))
+    result = agent.run(AgentRequest(LONG, repo, session_dir=tmp_path / "session", timeout_s=60))
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+    (call,) = invocations(log, adapter)
+    argv = [str(a) for a in call["argv"]]  # type: ignore[union-attr]
+    assert all(len(a) < 65536 for a in argv)
+    if adapter == "claude":  # -p without a prompt argument: the prompt is read from stdin
+        assert argv[:3] == ["-p", "--output-format", "stream-json"]
+        assert str(call["stdin"]).startswith("Task T1: Add calculator core\n")
+    elif adapter == "codex":  # "-" for the prompt: read from stdin
+        assert argv[-1] == "-" and str(call["stdin"]).startswith("Task T1: Add calculator core\n")
+    else:
+        assert "--message-file" in argv and "--message" not in argv
+
+
+def test_short_prompts_keep_their_command_lines() -> None:
+    assert ClaudeAgent().command("Task T1: x")[:3] == ["claude", "-p", "Task T1: x"]
+    assert CodexAgent().command("Task T1: x")[-1] == "Task T1: x"
+    assert AiderAgent().command("Task T1: x")[1:3] == ["--message", "Task T1: x"]
+    assert ClaudeAgent.stdin_text("Task T1: x") is None and CodexAgent.stdin_text("Task T1: x") is None
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex", "aider"])
+def test_a_command_line_the_system_refuses_is_critical_without_the_install_hint(
+    adapter: str, repo: Path, tmp_path: Path
+) -> None:
+    env = fake_env("success")
+    agent: Agent = {
+        "claude": ClaudeAgent(executable=str(FAKES_DIR / "claude"), env=env, extra_args=("--model", "x" * 200_000)),
+        "codex": CodexAgent(executable=str(FAKES_DIR / "codex"), env=env, extra_args=("-m", "x" * 200_000)),
+        "aider": AiderAgent(executable=str(FAKES_DIR / "aider"), env=env, extra_args=("--model", "x" * 200_000)),
+    }[adapter]
+    result = agent.run(AgentRequest(TASK, repo, session_dir=tmp_path / "session"))
+    assert (result.status, result.failure_class, result.transcript) == ("failed", "critical", None)
+    assert "Argument list too long" in result.summary and "install" not in result.summary
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex", "aider"])
+def test_a_missing_working_directory_is_critical_and_says_so(adapter: str, tmp_path: Path) -> None:
+    agent = ADAPTERS[adapter](fake_env("success"))
+    result = agent.run(AgentRequest(TASK, tmp_path / "no-such-worktree", session_dir=tmp_path / "session"))
+    assert (result.status, result.failure_class) == ("failed", "critical"), result
+    assert f"the working directory {tmp_path / 'no-such-worktree'} does not exist" in result.summary
+    assert "install" not in result.summary
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex", "aider"])
+def test_a_nul_character_in_the_task_does_not_raise(adapter: str, repo: Path, tmp_path: Path) -> None:
+    task = Task("T1", "Add calculator core", description="fix this\0 please", files=("calc.py",))
+    agent = ADAPTERS[adapter](fake_env("success", write="calc.py"))
+    result = agent.run(AgentRequest(task, repo, attempt=2, feedback="FAILED: b'\x00'", session_dir=tmp_path / "s"))
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex", "aider"])
+@pytest.mark.parametrize("budget", [0.0, -0.5, 0.00004, float("nan")])
+def test_no_budget_left_is_critical_and_runs_nothing(adapter: str, budget: float, repo: Path, tmp_path: Path) -> None:
+    result, log = run(adapter, "success", repo, tmp_path, budget_usd=budget)
+    assert (result.status, result.failure_class, result.transcript) == ("failed", "critical", None), result
+    assert "no budget left" in result.summary
+    assert invocations(log) == [] and (repo / "calc.py").read_text() == "x = 1\n"
+
+
+@pytest.mark.parametrize("adapter", ["claude", "codex"])
+def test_planning_without_budget_runs_nothing(adapter: str, repo: Path, tmp_path: Path) -> None:
+    log = tmp_path / "fake.log"
+    outcome = ADAPTERS[adapter](fake_env("plan", log=log)).plan(PlanRequest("x", repo, budget_usd=0.0))
+    assert (outcome.result.status, outcome.result.failure_class, outcome.plan) == ("failed", "critical", None)
+    assert invocations(log) == []
+
+
+RESULT_LINE = (
+    '{"type":"result","subtype":"success","is_error":false,"num_turns":3,"result":"All done, tests pass.",'
+    '"session_id":"s-1","total_cost_usd":0.42,"usage":{"input_tokens":1,"output_tokens":2},"permission_denials":[]}'
+)
+
+
+def test_claude_stopped_at_the_timeout_after_its_result_keeps_the_success_and_the_cost(
+    repo: Path, tmp_path: Path
+) -> None:
+    exe = script(tmp_path, "claude", f"echo '{RESULT_LINE}'\nexec sleep 60\n")
+    result = ClaudeAgent(executable=exe).run(AgentRequest(TASK, repo, timeout_s=1.5))
+    assert (result.status, result.failure_class, result.cost_usd) == ("succeeded", None, 0.42), result
+    assert result.summary.startswith("All done, tests pass.") and "stopped at the timeout" in result.summary
+
+
+def test_claude_success_with_a_non_zero_exit_counts_and_warns(
+    repo: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    exe = script(tmp_path, "claude", f"echo '{RESULT_LINE}'\nexit 1\n")
+    result = ClaudeAgent(executable=exe).run(AgentRequest(TASK, repo))
+    assert (result.status, result.exit_code, result.cost_usd) == ("succeeded", 1, 0.42)
+    assert "exited 1" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "env", "words"),
+    [(("--max-turns", "lots"), {}, "error: option '--max-turns <turns>' argument 'lots' is invalid"),
+     (("--bogus-flag",), {}, "error: unknown option '--bogus-flag'"),
+     (("--session-id", "nope"), {}, "Error: Invalid session ID"),
+     (("--dangerously-skip-permissions",), {"IS_SANDBOX": "0"}, "cannot be used with root/sudo privileges")],
+)  # fmt: skip
+def test_claude_refusing_its_command_line_is_critical(
+    extra: tuple[str, ...], env: dict[str, str], words: str, repo: Path, tmp_path: Path
+) -> None:
+    if "root" in words and os.geteuid() != 0:
+        pytest.skip("claude refuses --dangerously-skip-permissions only to root")
+    agent = ClaudeAgent(executable=str(FAKES_DIR / "claude"), env=fake_env("success") | env, extra_args=extra)
+    result = agent.run(AgentRequest(TASK, repo))
+    assert (result.status, result.failure_class) == ("failed", "critical"), result
+    assert result.summary.startswith("claude refused its command line: ") and words in result.summary
+
+
+def test_claude_never_gets_a_budget_of_zero() -> None:
+    assert ClaudeAgent().command("x", budget_usd=0.0001)[-2:] == ["--max-budget-usd", "0.0001"]
+    assert "--max-budget-usd" not in ClaudeAgent().command("x", budget_usd=float("inf"))
+    with pytest.raises(ValueError, match="must be more than 0"):
+        ClaudeAgent().command("x", budget_usd=0.0)
+
+
+def test_codex_error_after_a_completed_turn_is_reported(repo: Path, tmp_path: Path) -> None:
+    events = [{"type": "thread.started", "thread_id": "t1"}, {"type": "turn.started"},
+              {"type": "turn.completed", "usage": {"input_tokens": 10, "output_tokens": 5}},
+              {"type": "error", "message": "unexpected status 401 Unauthorized: token expired"}]  # fmt: skip
+    lines = "".join(f"echo '{json.dumps(e)}'\n" for e in events)
+    result = CodexAgent(executable=script(tmp_path, "codex", lines + "exit 1\n")).run(AgentRequest(TASK, repo))
+    assert (result.status, result.failure_class) == ("failed", "critical"), result
+    assert result.summary == "codex exited 1: unexpected status 401 Unauthorized: token expired"
+
+
+def test_aider_success_is_not_misread_from_the_code_it_prints(repo: Path, tmp_path: Path) -> None:
+    code = "def fetch(url):\n    try:\n        return get(url)\n    except ConnectionError:\n        return None\n"
+    agent = AiderAgent(executable=str(FAKES_DIR / "aider"), env=fake_env("success", write="calc.py", content=code))
+    result = agent.run(AgentRequest(TASK, repo, session_dir=tmp_path / "session"))
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+
+
+def test_aider_is_judged_by_the_task_files_not_by_the_others_changes(repo: Path, tmp_path: Path) -> None:
+    """In a parallel group another task changes the shared tree: only the declared files count."""
+    agent = AiderAgent(executable=str(FAKES_DIR / "aider"), env=fake_env("success", write="other_task.py"))
+    result = agent.run(AgentRequest(TASK, repo, session_dir=tmp_path / "session"))
+    assert (result.status, result.failure_class) == ("failed", "implementation"), result
+    assert "none of the task's files (calc.py)" in result.summary
+    undeclared = Task("T1", "Add calculator core", acceptance=("true",))  # no files: the whole tree counts
+    result = agent.run(AgentRequest(undeclared, repo, attempt=2, session_dir=tmp_path / "session"))
+    assert result.status == "succeeded" and "other_task.py" in result.summary
+
+
+def test_aider_creating_an_empty_declared_file_is_not_work(repo: Path, tmp_path: Path) -> None:
+    """aider creates each file it is given before it asks the model; that alone is not a change."""
+    agent = AiderAgent(executable=str(FAKES_DIR / "aider"), env=fake_env("success"))  # no FAKE_WRITE: no edit
+    task = Task("T1", "Add ops", acceptance=("true",), files=("src/ops.py",))
+    result = agent.run(AgentRequest(task, repo, session_dir=tmp_path / "session"))
+    assert (repo / "src" / "ops.py").exists()
+    assert (result.status, result.failure_class) == ("failed", "implementation"), result
+    written = AiderAgent(executable=str(FAKES_DIR / "aider"), env=fake_env("success", write="src/ops.py"))
+    result = written.run(AgentRequest(task, repo, attempt=2, session_dir=tmp_path / "session"))
+    assert result.status == "succeeded" and "src/ops.py" in result.summary
+
+
+def test_aider_gets_the_files_after_a_double_dash(repo: Path, tmp_path: Path) -> None:
+    assert AiderAgent().command("Task T1: x", ("--auto-test", "a.py"))[-3:] == ["--", "--auto-test", "a.py"]
+    assert "--" not in AiderAgent().command("Task T1: x")
+    log = tmp_path / "fake.log"
+    agent = AiderAgent(executable=str(FAKES_DIR / "aider"), env=fake_env("success", log=log, write="calc.py"))
+    task = Task("T1", "x", files=("calc.py", "--test-cmd=touch pwned"))
+    agent.run(AgentRequest(task, repo, session_dir=tmp_path / "session"))
+    (call,) = invocations(log, "aider")
+    assert [str(a) for a in call["argv"]][-3:] == ["--", "calc.py", "--test-cmd=touch pwned"]  # type: ignore[union-attr]
+    assert (repo / "--test-cmd=touch pwned").exists()  # a file named so, not an option

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -12,10 +13,12 @@ from pathlib import Path
 import pytest
 
 from maestro.agents import AgentError, AgentRequest, PlanRequest, Skill, Subagent, task_prompt, validate_plan
+from maestro.agents._common import classify_text
+from maestro.agents.base import plan_prompt
 from maestro.agents.claude import parse_stream
 from maestro.agents.codex import parse_events
 from maestro.agents.command import CommandAgent
-from maestro.agents.process import run_process
+from maestro.agents.process import _kill_group, run_process
 from maestro.tasks import Task
 from tests.conftest import git_init
 
@@ -204,3 +207,138 @@ def test_the_command_agent_classes(tmp_path: Path, template: str, status: str, c
 def test_a_bad_template_is_refused_when_the_agent_is_made(template: str, message: str) -> None:
     with pytest.raises(AgentError, match=re_escape(message)):
         CommandAgent(template)
+
+
+# -- what the review found (round 6) --------------------------------------------------------------------------------
+
+
+def test_a_nul_character_in_an_argument_is_an_error_outcome_not_an_exception(tmp_path: Path) -> None:
+    out = run_process(["sh", "-c", "echo hi", "a\0b"], cwd=tmp_path, timeout_s=5)
+    assert (out.exit_code, out.missing, out.timed_out) == (None, False, False)
+    assert "embedded null byte" in out.error and out.stderr == out.error
+
+
+def test_the_prompts_write_a_nul_character_visibly(tmp_path: Path) -> None:
+    req = AgentRequest(Task("T1", "a\0b", description="x\0y"), tmp_path, attempt=2, feedback="b'\x00\x01'")
+    prompt = task_prompt(req)
+    assert "\0" not in prompt
+    assert prompt.startswith("Task T1: a\\0b\n") and "x\\0y" in prompt and "b'\\0\x01'" in prompt
+    assert "\0" not in plan_prompt(PlanRequest("add\0 a calculator", tmp_path, context="ctx\0"))
+
+
+def test_a_command_line_too_long_is_not_a_missing_executable(tmp_path: Path) -> None:
+    out = run_process(["sh", "-c", "true", "x" * 200_000], cwd=tmp_path, timeout_s=5)
+    assert (out.exit_code, out.missing) == (None, False)
+    assert "Argument list too long" in out.error and "longest argument 200000" in out.error
+
+
+def test_a_missing_working_directory_says_so(tmp_path: Path) -> None:
+    out = run_process(["sh", "-c", "true"], cwd=tmp_path / "gone", timeout_s=5)
+    assert (out.exit_code, out.missing) == (None, False)
+    assert out.error == f"the working directory {tmp_path / 'gone'} does not exist"
+
+
+def test_a_grandchild_that_left_the_group_does_not_hold_the_return(tmp_path: Path) -> None:
+    """A grandchild in its own session keeps stdout open: the run still returns soon after the child exits."""
+    pidfile = tmp_path / "pid"
+    code = (f"import subprocess; p = subprocess.Popen(['sleep', '60'], start_new_session=True); "
+            f"open({str(pidfile)!r}, 'w').write(str(p.pid)); print('parent-done', flush=True)")  # fmt: skip
+    started = time.monotonic()
+    try:
+        out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=3, grace_s=0.5)
+        took = time.monotonic() - started
+    finally:
+        if pidfile.exists():
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+    assert (out.exit_code, out.stdout) == (0, "parent-done\n")
+    assert took < 3 + 0.5 + 5, took
+
+
+def test_stdin_is_written_on_a_thread_so_the_timeout_holds(tmp_path: Path) -> None:
+    started = time.monotonic()
+    out = run_process(["sleep", "30"], cwd=tmp_path, timeout_s=1.0, grace_s=0.3, stdin_text="x" * 1_000_000)
+    assert out.timed_out
+    assert time.monotonic() - started < 10
+
+
+def test_a_long_stdin_reaches_a_child_that_reads_it(tmp_path: Path) -> None:
+    code = "import sys; print(len(sys.stdin.read()))"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, stdin_text="é" * 300_000)
+    assert (out.exit_code, out.stdout) == (0, "300000\n")
+
+
+def test_a_second_ctrl_c_during_the_grace_period_still_sends_sigkill(tmp_path: Path) -> None:
+    code = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); time.sleep(300)"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline() == "up\n"
+
+        class Interrupted:  # the first wait (the grace period) is cut short by a second Ctrl-C
+            pid = proc.pid
+            calls = 0
+
+            def wait(self, timeout: float | None = None) -> int:
+                self.calls += 1
+                if self.calls == 1:
+                    raise KeyboardInterrupt
+                return proc.wait(timeout)
+
+        with pytest.raises(KeyboardInterrupt):
+            _kill_group(Interrupted(), 30.0)  # type: ignore[arg-type]
+        assert proc.wait(timeout=5) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        assert proc.stdout is not None
+        proc.stdout.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "cls"),
+    [
+        ("litellm.RateLimitError: OpenAIException - Rate limit reached for gpt-4o in organization org-x on tokens "
+         "per min (TPM): Limit 30000, Used 29950, Requested 401. Please try again in 802ms.", "transient"),
+        ("Requested 403 tokens, 402 left", None),
+        ("exceeded retry limit, last status: 429 Too Many Requests", "transient"),
+        ("API Error: 529 overloaded", "transient"),
+        ("unexpected status 401 Unauthorized: token expired", "critical"),
+        ("HTTP 403", "critical"),
+        ('{"status": 401}', "critical"),
+        ("api_error_status: 402", "critical"),
+        ("Error code: 429 - You exceeded your current quota, please check your plan and billing details", "critical"),
+        ("Not logged in · Please run /login", "critical"),
+        ("HTTP 502 Bad Gateway", "transient"),
+        ("failed at line 500 of the test", None),
+    ],
+)  # fmt: skip
+def test_classify_text_reads_statuses_as_statuses_not_any_number(text: str, cls: str | None) -> None:
+    assert classify_text(text) == cls
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [("run {task_id!r}", "{task_id!r} in 'run {task_id!r}': a placeholder takes no conversion or format spec"),
+     ("run {attempt:d}", "{attempt:d} in 'run {attempt:d}': a placeholder takes no conversion"),
+     ("run {title:>99999999999999999999}", "a placeholder takes no conversion or format spec")],
+)  # fmt: skip
+def test_a_template_with_a_conversion_or_a_format_spec_is_refused(template: str, message: str) -> None:
+    with pytest.raises(AgentError, match=re_escape(message)) as info:
+        CommandAgent(template)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("budget", [0.0, -1.0, 0.00004, float("nan")])
+def test_the_command_agent_does_not_run_without_budget(tmp_path: Path, budget: float) -> None:
+    result = CommandAgent("touch ran").run(AgentRequest(TASK, tmp_path, budget_usd=budget))
+    assert (result.status, result.failure_class) == ("failed", "critical"), result
+    assert "no budget left" in result.summary and not (tmp_path / "ran").exists()
+
+
+def test_the_command_agent_in_a_missing_folder_is_critical_and_says_so(tmp_path: Path) -> None:
+    result = CommandAgent("true").run(AgentRequest(TASK, tmp_path / "gone"))
+    assert (result.status, result.failure_class, result.transcript) == ("failed", "critical", None)
+    assert "working directory" in result.summary and "does not exist" in result.summary
+    assert "PATH" not in result.summary

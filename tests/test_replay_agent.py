@@ -301,6 +301,31 @@ def test_a_change_through_a_symlink_out_of_the_repository_is_refused(tmp_path: P
     assert not (a / "ok.txt").exists()
 
 
+def test_a_symlink_whose_target_goes_through_another_symlink_out_is_refused(tmp_path: Path) -> None:
+    """``normpath`` sees x/y/s/.. as x/y; on the real filesystem s -> ../.. is the root, so it is the root's parent."""
+    parent = tmp_path / "p"
+    repo = parent / "repo"
+    repo.mkdir(parents=True)
+    (parent / "secret.txt").write_text("outside\n")
+    changes = [Change.write("x/y/f", b"a"), Change.symlink("x/y/s", "../.."), Change.symlink("L", "x/y/s/..")]
+    with pytest.raises(ChangeError, match=r"^L: a symlink to x/y/s/\.\. leads to .*/p, outside the repository$"):
+        apply_changes(repo, changes)
+    assert not (repo / "L").is_symlink()
+    # the same through a symlink already in the tree: refused before anything is written
+    (repo / "up").symlink_to(".")
+    with pytest.raises(ChangeError, match=r"^M: a symlink to up/\.\. leads to .*/p, outside the repository$"):
+        apply_changes(repo, [Change.write("first.txt", b"x"), Change.symlink("M", "up/..")])
+    assert not (repo / "first.txt").exists() and not (repo / "M").is_symlink()
+
+
+def test_a_symlink_a_later_change_sends_outside_is_removed(tmp_path: Path) -> None:
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    with pytest.raises(ChangeError, match=r"^L: the symlink to d/\.\. leads to .* once the later changes are made"):
+        apply_changes(repo, [Change.symlink("L", "d/.."), Change.symlink("d", ".")])
+    assert not (repo / "L").is_symlink()
+
+
 def test_a_symlink_made_by_an_earlier_change_is_checked_again(tmp_path: Path) -> None:
     a = seed(tmp_path / "a")
     (a / "sub").mkdir()

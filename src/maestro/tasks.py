@@ -36,7 +36,7 @@ import heapq
 import io
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import attrs
@@ -233,7 +233,9 @@ def validate_graph(
 ) -> TaskGraph:
     """Check ``tasks`` as a graph and return it; the first problem raises :class:`~maestro.PlanError`.
 
-    Checked: ids, duplicate ids, risk and priority values, unknown and
+    Checked: ids, duplicate ids, risk and priority values, ``files`` entries
+    (relative paths inside the repository: not absolute, no ``..``, not
+    starting with ``-``, which a CLI would read as an option), unknown and
     self dependencies, cycles (every task on the cycle is named), explicit
     groups that hold a task and one of its own dependencies (directly or
     transitively), and — when ``requirement_ids`` is given — requirement ids
@@ -262,6 +264,10 @@ def validate_graph(
             raise fail(f"unknown risk {t.risk!r} (one of {', '.join(RISKS)})", t, "risk")
         if t.priority not in PRIORITIES:
             raise fail(f"unknown priority {t.priority!r} (one of {', '.join(PRIORITIES)})", t, "priority")
+        for f in t.files:
+            problem = _bad_file(f)
+            if problem is not None:
+                raise fail(f"{f!r}: {problem}", t, "files")
     for t in tasks:
         for d in t.depends_on:
             if d == t.id:
@@ -288,6 +294,19 @@ def validate_graph(
                            "a group runs at once, so a task and its dependency cannot share one", graph[tid],
                            "group")  # fmt: skip
     return graph
+
+
+def _bad_file(path: str) -> str | None:
+    """Why ``path`` cannot be a ``files`` entry, or None."""
+    if not path.strip():
+        return "a file path must not be empty"
+    if path.startswith("-"):
+        return "a file path cannot start with '-' (an agent's command line would read it as an option)"
+    if PurePosixPath(path).is_absolute() or PureWindowsPath(path).is_absolute():
+        return "an absolute path: files are relative to the repository"
+    if ".." in PurePosixPath(path.replace("\\", "/")).parts:
+        return "'..' leaves the repository: files are relative to the repository"
+    return None
 
 
 def _find_cycle(graph: TaskGraph) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -13,9 +14,46 @@ from maestro.agents.base import transcript_paths
 from maestro.agents.process import ProcessOutcome, run_process
 from maestro.records import AgentResult
 
-__all__ = ["Attempt", "classify_text", "exclude_from_git", "git_config_file", "run_attempt", "tail", "tree_state"]
+__all__ = [
+    "LONG_PROMPT",
+    "Attempt",
+    "budget_refusal",
+    "classify_text",
+    "exclude_from_git",
+    "git_config_file",
+    "is_long",
+    "run_attempt",
+    "tail",
+    "tree_state",
+]
 
 _SUMMARY = 600
+
+LONG_PROMPT = 64 * 1024
+"""Prompts longer than this (in UTF-8 bytes) go to the CLI another way than as an argument: Linux refuses
+an argument over 128 KiB (E2BIG), and a long failure output or description gets there."""
+
+
+def is_long(prompt: str) -> bool:
+    """Whether ``prompt`` is too long to pass as a command-line argument (see :data:`LONG_PROMPT`)."""
+    return len(prompt) > LONG_PROMPT // 4 and len(prompt.encode("utf-8", "surrogatepass")) > LONG_PROMPT
+
+
+def budget_refusal(budget_usd: float | None) -> str | None:
+    """Why an attempt with ``budget_usd`` left must not run (nothing left, or not a number); None if it may.
+
+    An infinite budget is no limit.  Anything under $0.0001 is nothing: it is what
+    ``--max-budget-usd`` would be given, and a CLI refuses 0.
+    """
+    if budget_usd is None or budget_usd == math.inf:
+        return None
+    if math.isnan(budget_usd):
+        return "no budget left: the remaining budget is not a number"
+    if budget_usd <= 0:
+        return "no budget left ($0 of the session's budget remains)"
+    if budget_usd < 0.0001:
+        return "no budget left (less than $0.0001 of the session's budget remains)"
+    return None
 
 
 def tail(text: str, n: int = _SUMMARY) -> str:
@@ -57,10 +95,26 @@ class Attempt:
             **extra,  # type: ignore[arg-type]
         )
 
+    def budget_failure(self, budget_usd: float | None) -> AgentResult | None:
+        """A ``critical`` failure, with nothing run, when no budget is left (:func:`budget_refusal`); else None."""
+        why = budget_refusal(budget_usd)
+        if why is None:
+            return None
+        failed = self.result(
+            ProcessOutcome(None, "", "", 0.0), "failed", "critical", f"{self.agent} was not run: {why}"
+        )
+        return attrs.evolve(failed, transcript=None)
+
     def common_failure(self, outcome: ProcessOutcome, install_hint: str) -> AgentResult | None:
-        """The result for a missing executable or a timeout, which mean the same for every CLI; else None."""
+        """The result for a missing executable, a process that could not start, or a timeout; else None.
+
+        These mean the same for every CLI.  Only a missing executable gets ``install_hint``.
+        """
         if outcome.missing:  # nothing ran, so there is no transcript
             failed = self.result(outcome, "failed", "critical", f"{outcome.error}: {install_hint}")
+            return attrs.evolve(failed, transcript=None)
+        if outcome.exit_code is None and outcome.error and not outcome.timed_out:  # it could not be started
+            failed = self.result(outcome, "failed", "critical", f"{self.agent} was not run: {outcome.error}")
             return attrs.evolve(failed, transcript=None)
         if outcome.timed_out:
             last = tail(outcome.stderr or outcome.stdout, 300)
@@ -89,22 +143,40 @@ def run_attempt(
     )  # fmt: skip
 
 
-_CRITICAL = re.compile(
-    r"not logged in|/login|invalid api key|authentication|unauthori[sz]ed|\b401\b|\b403\b|forbidden|"
-    r"credit balance|billing|insufficient[_ ]quota|quota exceeded|payment required|\b402\b|usage limit|"
-    r"hit your limit",
+_STATUS = r"(?:\bstatus(?:[ _]?code)?|\bhttp(?:/[\d.]+)?|\berror[ _]?code|\bapi[ _]error(?:_status)?)[\"']?\s*[:=]?\s*"
+"""What comes before an HTTP status: ``status 401``, ``HTTP 403``, ``"status": 401``, ``api_error_status: 401``,
+``Error code: 402``, ``API Error: 401`` — so that a bare number (``Requested 401`` tokens) is not read as one."""
+_CRITICAL_WORDS = re.compile(
+    r"not logged in|/login|invalid[_ ]api[_ ]key|authentication|unauthori[sz]ed|forbidden|"
+    r"credit balance|billing|insufficient[_ ]quota|quota exceeded|exceeded your current quota|payment required|"
+    r"usage limit|hit your limit",
     re.IGNORECASE,
 )
+_RATE_LIMIT = re.compile(
+    rf"rate.?limit|too many requests|overloaded|{_STATUS}(?:429|529)\b|\b(?:429|529)\s+too many", re.IGNORECASE
+)
+_CRITICAL_STATUS = re.compile(rf"{_STATUS}40[123]\b|\b40[123]\s+(?:unauthori[sz]ed|forbidden|payment)", re.IGNORECASE)
 _TRANSIENT = re.compile(
-    r"rate.?limit|\b429\b|overloaded|\b529\b|\b50[0234]\b|timed? ?out|temporar|reconnecting|network|connection|"
-    r"stream disconnected|try again|econn|eai_again|unavailable",
+    rf"{_STATUS}5\d\d\b|\b50[0234]\s+(?:internal|bad gateway|service unavailable|gateway)|"
+    r"timed? ?out|temporar|reconnecting|network|connection|stream disconnected|try again|econn|eai_again|unavailable",
     re.IGNORECASE,
 )
 
 
 def classify_text(text: str) -> str | None:
-    """``critical`` for authentication or billing trouble, ``transient`` for rate limits and the network, else None."""
-    if _CRITICAL.search(text):
+    """``critical`` for authentication or billing trouble, ``transient`` for rate limits and the network, else None.
+
+    The order matters: the words of authentication and billing errors first (an
+    exhausted quota comes as a 429), then rate limits, then the HTTP statuses
+    401, 402 and 403 — as statuses only (``status 401``, ``401 Unauthorized``), never
+    any number (a rate-limit message says how many tokens were ``Requested``) —
+    then the network and server errors.
+    """
+    if _CRITICAL_WORDS.search(text):
+        return "critical"
+    if _RATE_LIMIT.search(text):
+        return "transient"
+    if _CRITICAL_STATUS.search(text):
         return "critical"
     if _TRANSIENT.search(text):
         return "transient"

@@ -1,10 +1,19 @@
-"""Aider: ``aider --message <prompt> --yes-always --no-auto-commits --no-gitignore … [files]``.
+"""Aider: ``aider --message <prompt> --yes-always --no-auto-commits --no-gitignore … -- [files]``.
 
 Aider has no machine-readable output and exits 0 whether or not the edit
 worked (protocols.md §5; the real 0.86.2 exits 0 on an authentication error).
 So the adapter judges by the tree: it notes every file's stat before and after
-the run; no change is a failure.  What aider printed is searched for the errors
-that say why (``AuthenticationError`` and friends from litellm).  It always
+the run; no change is a failure.  When the task declares ``files``, only those
+count (a file changed, or created with content; a declared folder counts for
+what is under it): the tasks of a parallel group share one working tree, and
+another task's changes must not pass for this one's.  Only a task that
+declares no files is judged by the whole tree — and then, in a parallel
+group, another task's change can make it look done.  What aider printed is
+searched for the lines aider itself prints for a failed API call — the
+``litellm.<Name>Error…`` lines and lines starting ``Error:`` — not for any
+``XError:`` text (the code of its edits is printed too).  The task's files
+are passed after ``--``, so none can be read as an option; a prompt over
+64 KiB goes in a file (``--message-file``).  It always
 passes ``--no-gitignore`` (otherwise aider appends ``.aider*`` to the user's
 ``.gitignore``) and ``--no-auto-commits`` (maestro checkpoints the work); it
 writes aider's history files beside the transcript, and lists ``.aider*`` in
@@ -19,13 +28,15 @@ Failure classes: files changed and no error printed → succeeded; an
 authentication, billing or permission error → ``critical``; a rate limit or
 network error → ``transient``; nothing changed → ``implementation``; a non-zero
 exit (a setup error: bad model, missing file) → ``critical``; a timeout →
-``transient``; a missing executable → ``critical``.
+``transient``; a missing executable, a process that could not start, or no
+budget left → ``critical``.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import re
 import tempfile
 from collections.abc import Mapping
@@ -38,6 +49,7 @@ from maestro.agents._common import (
     classify_text,
     exclude_from_git,
     git_config_file,
+    is_long,
     run_attempt,
     tail,
     tree_state,
@@ -51,7 +63,9 @@ __all__ = ["AiderAgent"]
 log = logging.getLogger(__name__)
 
 INSTALL = "install aider (python -m pip install aider-chat) or set agent.executable in config.yaml"
-_ERROR_LINE = re.compile(r"^.*(?:litellm\.\w+Error|\w+Error:|error:|Error:).*$", re.MULTILINE)
+_ERROR_LINE = re.compile(r"^.*\blitellm\.\w*Error\b.*$|^[ \t]*(?:Error|aider: error):.*$", re.MULTILINE)
+"""The lines aider prints for an API failure (``litellm.AuthenticationError: …``, ``Error: …``) or a refused
+command line (``aider: error: …``); code it prints in its edits (``except ConnectionError:``) is not one."""
 
 
 @attrs.frozen
@@ -64,24 +78,32 @@ class AiderAgent:
     env: Mapping[str, str] = attrs.field(factory=dict)
     name: str = "aider"
 
-    def command(self, prompt: str, files: tuple[str, ...] = (), *, history: Path | None = None) -> list[str]:
+    def command(
+        self, prompt: str, files: tuple[str, ...] = (), *, history: Path | None = None, message_file: Path | None = None
+    ) -> list[str]:
         """The exact command line: one message, no commits, no .gitignore edits, no prompts, no network checks.
 
         ``history`` is where aider's chat and input history go (``<history>.chat.md``,
-        ``<history>.input``) instead of the repository.
+        ``<history>.input``) instead of the repository.  With ``message_file`` the
+        message is read from that file (``--message-file``) and ``prompt`` is not
+        passed.  The files come after ``--``: none is read as an option.
         """
-        argv = [self.executable, "--message", prompt, "--yes-always", "--no-auto-commits", "--no-gitignore",
+        message = ["--message-file", str(message_file)] if message_file is not None else ["--message", prompt]
+        argv = [self.executable, *message, "--yes-always", "--no-auto-commits", "--no-gitignore",
                 "--no-check-update", "--no-analytics", "--no-show-release-notes", "--no-pretty",
                 "--no-fancy-input", "--no-stream"]  # fmt: skip
         if history is not None:
             argv += ["--chat-history-file", f"{history}.chat.md", "--input-history-file", f"{history}.input"]
         if self.model:
             argv += ["--model", self.model]
-        return argv + list(self.extra_args) + list(files)
+        return argv + list(self.extra_args) + (["--", *files] if files else [])
 
     def run(self, request: AgentRequest) -> AgentResult:
         """One attempt at one task, judged by whether the tree changed and what aider printed."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return refused
         exclude_from_git(request.workdir, ".aider*", "aider's caches (.aider.tags.cache.v4)")
         config = git_config_file(request.workdir)
         config_before = config.read_bytes() if config is not None and config.is_file() else None
@@ -89,7 +111,12 @@ class AiderAgent:
         with tempfile.TemporaryDirectory(prefix="maestro-aider-") as scratch:
             history = attempt.paths[0].with_suffix("") if attempt.paths is not None else Path(scratch) / "aider"
             history.parent.mkdir(parents=True, exist_ok=True)
-            argv = self.command(task_prompt(request), tuple(request.task.files), history=history)
+            prompt = task_prompt(request)
+            message_file = None
+            if is_long(prompt):  # too long for an argument
+                message_file = Path(scratch) / "message.md"
+                message_file.write_text(prompt, encoding="utf-8")
+            argv = self.command(prompt, tuple(request.task.files), history=history, message_file=message_file)
             outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
         if config is not None and config_before is not None and config.read_bytes() != config_before:
             # aider writes a placeholder identity ("Your Name") into a repository that has none: undo it
@@ -101,8 +128,7 @@ class AiderAgent:
         if early is not None:
             return early
         after = tree_state(request.workdir)
-        changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
-                         and not p.startswith(".aider"))  # fmt: skip
+        changed = _changed(before, after, request.task.files)
         printed = outcome.stdout + "\n" + outcome.stderr
         errors = _ERROR_LINE.findall(printed)
         cls = classify_text("\n".join(errors)) if errors else None
@@ -114,7 +140,8 @@ class AiderAgent:
             return attempt.result(outcome, "failed", cls, f"{prefix}: {tail(errors[-1], 400)}")
         if not changed:
             why = f" ({tail(errors[-1], 300)})" if errors else ""
-            return attempt.result(outcome, "failed", "implementation", f"aider changed no file{why}")
+            which = f"none of the task's files ({', '.join(request.task.files)})" if request.task.files else "no file"
+            return attempt.result(outcome, "failed", "implementation", tail(f"aider changed {which}{why}", 600))
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
         return attempt.result(outcome, "succeeded", None, f"aider changed {shown}")
 
@@ -125,3 +152,28 @@ class AiderAgent:
         why = ("aider cannot write a plan as structured output: give maestro a PRD and tasks "
                "(maestro run --prd FILE --tasks FILE) or plan with claude or codex")  # fmt: skip
         return PlanOutcome(attempt.result(nothing, "failed", "ambiguous", why))
+
+
+Stat = tuple[int, int, int]
+
+
+def _changed(before: Mapping[str, Stat], after: Mapping[str, Stat], declared: tuple[str, ...]) -> list[str]:
+    """The changed paths (sorted) that are this task's: under one of ``declared``, or any when none is declared.
+
+    A declared file that did not exist before and is empty now is not a change:
+    aider creates each file it is given before it asks the model.
+    """
+    changed = sorted(p for p in before.keys() | after.keys() if before.get(p) != after.get(p)
+                     and not p.startswith(".aider"))  # fmt: skip
+    if not declared:
+        return changed
+    mine = {posixpath.normpath(f) for f in declared}
+
+    def counts(path: str) -> bool:
+        posix = path.replace(os.sep, "/")
+        if "." not in mine and not any(posix == d or posix.startswith(f"{d}/") for d in mine):
+            return False
+        now = after.get(path)
+        return not (path not in before and now is not None and now[1] == 0)
+
+    return [p for p in changed if counts(p)]

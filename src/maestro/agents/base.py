@@ -177,7 +177,7 @@ _FEEDBACK_TAIL = 4000
 
 
 def task_prompt(request: AgentRequest) -> str:
-    """The prompt for one task.  Its first line is ``Task <id>: <title>``."""
+    """The prompt for one task.  Its first line is ``Task <id>: <title>``; a NUL character is written ``\\0``."""
     t = request.task
     parts = [f"Task {t.id}: {t.title}"]
     if t.description.strip():
@@ -203,7 +203,7 @@ def task_prompt(request: AgentRequest) -> str:
         tail = request.feedback[-_FEEDBACK_TAIL:]
         parts.append(f"Output of the previous failure (last {len(tail)} characters):\n{tail}")
     parts.append("Work only in this repository. Do not commit: maestro checkpoints the work.")
-    return "\n\n".join(parts) + "\n"
+    return _visible_nul("\n\n".join(parts) + "\n")
 
 
 PLAN_SCHEMA: Mapping[str, Any] = {
@@ -233,7 +233,13 @@ def plan_prompt(request: PlanRequest) -> str:
     ]
     if request.context.strip():
         parts.append(f"What maestro found in the repository:\n{request.context.strip()}")
-    return "\n\n".join(parts) + "\n"
+    return _visible_nul("\n\n".join(parts) + "\n")
+
+
+def _visible_nul(prompt: str) -> str:
+    """``prompt`` with each NUL character written ``\\0``: no command-line argument can hold one (a test that
+    printed binary data, in the previous failure's output, must not stop the next attempt from starting)."""
+    return prompt.replace("\0", "\\0")
 
 
 def validate_plan(answer: Any, source: str = "the planner's answer") -> Plan:

@@ -1,5 +1,8 @@
 """Claude Code, headless: ``claude -p <prompt> --output-format stream-json --verbose``.
 
+A prompt over 64 KiB (a long failure output) is given on stdin instead, ``-p``
+without a prompt argument: Linux refuses an argument over 128 KiB.
+
 The stream is NDJSON (protocols.md §1.4): ``system/init`` (the session id,
 early), ``assistant`` and ``user`` lines, other ``system`` subtypes and
 ``rate_limit_event`` lines, and last a ``result`` line.  The outcome is read
@@ -19,9 +22,20 @@ Failure classes:
 ``success``/``error_during_execution`` + is_error  by the API error: authentication or billing → critical;
                                                   rate limit, overloaded, 5xx, network → transient
 no ``result`` line (a crash)                      transient, with stderr's tail
-timeout (killed with its process group)           transient
+no ``result`` line, the command line refused      critical (``error: unknown option …``, ``error: option … is
+                                                  invalid``, ``requires --verbose``, root and
+                                                  ``--dangerously-skip-permissions``, an ``Error:`` line and
+                                                  no JSON on stdout): a configuration problem
+timeout (killed with its process group)           transient — unless a ``result`` line came first: then
+                                                  that result decides (§9.4), and the summary says the CLI
+                                                  was stopped after it
 executable missing                                critical
+could not be started (no working directory …)     critical
+no budget left (≤ $0.0001, or not a number)       critical, without running the CLI
 ===============================================  ==============
+
+A result with ``is_error`` false counts even when the exit code is not 0 (a
+warning is logged).
 
 Planning runs ``--output-format json --json-schema <PLAN_SCHEMA>`` and reads
 the result's ``structured_output`` (the single-object form, or the last result
@@ -32,13 +46,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 import attrs
 
 from maestro._errors import PlanError
-from maestro.agents._common import Attempt, classify_text, run_attempt, tail
+from maestro.agents._common import Attempt, budget_refusal, classify_text, is_long, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
     PLAN_TASK,
@@ -138,14 +153,24 @@ class ClaudeAgent:
 
     # -- command lines ------------------------------------------------------------------------------------------
     def command(self, prompt: str, *, subagent: Subagent | None = None, budget_usd: float | None = None) -> list[str]:
-        """The exact command line for one task."""
-        argv = [self.executable, "-p", prompt, "--output-format", "stream-json", "--verbose"]
+        """The exact command line for one task (without the prompt when it is long: it goes on stdin)."""
+        argv = [self.executable, "-p", *self._prompt_arg(prompt), "--output-format", "stream-json", "--verbose"]
         return argv + self._options(subagent, budget_usd)
 
     def plan_command(self, prompt: str, *, budget_usd: float | None = None) -> list[str]:
         """The exact command line for planning (one JSON object out, checked against PLAN_SCHEMA)."""
-        argv = [self.executable, "-p", prompt, "--output-format", "json", "--json-schema", json.dumps(PLAN_SCHEMA)]
+        argv = [self.executable, "-p", *self._prompt_arg(prompt), "--output-format", "json", "--json-schema",
+                json.dumps(PLAN_SCHEMA)]  # fmt: skip
         return argv + self._options(None, budget_usd)
+
+    @staticmethod
+    def _prompt_arg(prompt: str) -> list[str]:
+        return [] if is_long(prompt) else [prompt]
+
+    @staticmethod
+    def stdin_text(prompt: str) -> str | None:
+        """What the CLI gets on stdin: the prompt when it is too long for an argument, else nothing."""
+        return prompt if is_long(prompt) else None
 
     def _options(self, subagent: Subagent | None, budget_usd: float | None) -> list[str]:
         argv = ["--permission-mode", self.permission_mode]
@@ -155,8 +180,10 @@ class ClaudeAgent:
             argv += ["--model", self.model]
         if self.max_turns is not None:
             argv += ["--max-turns", str(self.max_turns)]
-        if budget_usd is not None:
-            argv += ["--max-budget-usd", f"{max(budget_usd, 0.0):.4f}"]
+        if budget_usd is not None and budget_usd != float("inf"):
+            if budget_refusal(budget_usd) is not None:  # run() and plan() do not get here
+                raise ValueError(f"--max-budget-usd must be more than 0, not {budget_usd!r}")
+            argv += ["--max-budget-usd", f"{budget_usd:.4f}"]
         if subagent is not None and self.subagent_via == "agents":
             argv += ["--agents", json.dumps({subagent.name: subagent.to_agents_json()}, sort_keys=True)]
         return argv + list(self.extra_args)
@@ -165,15 +192,25 @@ class ClaudeAgent:
     def run(self, request: AgentRequest) -> AgentResult:
         """One attempt at one task (see the module's table for the failure classes)."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
-        argv = self.command(task_prompt(request), subagent=request.subagent, budget_usd=request.budget_usd)
-        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return refused
+        prompt = task_prompt(request)
+        argv = self.command(prompt, subagent=request.subagent, budget_usd=request.budget_usd)
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
+                              stdin_text=self.stdin_text(prompt))  # fmt: skip
         return self._judge(attempt, outcome)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for a PRD and a task graph as structured output; validate both."""
         attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
-        argv = self.plan_command(plan_prompt(request), budget_usd=request.budget_usd)
-        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return PlanOutcome(refused)
+        prompt = plan_prompt(request)
+        argv = self.plan_command(prompt, budget_usd=request.budget_usd)
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
+                              stdin_text=self.stdin_text(prompt))  # fmt: skip
         result = self._judge(attempt, outcome)
         if result.status != "succeeded":
             return PlanOutcome(result)
@@ -190,8 +227,12 @@ class ClaudeAgent:
 
     # -- judging ----------------------------------------------------------------------------------------------
     def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
-        early = attempt.common_failure(outcome, INSTALL)
         summary = parse_stream(outcome.stdout)
+        if outcome.timed_out and summary.result is not None:  # stopped after its result (§9.4: the result decides)
+            judged = self._judge_result(attempt, outcome, summary.result, summary)
+            note = "claude was stopped at the timeout after printing its result"
+            return attrs.evolve(judged, summary=f"{judged.summary} ({note})")
+        early = attempt.common_failure(outcome, INSTALL)
         if early is not None:
             return attrs.evolve(early, agent_session=summary.session_id)
         res = summary.result
@@ -199,12 +240,18 @@ class ClaudeAgent:
             if outcome.exit_code == 0:
                 return attempt.result(outcome, "failed", "transient", "claude exited without a result line",
                                       agent_session=summary.session_id)  # fmt: skip
+            refusal = _refusal(outcome)
+            if refusal is not None:  # the command line itself is refused: a configuration problem
+                return attempt.result(outcome, "failed", "critical", f"claude refused its command line: {refusal}",
+                                      agent_session=summary.session_id)  # fmt: skip
             why = tail(outcome.stderr or outcome.stdout, 400) or f"exit code {outcome.exit_code}"
             cls = classify_text(outcome.stderr) or "transient"
-            if "unknown option" in outcome.stderr or "requires --verbose" in outcome.stderr:
-                cls = "critical"  # the command line itself is refused: a configuration problem
             return attempt.result(outcome, "failed", cls, f"claude stopped without a result: {why}",
                                   agent_session=summary.session_id)  # fmt: skip
+        return self._judge_result(attempt, outcome, res, summary)
+
+    def _judge_result(self, attempt: Attempt, outcome: ProcessOutcome, res: Mapping[str, Any],
+                      summary: StreamSummary) -> AgentResult:  # fmt: skip
         reported = _reported(res, summary)
         raw_text = res.get("result")
         text = raw_text if isinstance(raw_text, str) else ""
@@ -216,6 +263,9 @@ class ClaudeAgent:
                                       f"claude was refused {', '.join(tools)} by its permission settings: allow it "
                                       "with agent.allowed_tools or agent.permission_mode in config.yaml"
                                       + (f" ({tail(text, 200)})" if text else ""), **reported)  # fmt: skip
+            if outcome.exit_code != 0 and not outcome.timed_out:
+                log.warning("claude reported success (is_error false) but exited %s: the result counts",
+                            outcome.exit_code)  # fmt: skip
             return attempt.result(outcome, "succeeded", None, tail(text) or "done", **reported)
         subtype = res.get("subtype")
         raw_errors = res.get("errors")
@@ -245,6 +295,32 @@ def _reported(res: Mapping[str, Any], summary: StreamSummary) -> dict[str, Any]:
     if isinstance(turns, int) and not isinstance(turns, bool) and turns >= 0:
         out["turns"] = turns
     return out
+
+
+_REFUSALS = re.compile(
+    r"error: option '[^']*' argument '[^']*' is invalid|error: unknown option|error: missing required argument|"
+    r"cannot be used with root/sudo privileges|requires --verbose",
+    re.IGNORECASE,
+)
+_ERROR_LINE = re.compile(r"^\s*(?:error|Error):.*$", re.MULTILINE)
+
+
+def _refusal(outcome: ProcessOutcome) -> str | None:
+    """The line in which the CLI refused its command line (commander's errors, a refused combination), or None.
+
+    Any ``error:``/``Error:`` line counts when stdout has no JSON at all (the CLI
+    stopped before it began), unless it reads as a network or rate-limit error.
+    """
+    lines = [line.strip() for line in outcome.stderr.splitlines() if line.strip()]
+    for line in lines:
+        if _REFUSALS.search(line):
+            return tail(line, 300)
+    has_json = any(line.lstrip().startswith(("{", "[")) for line in outcome.stdout.splitlines())
+    if not has_json:
+        for m in _ERROR_LINE.finditer(outcome.stderr):
+            if classify_text(m.group(0)) != "transient":
+                return tail(m.group(0), 300)
+    return None
 
 
 _API_CRITICAL = {"authentication_failed", "billing_error", "permission_error"}

@@ -7,14 +7,19 @@ messages, commands, file changes …), ``turn.completed`` (token usage),
 
 Codex reads stdin when it is not a terminal, and offline it retries and then
 waits for the network forever: the adapter gives it an empty stdin and kills
-its process group at the timeout (``transient``).
+its process group at the timeout (``transient``).  A prompt over 64 KiB is
+given on stdin instead, with ``-`` for the prompt argument (Linux refuses an
+argument over 128 KiB).
 
 Failure classes: exit 0 with a completed turn → succeeded, unless a command was
 ``declined`` by the sandbox or approval policy (``critical``: the configuration
 refuses what the task needs); ``turn.failed``/``error`` → by the message:
 authentication → ``critical``, rate limits and the network → ``transient``,
-otherwise ``implementation``; no turn at all with a non-zero exit → ``transient``
-(``critical`` for an argument error, exit 2); a timeout → ``transient``.
+otherwise ``implementation``; a non-zero exit after ``error`` events (an
+``error`` after ``turn.completed``) → by the last error's message, as above;
+no turn at all with a non-zero exit → ``transient`` (``critical`` for an
+argument error, exit 2); a timeout → ``transient``; no budget left →
+``critical``, without running the CLI (codex has no budget option).
 
 Planning passes ``--output-schema <file>`` (PLAN_SCHEMA) and reads the last
 agent message (also written with ``--output-last-message``) as the JSON answer.
@@ -31,7 +36,7 @@ from typing import Any
 import attrs
 
 from maestro._errors import PlanError
-from maestro.agents._common import Attempt, classify_text, run_attempt, tail
+from maestro.agents._common import Attempt, classify_text, is_long, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
     PLAN_TASK,
@@ -140,7 +145,8 @@ class CodexAgent:
     name: str = "codex"
 
     def command(self, prompt: str, *, schema_file: Path | None = None, last_message: Path | None = None) -> list[str]:
-        """The exact command line (the prompt is the last argument; stdin stays empty)."""
+        """The exact command line (the prompt is the last argument and stdin stays empty; a long prompt is
+        ``-``, and goes on stdin)."""
         argv = [self.executable, "exec", "--json", "--sandbox", self.sandbox, "--color", "never"]
         if self.skip_git_repo_check:
             argv.append("--skip-git-repo-check")
@@ -150,27 +156,41 @@ class CodexAgent:
             argv += ["--output-schema", str(schema_file)]
         if last_message is not None:
             argv += ["--output-last-message", str(last_message)]
-        return [*argv, *self.extra_args, prompt]  # maestro's prompts start with a word, never with "-"
+        # maestro's prompts start with a word, never with "-"
+        return [*argv, *self.extra_args, "-" if is_long(prompt) else prompt]
+
+    @staticmethod
+    def stdin_text(prompt: str) -> str | None:
+        """What codex gets on stdin: the prompt when it is too long for an argument, else nothing (empty)."""
+        return prompt if is_long(prompt) else None
 
     def run(self, request: AgentRequest) -> AgentResult:
         """One attempt at one task."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return refused
         prompt = task_prompt(request)
         if request.subagent is not None and request.subagent.prompt:
             prompt += f"\nAct as {request.subagent.name}:\n{request.subagent.prompt.strip()}\n"
         outcome = run_attempt(attempt, self.command(prompt), cwd=request.workdir, timeout_s=request.timeout_s,
-                              env=self.env)  # fmt: skip
+                              env=self.env, stdin_text=self.stdin_text(prompt))  # fmt: skip
         return self._judge(attempt, outcome)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for the plan as JSON matching PLAN_SCHEMA (``--output-schema``); validate it."""
         attempt = Attempt(self.name, PLAN_TASK, 1, request.session_dir)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return PlanOutcome(refused)
         with tempfile.TemporaryDirectory(prefix="maestro-codex-") as tmp:
             schema = Path(tmp) / "plan-schema.json"
             schema.write_text(json.dumps(PLAN_SCHEMA), encoding="utf-8")
             last = Path(tmp) / "last-message.json"
-            argv = self.command(plan_prompt(request), schema_file=schema, last_message=last)
-            outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+            prompt = plan_prompt(request)
+            argv = self.command(prompt, schema_file=schema, last_message=last)
+            outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
+                                  stdin_text=self.stdin_text(prompt))  # fmt: skip
             answer = last.read_text(encoding="utf-8") if last.is_file() else parse_events(outcome.stdout).message
         result = self._judge(attempt, outcome)
         if result.status != "succeeded":
@@ -195,6 +215,11 @@ class CodexAgent:
             why = ev.failed or ev.errors[-1]
             cls = classify_text(why) or ("transient" if ev.errors and not ev.failed else "implementation")
             return attempt.result(outcome, "failed", cls, f"codex: {tail(why, 400)}", **reported)
+        if outcome.exit_code != 0 and ev.errors:  # e.g. an error after turn.completed: the error says why
+            why = ev.errors[-1]
+            cls = classify_text(why) or "transient"
+            return attempt.result(outcome, "failed", cls, f"codex exited {outcome.exit_code}: {tail(why, 400)}",
+                                  **reported)  # fmt: skip
         if outcome.exit_code != 0 or not ev.completed:
             why = tail(outcome.stderr, 400) or f"exit code {outcome.exit_code}"
             cls = "critical" if outcome.exit_code == 2 else (classify_text(outcome.stderr) or "transient")

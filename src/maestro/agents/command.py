@@ -14,7 +14,10 @@ at the timeout.  Exit 0 is success, any other exit a failure of class
 ``implementation`` (``critical`` for 126 and 127: the shell could not run it);
 a timeout is ``transient``.  The environment also carries ``MAESTRO_TASK_ID``,
 ``MAESTRO_ATTEMPT`` and ``MAESTRO_PROMPT_FILE``.  A template with an unknown
-placeholder is refused when the agent is made (:class:`~maestro.agents.AgentError`).
+placeholder, a conversion (``{task_id!r}``) or a format spec (``{attempt:d}``)
+is refused when the agent is made (:class:`~maestro.agents.AgentError`): the
+values are shell-quoted strings, nothing else.  With no budget left the command
+is not run (``critical``).
 """
 
 from __future__ import annotations
@@ -41,13 +44,17 @@ def _check_template(_inst: object, _attr: object, template: str) -> None:
     if not isinstance(template, str) or not template.strip():
         raise AgentError("agent.command: a shell command template is needed, e.g. 'my-agent {prompt_file}'")
     try:
-        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+        fields = [(f, spec, conv) for _, f, spec, conv in string.Formatter().parse(template) if f is not None]
     except ValueError as exc:
         raise AgentError(f"agent.command: {exc} in {template!r} (write {{{{ and }}}} for literal braces)") from None
-    for f in fields:
+    for f, spec, conv in fields:
         if f not in PLACEHOLDERS:
             raise AgentError(f"agent.command: unknown placeholder {{{f}}} in {template!r}; the placeholders are "
                              + ", ".join(f"{{{p}}}" for p in PLACEHOLDERS))  # fmt: skip
+        if conv is not None or spec:
+            written = f"{{{f}{'!' + conv if conv is not None else ''}{':' + spec if spec else ''}}}"
+            raise AgentError(f"agent.command: {written} in {template!r}: a placeholder takes no conversion or "
+                             f"format spec (write {{{f}}}; the value is filled in shell-quoted)")  # fmt: skip
 
 
 @attrs.frozen
@@ -67,11 +74,16 @@ class CommandAgent:
             "attempt": str(request.attempt),
             "title": request.task.title,
         }
-        return ["sh", "-c", self.template.format(**{k: shlex.quote(v) for k, v in values.items()})]
+        # no argument can hold a NUL character: a title with one gets it written \0
+        quoted = {k: shlex.quote(v.replace("\0", "\\0")) for k, v in values.items()}
+        return ["sh", "-c", self.template.format(**quoted)]
 
     def run(self, request: AgentRequest) -> AgentResult:
         """Write the prompt to a file, run the command, judge by its exit code."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)
+        refused = attempt.budget_failure(request.budget_usd)
+        if refused is not None:
+            return refused
         with tempfile.TemporaryDirectory(prefix="maestro-prompt-") as tmp:
             if attempt.paths is not None:
                 prompt_file = attempt.paths[0].with_suffix(".prompt.md")

@@ -9,8 +9,10 @@
     agent: {kind: scripted, script: path/to/script.yaml}   # relative to the config file
 
 Every kind takes ``executable`` (not ``command`` or ``scripted``), ``extra_args``
-and ``env`` where it runs a CLI.  An unknown kind or key, or a value of the
-wrong type, is an :class:`~maestro.agents.AgentError` naming ``agent.<key>``.
+and ``env`` where it runs a CLI.  An unknown kind or key, a value of the wrong
+type, an empty ``executable`` or ``model``, an empty entry of ``allowed_tools``
+or a ``max_turns`` under 1 is an :class:`~maestro.agents.AgentError` naming
+``agent.<key>``.
 """
 
 from __future__ import annotations
@@ -64,6 +66,9 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
             raise AgentError(f"{where}: agent.{key}: expected a list of strings, not {value!r}")
         if isinstance(value, dict) and not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
             raise AgentError(f"{where}: agent.{key}: expected strings mapped to strings")
+        problem = _bad_value(key, value)
+        if problem is not None:
+            raise AgentError(f"{where}: agent.{key}: {problem}")
         values[key] = tuple(value) if isinstance(value, list) else value
     try:
         return _MAKERS[kind](values, base_dir)
@@ -73,6 +78,17 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
         raise
     except (TypeError, ValueError) as exc:  # an attrs validator: a permission mode, a sandbox …
         raise AgentError(f"{where}: agent: {error_text(exc)}") from exc
+
+
+def _bad_value(key: str, value: Any) -> str | None:
+    """What is wrong with a value of the right type (an empty executable, max_turns 0 …), or None."""
+    if key in ("executable", "model") and not value.strip():
+        return f"must not be empty (leave {key} out for the default)"
+    if key == "max_turns" and value < 1:
+        return f"expected a whole number of at least 1, not {value!r}"
+    if key == "allowed_tools" and not all(v.strip() for v in value):
+        return f"a tool name must not be empty, not {value!r}"
+    return None
 
 
 def _claude(values: dict[str, Any], _base: Path) -> Agent:

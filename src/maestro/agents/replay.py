@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import logging
@@ -270,15 +271,20 @@ def apply_changes(workdir: Path, changes: Sequence[Change]) -> None:
     """Apply ``changes`` to ``workdir`` in order.
 
     Every path is checked first (:func:`resolve_inside`; a symlink's target
-    must stay inside too), so a refused change file writes nothing; each path
-    is checked again just before its change, since an earlier change may have
-    made a symlink.  A ``write`` or ``symlink`` replaces whatever is at the
-    path (a file, a symlink, an emptied folder); deleting a path that is
-    already gone is not an error.
+    must stay inside too, resolved on the real filesystem: through the
+    symlinks already on its way), so a change file refused then writes
+    nothing.  Each path is checked again just before its change, since an
+    earlier change may have made a symlink, and every symlink made is checked
+    once more at the end (a later symlink can change where an earlier one
+    leads); a change refused only then leaves the changes before it applied,
+    and a symlink found leading outside at the end is removed.  A ``write``
+    or ``symlink`` replaces whatever is at the path (a file, a symlink, an
+    emptied folder); deleting a path that is already gone is not an error.
     """
     root = Path(workdir).resolve()
     for c in changes:
         _check_change(root, c)
+    made: list[tuple[Change, Path]] = []
     for c in changes:
         real = _check_change(root, c)
         try:
@@ -292,12 +298,22 @@ def apply_changes(workdir: Path, changes: Sequence[Change]) -> None:
             if c.op == "symlink":
                 assert c.target is not None
                 os.symlink(c.target, real)
+                made.append((c, real))
             else:
                 assert c.content is not None and c.mode is not None
                 real.write_bytes(c.content)
                 real.chmod(c.mode)
         except OSError as exc:
             raise ChangeError(f"{c.path}: cannot {c.op}: {exc.strerror or exc}") from exc
+    escaped = [(c, real) for c, real in made if not _inside(root, os.path.realpath(real))]
+    for _, real in escaped:
+        with contextlib.suppress(OSError):
+            real.unlink()
+    if escaped:
+        c, real = escaped[0]
+        leads = os.path.realpath(real.parent / str(c.target))
+        raise ChangeError(f"{c.path}: the symlink to {c.target} leads to {leads} once the later changes are made, "
+                          "outside the repository (removed)")  # fmt: skip
 
 
 def _check_change(root: Path, c: Change) -> Path:
@@ -309,7 +325,16 @@ def _check_change(root: Path, c: Change) -> Path:
         inside = posixpath.normpath(posixpath.join(posixpath.dirname(c.path), c.target))
         if inside == ".." or inside.startswith("../"):
             raise ChangeError(f"{c.path}: a symlink to {c.target} leaves the repository")
+        # where it leads on the real filesystem: through the symlinks already on the way (normpath ignores them)
+        leads = os.path.realpath(os.path.join(os.path.realpath(real.parent), c.target))
+        if not _inside(root, leads):
+            raise ChangeError(f"{c.path}: a symlink to {c.target} leads to {leads}, outside the repository")
     return real
+
+
+def _inside(root: Path, path: str) -> bool:
+    """Whether ``path`` (resolved) is ``root`` or under it."""
+    return path == str(root) or path.startswith(str(root).rstrip(os.sep) + os.sep)
 
 
 def _clear(real: Path) -> None:
