@@ -318,7 +318,18 @@ def _session_id(store: Store, given: str) -> str:
     ids = store.session_ids()
     if not ids:
         raise MaestroError(f"{store.repo}: no sessions yet")
-    return ids[-1]
+    return max(ids, key=lambda sid: (_started_at(store, sid), sid))
+
+
+def _started_at(store: Store, sid: str) -> str:
+    """The timestamp of a session's first event ("" if unreadable): ids alone do not order sessions of one second."""
+    try:
+        with store.events_path(sid).open(encoding="utf-8") as f:
+            first = json.loads(f.readline())
+    except (OSError, ValueError):
+        return ""
+    ts = first.get("ts") if isinstance(first, dict) else None
+    return ts if isinstance(ts, str) else ""
 
 
 class _MaestroLines(logging.Handler):

@@ -29,6 +29,7 @@ import concurrent.futures as cf
 import hashlib
 import json
 import logging
+import os
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -37,7 +38,7 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import MaestroError
+from maestro._errors import MaestroError, TransitionNotAllowed
 from maestro.agents.base import Agent, AgentRequest, PlanRequest, Subagent
 from maestro.config import Config
 from maestro.decisions import DecisionEngine
@@ -98,6 +99,7 @@ class _TaskRun:
     last_signature: str | None = None
     done: bool = False
     needs_rollback: bool = False
+    chosen: bool = False
 
 
 class Runner:
@@ -155,7 +157,8 @@ class Runner:
         rec = self.config.recovery
         limits = Limits(
             max_iterations=self.config.limits.max_iterations,
-            max_task_attempts=1 + rec.max_retries + rec.max_alternatives + 1,
+            # every iteration may use every rung again
+            max_task_attempts=(1 + rec.max_retries + rec.max_alternatives) * (self.config.limits.max_iterations + 1),
         )
         kwargs: dict[str, Any] = {"clock": self.clock, "guards": self.engine.guards(), "limits": limits}
         if self.ids is not None:
@@ -191,8 +194,11 @@ class _Run:
         self.last_checkpoint = 0
 
     # -- logging ---------------------------------------------------------------------------------------------
-    def say(self, text: str) -> None:
+    def say(self, text: str, *, note: bool = False) -> None:
+        """A ``[Maestro]`` line for the console; with ``note``, also in the log (events say the rest)."""
         log.info("[Maestro] %s", text)
+        if note:
+            self.s.note(text)
 
     def fire(self, trigger: str, reason: str | None = None) -> str:
         before = self.s.current
@@ -274,6 +280,7 @@ class _Run:
         cap = self.r.config.parallel.max_workers
         self.decide(self.r.engine.decide("task_ordering", graph=self.graph, max_parallel=cap))
         ordering = order_tasks(self.graph, max_parallel=cap)
+        self.groups = ordering.groups
         for t in self.graph:
             self.runs[t.id] = _TaskRun(t)
         self.say(f"{len(self.graph)} tasks in {len(ordering.groups)} groups: {ordering.describe()}")
@@ -282,7 +289,7 @@ class _Run:
     # -- implementing -----------------------------------------------------------------------------------------
     def implement(self, groups: Iterable[tuple[str, ...]]) -> None:
         for i, group in enumerate(groups, 1):
-            self.say(f"Group {i}: {', '.join(group)}")
+            self.say(f"Group {i}: {', '.join(group)}", note=True)
             self.run_group(list(group))
             rec = self.cp.checkpoint(f"group {i}: {', '.join(group)}")  # recorded in the session by the checkpointer
             if rec is not None:
@@ -297,7 +304,8 @@ class _Run:
             for tid in pending:
                 if self.s.task_state(tid) in ("pending", "blocked"):
                     self.s.fire_task(tid, "ready")
-                if self.runs[tid].subagent is None and self.runs[tid].alternatives == 0 and self.runs[tid].retries == 0:
+                if not self.runs[tid].chosen:
+                    self.runs[tid].chosen = True
                     self.choose_subagent(tid)
             self.run_attempts(pending)
             needs = [t for t in group if self.runs[t].needs_rollback]
@@ -371,7 +379,7 @@ class _Run:
                 running[pool.submit(self.attempt, req)] = tid
 
             for tid in tids:
-                if self.s.task_state(tid) == "ready":
+                if self.s.task_state(tid) in ("ready", "retrying"):
                     submit(tid)
             while running:
                 done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
@@ -450,7 +458,9 @@ class _Run:
                 f"transient failure: retry {tr.retries} of {rec.max_retries} after {delay:g} s backoff",
                 failure_class,
             )
-            self.s.fire_task(tid, "retry")
+            refused = self.retry_task(tid)
+            if refused is not None:
+                return refused
             self.r.sleep(delay)
             return True
         if tr.alternatives < rec.max_alternatives:
@@ -496,20 +506,56 @@ class _Run:
         from maestro.gates import acceptance
 
         assert self.graph is not None
+        outside = self.deleted_outside(group)
+        if outside:
+            self.say(f"Regression: group {', '.join(group)} deleted files outside its tasks: {', '.join(outside[:5])}",
+                     note=True)  # fmt: skip
+            return (f"Your change deleted files outside the task's files ({', '.join(outside[:10])}): "
+                    "keep to the task's files")  # fmt: skip
         earlier = [t for t in self.graph if t.id not in group and self.s.task_state(t.id) == "succeeded"]
         for t in earlier:
             acc = acceptance(t, self.workdir, timeout_s=self.r.agent_timeout_s)
             if not acc.passed:
                 output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
-                self.say(f"Regression: task {t.id}'s acceptance now fails after group {', '.join(group)}")
+                self.say(f"Regression: task {t.id}'s acceptance now fails after group {', '.join(group)}", note=True)
                 return f"Your change broke task {t.id} ({t.title}): its acceptance command failed:\n{output}"
+        return None
+
+    def deleted_outside(self, group: list[str]) -> list[str]:
+        """Files of the last checkpoint the group deleted outside its tasks' declared ``files`` (and folders).
+
+        Only when every task of the group declares its files: without them the
+        scope of a task is unknown and nothing is flagged.
+        """
+        tasks = [self.runs[t].task for t in group]
+        if not tasks or any(not t.files for t in tasks):
+            return []
+        declared = [f.rstrip("/") for t in tasks for f in t.files]
+        try:
+            from dulwich import porcelain
+
+            status = porcelain.status(str(self.workdir), untracked_files="no")
+        except (OSError, ValueError, KeyError) as exc:  # a repository dulwich cannot read here: skip, say so
+            log.warning("cannot check for deleted files in %s: %s", self.workdir, exc)
+            return []
+        changed = [p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p) for p in status.unstaged]
+        deleted = sorted(p for p in changed if not (self.workdir / p).exists() and not os.path.islink(self.workdir / p))
+        return [p for p in deleted if not any(p == d or p.startswith(d + "/") for d in declared)]
+
+    def retry_task(self, tid: str) -> _Pause | None:
+        """Move the task to ``retrying``; a pause if its chart refuses (no attempts left)."""
+        try:
+            self.s.fire_task(tid, "retry")
+        except TransitionNotAllowed as exc:
+            return _Pause(f"Task {tid} has used all its attempts ({exc.reason})", ("retry", "skip", "abort"),
+                          {"task": tid})  # fmt: skip
         return None
 
     def rollback_and_retry(self, group: list[str], needs: list[str]) -> None:
         self.fire("error", reason=f"tasks {', '.join(needs)} need a rollback")
         self.fire("rollback")
         self.cp.rollback(self.last_checkpoint)
-        self.say(f"Rolled back to checkpoint {self.last_checkpoint}")
+        self.say(f"Rolled back to checkpoint {self.last_checkpoint}", note=True)
         self.fire("rolled_back")
         for tid in group:
             tr = self.runs[tid]
@@ -518,7 +564,9 @@ class _Run:
                 tr.done = False
                 self.s.fire_task(tid, "reopen")
             elif state == "failed":
-                self.s.fire_task(tid, "retry")
+                refused = self.retry_task(tid)
+                if refused is not None:
+                    raise refused
             tr.needs_rollback = False
 
     # -- validating, reviewing, handing off --------------------------------------------------------------------
@@ -603,7 +651,11 @@ class _Run:
             st = self.s.task_state(tid)
             if st in ("succeeded", "failed"):
                 self.s.fire_task(tid, "reopen")
-        return (tuple(redo),)
+        for tr in self.runs.values():  # a new iteration: every rung may be used again
+            tr.retries = tr.alternatives = 0
+            tr.last_signature = None
+        wanted = set(redo)
+        return tuple(g for g in (tuple(t for t in group if t in wanted) for group in self.groups) if g)
 
     def finish(self) -> RunOutcome:
         self.fire("handoff")

@@ -1,0 +1,192 @@
+"""``maestro demo`` (issue 7, item 7), run once as a subprocess: a whole session on the sample repository."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from dulwich.object_store import tree_lookup_path
+from dulwich.repo import Repo
+
+import maestro
+from maestro import demo
+
+REPORT_SECTIONS = [
+    "Summary",
+    "Decisions Made",
+    "Changes Made",
+    "Testing",
+    "Quality Gates",
+    "Requirements",
+    "Recovery",
+    "Checkpoints",
+    "Next Steps",
+]
+
+
+class Demo:
+    """The demo's run: its output, its folder, and the session it left in the sample repository."""
+
+    def __init__(self, proc: subprocess.CompletedProcess[str], folder: Path) -> None:
+        self.proc = proc
+        self.folder = folder
+        self.repo = folder / "calc"
+        self.store = maestro.Store(self.repo)
+        (self.sid,) = self.store.session_ids()
+        self.dir = self.store.session_dir(self.sid)
+        self.events = self.store.read_events(self.sid)
+        self.state = maestro.rebuild(self.events)
+        self.lines = proc.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Demo:
+    folder = tmp_path_factory.mktemp("demo") / "here"  # a new folder
+    proc = subprocess.run(
+        [sys.executable, "-m", "maestro", "demo", "--dir", str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return Demo(proc, folder)
+
+
+def section(report: str, name: str) -> list[str]:
+    lines = report.splitlines()
+    start = lines.index(f"## {name}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return [line for line in lines[start:end] if line.strip()]
+
+
+def test_the_demo_completes_and_prints_where_the_report_is(run: Demo) -> None:
+    report = run.dir / "final-report.md"
+    assert run.proc.returncode == 0
+    assert run.proc.stderr == ""
+    assert run.lines[0] == f"[Maestro] Session {run.sid} started on branch maestro/{run.sid}"
+    assert run.lines[-3:] == [
+        f"session {run.sid}: completed",
+        f"sample repository and plan: {run.folder}",
+        f"report: {report}",
+    ]
+    assert all(line.startswith("[Maestro] ") for line in run.lines[:-3])
+    assert report.is_file()
+    assert run.state.state == "completed"
+    assert (run.folder / "README.txt").read_text() == (
+        f"maestro demo: session {run.sid} (completed)\nrepository: {run.repo}\nreport: {report}\n"
+    )
+    assert sorted(p.name for p in (run.folder / "plan").iterdir()) == [
+        "config.yaml",
+        "prd.md",
+        "script.yaml",
+        "tasks.yaml",
+    ]
+
+
+def test_the_report_has_every_section(run: Demo) -> None:
+    report = (run.dir / "final-report.md").read_text(encoding="utf-8")
+    headings = [line[3:] for line in report.splitlines() if line.startswith("## ")]
+    assert [h for h in headings if h in REPORT_SECTIONS] == REPORT_SECTIONS
+    summary = section(report, "Summary")
+    assert f"- Feature: {demo.REQUEST}" in summary
+    assert "- Outcome: completed" in summary
+    assert "- Tasks completed: 4/4" in summary
+    assert "- Tests passed: 5 passed, 0 failed" in summary
+    assert "- Checkpoints: 3" in summary
+    assert "- Agent calls: 7; cost: $0.0700" in summary
+    assert any(line.startswith("- Duration: ") for line in summary)
+    assert section(report, "Requirements")[2:] == [
+        "| FR-1 | P0 | met | core | task core succeeded and its acceptance passes |",
+        "| FR-2 | P1 | met | ops | task ops succeeded and its acceptance passes |",
+        "| FR-3 | P1 | met | cli | task cli succeeded and its acceptance passes |",
+        "| FR-4 | P3 | met | docs | task docs succeeded and its acceptance passes |",
+    ]
+    assert "- tests: passed — 5 passed, 0 failed" in section(report, "Quality Gates")
+    assert "- traceability: passed — 4 of 4 requirements met" in section(report, "Quality Gates")
+    changes = section(report, "Changes Made")
+    assert "- calc/core.py: added (+6 -0)" in changes
+    assert "- README.md: modified (+4 -0)" in changes
+    recovery = section(report, "Recovery")
+    assert "- ops attempt 1: failed (transient) — API Error: 429 rate_limit_error (try again shortly)" in recovery
+    assert any("[ops] retry: transient failure: retry 1 of 2 after 0.2 s backoff" in line for line in recovery)
+    assert any("[cli] rollback_and_alternative: regression: Your change broke task core" in line for line in recovery)
+    checkpoints = section(report, "Checkpoints")
+    assert [line.split(" — ")[1] for line in checkpoints] == ["start", "group 1: core, ops", "group 2: cli, docs"]
+
+
+def test_the_sample_repository_tests_pass(run: Demo) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
+        cwd=run.repo,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "5 passed" in out.stdout
+    cli = subprocess.run([sys.executable, "-m", "calc", "add", "1", "2"], cwd=run.repo, capture_output=True, text=True)
+    assert cli.stdout == "3.0\n"
+    # the regression was rolled back: core is as its own task wrote it, not as cli's first attempt left it
+    assert (run.repo / "calc" / "core.py").read_text() == demo.CORE
+    assert "python -m calc add 1 2" in (run.repo / "README.md").read_text()
+
+
+def test_two_parallel_groups_with_a_checkpoint_after_each(run: Demo) -> None:
+    (ordering,) = [d for d in run.state.decisions if d.kind == "task_ordering"]
+    assert "G1: core, ops | G2: cli, docs" in ordering.rationale
+    assert [(c.n, c.label) for c in run.state.checkpoints] == [
+        (0, "start"),
+        (1, "group 1: core, ops"),
+        (2, "group 2: cli, docs"),
+    ]
+    assert "[Maestro] Group 1: core, ops" in run.lines
+    assert "[Maestro] Group 2: cli, docs" in run.lines
+    assert {k: (t.state, t.attempts) for k, t in run.state.tasks.items()} == {
+        "core": ("succeeded", 1),
+        "ops": ("succeeded", 2),
+        "cli": ("succeeded", 2),
+        "docs": ("succeeded", 2),
+    }
+
+
+def test_the_log_shows_the_retry_and_the_regression_rollback(run: Demo) -> None:
+    recoveries = [(d.task, d.choice) for d in run.state.decisions if d.kind == "recovery"]
+    assert recoveries == [("ops", "retry"), ("cli", "rollback_and_alternative"), ("docs", "rollback_and_alternative")]
+    results = [(r.task, r.attempt, r.status, r.failure_class) for r in run.state.agent_results]
+    assert ("ops", 1, "failed", "transient") in results
+    assert ("ops", 2, "succeeded", None) in results
+    assert ("cli", 1, "succeeded", None) in results  # on its own terms; then core's tests failed
+    assert ("cli", 2, "succeeded", None) in results
+    triggers = [e.data["trigger"] for e in run.events if e.kind == "transition"]
+    assert triggers == ["start", "plan_ready", "tasks_ready", "error", "rollback", "rolled_back",
+                        "implementation_done", "validation_done", "handoff", "complete"]  # fmt: skip
+    # on the console
+    assert "[Maestro] Task ops: failed (transient): API Error: 429 rate_limit_error (try again shortly)" in run.lines
+    assert "[Maestro] Decision (recovery): retry — transient failure: retry 1 of 2 after 0.2 s backoff" in run.lines
+    assert "[Maestro] Regression: task core's acceptance now fails after group cli, docs" in run.lines
+    assert "[Maestro] Rolled back to checkpoint 1" in run.lines
+    # and in the session's execution log
+    log = (run.dir / "execution-log.md").read_text(encoding="utf-8")
+    assert "Decision (recovery, by policy): retry — transient failure: retry 1 of 2 after 0.2 s backoff" in log
+    assert "[Maestro] recovering → rolling_back (rollback)" in log
+    assert "Decision (recovery, by policy): rollback_and_alternative — regression: Your change broke task core" in log
+    # the broken tree was saved before the rollback
+    with Repo(str(run.repo)) as r:
+        saved = r[r.refs[f"refs/maestro/{run.sid}/pre-rollback-1".encode()]]
+        _mode, sha = tree_lookup_path(r.__getitem__, saved.tree, b"calc/core.py")
+        assert r[sha].as_raw_string() == demo.CORE_BROKEN.encode()
+    meta = json.loads((run.dir / "metadata.json").read_text(encoding="utf-8"))
+    assert meta["state"] == "completed"
+
+
+def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "keep.txt").write_text("mine\n")
+    out = subprocess.run(
+        [sys.executable, "-m", "maestro", "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=60
+    )
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == f"maestro: error: {tmp_path}: not empty: the demo needs an empty or new folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]

@@ -1,0 +1,1298 @@
+"""End-to-end sessions (issue 7): the runner on temporary git repositories, with the scripted agent.
+
+Every test builds a real repository (dulwich, no git binary), a PRD, a task graph and a
+script, runs :class:`maestro.runner.Runner` and checks what the session left behind: its
+outcome, the event log (rebuilt with :func:`maestro.rebuild`), the decisions, the tasks and
+their attempts, the checkpoints (tags and commits), the decision request of a pause, the
+final report and the working tree.  Backoffs are recorded, not slept.
+
+The bugs these tests found in the runner (the alternative attempt never ran, a late retry crashed, files
+deleted far outside a task went unnoticed, a refinement iteration ignored dependencies, ``last`` could
+name the wrong session) are fixed; each test here pins one.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dulwich import porcelain
+from dulwich.object_store import tree_lookup_path
+from dulwich.repo import Repo
+
+import maestro
+from maestro import MaestroError
+from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
+from maestro.agents.claude import LOGIN_FIX, ClaudeAgent
+from maestro.agents.scripted import ScriptedAgent
+from maestro.config import Config, parse_config
+from maestro.records import AgentResult, Decision, Event
+from maestro.runner import Runner, RunOutcome, dirty_paths
+from tests.fakes import FAKES_DIR, fake_env, invocations
+
+PY = sys.executable
+SID = "session-1"  # SequentialIds: the first session of a store
+REPORT_SECTIONS = [
+    "Summary",
+    "Decisions Made",
+    "Changes Made",
+    "Testing",
+    "Quality Gates",
+    "Requirements",
+    "Recovery",
+    "Checkpoints",
+    "Next Steps",
+]
+NO_GATE = "no command configured and none detected"
+
+
+# -- building repositories, plans and configurations -------------------------------------------------------------
+
+
+def make_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
+    """A committed git repository ``root/repo`` holding ``files`` (and a .gitignore for caches)."""
+    repo = root / "repo"
+    repo.mkdir(parents=True)
+    every = {".gitignore": "__pycache__/\n.pytest_cache/\n", "README.md": "# sample\n", **(files or {})}
+    for rel, text in every.items():
+        path = repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    with porcelain.init(str(repo)):
+        pass
+    porcelain.add(str(repo), paths=[str(repo / rel) for rel in every])
+    porcelain.commit(str(repo), message=b"base", author=b"t <t@example.com>", committer=b"t <t@example.com>")
+    return repo
+
+
+def prd_text(requirements: Sequence[tuple[str, str, str]]) -> str:
+    """A PRD with these (id, text, priority) requirements."""
+    items = "".join(f'    - id: {i}\n      text: "{t}"\n      priority: {p}\n' for i, t, p in requirements)
+    rows = "".join(f"| {i} | {t} | {p} | - |\n" for i, t, p in requirements)
+    return (
+        "---\nprd:\n  version: v1\n  feature_name: sample\n  status: approved\npriorities:\n  requirements:\n"
+        f"{items}---\n\n# Product Requirements Document: Sample\n\n## Functional Requirements\n\n"
+        f"| ID | Requirement | Priority | Notes |\n|----|-------------|----------|-------|\n{rows}"
+    )
+
+
+def task(tid: str, *, reqs: Sequence[str] = ("FR-1",), deps: Sequence[str] = (), acceptance: Sequence[str] = (),
+         files: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
+    """One task of tasks.yaml (title: the id in capitals)."""
+    t: dict[str, Any] = {"id": tid, "title": tid.upper(), "requirements": list(reqs), "acceptance": list(acceptance)}
+    if deps:
+        t["depends_on"] = list(deps)
+    if files:
+        t["files"] = list(files)
+    return t
+
+
+def write(path: str, content: str) -> dict[str, Any]:
+    return {"write": {"path": path, "content": content}}
+
+
+def config_text(
+    *,
+    workers: int = 2,
+    retries: int = 2,
+    alternatives: int = 1,
+    backoff: tuple[float, float, float] = (1.5, 3.0, 10.0),
+    iterations: int = 1,
+    tests: str | None = "true",
+    tests_required: bool = True,
+    lint: str | None = None,
+    lint_required: bool = False,
+    typecheck: str | None = None,
+) -> str:
+    """config.yaml's text (JSON strings are YAML strings; None is null: the command is detected)."""
+
+    def b(x: bool) -> str:
+        return "true" if x else "false"
+
+    return (
+        f"parallel: {{max_workers: {workers}}}\n"
+        "recovery:\n"
+        f"  max_retries: {retries}\n"
+        f"  backoff: {{initial_s: {backoff[0]}, factor: {backoff[1]}, max_s: {backoff[2]}}}\n"
+        f"  max_alternatives: {alternatives}\n"
+        f"limits: {{max_iterations: {iterations}, max_minutes: 10, budget_usd: null}}\n"
+        "gates:\n"
+        f"  tests: {{command: {json.dumps(tests)}, required: {b(tests_required)}}}\n"
+        f"  lint: {{command: {json.dumps(lint)}, required: {b(lint_required)}}}\n"
+        f"  typecheck: {{command: {json.dumps(typecheck)}, required: false}}\n"
+        "  security: {command: null, required: false}\n"
+    )
+
+
+class Recorder:
+    """An agent that hands each request to ``inner`` and keeps it (the runner calls from worker threads)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.requests: list[AgentRequest] = []
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return str(self.inner.name)
+
+    def run(self, request: AgentRequest) -> AgentResult:
+        with self._lock:
+            self.requests.append(request)
+        result: AgentResult = self.inner.run(request)
+        return result
+
+    def plan(self, request: PlanRequest) -> PlanOutcome:
+        outcome: PlanOutcome = self.inner.plan(request)
+        return outcome
+
+    def of(self, tid: str) -> list[AgentRequest]:
+        """The requests for task ``tid``, by attempt."""
+        return sorted((r for r in self.requests if r.task.id == tid), key=lambda r: r.attempt)
+
+
+class Done:
+    """A finished run: its outcome, and the session as its event log tells it."""
+
+    def __init__(self, outcome: RunOutcome, store: maestro.Store, agent: Recorder, delays: list[float]) -> None:
+        self.outcome = outcome
+        self.store = store
+        self.repo = store.repo
+        self.agent = agent
+        self.delays = delays
+        self.events: list[Event] = store.read_events(outcome.session_id)
+        self.state = maestro.rebuild(self.events)
+        self.dir = store.session_dir(outcome.session_id)
+
+    def decisions(self, kind: str) -> list[Decision]:
+        return [d for d in self.state.decisions if d.kind == kind]
+
+    def recoveries(self) -> list[tuple[str | None, str]]:
+        return [(d.task, d.choice) for d in self.decisions("recovery")]
+
+    def tasks(self) -> dict[str, tuple[str, int]]:
+        return {k: (t.state, t.attempts) for k, t in sorted(self.state.tasks.items())}
+
+    def triggers(self) -> list[str]:
+        """The session's moves, in order."""
+        return [e.data["trigger"] for e in self.events if e.kind == "transition"]
+
+    def task_triggers(self, tid: str) -> list[str]:
+        return [e.data["trigger"] for e in self.events if e.kind == "task" and e.data["task"] == tid]
+
+    def results(self, tid: str) -> list[tuple[int, str, str | None]]:
+        return [(r.attempt, r.status, r.failure_class) for r in self.state.agent_results if r.task == tid]
+
+    def gate_rounds(self, name: str) -> list[tuple[str, str]]:
+        """Every recorded result of gate ``name`` (one per validation round): (status, summary)."""
+        return [
+            (e.data["status"], e.data["summary"]) for e in self.events if e.kind == "gate" and e.data["name"] == name
+        ]
+
+    def latest_gates(self) -> dict[str, str]:
+        return {g.name: g.status for g in self.state.gates}
+
+    def checkpoints(self) -> list[tuple[int, str, list[str]]]:
+        return [(c.n, c.label, sorted(f.path for f in c.files)) for c in self.state.checkpoints]
+
+    def index(self, kind: str, **data: Any) -> int:
+        """The position of the first event of ``kind`` whose data has these values."""
+        for i, e in enumerate(self.events):
+            if e.kind == kind and all(e.data.get(k) == v for k, v in data.items()):
+                return i
+        raise AssertionError(f"no {kind} event with {data}")
+
+    def request(self) -> dict[str, Any]:
+        assert self.outcome.request_file == self.dir / "decision-request.json"
+        doc: dict[str, Any] = json.loads(self.outcome.request_file.read_text(encoding="utf-8"))
+        return doc
+
+    def report(self) -> str:
+        assert self.outcome.report == self.dir / "final-report.md"
+        return self.outcome.report.read_text(encoding="utf-8")
+
+
+def run_session(
+    repo: Path,
+    *,
+    tasks: Sequence[Mapping[str, Any]],
+    script: Mapping[str, Any] | None = None,
+    requirements: Sequence[tuple[str, str, str]] = (("FR-1", "The feature", "P0"),),
+    agent: Any = None,
+    config: str | None = None,
+    worktree: bool = False,
+    allow_dirty: bool = False,
+) -> Done:
+    """Write the plan beside ``repo`` and run one session (ticking clock, sequential ids, no real sleep)."""
+    plan = repo.parent / "plan"
+    plan.mkdir(exist_ok=True)
+    (plan / "prd.md").write_text(prd_text(requirements), encoding="utf-8")
+    (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}, indent=1), encoding="utf-8")
+    inner = (
+        agent if agent is not None else ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script or {})}, plan)
+    )
+    recorder = Recorder(inner)
+    cfg: Config = parse_config(config if config is not None else config_text(), plan / "config.yaml")
+    delays: list[float] = []
+    store = maestro.Store(repo)
+    runner = Runner(
+        store, cfg, recorder, clock=maestro.TickingClock(), ids=maestro.SequentialIds(), sleep=delays.append
+    )
+    outcome = runner.run(
+        "Build the sample",
+        prd_path=plan / "prd.md",
+        tasks_path=plan / "tasks.yaml",
+        worktree=worktree,
+        allow_dirty=allow_dirty,
+    )
+    return Done(outcome, store, recorder, delays)
+
+
+def sections(report: str) -> list[str]:
+    return [line[3:] for line in report.splitlines() if line.startswith("## ")]
+
+
+def section(report: str, name: str) -> list[str]:
+    """The lines of one ``## name`` section of a report (without blank lines)."""
+    lines = report.splitlines()
+    start = lines.index(f"## {name}") + 1
+    end = next((i for i in range(start, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return [line for line in lines[start:end] if line.strip()]
+
+
+def read_ref(repo: Path, ref: str) -> bytes:
+    with Repo(str(repo)) as r:
+        return r.refs[ref.encode()]
+
+
+def file_at(repo: Path, commit: bytes | str, path: str) -> bytes | None:
+    """A file's content in a commit (through tags), or None when the commit does not have it."""
+    with Repo(str(repo)) as r:
+        obj = r[commit.encode() if isinstance(commit, str) else commit]
+        while obj.type_name == b"tag":
+            obj = r[obj.object[1]]
+        try:
+            _mode, sha = tree_lookup_path(r.__getitem__, obj.tree, path.encode())
+        except KeyError:
+            return None
+        return r[sha].as_raw_string()
+
+
+def barrier(folder: Path, me: str, other: str) -> dict[str, Any]:
+    """A ``run`` action that marks ``me`` started and waits (at most 4 s) for ``other``: it passes only when both
+    tasks run at the same time."""
+    cmd = (
+        f'touch "{folder}/{me}"; n=0; while [ ! -f "{folder}/{other}" ]; do n=$((n+1)); '
+        f'if [ $n -gt 200 ]; then echo "{other} never started while {me} ran" >&2; exit 1; fi; sleep 0.02; done'
+    )
+    return {"run": cmd}
+
+
+# -- 1. the happy path: two parallel groups -------------------------------------------------------------------------
+
+PYPROJECT = '[project]\nname = "pkg"\nversion = "0.1.0"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
+PKG = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "tests/__init__.py": ""}
+C_PY = "from pkg.a import one\nfrom pkg.b import two\n\nTHREE = one() + two()\n"
+
+
+def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, PKG)
+    bar = tmp_path / "barrier"
+    bar.mkdir()
+    tasks = [
+        task("a", reqs=["FR-1"], acceptance=["test -f pkg/a.py"], files=["pkg/a.py", "tests/test_a.py"]),
+        task("b", reqs=["FR-2"], acceptance=["test -f pkg/b.py"], files=["pkg/b.py", "tests/test_b.py"]),
+        task("c", reqs=["FR-3"], deps=["a", "b"], acceptance=["grep -q 'from pkg.a import' pkg/c.py"]),
+        task("d", reqs=["FR-4"], deps=["a"], acceptance=["grep -q usage docs.md"]),
+    ]
+    test_a = "from pkg.a import one\n\n\ndef test_one():\n    assert one() == 1\n"
+    test_b = "from pkg.b import two\n\n\ndef test_two():\n    assert two() == 2\n"
+    test_c = "from pkg.c import THREE\n\n\ndef test_three():\n    assert THREE == 3\n"
+    script = {
+        "a": [
+            {
+                "actions": [barrier(bar, "a", "b"), write("pkg/a.py", "def one():\n    return 1\n"),
+                            write("tests/test_a.py", test_a)],
+                "summary": "a done",
+                "cost_usd": 0.01,
+            }
+        ],
+        "b": [
+            {
+                "actions": [barrier(bar, "b", "a"), write("pkg/b.py", "def two():\n    return 2\n"),
+                            write("tests/test_b.py", test_b)],
+                "summary": "b done",
+                "cost_usd": 0.02,
+            }
+        ],
+        "c": [{"actions": [write("pkg/c.py", C_PY), write("tests/test_c.py", test_c)]}],
+        "d": [{"actions": [write("docs.md", "usage: import pkg\n")]}],
+    }  # fmt: skip
+    reqs = [("FR-1", "one", "P0"), ("FR-2", "two", "P1"), ("FR-3", "three", "P1"), ("FR-4", "docs", "P3")]
+    tests_gate = f"{PY} -m pytest -q -p no:cacheprovider --junitxml={{junit}}"
+    done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=tests_gate))
+
+    assert done.outcome == RunOutcome(SID, "completed", 0, report=done.dir / "final-report.md", request_file=None)
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
+                               "handoff", "complete"]  # fmt: skip
+    assert done.state.state == "completed"
+    # the ordering decision: two groups, at most two wide
+    (ordering,) = done.decisions("task_ordering")
+    assert "G1: a, b | G2: c, d" in ordering.rationale
+    # a and b ran at the same time: each waited for the other to start (the barrier), at their first attempt
+    assert done.tasks() == {"a": ("succeeded", 1), "b": ("succeeded", 1), "c": ("succeeded", 1), "d": ("succeeded", 1)}
+    assert done.results("a") == done.results("b") == [(1, "succeeded", None)]
+    # group 1, checkpoint 1, group 2, checkpoint 2, validation: in that order in the log
+    cp1 = done.index("checkpoint", n=1)
+    cp2 = done.index("checkpoint", n=2)
+    for tid in "ab":
+        assert done.index("task", task=tid, trigger="start") < done.index("agent", task=tid) < cp1
+        assert done.index("task", task=tid, trigger="succeed") < cp1
+    for tid in "cd":
+        assert cp1 < done.index("task", task=tid, trigger="ready") < done.index("agent", task=tid) < cp2
+    assert cp2 < done.index("transition", trigger="implementation_done")
+    assert done.checkpoints() == [
+        (0, "start", [".gitignore", "README.md", "pkg/__init__.py", "pyproject.toml", "tests/__init__.py"]),
+        (1, "group 1: a, b", ["pkg/a.py", "pkg/b.py", "tests/test_a.py", "tests/test_b.py"]),
+        (2, "group 2: c, d", ["docs.md", "pkg/c.py", "tests/test_c.py"]),
+    ]
+    # each checkpoint is a commit with its tag on the session branch; the checkout is on that branch
+    cps = done.state.checkpoints
+    for c in cps:
+        assert c.tag == f"maestro/{SID}/{c.n}"
+    assert read_ref(repo, f"refs/heads/maestro/{SID}") == cps[2].commit.encode()
+    assert file_at(repo, f"refs/tags/maestro/{SID}/1", "pkg/a.py") == b"def one():\n    return 1\n"
+    assert file_at(repo, f"refs/tags/maestro/{SID}/1", "pkg/c.py") is None
+    assert file_at(repo, f"refs/tags/maestro/{SID}/2", "pkg/c.py") is not None
+    with Repo(str(repo)) as r:
+        assert r.refs.read_ref(b"HEAD") == f"ref: refs/heads/maestro/{SID}".encode()
+    assert dirty_paths(repo) == []
+    # decisions, by kind
+    kinds = [d.kind for d in done.state.decisions]
+    assert kinds.count("gate") == 4
+    assert kinds.count("subagent") == 4
+    assert {d.task for d in done.decisions("subagent")} == {"a", "b", "c", "d"}
+    assert [d.choice for d in done.decisions("refinement")] == ["handoff"]
+    assert done.decisions("recovery") == []
+    assert "architecture" in kinds
+    assert "tech_stack" in kinds
+    # validation: real pytest, counted from its JUnit report; gates without a tool are skipped, not passed
+    gates = {g.name: g for g in done.state.gates}
+    assert (gates["tests"].status, gates["tests"].passed, gates["tests"].failed) == ("passed", 3, 0)
+    assert gates["tests"].summary == "3 passed, 0 failed"
+    for name in ("lint", "typecheck", "security"):
+        assert (gates[name].status, gates[name].summary) == ("skipped", NO_GATE)
+    assert (gates["traceability"].status, gates["traceability"].summary) == ("passed", "4 of 4 requirements met")
+    # the working tree holds the work
+    assert (repo / "pkg" / "c.py").read_text() == C_PY
+    assert (repo / "docs.md").read_text() == "usage: import pkg\n"
+    # the report
+    report = done.report()
+    assert sections(report) == [*REPORT_SECTIONS[:8], "Tasks", "Next Steps"]
+    summary = section(report, "Summary")
+    assert "- Feature: Build the sample" in summary
+    assert "- Outcome: completed" in summary
+    assert "- Tasks completed: 4/4" in summary
+    assert "- Tests passed: 3 passed, 0 failed" in summary
+    assert "- Checkpoints: 3" in summary
+    assert "- Agent calls: 4; cost: $0.0300" in summary
+    assert any(line.startswith("- Duration: ") for line in summary)
+    assert section(report, "Changes Made") == [
+        "- docs.md: added (+1 -0)",
+        "- pkg/a.py: added (+2 -0)",
+        "- pkg/b.py: added (+2 -0)",
+        "- pkg/c.py: added (+4 -0)",
+        "- tests/test_a.py: added (+5 -0)",
+        "- tests/test_b.py: added (+5 -0)",
+        "- tests/test_c.py: added (+5 -0)",
+    ]
+    assert section(report, "Requirements")[2:] == [
+        "| FR-1 | P0 | met | a | task a succeeded and its acceptance passes |",
+        "| FR-2 | P1 | met | b | task b succeeded and its acceptance passes |",
+        "| FR-3 | P1 | met | c | task c succeeded and its acceptance passes |",
+        "| FR-4 | P3 | met | d | task d succeeded and its acceptance passes |",
+    ]
+    assert section(report, "Recovery") == ["- no failures"]
+    assert section(report, "Checkpoints") == [
+        f"- {c.n}: commit {c.commit[:12]} `maestro/{SID}/{c.n}` — {c.label}" for c in cps
+    ]
+    # the derived views agree with the log
+    meta = json.loads((done.dir / "metadata.json").read_text())
+    assert meta["state"] == "completed"
+    assert meta["tasks"] == {k: {"state": s, "attempts": n} for k, (s, n) in done.tasks().items()}
+    assert "Checkpoint 2" in (done.dir / "execution-log.md").read_text()
+
+
+def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="maestro.runner")
+    repo = make_repo(tmp_path)
+    tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"])]
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(workers=1))
+    assert done.outcome.state == "completed"
+    assert "G1: a | G2: b" in done.decisions("task_ordering")[0].rationale
+    assert done.checkpoints() == [
+        (0, "start", [".gitignore", "README.md"]),
+        (1, "group 1: a", ["a.txt"]),
+        (2, "group 2: b", ["b.txt"]),
+    ]
+    assert done.index("checkpoint", n=1) < done.index("task", task="b", trigger="start")
+    # the [Maestro] log, through the maestro.runner logger
+    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.runner"]
+    assert lines[0] == f"[Maestro] Session {SID} started on branch maestro/{SID}"
+    assert all(line.startswith("[Maestro] ") for line in lines)
+    assert lines.index("[Maestro] Group 1: a") < lines.index("[Maestro] Group 2: b")
+    assert f"[Maestro] Checkpoint 1: maestro/{SID}/1 (1 files)" in lines
+    assert lines[-1] == f"[Maestro] Completed. Report: {done.dir / 'final-report.md'}"
+
+
+# -- 2. the recovery ladder ------------------------------------------------------------------------------------------
+
+
+def test_transient_failures_are_retried_with_the_configured_backoff(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"fail": {"kind": "transient", "message": "rate limited"}},
+            {"fail": {"kind": "transient", "message": "overloaded"}},
+            {"fail": {"kind": "transient", "message": "connection reset by peer"}},
+            {"actions": [write("a.txt", "a\n")]},
+        ]
+    }
+    done = run_session(
+        repo,
+        tasks=[task("a", acceptance=["test -f a.txt"])],
+        script=script,
+        config=config_text(retries=3, backoff=(1.5, 3.0, 10.0)),
+    )
+    assert done.outcome.state == "completed"
+    assert done.delays == [1.5, 4.5, 10.0]  # initial_s * factor**(n-1), at most max_s
+    assert [d.rationale for d in done.decisions("recovery")] == [
+        "transient failure: retry 1 of 3 after 1.5 s backoff",
+        "transient failure: retry 2 of 3 after 4.5 s backoff",
+        "transient failure: retry 3 of 3 after 10 s backoff",
+    ]
+    assert done.recoveries() == [("a", "retry")] * 3
+    assert done.results("a") == [
+        (1, "failed", "transient"),
+        (2, "failed", "transient"),
+        (3, "failed", "transient"),
+        (4, "succeeded", None),
+    ]
+    assert done.task_triggers("a") == ["ready", "start"] + ["fail", "retry", "start"] * 3 + ["succeed"]
+    assert done.tasks() == {"a": ("succeeded", 4)}
+    assert "error" not in done.triggers()  # a retry needs no rollback
+    recovery = section(done.report(), "Recovery")
+    assert recovery[0] == "- a attempt 1: failed (transient) — rate limited"
+    first_retry = done.decisions("recovery")[0]
+    assert f"  - {first_retry.id} [a] retry: transient failure: retry 1 of 3 after 1.5 s backoff" in recovery
+
+
+def test_the_same_error_twice_in_a_row_skips_the_remaining_retries(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"fail": {"kind": "transient", "message": "API Error: 429 (request req_17)"}},
+            {"fail": {"kind": "transient", "message": "API Error: 429 (request req_42)"}},  # the same, numbers aside
+            {"actions": [write("a.txt", "a\n")]},
+        ]
+    }
+    done = run_session(
+        repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
+        config=config_text(retries=3, alternatives=0),
+    )  # fmt: skip
+    assert done.delays == [1.5]  # one retry of three: then stuck
+    assert done.recoveries() == [("a", "retry"), ("a", "pause")]
+    assert done.results("a") == [(1, "failed", "transient"), (2, "failed", "transient")]
+    assert done.outcome.state == "paused"
+    assert (
+        done.request()["question"]
+        == "Task a still fails after 1 retries and 0 alternatives: API Error: 429 (request req_42)"
+    )
+
+
+def test_stuck_detection_escalates_to_an_alternative(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"fail": {"kind": "transient", "message": "timeout after 30 s"}},
+            {"fail": {"kind": "transient", "message": "timeout after 31 s"}},
+            {"actions": [write("a.txt", "a\n")]},
+        ]
+    }
+    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
+                       config=config_text(retries=3, alternatives=1))  # fmt: skip
+    assert done.delays == [1.5]
+    assert done.recoveries()[:2] == [("a", "retry"), ("a", "rollback_and_alternative")]
+    assert done.decisions("recovery")[1].rationale == (
+        "the same error twice in a row: roll back to checkpoint 0, then alternative 1 of 1 with the failure as feedback"
+    )
+
+
+def _failing_then_fixed(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
+    """Tasks, script and expected feedback: b's first attempt leaves junk and fails (``kind``), its second works."""
+    tasks = [
+        task("a", acceptance=["test -f a.txt"]),
+        task("b", deps=["a"], acceptance=["grep -qx right b.txt"]),
+    ]
+    if kind == "implementation":
+        feedback = "claude: error_max_turns: gave up after 30 turns"
+        first = {
+            "actions": [write("junk.txt", "half done\n"), write("b.txt", "half\n")],
+            "fail": {"kind": "implementation", "message": feedback},
+        }
+    else:  # the agent says it succeeded, but the acceptance command fails
+        first = {"actions": [write("junk.txt", "half done\n"), write("b.txt", "wrong\n")]}
+        feedback = "$ grep -qx right b.txt\n"
+    script = {
+        "a": [{"actions": [write("a.txt", "a\n")]}],
+        "b": [first, {"actions": [write("b.txt", "right\n")]}],
+    }
+    return tasks, script, feedback
+
+
+@pytest.mark.parametrize("kind", ["implementation", "test_failure"])
+def test_an_implementation_or_test_failure_rolls_back_to_the_last_checkpoint(tmp_path: Path, kind: str) -> None:
+    repo = make_repo(tmp_path)
+    tasks, script, _feedback = _failing_then_fixed(kind)
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
+    cp1 = done.state.checkpoints[1]
+    assert (cp1.n, cp1.label) == (1, "group 1: a")
+    rec = done.decisions("recovery")[0]
+    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "rollback_and_alternative", 1)
+    assert rec.rationale == (f"{kind}: roll back to checkpoint 1, then alternative 1 of 1 with the failure as feedback")
+    assert [(o.name, o.score) for o in rec.options] == [
+        ("retry", 0.0),
+        ("rollback_and_alternative", 1.0),
+        ("pause", 0.0),
+    ]
+    # an implementation failure is the agent's; a test failure is an agent success whose acceptance failed
+    assert done.results("b")[0] == (
+        (1, "failed", "implementation") if kind == "implementation" else (1, "succeeded", None)
+    )
+    fail = next(e for e in done.events if e.kind == "task" and e.data["task"] == "b" and e.data["trigger"] == "fail")
+    assert fail.data["reason"].startswith(f"{kind}: ")
+    # the session chart's recovery moves, in order, after the failure
+    moves = done.triggers()
+    i = moves.index("error")
+    assert moves[i : i + 3] == ["error", "rollback", "rolled_back"]
+    err = next(e for e in done.events if e.kind == "transition" and e.data["trigger"] == "error")
+    assert err.data["reason"] == "tasks b need a rollback"
+    # the partial work is gone from the tree, the earlier group's work kept, and nothing lost: it is saved
+    assert not (repo / "junk.txt").exists()
+    assert (repo / "a.txt").read_text() == "a\n"
+    assert file_at(repo, f"refs/maestro/{SID}/pre-rollback-1", "junk.txt") == b"half done\n"
+
+
+@pytest.mark.parametrize("kind", ["implementation", "test_failure"])
+def test_an_implementation_or_test_failure_gets_an_alternative_attempt_with_feedback(tmp_path: Path, kind: str) -> None:
+    repo = make_repo(tmp_path)
+    tasks, script, feedback = _failing_then_fixed(kind)
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
+    reqs = done.agent.of("b")
+    assert [r.attempt for r in reqs] == [1, 2]
+    assert (reqs[0].approach, reqs[0].feedback) == (None, None)
+    assert reqs[1].approach == f"alternative 1: the previous attempt failed ({kind}); take another approach"
+    assert reqs[1].feedback is not None
+    assert reqs[1].feedback.startswith(feedback)
+    prompt = task_prompt(reqs[1])
+    assert "This is attempt 2; the previous attempt failed. Take another approach: alternative 1" in prompt
+    assert feedback.strip() in prompt
+    assert done.tasks()["b"] == ("succeeded", 2)
+    assert done.outcome.state == "completed"
+    assert (repo / "b.txt").read_text() == "right\n"
+    assert not (repo / "junk.txt").exists()
+
+
+def test_a_task_runs_only_after_its_dependencies_succeeded(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [
+        task("a", reqs=["FR-1"], acceptance=["test -f a.txt"]),
+        task("b", reqs=["FR-2"], deps=["a"], acceptance=["test -f b.txt"]),
+    ]
+    script = {
+        "a": [{"fail": {"kind": "implementation", "message": "gave up"}}, {"actions": [write("a.txt", "a\n")]}],
+        "b": [{"actions": [write("b.txt", "b\n")]}],
+    }
+    reqs = [("FR-1", "one", "P3"), ("FR-2", "two", "P3")]  # nothing blocks the handoff
+    done = run_session(repo, tasks=tasks, script=script, requirements=reqs)
+    assert done.outcome.state == "completed"
+    assert done.tasks() == {"a": ("succeeded", 2), "b": ("succeeded", 1)}
+    assert done.index("task", task="a", trigger="succeed") < done.index("task", task="b", trigger="start")
+
+
+def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedback(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [task("a", acceptance=["grep -qx A a.txt"]), task("b", deps=["a"], acceptance=["test -f b.txt"])]
+    script = {
+        "a": [{"actions": [write("a.txt", "A\n")]}],
+        "b": [
+            {"actions": [write("b.txt", "b\n"), write("a.txt", "simplified\n")], "summary": "b, and a 'simpler' a"},
+            {"actions": [write("b.txt", "b\n")], "summary": "b alone"},
+        ],
+    }
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
+    assert done.outcome.state == "completed"
+    # b's first attempt succeeded on its own terms, then broke a's acceptance command
+    assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
+    (rec,) = done.decisions("recovery")
+    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "rollback_and_alternative", 1)
+    assert rec.rationale == (
+        "regression: Your change broke task a (A): its acceptance command failed:; "
+        "roll back to checkpoint 1 and redo the group"
+    )
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "rollback", "rolled_back",
+                               "implementation_done", "validation_done", "handoff", "complete"]  # fmt: skip
+    assert done.task_triggers("b") == ["ready", "start", "succeed", "reopen", "ready", "start", "succeed"]
+    assert done.tasks() == {"a": ("succeeded", 1), "b": ("succeeded", 2)}
+    # the redo carries the approach and the broken task's output
+    first, second = done.agent.of("b")
+    assert (first.attempt, first.approach, first.feedback) == (1, None, None)
+    assert second.attempt == 2
+    assert second.approach == "keep every earlier task's acceptance commands passing"
+    assert second.feedback == "Your change broke task a (A): its acceptance command failed:\n$ grep -qx A a.txt\n"
+    assert "Take another approach: keep every earlier task's acceptance commands passing" in task_prompt(second)
+    # rolled back to checkpoint 1 (the broken tree saved first), redone, checkpointed
+    assert file_at(repo, f"refs/maestro/{SID}/pre-rollback-1", "a.txt") == b"simplified\n"
+    assert (repo / "a.txt").read_text() == "A\n"
+    assert done.checkpoints()[1:] == [(1, "group 1: a", ["a.txt"]), (2, "group 2: b", ["b.txt"])]
+    assert done.latest_gates()["traceability"] == "passed"
+    recovery = section(done.report(), "Recovery")
+    assert any("[b] rollback_and_alternative: regression: Your change broke task a" in line for line in recovery)
+
+
+def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [task("a", acceptance=["grep -qx A a.txt"]), task("b", deps=["a"], acceptance=["test -f b.txt"])]
+    script = {
+        "a": [{"actions": [write("a.txt", "A\n")]}],
+        "b": [{"actions": [write("b.txt", "b\n"), write("a.txt", "simplified\n")]}],
+    }
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    assert done.recoveries() == [("b", "rollback_and_alternative")]
+    assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
+    req = done.request()
+    assert (
+        req["question"]
+        == "Group b keeps breaking earlier work: Your change broke task a (A): its acceptance command failed:"
+    )
+    assert req["options"] == ["retry", "skip", "abort", "guidance"]
+    assert req["context"]["group"] == ["b"]
+    assert "$ grep -qx A a.txt" in req["context"]["output"]
+    assert (req["session"], req["paused_from"]) == (SID, "implementing")
+    assert done.state.paused_from == "implementing"
+
+
+def test_deleting_files_far_outside_the_task_is_a_regression(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"docs/guide.md": "# guide\n", "src/__init__.py": ""})
+    tasks = [
+        task("a", acceptance=["test -f src/a.py"], files=["src/a.py"]),
+        task("b", deps=["a"], acceptance=["test -f src/b.py"], files=["src/b.py"]),
+    ]
+    script = {
+        "a": [{"actions": [write("src/a.py", "A = 1\n")]}],
+        "b": [
+            {
+                "actions": [
+                    write("src/b.py", "B = 2\n"),
+                    {"delete": {"path": "docs"}},
+                    {"delete": {"path": "README.md"}},
+                ]
+            },
+            {"actions": [write("src/b.py", "B = 2\n")]},
+        ],
+    }
+    done = run_session(repo, tasks=tasks, script=script)
+    assert done.recoveries() == [("b", "rollback_and_alternative")]
+    assert (repo / "README.md").read_text() == "# sample\n"
+    assert (repo / "docs" / "guide.md").read_text() == "# guide\n"
+    assert done.outcome.state == "completed"
+
+
+def test_a_critical_failure_pauses_at_once_after_the_running_tasks_finish(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [
+        task("a", acceptance=["test -f a.txt"]),
+        task("b", acceptance=["test -f b.txt"]),
+        task("c", deps=["a", "b"], acceptance=["test -f c.txt"]),
+    ]
+    script = {
+        "a": [{"fail": {"kind": "critical", "message": "Credit balance is too low"}}],
+        "b": [{"delay_s": 0.3, "actions": [write("b.txt", "b\n")]}],
+        "c": [{"actions": [write("c.txt", "c\n")]}],
+    }
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(retries=3, alternatives=2))
+    assert done.outcome == RunOutcome(
+        SID, "paused", 3, report=done.dir / "final-report.md", request_file=done.dir / "decision-request.json"
+    )
+    req = done.request()
+    assert req == {
+        "session": SID,
+        "question": "scripted cannot work: Credit balance is too low",
+        "options": ["retry", "abort"],
+        "context": {"task": "a", "failure_class": "critical", "fix": "Credit balance is too low"},
+        "paused_from": "implementing",
+    }
+    # no retry, no alternative: one attempt; b (running at the time) finished; c never started
+    assert done.results("a") == [(1, "failed", "critical")]
+    assert done.delays == []
+    assert done.recoveries() == [("a", "pause")]
+    assert done.decisions("recovery")[0].rationale == "the agent cannot work: Credit balance is too low"
+    assert done.index("agent", task="a") < done.index("agent", task="b")
+    assert done.tasks() == {"a": ("failed", 1), "b": ("succeeded", 1)}
+    assert done.triggers()[-1] == "pause"
+    assert "error" not in done.triggers()
+    assert [c.n for c in done.state.checkpoints] == [0]  # the group never finished: no checkpoint
+    assert done.state.state == "paused"
+    assert done.state.paused_from == "implementing"
+    report = done.report()
+    assert "- Outcome: paused (paused from implementing)" in section(report, "Summary")
+    assert "- a attempt 1: failed (critical) — Credit balance is too low" in section(report, "Recovery")
+
+
+def test_a_path_outside_the_repository_is_critical(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"actions": [write("../outside.txt", "x\n")]}]}
+    done = run_session(repo, tasks=[task("a")], script=script)
+    assert done.outcome.state == "paused"
+    assert done.results("a") == [(1, "failed", "critical")]
+    req = done.request()
+    assert req["context"]["failure_class"] == "critical"
+    assert req["question"] == "scripted cannot work: refused: ../outside.txt: '..' leaves the repository"
+    assert not (tmp_path / "outside.txt").exists()
+
+
+def test_an_ambiguous_failure_pauses_with_a_question(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"fail": {"kind": "ambiguous", "message": "Which database: postgres or sqlite?"}}]}
+    done = run_session(repo, tasks=[task("a"), task("b", deps=["a"])], script=script)
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    assert done.request() == {
+        "session": SID,
+        "question": "Task a needs a decision: Which database: postgres or sqlite?",
+        "options": ["retry", "skip", "abort", "guidance"],
+        "context": {"task": "a", "failure_class": "ambiguous"},
+        "paused_from": "implementing",
+    }
+    assert done.recoveries() == [("a", "pause")]
+    assert done.decisions("recovery")[0].rationale == "a human must decide: Which database: postgres or sqlite?"
+    assert done.results("a") == [(1, "failed", "ambiguous")]
+    assert "b" not in done.state.tasks
+
+
+def test_every_rung_used_pauses_with_a_decision_request(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"fail": {"kind": "transient", "message": "rate limited"}},
+            {"fail": {"kind": "transient", "message": "service overloaded"}},
+        ]
+    }
+    done = run_session(repo, tasks=[task("a")], script=script, config=config_text(retries=1, alternatives=0))
+    assert done.delays == [1.5]
+    assert done.recoveries() == [("a", "retry"), ("a", "pause")]
+    assert done.decisions("recovery")[1].rationale == "every rung used (1 retries, 0 alternatives)"
+    assert done.request() == {
+        "session": SID,
+        "question": "Task a still fails after 1 retries and 0 alternatives: service overloaded",
+        "options": ["retry", "skip", "abort", "guidance"],
+        "context": {"task": "a", "failure_class": "transient", "output": "service overloaded"},
+        "paused_from": "implementing",
+    }
+    assert done.tasks() == {"a": ("failed", 2)}
+
+
+def test_every_rung_used_after_the_alternatives_pauses(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"fail": {"kind": "implementation", "message": "first approach failed"}},
+            {"fail": {"kind": "implementation", "message": "second approach failed"}},
+        ]
+    }
+    done = run_session(repo, tasks=[task("a")], script=script, config=config_text(retries=2, alternatives=1))
+    assert done.recoveries() == [("a", "rollback_and_alternative"), ("a", "pause")]
+    assert done.results("a") == [(1, "failed", "implementation"), (2, "failed", "implementation")]
+    assert done.request()["question"] == (
+        "Task a still fails after 0 retries and 1 alternatives: second approach failed"
+    )
+
+
+def test_a_retry_late_in_a_session_does_not_crash_the_runner(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {
+        "a": [
+            {"actions": [write("a.txt", "a\n")]},
+            {"actions": [write("a.txt", "a\n")]},
+            {"fail": {"kind": "transient", "message": "rate limited"}},
+            {"actions": [write("fixed.txt", "ok\n")]},
+        ]
+    }
+    done = run_session(
+        repo,
+        tasks=[task("a", acceptance=["test -f a.txt"])],
+        script=script,
+        config=config_text(retries=1, alternatives=0, iterations=3, tests="test -f fixed.txt"),
+    )
+    assert done.outcome.state in ("completed", "paused")
+    if done.outcome.state == "paused":
+        assert done.outcome.request_file is not None
+        assert done.outcome.request_file.is_file()
+
+
+def test_a_refinement_iteration_keeps_the_dependency_order(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [task("a", acceptance=["test -f a.txt"]), task("c", deps=["a"], acceptance=["test -f c.txt"])]
+    script = {
+        "a": [{"actions": [write("a.txt", "a\n")]}, {"delay_s": 0.3, "actions": [write("a.txt", "a\n")]}],
+        "c": [{"actions": [write("c.txt", "c\n")]}, {"actions": [write("fixed.txt", "ok\n")]}],
+    }
+    done = run_session(repo, tasks=tasks, script=script, config=config_text(tests="test -f fixed.txt"))
+    assert done.outcome.state == "completed"
+    refine = done.index("transition", trigger="refine")
+    later = [(i, e.data) for i, e in enumerate(done.events) if i > refine and e.kind == "task"]
+    a_done = next(i for i, d in later if (d["task"], d["trigger"]) == ("a", "succeed"))
+    c_start = next(i for i, d in later if (d["task"], d["trigger"]) == ("c", "start"))
+    assert a_done < c_start
+
+
+# -- 3. gates and traceability ---------------------------------------------------------------------------------------
+
+
+def test_a_failing_test_gets_a_refinement_iteration_with_the_failure_as_feedback(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {**PKG, "tests/test_value.py": "from pkg.a import VALUE\n\n\ndef test_value():\n"
+                                "    assert VALUE == 2\n"})  # fmt: skip
+    script = {"a": [{"actions": [write("pkg/a.py", "VALUE = 1\n")]}, {"actions": [write("pkg/a.py", "VALUE = 2\n")]}]}
+    tests_gate = f"{PY} -m pytest -q -p no:cacheprovider --junitxml={{junit}}"
+    done = run_session(
+        repo, tasks=[task("a", acceptance=["test -f pkg/a.py"])], script=script,
+        config=config_text(tests=tests_gate, iterations=2),
+    )  # fmt: skip
+    assert done.outcome.state == "completed"
+    rounds = done.gate_rounds("tests")
+    assert [status for status, _ in rounds] == ["failed", "passed"]
+    assert rounds[0][1].startswith("0 passed, 1 failed (tests/test_value.py::test_value: assert 1 == 2")
+    assert rounds[1][1] == "1 passed, 0 failed"
+    assert [(d.choice, d.rationale) for d in done.decisions("refinement")] == [
+        ("refine", "required gates failing: tests"),
+        ("handoff", "every required gate passed"),
+    ]
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
+                               "refine", "tasks_ready", "implementation_done", "validation_done", "handoff",
+                               "complete"]  # fmt: skip
+    assert done.state.iteration == 1
+    first, second = done.agent.of("a")
+    assert (first.approach, first.feedback) == (None, None)
+    assert second.approach == "fix what validation found"
+    assert second.feedback == f"tests: {rounds[0][1]}"
+    assert done.tasks() == {"a": ("succeeded", 2)}
+    summary = section(done.report(), "Summary")
+    assert "- Tests passed: 1 passed, 0 failed" in summary
+    assert "- Refinement iterations: 1" in summary
+    assert section(done.report(), "Testing") == ["- tests: passed — 1 passed, 0 failed"]
+
+
+def test_a_gate_that_keeps_failing_pauses_after_max_iterations(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}]}
+    done = run_session(
+        repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
+        config=config_text(tests="echo '2 tests failed'; exit 1", iterations=2),
+    )  # fmt: skip
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    assert done.gate_rounds("tests") == [("failed", "exit status 1: 2 tests failed")] * 3
+    assert [d.choice for d in done.decisions("refinement")] == ["refine", "refine", "stop"]
+    assert done.decisions("refinement")[2].rationale == "required gates still failing (tests) after 2 iterations"
+    assert done.state.iteration == 2
+    assert done.tasks() == {"a": ("succeeded", 3)}
+    assert done.request() == {
+        "session": SID,
+        "question": "Required gates still fail after 2 iterations: tests",
+        "options": ["retry", "handoff", "abort"],
+        "context": {"failing_gates": ["tests"]},
+        "paused_from": "reviewing",
+    }
+    assert "handoff" not in done.triggers()
+    quality = section(done.report(), "Quality Gates")
+    assert "- tests: failed — exit status 1: 2 tests failed" in quality
+
+
+def test_a_missing_tool_is_skipped_never_passed(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    done = run_session(
+        repo, tasks=[task("a", acceptance=["test -f a.txt"])], script={"a": [{"actions": [write("a.txt", "a\n")]}]},
+        config=config_text(lint="maestro-no-such-linter check .", typecheck=f"{PY} -m maestro_no_such_checker src"),
+    )  # fmt: skip
+    assert done.outcome.state == "completed"  # neither is required
+    gates = {g.name: g for g in done.state.gates}
+    assert gates["lint"].status == "skipped"
+    assert gates["lint"].summary.startswith("maestro-no-such-linter is not installed (")
+    assert gates["typecheck"].status == "skipped"
+    assert gates["typecheck"].summary.startswith("maestro_no_such_checker is not installed (")
+    assert "No module named maestro_no_such_checker" in gates["typecheck"].summary
+    quality = section(done.report(), "Quality Gates")
+    assert any(
+        line.startswith("- lint: skipped (not required) — maestro-no-such-linter is not installed") for line in quality
+    )
+
+
+def test_a_required_gate_skipped_blocks_the_handoff(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    done = run_session(
+        repo, tasks=[task("a", acceptance=["test -f a.txt"])], script={"a": [{"actions": [write("a.txt", "a\n")]}]},
+        config=config_text(lint="maestro-no-such-linter check .", lint_required=True, iterations=1),
+    )  # fmt: skip
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    assert [status for status, _ in done.gate_rounds("lint")] == ["skipped", "skipped"]
+    assert [status for status, _ in done.gate_rounds("tests")] == ["passed", "passed"]
+    assert [d.choice for d in done.decisions("refinement")] == ["refine", "stop"]
+    assert done.request()["context"] == {"failing_gates": ["lint"]}
+    assert "handoff" not in done.triggers()
+
+
+def test_traceability_verdicts_met_unmet_uncovered_and_only_p0_p1_block(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [
+        task("a", reqs=["FR-1"], acceptance=["test -f a.txt"]),
+        task("b", reqs=["FR-2"], acceptance=["test -f b.txt"]),
+    ]
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
+    reqs = [("FR-1", "one", "P0"), ("FR-2", "two", "P2"), ("FR-3", "three", "P3")]
+    # the tests gate removes b.txt: b's acceptance fails in the final validation, so FR-2 is unmet
+    done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests="rm -f b.txt"))
+    assert done.outcome.state == "completed"
+    trace = {g.name: g for g in done.state.gates}["traceability"]
+    assert (trace.status, trace.required, trace.passed, trace.failed) == ("passed", True, 1, 2)
+    assert trace.summary == "1 of 3 requirements met; not blocking: FR-2 (P2, unmet), FR-3 (P3, uncovered)"
+    assert section(done.report(), "Requirements") == [
+        "| Requirement | Priority | Verdict | Tasks | Reason |",
+        "|---|---|---|---|---|",
+        "| FR-1 | P0 | met | a | task a succeeded and its acceptance passes |",
+        "| FR-2 | P2 | unmet | b | the acceptance commands of task b fail |",
+        "| FR-3 | P3 | uncovered | — | no task serves it |",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("priority", "gate_command", "verdict"),
+    [
+        ("P1", "true", "uncovered: no task serves it"),
+        ("P0", "rm -f b.txt", "unmet: the acceptance commands of task b fail"),
+    ],
+)
+def test_a_p0_or_p1_requirement_not_met_fails_validation(
+    tmp_path: Path, priority: str, gate_command: str, verdict: str
+) -> None:
+    repo = make_repo(tmp_path)
+    tasks = [task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])]
+    script: dict[str, Any] = {"a": [{"actions": [write("a.txt", "a\n")]}]}
+    if verdict.startswith("unmet"):
+        tasks.append(task("b", reqs=["FR-2"], acceptance=["test -f b.txt"]))
+        script["b"] = [{"actions": [write("b.txt", "b\n")]}]
+    reqs = [("FR-1", "one", "P0"), ("FR-2", "two", priority)]
+    done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=gate_command))
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    expected = f"blocking requirements not met: FR-2 ({priority}, {verdict}); 1 of 2 requirements met"
+    assert done.gate_rounds("traceability") == [("failed", expected)] * 2  # the first round, and after a refinement
+    assert done.latest_gates()["tests"] == "passed"
+    assert done.request()["context"] == {"failing_gates": ["traceability"]}
+    assert done.request()["question"] == "Required gates still fail after 1 iterations: traceability"
+
+
+# -- 4. a dirty tree -------------------------------------------------------------------------------------------------
+
+
+def _dirty(repo: Path) -> None:
+    (repo / "README.md").write_text("# sample\n\nwork in progress\n", encoding="utf-8")
+    (repo / "new.txt").write_text("untracked\n", encoding="utf-8")
+
+
+def test_a_dirty_tree_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    with Repo(str(repo)) as r:
+        refs_before = {k: r.refs[k] for k in r.refs.allkeys()}
+    _dirty(repo)
+    with pytest.raises(MaestroError) as info:
+        run_session(repo, tasks=[task("a")], script={"a": [{}]})
+    assert str(info.value) == (
+        f"{repo}: the working tree has uncommitted changes (README.md, new.txt): commit or stash them, "
+        "or pass --allow-dirty to have maestro save them as the session's base"
+    )
+    assert not (repo / ".flow").exists()
+    with Repo(str(repo)) as r:
+        assert {k: r.refs[k] for k in r.refs.allkeys()} == refs_before
+    assert (repo / "README.md").read_text() == "# sample\n\nwork in progress\n"
+    assert dirty_paths(repo) == ["README.md", "new.txt"]
+
+
+def test_a_dirty_tree_with_allow_dirty_is_saved_as_the_base(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    head = read_ref(repo, "HEAD")
+    _dirty(repo)
+    tasks = [task("a", acceptance=["test -f a.txt", "grep -q 'work in progress' README.md"])]
+    done = run_session(repo, tasks=tasks, script={"a": [{"actions": [write("a.txt", "a\n")]}]}, allow_dirty=True)
+    assert done.outcome.state == "completed"
+    zero = done.state.checkpoints[0]
+    assert (zero.n, zero.label) == (0, "start (uncommitted work saved as base)")
+    assert sorted((f.path, f.change) for f in zero.files) == [("README.md", "modified"), ("new.txt", "added")]
+    base = read_ref(repo, f"refs/maestro/{SID}/base")
+    assert base == zero.commit.encode()
+    with Repo(str(repo)) as r:
+        assert r[base].parents == [head]
+    assert file_at(repo, base, "README.md") == b"# sample\n\nwork in progress\n"
+    assert file_at(repo, base, "new.txt") == b"untracked\n"
+    # the dirty work is still there, under the session's work
+    assert (repo / "README.md").read_text() == "# sample\n\nwork in progress\n"
+    assert (repo / "new.txt").read_text() == "untracked\n"
+    assert done.checkpoints()[1] == (1, "group 1: a", ["a.txt"])
+    assert section(done.report(), "Changes Made") == ["- a.txt: added (+1 -0)"]
+
+
+# -- 5. --worktree -------------------------------------------------------------------------------------------------
+
+
+def test_worktree_leaves_the_users_checkout_untouched(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path, {"notes.txt": "mine\n"})
+    with Repo(str(repo)) as r:
+        head_ref = r.refs.read_ref(b"HEAD")
+        head = r.refs[b"HEAD"]
+    tasks = [task("a", acceptance=["test -f a.txt", "grep -qx changed notes.txt"])]
+    script = {"a": [{"actions": [write("a.txt", "a\n"), write("notes.txt", "changed\n")]}]}
+    done = run_session(repo, tasks=tasks, script=script, worktree=True)
+    assert done.outcome.state == "completed"
+    # the user's checkout: same branch, same commit, same files, nothing new
+    with Repo(str(repo)) as r:
+        assert r.refs.read_ref(b"HEAD") == head_ref
+        assert r.refs[b"HEAD"] == head
+    assert not (repo / "a.txt").exists()
+    assert (repo / "notes.txt").read_text() == "mine\n"
+    assert dirty_paths(repo) == []
+    # the work: in the session's worktree, on the session's branch
+    wt = repo / ".flow" / "maestro" / "worktrees" / SID
+    assert (wt / "a.txt").read_text() == "a\n"
+    assert (wt / "notes.txt").read_text() == "changed\n"
+    branch = read_ref(repo, f"refs/heads/maestro/{SID}")
+    assert branch == done.state.checkpoints[-1].commit.encode()
+    assert file_at(repo, branch, "a.txt") == b"a\n"
+    assert done.checkpoints()[1] == (1, "group 1: a", ["a.txt", "notes.txt"])
+    assert done.agent.of("a")[0].workdir == wt
+
+
+# -- 6. the Claude Code adapter with its fake CLI -----------------------------------------------------------------
+
+
+def test_a_session_through_the_claude_adapter(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    log = tmp_path / "claude.log"
+    agent = ClaudeAgent(executable=str(FAKES_DIR / "claude"), env=fake_env("success", write="a.txt", content="A\n",
+                                                                           log=log))  # fmt: skip
+    done = run_session(repo, tasks=[task("a", acceptance=["grep -qx A a.txt"])], agent=agent)
+    assert done.outcome.state == "completed"
+    (result,) = done.state.agent_results
+    assert (result.task, result.agent, result.attempt, result.status) == ("a", "claude", 1, "succeeded")
+    assert result.summary == "Done: wrote a.txt."
+    assert result.cost_usd is not None
+    assert result.cost_usd > 0
+    assert result.transcript == "agents/a.1.claude.out"
+    assert (done.dir / "agents" / "a.1.claude.out").is_file()
+    (call,) = invocations(log, "claude")
+    assert call["cwd"] == str(repo)
+    argv = call["argv"]
+    assert isinstance(argv, list)
+    assert argv[:2] == ["-p", task_prompt(done.agent.of("a")[0])]
+    assert argv[1].startswith("Task a: A\n")
+    assert (repo / "a.txt").read_text() == "A\n"
+    assert f"- Agent calls: 1; cost: ${result.cost_usd:.4f}" in section(done.report(), "Summary")
+
+
+def test_claude_not_logged_in_pauses_with_the_login_fix(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    log = tmp_path / "claude.log"
+    agent = ClaudeAgent(executable=str(FAKES_DIR / "claude"), env=fake_env("auth", log=log))
+    done = run_session(repo, tasks=[task("a"), task("b")], agent=agent, config=config_text(retries=3, alternatives=2))
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    req = done.request()
+    assert req["question"].startswith(f"claude cannot work: {LOGIN_FIX}")
+    assert req["context"]["failure_class"] == "critical"
+    assert req["context"]["fix"].startswith("claude is not logged in: run `claude` and `/login`")
+    assert req["options"] == ["retry", "abort"]
+    assert req["paused_from"] == "implementing"
+    # both tasks of the group were running; no retry after the critical failures
+    assert len(invocations(log, "claude")) == 2
+    assert sorted(r.attempt for r in done.state.agent_results) == [1, 1]
+    assert {r.failure_class for r in done.state.agent_results} == {"critical"}
+    assert done.delays == []
+    assert all(choice == "pause" for _, choice in done.recoveries())
+
+
+def test_claude_missing_is_critical_with_the_install_fix(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    missing = tmp_path / "no-such-claude"
+    done = run_session(repo, tasks=[task("a")], agent=ClaudeAgent(executable=str(missing)))
+    assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
+    fix = (
+        f"{missing}: executable not found on PATH: install Claude Code (npm install -g @anthropic-ai/claude-code) "
+        "or set agent.executable in config.yaml"
+    )
+    assert done.request()["question"] == f"claude cannot work: {fix}"
+    assert done.request()["context"] == {"task": "a", "failure_class": "critical", "fix": fix}
+    assert done.results("a") == [(1, "failed", "critical")]
+
+
+# -- 7. the command line, as a subprocess ------------------------------------------------------------------------
+
+
+def maestro_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([PY, "-m", "maestro", *args], capture_output=True, text=True, cwd=cwd, timeout=120)
+
+
+@pytest.fixture
+def cli_plan(tmp_path: Path) -> dict[str, Path]:
+    """A repository and, beside it, a PRD, tasks, a config and two scripts (one that works, one out of credit)."""
+    repo = make_repo(tmp_path)
+    plan = tmp_path / "plan"
+    plan.mkdir()
+    (plan / "prd.md").write_text(prd_text([("FR-1", "one", "P0"), ("FR-2", "two", "P1")]), encoding="utf-8")
+    tasks = [task("a", reqs=["FR-1"], acceptance=["test -f a.txt"]),
+             task("b", reqs=["FR-2"], acceptance=["test -f b.txt"])]  # fmt: skip
+    (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": tasks}), encoding="utf-8")
+    ok = {"a": [{"actions": [write("a.txt", "a\n")], "cost_usd": 0.01}],
+          "b": [{"actions": [write("b.txt", "b\n")], "cost_usd": 0.02}]}  # fmt: skip
+    (plan / "script.yaml").write_text(json.dumps({"version": 1, "tasks": ok}), encoding="utf-8")
+    broke = {"a": [{"fail": {"kind": "critical", "message": "out of credit"}}],
+             "b": [{"delay_s": 0.2, "actions": [write("b.txt", "b\n")]}]}  # fmt: skip
+    (plan / "broke.yaml").write_text(json.dumps({"version": 1, "tasks": broke}), encoding="utf-8")
+    (plan / "config.yaml").write_text(config_text(), encoding="utf-8")
+    return {"repo": repo, **{p.stem: p for p in plan.iterdir()}}
+
+
+def _run_args(p: Mapping[str, Path], script: str, *extra: str) -> list[str]:
+    return ["run", "Build the sample", "--script", str(p[script]), "--prd", str(p["prd"]), "--tasks",
+            str(p["tasks"]), "--config", str(p["config"]), *extra]  # fmt: skip
+
+
+def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, Path]) -> None:
+    repo = cli_plan["repo"]
+    out = maestro_cli(*_run_args(cli_plan, "script"), cwd=repo)
+    assert (out.returncode, out.stderr) == (0, "")
+    lines = out.stdout.splitlines()
+    store = maestro.Store(repo)
+    (sid,) = store.session_ids()
+    report = store.session_dir(sid) / "final-report.md"
+    assert lines[0] == f"[Maestro] Session {sid} started on branch maestro/{sid}"
+    assert lines[-2:] == [f"session {sid}: completed", f"report: {report}"]
+    assert all(line.startswith("[Maestro] ") for line in lines[:-2])
+    assert "[Maestro] Group 1: a, b" in lines
+    assert f"[Maestro] Completed. Report: {report}" in lines
+    assert (repo / "a.txt").read_text() == "a\n"
+
+    status = maestro_cli("status", "last", "--json", cwd=repo)
+    assert status.returncode == 0
+    doc = json.loads(status.stdout)
+    assert {"session", "state", "tasks", "checkpoints", "cost_usd"} <= set(doc)
+    assert doc["session"] == sid
+    assert doc["state"] == "completed"
+    assert doc["tasks"] == {"a": "succeeded", "b": "succeeded"}
+    assert [(c["n"], c["tag"], c["label"]) for c in doc["checkpoints"]] == [
+        (0, f"maestro/{sid}/0", "start"),
+        (1, f"maestro/{sid}/1", "group 1: a, b"),
+    ]
+    assert doc["cost_usd"] == pytest.approx(0.03)
+
+    shown = maestro_cli("report", "last", cwd=repo)
+    assert (shown.returncode, shown.stdout) == (0, report.read_text(encoding="utf-8"))
+    assert sections(shown.stdout) == [*REPORT_SECTIONS[:8], "Tasks", "Next Steps"]
+
+    back = maestro_cli("rollback", "last", "--to", "0", cwd=repo)
+    assert (back.returncode, back.stdout, back.stderr) == (
+        0,
+        f"session {sid}: the tree is at checkpoint 0 (maestro/{sid}/0)\n",
+        "",
+    )
+    assert not (repo / "a.txt").exists()
+    assert not (repo / "b.txt").exists()
+    assert (repo / "README.md").read_text() == "# sample\n"
+
+
+def test_cli_run_paused_exits_3_with_the_decision_request(cli_plan: dict[str, Path]) -> None:
+    repo = cli_plan["repo"]
+    out = maestro_cli(*_run_args(cli_plan, "broke"), cwd=repo)
+    assert (out.returncode, out.stderr) == (3, "")
+    store = maestro.Store(repo)
+    (sid,) = store.session_ids()
+    folder = store.session_dir(sid)
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"[Maestro] Session {sid} started on branch maestro/{sid}"
+    assert lines[-3:] == [
+        f"session {sid}: paused",
+        f"report: {folder / 'final-report.md'}",
+        f"decision request: {folder / 'decision-request.json'}",
+    ]
+    assert (
+        f"[Maestro] Paused: scripted cannot work: out of credit (options: retry, abort; see "
+        f"{folder / 'decision-request.json'})"
+    ) in lines
+    doc = json.loads(maestro_cli("status", "last", "--json", cwd=repo).stdout)
+    assert (doc["session"], doc["state"], doc["paused_from"]) == (sid, "paused", "implementing")
+    assert doc["tasks"] == {"a": "failed", "b": "succeeded"}
+    assert doc["decision_request"]["question"] == "scripted cannot work: out of credit"
+    assert doc["cost_usd"] == 0
+
+
+def test_cli_dirty_tree_exits_2_and_writes_nothing(cli_plan: dict[str, Path]) -> None:
+    repo = cli_plan["repo"]
+    (repo / "README.md").write_text("# edited\n", encoding="utf-8")
+    out = maestro_cli(*_run_args(cli_plan, "script"), cwd=repo)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr == (
+        f"maestro: error: {repo}: the working tree has uncommitted changes (README.md): commit or stash them, "
+        "or pass --allow-dirty to have maestro save them as the session's base\n"
+    )
+    assert not (repo / ".flow").exists()
+    ok = maestro_cli(*_run_args(cli_plan, "script", "--allow-dirty"), cwd=repo)
+    assert ok.returncode == 0
+    assert ok.stdout.splitlines()[-2].endswith(": completed")
+    assert (repo / "README.md").read_text() == "# edited\n"
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(cli_plan: dict[str, Path]) -> None:
+    repo = cli_plan["repo"]
+    missing = cli_plan["prd"].parent / "nope.md"
+    args = _run_args(cli_plan, "script")
+    args[args.index("--prd") + 1] = str(missing)
+    out = maestro_cli(*args, cwd=repo)
+    assert (out.returncode, out.stdout) == (2, "")
+    assert out.stderr.startswith("maestro: error: ")
+    assert str(missing) in out.stderr
+    assert out.stderr.count("\n") == 1
+    assert not (repo / ".flow").exists()
+
+
+def test_cli_last_is_the_session_started_last(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    store = maestro.Store(repo)
+
+    class Ids:
+        def __init__(self) -> None:
+            self.ids = ["20260101-000000-ffffff", "20260101-000000-000000"]  # started in the same second
+
+        def new_session_id(self, now: _dt.datetime) -> str:
+            return self.ids.pop(0)
+
+    ids, clock = Ids(), maestro.TickingClock()
+    for request in ("first", "second"):
+        with maestro.Session.create(store, request, clock=clock, ids=ids):
+            pass
+    doc = json.loads(maestro_cli("status", "last", "--json", cwd=repo).stdout)
+    assert (doc["session"], doc["request"]) == ("20260101-000000-000000", "second")
