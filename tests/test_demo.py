@@ -190,3 +190,22 @@ def test_the_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     assert (out.returncode, out.stdout) == (2, "")
     assert out.stderr == f"maestro: error: {tmp_path}: not empty: the demo needs an empty or new folder\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["keep.txt"]
+
+
+def test_the_demo_needs_nothing_but_the_package(tmp_path: Path) -> None:
+    """Without pytest installed, the sample's unittest test cases still run: the demo completes."""
+    code = (
+        "import importlib.util, sys\n"
+        "real = importlib.util.find_spec\n"
+        "importlib.util.find_spec = lambda name, *a: None if name == 'pytest' else real(name, *a)\n"
+        "from pathlib import Path\n"
+        "from maestro.demo import run_demo\n"
+        "outcome, _ = run_demo(Path(sys.argv[1]))\n"
+        "print(outcome.state)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path / "demo")], capture_output=True, text=True,
+                         timeout=300)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "completed"
+    config = (tmp_path / "demo" / "plan" / "config.yaml").read_text()
+    assert "-m unittest discover" in config and "pytest" not in config

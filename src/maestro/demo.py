@@ -19,6 +19,8 @@ Nothing here needs a network, an account or a git binary.
 
 from __future__ import annotations
 
+import importlib.util
+import shlex
 import shutil
 import sys
 import tempfile
@@ -90,7 +92,7 @@ tasks:
     risk: low
     priority: P0
     acceptance:
-      - {python} -m pytest -q tests/test_core.py
+      - {test} core
     files: [calc/core.py, tests/test_core.py]
   - id: ops
     title: Multiply and divide
@@ -99,7 +101,7 @@ tasks:
     requirements: [FR-2]
     priority: P1
     acceptance:
-      - {python} -m pytest -q tests/test_ops.py
+      - {test} ops
     files: [calc/ops.py, tests/test_ops.py]
   - id: cli
     title: Command line
@@ -110,7 +112,7 @@ tasks:
     risk: high
     priority: P1
     acceptance:
-      - {python} -m pytest -q tests/test_cli.py
+      - {test} cli
     files: [calc/__main__.py, tests/test_cli.py]
   - id: docs
     title: Document the usage
@@ -125,16 +127,19 @@ tasks:
 
 CORE = "def add(a, b):\n    return a + b\n\n\ndef sub(a, b):\n    return a - b\n"
 CORE_TESTS = (
-    "from calc.core import add, sub\n\n\ndef test_add():\n    assert add(2, 3) == 5\n\n\n"
-    "def test_sub():\n    assert sub(5, 3) == 2\n"
+    "import unittest\n\nfrom calc.core import add, sub\n\n\nclass CoreTest(unittest.TestCase):\n"
+    "    def test_add(self):\n        self.assertEqual(add(2, 3), 5)\n\n"
+    "    def test_sub(self):\n        self.assertEqual(sub(5, 3), 2)\n"
 )
 OPS = (
     "def mul(a, b):\n    return a * b\n\n\ndef div(a, b):\n    if b == 0:\n"
     '        raise ZeroDivisionError("division by zero")\n    return a / b\n'
 )
 OPS_TESTS = (
-    "import pytest\n\nfrom calc.ops import div, mul\n\n\ndef test_mul():\n    assert mul(3, 4) == 12\n\n\n"
-    "def test_div():\n    assert div(8, 2) == 4\n    with pytest.raises(ZeroDivisionError):\n        div(1, 0)\n"
+    "import unittest\n\nfrom calc.ops import div, mul\n\n\nclass OpsTest(unittest.TestCase):\n"
+    "    def test_mul(self):\n        self.assertEqual(mul(3, 4), 12)\n\n"
+    "    def test_div(self):\n        self.assertEqual(div(8, 2), 4)\n"
+    "        with self.assertRaises(ZeroDivisionError):\n            div(1, 0)\n"
 )
 CLI = (
     "import sys\n\nfrom calc.core import add, sub\nfrom calc.ops import div, mul\n\n"
@@ -143,9 +148,10 @@ CLI = (
     'if __name__ == "__main__":\n    sys.exit(main(sys.argv[1:]))\n'
 )
 CLI_TESTS = (
-    "import subprocess\nimport sys\n\n\ndef test_add_from_the_command_line():\n"
-    '    out = subprocess.run([sys.executable, "-m", "calc", "add", "1", "2"], capture_output=True, text=True)\n'
-    '    assert out.stdout.strip() == "3.0"\n'
+    "import subprocess\nimport sys\nimport unittest\n\n\nclass CliTest(unittest.TestCase):\n"
+    "    def test_add_from_the_command_line(self):\n"
+    '        out = subprocess.run([sys.executable, "-m", "calc", "add", "1", "2"], capture_output=True, text=True)\n'
+    '        self.assertEqual(out.stdout.strip(), "3.0")\n'
 )
 # cli's first attempt "simplifies" core: sub becomes add — core's tests now fail (a regression)
 CORE_BROKEN = "def add(a, b):\n    return a + b\n\n\nsub = add\n"
@@ -215,8 +221,26 @@ recovery:
   max_alternatives: 2
 limits: {max_iterations: 2, max_minutes: 10, budget_usd: null}
 gates:
-  tests: {command: "{python} -m pytest -q -p no:cacheprovider --junitxml={junit}", required: true}
+  tests: {command: "{suite}", required: true}
 """
+
+
+def _with_tests(text: str) -> str:
+    """Fill in the test commands: pytest (with JUnit counts) when it is installed, else the standard unittest.
+
+    The sample's tests are ``unittest`` test cases, which both run; ``maestro demo``
+    needs nothing but the installed package.
+    """
+    python = shlex.quote(sys.executable)
+    if importlib.util.find_spec("pytest") is not None:
+        suite = f"{python} -m pytest -q -p no:cacheprovider --junitxml={{junit}}"
+        one = f"{python} -m pytest -q -p no:cacheprovider tests/test_"
+        return text.replace("{suite}", suite).replace("{test} core", one + "core.py").replace(
+            "{test} ops", one + "ops.py").replace("{test} cli", one + "cli.py")  # fmt: skip
+    suite = f"{python} -m unittest discover -s tests -t ."
+    one = f"{python} -m unittest -q tests.test_"
+    return text.replace("{suite}", suite).replace("{test} core", one + "core").replace(
+        "{test} ops", one + "ops").replace("{test} cli", one + "cli")  # fmt: skip
 
 
 def make_sample(target: Path) -> Path:
@@ -240,13 +264,12 @@ def make_sample(target: Path) -> Path:
     )
     plan = target / "plan"
     plan.mkdir()
-    python = sys.executable
     (plan / "prd.md").write_text(PRD, encoding="utf-8")
-    (plan / "tasks.yaml").write_text(TASKS.replace("{python}", python), encoding="utf-8")
+    (plan / "tasks.yaml").write_text(_with_tests(TASKS), encoding="utf-8")
     import json
 
     (plan / "script.yaml").write_text(json.dumps(SCRIPT, indent=2), encoding="utf-8")  # JSON is YAML
-    (plan / "config.yaml").write_text(CONFIG.replace("{python}", python), encoding="utf-8")
+    (plan / "config.yaml").write_text(_with_tests(CONFIG), encoding="utf-8")
     return repo
 
 

@@ -137,12 +137,7 @@ def final_report(
         f"- Duration: {_duration(state.started_at or '', state.updated_at or '')}"
         f" ({state.started_at} to {state.updated_at})",
         f"- Tasks completed: {done}/{len(state.tasks)}",
-        "- Tests passed: "
-        + (
-            f"{latest_tests.passed or 0} passed, {latest_tests.failed or 0} failed"
-            if latest_tests
-            else "no test gate ran"
-        ),
+        "- Tests passed: " + _tests_line(latest_tests),
         f"- Checkpoints: {len({c.n for c in state.checkpoints})}",
         f"- Agent calls: {len(state.agent_results)}; cost: ${cost:.4f}",
         f"- Refinement iterations: {state.iteration}",
@@ -197,6 +192,14 @@ def final_report(
     steps = list(next_steps) or _next_steps(state)
     lines += [f"- {step}" for step in steps]
     return "\n".join(lines) + "\n"
+
+
+def _tests_line(gate: GateResult | None) -> str:
+    if gate is None:
+        return "no test gate ran"
+    if gate.passed is None and gate.failed is None:
+        return f"{gate.status} (no counts: the test command wrote no JUnit XML)"
+    return f"{gate.passed or 0} passed, {gate.failed or 0} failed"
 
 
 def _next_steps(state: SessionState) -> list[str]:
