@@ -47,6 +47,7 @@ __all__ = [
     "PlanRequest",
     "Skill",
     "Subagent",
+    "plan_outcome",
     "plan_prompt",
     "task_prompt",
     "transcript_paths",
@@ -262,6 +263,18 @@ def validate_plan(answer: Any, source: str = "the planner's answer") -> Plan:
     prd = parse_prd(answer["prd_markdown"], f"{source}: prd_markdown")
     graph = parse_tasks(answer["tasks_yaml"], f"{source}: tasks_yaml", requirement_ids=prd.requirement_ids)
     return Plan(answer["prd_markdown"], answer["tasks_yaml"], prd, graph)
+
+
+def plan_outcome(result: AgentResult, answer: Any, source: str) -> PlanOutcome:
+    """A planning call whose agent succeeded: its validated plan, or a failure of class ``implementation``."""
+    if answer is None:
+        return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation",
+                                        summary=f"{source}: the answer has no structured output"))  # fmt: skip
+    try:
+        plan = validate_plan(answer, source)
+    except PlanError as exc:
+        return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation", summary=str(exc)))
+    return PlanOutcome(result, plan)
 
 
 def transcript_paths(session_dir: Path | None, task: str, attempt: int, agent: str) -> tuple[Path, Path] | None:

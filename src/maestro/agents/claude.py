@@ -52,7 +52,6 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import PlanError
 from maestro.agents._common import Attempt, budget_refusal, classify_text, is_long, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
@@ -61,9 +60,9 @@ from maestro.agents.base import (
     PlanOutcome,
     PlanRequest,
     Subagent,
+    plan_outcome,
     plan_prompt,
     task_prompt,
-    validate_plan,
 )
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
@@ -216,14 +215,7 @@ class ClaudeAgent:
             return PlanOutcome(result)
         summary = parse_stream(outcome.stdout)
         answer = summary.result.get("structured_output") if summary.result else None
-        if answer is None:
-            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation",
-                                            summary="claude answered without structured_output"))  # fmt: skip
-        try:
-            plan = validate_plan(answer, "claude's plan")
-        except PlanError as exc:
-            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation", summary=str(exc)))
-        return PlanOutcome(result, plan)
+        return plan_outcome(result, answer, "claude's plan")
 
     # -- judging ----------------------------------------------------------------------------------------------
     def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:

@@ -35,7 +35,6 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import PlanError
 from maestro.agents._common import Attempt, classify_text, is_long, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
@@ -43,9 +42,9 @@ from maestro.agents.base import (
     AgentRequest,
     PlanOutcome,
     PlanRequest,
+    plan_outcome,
     plan_prompt,
     task_prompt,
-    validate_plan,
 )
 from maestro.agents.process import ProcessOutcome
 from maestro.records import AgentResult
@@ -195,11 +194,7 @@ class CodexAgent:
         result = self._judge(attempt, outcome)
         if result.status != "succeeded":
             return PlanOutcome(result)
-        try:
-            plan = validate_plan(answer, "codex's plan")
-        except PlanError as exc:
-            return PlanOutcome(attrs.evolve(result, status="failed", failure_class="implementation", summary=str(exc)))
-        return PlanOutcome(result, plan)
+        return plan_outcome(result, answer or None, "codex's plan")
 
     def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
         ev = parse_events(outcome.stdout)
