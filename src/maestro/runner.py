@@ -513,9 +513,20 @@ class _Run:
             return (f"Your change deleted files outside the task's files ({', '.join(outside[:10])}): "
                     "keep to the task's files")  # fmt: skip
         earlier = [t for t in self.graph if t.id not in group and self.s.task_state(t.id) == "succeeded"]
+        # each distinct command once (tasks often share one), several at a time
+        owners: dict[str, Task] = {}
         for t in earlier:
-            acc = acceptance(t, self.workdir, timeout_s=self.r.agent_timeout_s)
+            for command in t.acceptance:
+                owners.setdefault(command, t)
+        if not owners:
+            return None
+        probes = [Task(f"check{i}", "regression check", acceptance=(c,)) for i, c in enumerate(owners)]
+        workers = max(1, min(self.r.config.parallel.max_workers, len(probes)))
+        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maestro-check") as pool:
+            results = list(pool.map(lambda p: acceptance(p, self.workdir, timeout_s=self.r.agent_timeout_s), probes))
+        for command, acc in zip(owners, results, strict=True):
             if not acc.passed:
+                t = owners[command]
                 output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
                 self.say(f"Regression: task {t.id}'s acceptance now fails after group {', '.join(group)}", note=True)
                 return f"Your change broke task {t.id} ({t.title}): its acceptance command failed:\n{output}"
