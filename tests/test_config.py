@@ -345,7 +345,7 @@ def test_a_tag_that_does_not_fit_is_one_line(text: str, message: str) -> None:
 
 def test_the_demo_config_reads() -> None:
     demo = pytest.importorskip("maestro.demo")
-    config = parse_config(demo.CONFIG.replace("{python}", "python3"), "demo.yaml")
+    config = parse_config(demo._with_tests(demo.CONFIG), "demo.yaml")
     assert config.agent == {"kind": "scripted", "script": "script.yaml"}
     assert config.gates["tests"].command is not None
 
