@@ -34,7 +34,7 @@ import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -48,6 +48,9 @@ from maestro.seams import Clock, IdSource, SystemClock
 from maestro.session import Session
 from maestro.store import Store, atomic_write
 from maestro.tasks import Task, TaskGraph, load_tasks
+
+if TYPE_CHECKING:
+    from maestro.agents.registry import Registry
 
 __all__ = ["EXIT_CODES", "RunOutcome", "Runner", "dirty_paths"]
 
@@ -192,6 +195,7 @@ class _Run:
         self.workdir: Path = Path(checkpointer.workdir)
         self.runs: dict[str, _TaskRun] = {}
         self.last_checkpoint = 0
+        self.registry: Registry | None = None
 
     # -- logging ---------------------------------------------------------------------------------------------
     def say(self, text: str, *, note: bool = False) -> None:
@@ -334,13 +338,18 @@ class _Run:
             self.rollback_and_retry(group, needs)
 
     def choose_subagent(self, tid: str) -> None:
+        from maestro.agents.registry import discover
+
         try:
+            if self.registry is None:  # .claude/ is read once a run, not once a task
+                self.registry = discover(self.workdir)
             mapping, triggers = _subagent_overrides(self.r.config)
             d = self.r.engine.decide(
                 "subagent",
                 session=self.s,
                 repo=self.workdir,
                 for_task=self.runs[tid].task,
+                registry=self.registry,
                 mapping=mapping,
                 triggers=triggers,
                 task=tid,
@@ -348,9 +357,7 @@ class _Run:
         except MaestroError as exc:
             self.s.note(f"subagent for {tid}: no decision: {exc}")
             return
-        from maestro.agents.registry import discover
-
-        self.runs[tid].subagent = discover(self.workdir).subagent(d.choice)
+        self.runs[tid].subagent = self.registry.subagent(d.choice)
         self.say(f"Task {tid}: {self.runs[tid].task.title} → {d.choice}")
 
     def run_attempts(self, tids: list[str]) -> None:
