@@ -401,31 +401,25 @@ def discover(repo: Path | str, home: Path | str | None = None) -> Registry:
     skills: dict[str, tuple[Skill, Origin]] = {}
     problems: list[str] = []
     for scope, root, prefix in _roots(repo, Path(home).absolute() if home is not None else None):
-        for path in _agent_files(root / ".claude" / "agents"):
-            shown = prefix + path.relative_to(root).as_posix()
-            try:
-                agent = _parse_agent(path)
-            except _Malformed as exc:
-                _problem(problems, shown, exc.line, "subagent", exc.problem)
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                _problem(problems, shown, 1, "subagent", f"cannot read: {exc}")
-                continue
-            if agent is None:
-                log.debug("%s: no front matter, not a subagent", shown)
-                continue
-            _keep(agents, agent, Origin(scope, path, shown), problems, "subagent")
-        for path in _skill_files(root / ".claude" / "skills"):
-            shown = prefix + path.relative_to(root).as_posix()
-            try:
-                skill = _parse_skill(path)
-            except _Malformed as exc:
-                _problem(problems, shown, exc.line, "skill", exc.problem)
-                continue
-            except (OSError, UnicodeDecodeError) as exc:
-                _problem(problems, shown, 1, "skill", f"cannot read: {exc}")
-                continue
-            _keep(skills, skill, Origin(scope, path, shown), problems, "skill")
+        kinds: tuple[tuple[str, Any, Any, dict[str, Any]], ...] = (
+            ("subagent", _agent_files(root / ".claude" / "agents"), _parse_agent, agents),
+            ("skill", _skill_files(root / ".claude" / "skills"), _parse_skill, skills),
+        )
+        for what, files, parse, found in kinds:
+            for path in files:
+                shown = prefix + path.relative_to(root).as_posix()
+                try:
+                    item = parse(path)
+                except _Malformed as exc:
+                    _problem(problems, shown, exc.line, what, exc.problem)
+                    continue
+                except (OSError, UnicodeDecodeError) as exc:
+                    _problem(problems, shown, 1, what, f"cannot read: {exc}")
+                    continue
+                if item is None:  # a markdown file without front matter (a README): not a definition
+                    log.debug("%s: no front matter, not a %s", shown, what)
+                    continue
+                _keep(found, item, Origin(scope, path, shown), problems, what)
     return Registry(
         tuple(agents[n][0] for n in sorted(agents)),
         tuple(skills[n][0] for n in sorted(skills)),
