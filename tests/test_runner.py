@@ -213,6 +213,8 @@ class Done:
     def request(self) -> dict[str, Any]:
         assert self.outcome.request_file == self.dir / "decision-request.json"
         doc: dict[str, Any] = json.loads(self.outcome.request_file.read_text(encoding="utf-8"))
+        how = doc.pop("answer")  # how to answer: checked here, the rest by each test
+        assert how == f"maestro answer {doc['session']} {'|'.join(doc['options'])} [--note TEXT]; then maestro resume {doc['session']}"
         return doc
 
     def report(self) -> str:
@@ -918,9 +920,9 @@ def test_a_gate_that_keeps_failing_pauses_after_max_iterations(tmp_path: Path) -
     assert done.tasks() == {"a": ("succeeded", 3)}
     assert done.request() == {
         "session": SID,
-        "question": "Required gates still fail after 2 iterations: tests",
-        "options": ["retry", "handoff", "abort"],
-        "context": {"failing_gates": ["tests"]},
+        "question": "Limit reached: required gates still fail after 2 iterations (max_iterations 2): tests",
+        "options": ["raise", "handoff", "abort"],
+        "context": {"limit": "max_iterations", "failing_gates": ["tests"]},
         "paused_from": "reviewing",
     }
     assert "handoff" not in done.triggers()
@@ -957,7 +959,7 @@ def test_a_required_gate_skipped_blocks_the_handoff(tmp_path: Path) -> None:
     assert [status for status, _ in done.gate_rounds("lint")] == ["skipped", "skipped"]
     assert [status for status, _ in done.gate_rounds("tests")] == ["passed", "passed"]
     assert [d.choice for d in done.decisions("refinement")] == ["refine", "stop"]
-    assert done.request()["context"] == {"failing_gates": ["lint"]}
+    assert done.request()["context"] == {"limit": "max_iterations", "failing_gates": ["lint"]}
     assert "handoff" not in done.triggers()
 
 
@@ -1006,8 +1008,10 @@ def test_a_p0_or_p1_requirement_not_met_fails_validation(
     expected = f"blocking requirements not met: FR-2 ({priority}, {verdict}); 1 of 2 requirements met"
     assert done.gate_rounds("traceability") == [("failed", expected)] * 2  # the first round, and after a refinement
     assert done.latest_gates()["tests"] == "passed"
-    assert done.request()["context"] == {"failing_gates": ["traceability"]}
-    assert done.request()["question"] == "Required gates still fail after 1 iterations: traceability"
+    assert done.request()["context"] == {"limit": "max_iterations", "failing_gates": ["traceability"]}
+    assert done.request()["question"] == (
+        "Limit reached: required gates still fail after 1 iterations (max_iterations 1): traceability"
+    )
 
 
 # -- 4. a dirty tree -------------------------------------------------------------------------------------------------

@@ -122,7 +122,11 @@ class Checkpointer:
             self._open_workdir()
             if not self.worktree and refs.read_ref(Ref(b"HEAD")) != b"ref: " + self.branch:
                 self._main.refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
-            return self._record(0)
+            record = self._record(0)
+            state = getattr(self._session_obj, "state", None)
+            if state is not None and not any(c.n == 0 for c in state.checkpoints):
+                self._note(record)  # the run stopped between tagging checkpoint 0 and recording it
+            return record
         self._exclude_flow()
         head = self._head_commit(self._main)
         self._repo = self._main
@@ -153,8 +157,12 @@ class Checkpointer:
         self._note(record)
         return record
 
-    def checkpoint(self, label: str) -> CheckpointRecord | None:
-        """Commit every change since the last checkpoint; ``None`` (and no commit) if there is none."""
+    def checkpoint(self, label: str, *, allow_empty: bool = False) -> CheckpointRecord | None:
+        """Commit every change since the last checkpoint; ``None`` (and no commit) if there is none.
+
+        With ``allow_empty`` a checkpoint is made even when nothing changed (a
+        commit with its parent's tree), so that the step it ends is on record.
+        """
         repo = self._open_workdir()
         self._check_unlocked(repo)
         head = self._branch_head()
@@ -162,7 +170,7 @@ class Checkpointer:
         scan = self._scan()
         old_tree = self._tree
         tree = self._apply_scan(scan, write_index=True)
-        if tree == self._commit(head).tree and tree == old_tree:
+        if tree == self._commit(head).tree and tree == old_tree and not allow_empty:
             log.info("session %s: nothing changed since the last checkpoint", self.session)
             return None
         n = self._next_number()
@@ -203,6 +211,24 @@ class Checkpointer:
         repo.refs[self.branch] = target
         log.info("session %s: rolled back to checkpoint %d (tree before: pre-rollback-%d)", self.session, target_n, k)
         return self._record(target_n)
+
+    def discard_after(self, n: int) -> builtins.list[int]:
+        """Untag the checkpoints after ``n`` (made by a run that stopped before recording them); return them.
+
+        Their commits stay reachable at ``refs/maestro/<session>/interrupted-<k>``.
+        """
+        gone: builtins.list[int] = []
+        for ref in self._tag_refs():
+            k = int(ref[len(self.tag_prefix) :])
+            if k > n:
+                commit = self._peel(ref)
+                if commit is not None:
+                    self._main.refs[Ref(self.ref_prefix + f"interrupted-{k}".encode())] = commit
+                self._main.refs.remove_if_equals(Ref(ref), None)
+                gone.append(k)
+        if gone:
+            log.warning("session %s: checkpoint(s) %s were made but never recorded: untagged", self.session, gone)
+        return sorted(gone)
 
     def diff(self, a: int | str, b: int | str) -> tuple[FileChange, ...]:
         """What changed from ``a`` to ``b`` (checkpoint numbers, tags, commits, or ``"base"``)."""

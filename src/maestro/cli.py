@@ -7,10 +7,12 @@ Exit codes: 0 success, 2 bad input or a maestro error (one line on stderr),
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -52,6 +54,11 @@ def _build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     rp.add_argument("--json", action="store_true", help="one JSON object a line")
     rp.add_argument("--to", type=_step_number, metavar="N", help="stop after step N (step 0 is the session's creation)")
+    rp.add_argument(
+        "--redrive",
+        action="store_true",
+        help="run the session again on a copy of the repository with its recorded agent results, and compare",
+    )
 
     ss = sub.add_parser("sessions", help="list the sessions of a repository", description="List recorded sessions.")
     ss.add_argument("--repo", default=".", help="the repository (default: the current directory)")
@@ -103,9 +110,34 @@ def _build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--script", metavar="FILE", help="the scripted agent's script (implies --agent scripted)")
     rn.add_argument("--config", metavar="FILE", help="config.yaml (default: .flow/maestro/config.yaml)")
     rn.add_argument("--max-iterations", type=_positive, metavar="N", help="refinement iterations at most")
-    rn.add_argument("--budget-usd", type=float, metavar="X", help="spend at most X dollars on agents")
+    rn.add_argument("--budget-usd", type=_dollars, metavar="X", help="spend at most X dollars on agents, in all")
+    rn.add_argument("--max-minutes", type=_minutes, metavar="M", help="run for at most M minutes (paused time aside)")
     rn.add_argument("--worktree", action="store_true", help="work in a separate worktree; your checkout stays as is")
     rn.add_argument("--allow-dirty", action="store_true", help="save uncommitted changes as the session's base")
+
+    an = sub.add_parser(
+        "answer",
+        help="answer a paused session's question",
+        description="Record a human decision for a paused session (one of the options its decision request lists; "
+        "`maestro status SESSION` shows them). `maestro resume SESSION` then acts on it.",
+    )
+    an.add_argument("session", help="the session id, or 'last'")
+    an.add_argument("choice", help="one of the request's options (retry, skip, guidance, raise, handoff, abort ...)")
+    an.add_argument("--note", metavar="TEXT", help="why, or the guidance itself (given to the agent on 'guidance')")
+    an.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+
+    rs = sub.add_parser(
+        "resume",
+        help="continue a paused or interrupted session",
+        description="Continue a session: a paused one acts on its answer (without one: retry or continue); one "
+        "whose process died or was stopped has its interrupted step rolled back to the last checkpoint and redone. "
+        "Exit codes as for run, and 130 when interrupted.",
+    )
+    rs.add_argument("session", help="the session id, or 'last'")
+    rs.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    rs.add_argument("--max-iterations", type=_positive, metavar="N", help="raise the iteration limit to N")
+    rs.add_argument("--budget-usd", type=_dollars, metavar="X", help="raise the budget to X dollars in all")
+    rs.add_argument("--max-minutes", type=_minutes, metavar="M", help="raise the time limit to M minutes in all")
 
     st = sub.add_parser("status", help="where a session stands", description="Show a session's state.")
     st.add_argument("session", help="the session id, or 'last'")
@@ -159,6 +191,23 @@ def _int_at_least(minimum: int, what: str, low: str) -> Callable[[str], int]:
 
 
 _step_number = _int_at_least(0, "a step number", "step numbers start at 0")
+
+
+def _positive_float(what: str) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            x = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if not x > 0 or x == float("inf"):
+            raise argparse.ArgumentTypeError(f"{what} must be above 0, not {text}")
+        return x
+
+    return parse
+
+
+_dollars = _positive_float("an amount of dollars")
+_minutes = _positive_float("a number of minutes")
 _positive = _int_at_least(1, "a number", "must be at least 1")
 
 
@@ -367,27 +416,107 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.agent and args.agent != section.get("kind"):
         section = {"kind": args.agent}
     agent = agent_from_config(section or None, base_dir=base, where=str(config_path))
+    if section:  # the session keeps the agent it ran with: resume builds the same one
+        config = config.with_overrides(agent=_absolute_paths(section, base))
+    config = config.with_overrides(max_minutes=args.max_minutes)
     _show_log()
-    outcome = Runner(store, config, agent).run(
-        args.request,
-        prd_path=Path(args.prd) if args.prd else None,
-        tasks_path=Path(args.tasks) if args.tasks else None,
-        worktree=args.worktree,
-        allow_dirty=args.allow_dirty,
-    )
-    sys.stdout.write(f"session {outcome.session_id}: {outcome.state}\n")
+    runner = Runner(store, config, agent)
+    with _ctrl_c(runner):
+        outcome = runner.run(
+            args.request,
+            prd_path=Path(args.prd) if args.prd else None,
+            tasks_path=Path(args.tasks) if args.tasks else None,
+            worktree=args.worktree,
+            allow_dirty=args.allow_dirty,
+        )
+    return _outcome(outcome)
+
+
+def _absolute_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The agent section with its script path absolute (a resume may run from another folder)."""
+    out = dict(section)
+    if isinstance(out.get("script"), str):
+        out["script"] = str((base / out["script"]).resolve())
+    return out
+
+
+def _outcome(outcome: Any) -> int:
+    out = sys.stdout
+    out.write(f"session {outcome.session_id}: {outcome.state}\n")
     if outcome.report:
-        sys.stdout.write(f"report: {outcome.report}\n")
+        out.write(f"report: {outcome.report}\n")
     if outcome.request_file:
-        sys.stdout.write(f"decision request: {outcome.request_file}\n")
-    return outcome.exit_code
+        out.write(f"decision request: {outcome.request_file}\n")
+        out.write(f"answer it: maestro answer {outcome.session_id} CHOICE [--note TEXT]; then: maestro resume "
+                  f"{outcome.session_id}\n")  # fmt: skip
+    return int(outcome.exit_code)
+
+
+class _Stopped(Exception):
+    def __init__(self, session_id: str | None) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+@contextlib.contextmanager
+def _ctrl_c(runner: Any) -> Iterator[None]:
+    """The first Ctrl-C pauses after the current step; the second kills the agents and stops at once."""
+    from maestro.agents.process import kill_all
+
+    count = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            runner.interrupt()
+            sys.stderr.write("maestro: pausing after the current step (Ctrl-C again to stop at once)\n")
+            return
+        kill_all()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise _Stopped(runner.session_id) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _cmd_answer(args: argparse.Namespace) -> int:
+    from maestro.runner import answer
+
+    store = Store(args.repo)
+    sid = _session_id(store, args.session)
+    decision = answer(store, sid, args.choice, note=args.note)
+    sys.stdout.write(f"session {sid}: answered {decision.choice} ({decision.id}); continue with: maestro resume "
+                     f"{sid}\n")  # fmt: skip
+    return 0
+
+
+def _cmd_resume(args: argparse.Namespace) -> int:
+    from maestro.agents.factory import agent_from_config
+    from maestro.runner import Runner, load_run_inputs
+
+    store = Store(args.repo)
+    sid = _session_id(store, args.session)
+    inputs = load_run_inputs(store, sid)
+    agent = agent_from_config(inputs.config.agent or None, base_dir=store.root, where=f"session {sid} run.json")
+    _show_log()
+    runner = Runner(store, inputs.config, agent)
+    limits = {"max_iterations": args.max_iterations, "budget_usd": args.budget_usd, "max_minutes": args.max_minutes}
+    with _ctrl_c(runner):
+        outcome = runner.resume(sid, limits=limits)
+    return _outcome(outcome)
 
 
 def _status_doc(store: Store, sid: str) -> dict[str, Any]:
+    from maestro.runner import request_doc
     from maestro.state import rebuild
 
     state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
-    request_file = store.session_dir(sid) / "decision-request.json"
+    req = state.decision_request
     return {
         "session": sid,
         "state": state.state,
@@ -396,11 +525,11 @@ def _status_doc(store: Store, sid: str) -> dict[str, Any]:
         "request": state.request,
         "tasks": {k: t.state for k, t in sorted(state.tasks.items())},
         "checkpoints": [{"n": c.n, "tag": c.tag, "commit": c.commit, "label": c.label} for c in state.checkpoints],
-        "cost_usd": round(sum(r.cost_usd or 0.0 for r in state.agent_results), 6),
+        "cost_usd": round(state.spent_usd, 6),
+        "minutes_run": round(state.active_s / 60, 3),
+        "limits": converter.unstructure(state.limits),
         "gates": {g.name: g.status for g in state.gates},
-        "decision_request": json.loads(request_file.read_text(encoding="utf-8"))
-        if state.state == "paused" and request_file.is_file()
-        else None,
+        "decision_request": request_doc(sid, req) if req is not None else None,
     }
 
 
@@ -424,6 +553,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if doc["decision_request"]:
         req = doc["decision_request"]
         out.write(f"waiting for a decision: {_text(req['question'])} (options: {', '.join(req['options'])})\n")
+        out.write(f"answer it: maestro answer {doc['session']} CHOICE [--note TEXT]; then: maestro resume "
+                  f"{doc['session']}\n")  # fmt: skip
     return 0
 
 
@@ -520,12 +651,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         "report": _cmd_report,
         "rollback": _cmd_rollback,
         "demo": _cmd_demo,
+        "answer": _cmd_answer,
+        "resume": _cmd_resume,
     }[args.command]
     try:
         return handler(args)
     except MaestroError as exc:
         sys.stderr.write(f"maestro: error: {exc}\n")
         return 2
+    except _Stopped as stop:
+        how = f": `maestro resume {stop.session_id}` redoes the interrupted step" if stop.session_id else ""
+        sys.stderr.write(f"maestro: stopped at once{how}\n")
+        return 130
     except KeyboardInterrupt:
         sys.stderr.write("maestro: interrupted\n")
         return 130

@@ -25,6 +25,7 @@ __all__ = [
     "AgentResult",
     "CheckpointRecord",
     "Decision",
+    "DecisionRequest",
     "Event",
     "Evidence",
     "FileChange",
@@ -32,6 +33,7 @@ __all__ = [
     "Limits",
     "Note",
     "Option",
+    "Rewind",
     "SessionStarted",
     "TaskTransition",
     "Transition",
@@ -134,10 +136,17 @@ class Event:
 
 @attrs.frozen
 class Limits:
-    """What a session may spend before it stops to ask."""
+    """What a session may spend before it stops to ask (kind ``limits`` when changed on resume).
+
+    ``max_minutes`` counts the time the session was running (not paused, not
+    dead); ``budget_usd`` is summed over every agent call, parallel ones and
+    rewound ones included.  None: no limit.
+    """
 
     max_iterations: int = attrs.field(default=3, validator=[av.instance_of(int), av.ge(1)])
     max_task_attempts: int = attrs.field(default=3, validator=[av.instance_of(int), av.ge(1)])
+    max_minutes: float | None = attrs.field(default=None, converter=_opt_finite, validator=av.optional(av.gt(0)))
+    budget_usd: float | None = attrs.field(default=None, converter=_opt_finite, validator=av.optional(av.gt(0)))
 
 
 @attrs.frozen
@@ -319,6 +328,41 @@ class GateResult:
     failed: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
 
 
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not hasattr(value, "__iter__"):
+        raise TypeError(f"expected a list of strings, not {value!r}")
+    return tuple(value)
+
+
+@attrs.frozen
+class DecisionRequest:
+    """What a paused session asks a human (kind ``request``), recorded before it pauses.
+
+    ``options`` are the answers ``maestro answer`` accepts; ``context`` says what
+    the question is about (the task, the failing gates, the limit reached);
+    ``paused_from`` is the state ``resume`` returns to.
+    """
+
+    question: str = attrs.field(validator=_str)
+    options: tuple[str, ...] = attrs.field(converter=_str_tuple, validator=av.deep_iterable(_str))
+    paused_from: str = attrs.field(validator=_str)
+    context: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Rewind:
+    """A crash resume voids the interrupted step (kind ``rewind``).
+
+    Every event after ``to`` (the last step boundary) and before this one is
+    kept in the log but has no effect on the state any more; the working tree
+    was restored to checkpoint ``checkpoint``.  ``reason`` says what happened.
+    """
+
+    to: int = attrs.field(validator=[av.instance_of(int), av.ge(1)])
+    reason: str = attrs.field(validator=_str)
+    checkpoint: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
+
+
 @attrs.frozen
 class Note:
     """Free text for the execution log (kind ``note``)."""
@@ -335,6 +379,9 @@ PAYLOADS: dict[str, type[Any]] = {
     "agent": AgentResult,
     "gate": GateResult,
     "note": Note,
+    "request": DecisionRequest,
+    "rewind": Rewind,
+    "limits": Limits,
 }
 _KIND_OF = {cls: kind for kind, cls in PAYLOADS.items()}
 

@@ -26,11 +26,13 @@ run again too (their earlier results stay in the log).
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import re
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -38,26 +40,136 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from maestro._errors import MaestroError, TransitionNotAllowed
+from maestro._errors import MaestroError, StoreError, TransitionNotAllowed
 from maestro.agents.base import Agent, AgentRequest, PlanRequest, Subagent
 from maestro.config import Config
 from maestro.decisions import DecisionEngine
 from maestro.prd import Prd, load_prd
-from maestro.records import AgentResult, Decision, Evidence, Limits, Option
+from maestro.records import AgentResult, Decision, DecisionRequest, Evidence, Limits, Option, Rewind
 from maestro.seams import Clock, IdSource, SystemClock
 from maestro.session import Session
+from maestro.state import effective_events
 from maestro.store import Store, atomic_write
 from maestro.tasks import Task, TaskGraph, load_tasks
 
 if TYPE_CHECKING:
     from maestro.agents.registry import Registry
 
-__all__ = ["EXIT_CODES", "RunOutcome", "Runner", "dirty_paths"]
+__all__ = [
+    "BOUNDARY_TRIGGERS",
+    "EXIT_CODES",
+    "RunInputs",
+    "RunOutcome",
+    "Runner",
+    "answer",
+    "boundary",
+    "dirty_paths",
+    "load_run_inputs",
+]
 
 log = logging.getLogger(__name__)
 
 EXIT_CODES = {"completed": 0, "failed": 1, "aborted": 1, "paused": 3}
+EXIT_INTERRUPTED = 130
 DECISION_REQUEST = "decision-request.json"
+RUN_FILE = "run.json"
+TRACEABILITY = "traceability.md"
+RUN_VERSION = 1
+LIMIT_OPTIONS = ("raise", "handoff", "abort")
+
+# The session transitions after which a step is complete: a crash resume goes back to the last of
+# these (or to the last checkpoint) and redoes what came after.  The recovery ladder's moves
+# (error, rollback, rolled_back, retry) happen inside a step and are not among them.
+BOUNDARY_TRIGGERS = frozenset(
+    {"start", "plan_ready", "tasks_ready", "implementation_done", "validation_done", "refine", "handoff",
+     "complete", "pause", "resume", "accept", "abort", "give_up"}
+)  # fmt: skip
+
+
+def boundary(events: Iterable[Any]) -> int:
+    """The seq of the last step boundary among the effective ``events`` (see :data:`BOUNDARY_TRIGGERS`)."""
+    last = 1
+    for e in events:
+        if e.kind in ("session", "checkpoint") or (
+            e.kind == "transition" and e.data.get("trigger") in BOUNDARY_TRIGGERS
+        ):
+            last = e.seq
+    return last
+
+
+@attrs.frozen
+class RunInputs:
+    """What a run was started with (``run.json`` in the session folder), so that it can be resumed or re-driven."""
+
+    config: Config
+    worktree: bool = False
+    prd: bool = False
+    tasks: bool = False
+
+    def to_json(self) -> str:
+        import cattrs
+
+        doc = {"version": RUN_VERSION, "worktree": self.worktree, "prd": self.prd, "tasks": self.tasks,
+               "config": cattrs.unstructure(self.config)}  # fmt: skip
+        return json.dumps(doc, indent=2, ensure_ascii=False) + "\n"
+
+
+def load_run_inputs(store: Store, session_id: str) -> RunInputs:
+    """The inputs of a session's run (``run.json``); a one-line error if they are missing or unreadable."""
+    import cattrs
+
+    path = store.session_dir(session_id) / RUN_FILE
+    if not store.exists(session_id):
+        raise StoreError(f"no session {session_id!r} in {store.root}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(doc, dict) or doc.get("version") != RUN_VERSION:
+            raise ValueError(f"expected a JSON object with version {RUN_VERSION}")
+        config = cattrs.structure(doc["config"], Config)
+        return RunInputs(config, bool(doc.get("worktree")), bool(doc.get("prd")), bool(doc.get("tasks")))
+    except FileNotFoundError:
+        raise StoreError(f"{path}: missing: session {session_id} was not started by `maestro run`") from None
+    except (OSError, ValueError, KeyError, TypeError, cattrs.BaseValidationError) as exc:
+        raise StoreError(f"{path}: cannot read the session's run inputs: {exc}") from exc
+
+
+def answer(
+    store: Store, session_id: str, choice: str, *, note: str | None = None, clock: Clock | None = None
+) -> Decision:
+    """Record a human's answer to a paused session's decision request (``maestro answer``).
+
+    The choice must be one of the request's options (a one-line error lists
+    them); the answer is a decision with ``decided_by: human``.  ``resume``
+    acts on it.
+    """
+    session = Session.open(store, session_id, clock=clock)
+    try:
+        state = session.state
+        if state.state != "paused":
+            raise MaestroError(f"session {session_id} is {state.state}, not paused: there is nothing to answer")
+        req = state.decision_request or DecisionRequest("Continue?", ("retry", "abort"), state.paused_from or "")
+        if choice not in req.options:
+            raise MaestroError(
+                f"{choice!r} is not an answer to session {session_id}'s question; the options are: "
+                + ", ".join(req.options)
+            )
+        task = req.context.get("task") if isinstance(req.context.get("task"), str) else None
+        recorded = session.record(
+            Decision(
+                "answer",
+                req.question[:2000],
+                choice,
+                note or f"{choice}, answered by a human",
+                options=tuple(Option(o, 1.0 if o == choice else 0.0) for o in req.options),
+                decided_by="human",
+                task=task,
+            )
+        ).payload()
+        assert isinstance(recorded, Decision)
+        log.info("session %s: answered %s", session_id, choice)
+        return recorded
+    finally:
+        session.close()
 
 
 @attrs.frozen
@@ -109,7 +221,8 @@ class Runner:
     """Runs sessions for one repository with one agent and one configuration.
 
     ``sleep`` is the backoff's sleep (injected so tests and the demo need not wait);
-    ``clock`` and ``ids`` make the session's log reproducible.
+    ``clock`` and ``ids`` make the session's log reproducible.  :meth:`interrupt`
+    (the first Ctrl-C) asks the run to pause after the step it is in.
     """
 
     def __init__(
@@ -126,12 +239,18 @@ class Runner:
     ) -> None:
         self.store = store
         self.config = config
-        self.agent = agent
+        self.agent = _recording(agent)
         self.clock = clock or SystemClock()
         self.ids = ids
         self.sleep = sleep
         self.engine = engine or DecisionEngine(decisions_dir=store.decisions_dir)
         self.agent_timeout_s = agent_timeout_s
+        self.interrupted = threading.Event()
+        self.session_id: str | None = None  # the session run or resumed last (for a message after a Ctrl-C)
+
+    def interrupt(self) -> None:
+        """Pause after the current step (safe to call from a signal handler or another thread)."""
+        self.interrupted.set()
 
     # -- the whole run ----------------------------------------------------------------------------------------
     def run(
@@ -158,22 +277,117 @@ class Runner:
         prd = load_prd(prd_path) if prd_path is not None else None
         graph = load_tasks(tasks_path, requirement_ids=prd.requirement_ids if prd else None) if tasks_path else None
         rec = self.config.recovery
+        lim = self.config.limits
         limits = Limits(
-            max_iterations=self.config.limits.max_iterations,
+            max_iterations=lim.max_iterations,
             # every iteration may use every rung again
-            max_task_attempts=(1 + rec.max_retries + rec.max_alternatives) * (self.config.limits.max_iterations + 1),
+            max_task_attempts=(1 + rec.max_retries + rec.max_alternatives) * (lim.max_iterations + 1),
+            max_minutes=lim.max_minutes,
+            budget_usd=lim.budget_usd,
         )
-        kwargs: dict[str, Any] = {"clock": self.clock, "guards": self.engine.guards(), "limits": limits}
+        # What resuming needs is written with the session, before its log: the inputs and the options.
+        files = {RUN_FILE: RunInputs(self.config, worktree, prd is not None, graph is not None).to_json()}
+        if prd is not None:
+            files["prd.md"] = prd.text
+        if graph is not None:
+            files["tasks.yaml"] = graph.to_yaml()
+        kwargs: dict[str, Any] = {"clock": self.clock, "guards": self.engine.guards(), "limits": limits,
+                                  "files": files}  # fmt: skip
         if self.ids is not None:
             kwargs["ids"] = self.ids
         session = Session.create(self.store, request, **kwargs)
+        self.session_id = session.id
         try:
             checkpointer = Checkpointer(repo, session, worktree=worktree, clock=self.clock)
             checkpointer.start()  # records checkpoint 0 in the session
             self._log(session, f"Session {session.id} started on branch maestro/{session.id}")
             return _Run(self, session, checkpointer, prd, graph).go()
+        except KeyboardInterrupt:
+            _stopped(session)
+            raise
         finally:
             session.close()
+
+    def resume(self, session_id: str, *, limits: Mapping[str, Any] | None = None) -> RunOutcome:
+        """Continue a paused session (acting on its answer), or one whose process died (a crash resume).
+
+        A crash resume voids the interrupted step (a ``rewind`` event), restores
+        the tree to the last checkpoint and redoes the step.  ``limits`` (any of
+        ``max_iterations``, ``max_minutes``, ``budget_usd``) raise the session's
+        limits.  A session held by a live process raises
+        :class:`~maestro.SessionLocked` with its pid.
+        """
+        from maestro.checkpoints import Checkpointer
+
+        inputs = load_run_inputs(self.store, session_id)
+        self.session_id = session_id
+        session = Session.open(self.store, session_id, clock=self.clock, guards=self.engine.guards())
+        try:
+            state = session.state
+            if load_chart_final(state.state):
+                raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
+            _clear_stale_index_lock(self.store.repo, state.updated_at)
+            cp = Checkpointer(self.store.repo, session, worktree=inputs.worktree, clock=self.clock)
+            new_limits = _raised_limits(state.limits, limits or {})
+            if state.state == "paused":
+                choice = self._choice(session, new_limits)
+                if new_limits != state.limits:
+                    session.record(new_limits)
+                    self._log(session, f"Limits raised: {_limits_text(new_limits)}")
+                cp.start()
+                run = _Run(self, session, cp, None, None, resumed=True)
+                return run.answered(choice)
+            # The process that held the session is gone: void the step it was in and redo it.
+            to = boundary(effective_events(session.events))
+            was = state.state
+            if new_limits != state.limits:
+                session.record(new_limits)
+            last_cp = state.checkpoints[-1].n if state.checkpoints else None
+            session.record(Rewind(to, f"resumed after the run stopped in {was}", last_cp))
+            cp.start()  # checkpoint 0, if the run died before recording it
+            after = session.state
+            self._log(session, f"Resumed session {session_id} after the run stopped in {was}: events after "
+                               f"#{to} are void; redoing from {after.state}")  # fmt: skip
+            if after.checkpoints:
+                n = after.checkpoints[-1].n
+                cp.discard_after(n)
+                cp.rollback(n)
+                self._log(session, f"The tree is back at checkpoint {n} (the tree as it was: refs/maestro/"
+                                   f"{session_id}/pre-rollback-*)")  # fmt: skip
+            return _Run(self, session, cp, None, None, resumed=True).go()
+        except KeyboardInterrupt:
+            _stopped(session)
+            raise
+        finally:
+            session.close()
+
+    def _choice(self, session: Session, new_limits: Limits) -> str:
+        """The answer a paused session resumes with: the human's, else what resuming alone means."""
+        state = session.state
+        req = state.decision_request
+        options = req.options if req is not None else ("retry", "abort")
+        answered = _last_answer(session)
+        raised = new_limits != state.limits
+        if answered is not None:
+            choice = answered.choice
+        elif raised and "raise" in options:
+            choice = "raise"
+        elif "continue" in options:
+            choice = "continue"
+        elif "retry" in options:
+            choice = "retry"
+        else:
+            hint = ", or raise the limit: --budget-usd, --max-minutes, --max-iterations" if "raise" in options else ""
+            raise MaestroError(
+                f"session {session.id} is waiting for a decision: {req.question if req else 'continue?'} — answer "
+                f"with `maestro answer {session.id} CHOICE` (options: {', '.join(options)}){hint}"
+            )
+        if choice == "raise" and req is not None:
+            still = _limit_reached(req.context, new_limits, state)
+            if still:
+                raise MaestroError(f"session {session.id}: {still}: give a higher limit with `maestro resume "
+                                   f"{session.id} --{still.split()[0].replace('_', '-')} N`")  # fmt: skip
+        return choice
 
     @staticmethod
     def _log(session: Session, text: str) -> None:
@@ -181,11 +395,108 @@ class Runner:
         session.note(text)
 
 
+def load_chart_final(state: str) -> bool:
+    from maestro.chart import load_chart
+
+    return load_chart("session").is_final(state)
+
+
+def _recording(agent: Agent) -> Agent:
+    """The agent, wrapped so each attempt's changes are saved for re-drive (unless it replays or records already)."""
+    try:
+        from maestro.agents.recording import RecordingAgent
+    except ImportError:  # pragma: no cover - while the module is being written
+        return agent
+    from maestro.agents.replay import ReplayAgent
+
+    if isinstance(agent, (RecordingAgent, ReplayAgent)):
+        return agent
+    return RecordingAgent(agent)
+
+
+def _stopped(session: Session) -> None:
+    """A second Ctrl-C: say so in the log if it can still be written (the step is redone on resume)."""
+    with contextlib.suppress(MaestroError, OSError, KeyboardInterrupt):
+        session.note(f"Stopped at once by a second Ctrl-C in {session.current}: `maestro resume {session.id}` "
+                     "redoes the interrupted step")  # fmt: skip
+
+
+def _last_answer(session: Session) -> Decision | None:
+    """The human's answer to the current decision request (recorded after it), if any."""
+    found: Decision | None = None
+    for e in reversed(effective_events(session.events)):
+        if e.kind == "request":
+            break
+        if e.kind == "decision" and e.data.get("kind") == "answer" and found is None:
+            found = e.payload()
+    return found
+
+
+_LIMIT_NAMES = ("max_iterations", "max_minutes", "budget_usd")
+
+
+def _raised_limits(limits: Limits, new: Mapping[str, Any]) -> Limits:
+    unknown = set(new) - set(_LIMIT_NAMES)
+    if unknown:
+        raise MaestroError(f"unknown limit(s): {', '.join(sorted(unknown))} (limits: {', '.join(_LIMIT_NAMES)})")
+    given = {k: v for k, v in new.items() if v is not None}
+    try:
+        return attrs.evolve(limits, **given) if given else limits
+    except (ValueError, TypeError) as exc:
+        raise MaestroError(f"bad limit: {exc}") from exc
+
+
+def _limits_text(limits: Limits) -> str:
+    parts = [f"{limits.max_iterations} iterations"]
+    if limits.max_minutes is not None:
+        parts.append(f"{limits.max_minutes:g} minutes")
+    if limits.budget_usd is not None:
+        parts.append(f"${limits.budget_usd:g}")
+    return ", ".join(parts)
+
+
+def _limit_reached(context: Mapping[str, Any], limits: Limits, state: Any) -> str | None:
+    """Why the limit a request names is still reached under ``limits`` (None: it no longer is)."""
+    name = context.get("limit")
+    if name == "budget_usd" and limits.budget_usd is not None and state.spent_usd >= limits.budget_usd:
+        return f"budget_usd ${limits.budget_usd:g} is still reached (${state.spent_usd:.4f} spent)"
+    if name == "max_minutes" and limits.max_minutes is not None and state.active_s >= limits.max_minutes * 60:
+        return f"max_minutes {limits.max_minutes:g} is still reached ({state.active_s / 60:.1f} minutes run)"
+    if name == "max_iterations" and state.iteration >= limits.max_iterations:
+        return f"max_iterations {limits.max_iterations} is still reached ({state.iteration} iterations run)"
+    return None
+
+
+def _clear_stale_index_lock(repo: Path, last_event_ts: str | None) -> None:
+    """Remove ``.git/index.lock`` left by the dead run: made after its last event, and older than a live git's."""
+    lock = repo / ".git" / "index.lock"
+    try:
+        st = lock.stat()
+    except OSError:
+        return
+    import datetime as _dt
+
+    try:
+        since = _dt.datetime.fromisoformat(last_event_ts).timestamp() - 1.0 if last_event_ts else None
+    except ValueError:
+        since = None
+    if since is not None and st.st_mtime >= since and time.time() - st.st_mtime > 2.0:
+        log.warning("%s: removing the index lock the stopped run left behind", lock)
+        lock.unlink(missing_ok=True)
+
+
 class _Run:
-    """One run of one session (the runner's working state)."""
+    """One run of one session (the runner's working state, rebuilt from the log on resume)."""
 
     def __init__(
-        self, runner: Runner, session: Session, checkpointer: Any, prd: Prd | None, graph: TaskGraph | None
+        self,
+        runner: Runner,
+        session: Session,
+        checkpointer: Any,
+        prd: Prd | None,
+        graph: TaskGraph | None,
+        *,
+        resumed: bool = False,
     ) -> None:
         self.r = runner
         self.s = session
@@ -194,8 +505,30 @@ class _Run:
         self.graph = graph
         self.workdir: Path = Path(checkpointer.workdir)
         self.runs: dict[str, _TaskRun] = {}
-        self.last_checkpoint = 0
+        state = session.state
+        self.last_checkpoint = state.checkpoints[-1].n if state.checkpoints else 0
         self.registry: Registry | None = None
+        self.resumed = resumed
+        self.groups: tuple[tuple[str, ...], ...] = ()
+        self.gate_decisions: list[Decision | None] = [d for d in state.decisions if d.kind == "gate"]
+        if resumed:
+            self.load_saved()
+
+    def load_saved(self) -> None:
+        """The PRD and the task graph as the session saved them (its folder), and the runs of its tasks."""
+        prd_file, tasks_file = self.s.dir / "prd.md", self.s.dir / "tasks.yaml"
+        if self.prd is None and prd_file.is_file():
+            self.prd = load_prd(prd_file)
+        if self.graph is None and tasks_file.is_file():
+            self.graph = load_tasks(tasks_file, requirement_ids=self.prd.requirement_ids if self.prd else None)
+        if self.graph is not None:
+            self.prepare()
+            chosen = {d.task for d in self.s.state.decisions if d.kind == "subagent" and d.task}
+            for tid in chosen & set(self.runs):
+                self.runs[tid].chosen = True
+                self.choose_subagent(tid, again=True)
+            if self.s.state.iteration > 0:
+                self.refinement_feedback()
 
     # -- logging ---------------------------------------------------------------------------------------------
     def say(self, text: str, *, note: bool = False) -> None:
@@ -218,24 +551,128 @@ class _Run:
 
     # -- the phases -------------------------------------------------------------------------------------------
     def go(self) -> RunOutcome:
+        """Drive the session from the state it is in to a final state or a pause, one step at a time."""
         try:
-            self.fire("start")
-            self.plan()
-            self.fire("plan_ready")
-            ordering = self.generate_tasks()
-            self.fire("tasks_ready")
-            groups: tuple[tuple[str, ...], ...] | None = ordering
-            while groups is not None:
-                self.implement(groups)
-                self.fire("implementation_done")
-                self.validate()
-                self.fire("validation_done")
-                groups = self.review()
-                if groups is not None:
+            while True:
+                state = self.s.current
+                if load_chart_final(state):
+                    return self.ended(state)
+                if state == "handoff":
+                    return self.finish()
+                self.check_limits()
+                if state == "created":
+                    self.fire("start")
+                elif state == "planning":
+                    self.plan()
+                    self.fire("plan_ready")
+                elif state == "generating_tasks":
+                    self.generate_tasks()
                     self.fire("tasks_ready")
-            return self.finish()
+                elif state == "implementing":
+                    self.implement()
+                    self.fire("implementation_done")
+                elif state == "validating":
+                    self.validate()
+                    self.fire("validation_done")
+                elif state == "reviewing":
+                    self.review()
+                elif state == "refining":
+                    self.refine()
+                    self.fire("tasks_ready")
+                else:
+                    raise MaestroError(f"session {self.s.id} cannot continue from state {state!r}")
         except _Pause as pause:
             return self.pause(pause)
+
+    def check_limits(self, *, between_steps: bool = True) -> None:
+        """Pause (a decision request) at a Ctrl-C or when a limit is reached."""
+        if between_steps and self.r.interrupted.is_set():
+            raise _Pause(
+                "Interrupted (Ctrl-C): continue, hand off as is, or abort?",
+                ("continue", "handoff", "abort"),
+                {"interrupted": True},
+            )
+        reached = self.limit_reached()
+        if reached is not None:
+            name, text = reached
+            raise _Pause(f"Limit reached: {text}", LIMIT_OPTIONS, {"limit": name, "detail": text})
+
+    def limit_reached(self) -> tuple[str, str] | None:
+        state = self.s.state
+        lim = state.limits
+        if lim.budget_usd is not None and state.spent_usd >= lim.budget_usd:
+            return "budget_usd", f"budget ${lim.budget_usd:g} (${state.spent_usd:.4f} spent over every agent call)"
+        if lim.max_minutes is not None:
+            run_s = self.active_s()
+            if run_s >= lim.max_minutes * 60:
+                return "max_minutes", f"time {lim.max_minutes:g} minutes ({run_s / 60:.2f} minutes run)"
+        return None
+
+    def active_s(self) -> float:
+        """Seconds the session has run: what the log says, plus the time since its last event."""
+        import datetime as _dt
+
+        state = self.s.state
+        since = 0.0
+        if state.updated_at:
+            last = _dt.datetime.fromisoformat(state.updated_at)
+            since = max(0.0, (self.r.clock.now() - last).total_seconds())
+        return state.active_s + since
+
+    def answered(self, choice: str) -> RunOutcome:
+        """Act on a paused session's answer, then drive it on."""
+        req = self.s.state.decision_request
+        context = dict(req.context) if req is not None else {}
+        paused_from = self.s.state.paused_from
+        self.say(f"Resuming session {self.s.id} with {choice!r} (paused from {paused_from})", note=True)
+        if choice == "abort":
+            self.fire("abort", reason="a human answered abort")
+            return self.ended("aborted")
+        if choice == "handoff":
+            if paused_from == "implementing":
+                self.restore_checkpoint()
+            self.fire("accept", reason="a human accepted the work as it stands")
+            return self.finish()
+        if choice == "skip":
+            self.skip(context)
+        try:
+            self.fire("resume", reason=f"answer: {choice}")
+        except TransitionNotAllowed as exc:
+            raise MaestroError(f"session {self.s.id} cannot resume: {exc}") from exc
+        if paused_from != "implementing":
+            self.keep_changes_made_while_paused()
+        return self.go()
+
+    def skip(self, context: Mapping[str, Any]) -> None:
+        """Skip the request's task and every task that depends on it (recorded, before resuming)."""
+        tid = context.get("task")
+        if not isinstance(tid, str) or self.graph is None or tid not in self.graph.ids:
+            raise MaestroError(f"session {self.s.id}: 'skip' needs a paused task, and this request names none")
+        doomed = [tid, *(t.id for t in self.graph if tid in self.graph.ancestors(t.id))]
+        for t in doomed:
+            st = self.s.task_state(t)
+            if st in ("succeeded", "skipped"):
+                continue
+            if st not in ("pending", "ready", "failed", "retrying", "blocked"):
+                self.s.fire_task(t, "reopen")
+            self.s.fire_task(t, "skip", reason="skipped by a human" if t == tid else f"depends on skipped {tid}")
+        self.say(f"Skipped: {', '.join(doomed)}", note=True)
+
+    def keep_changes_made_while_paused(self) -> None:
+        """What a human changed in the tree during the pause becomes a checkpoint (a pause between steps)."""
+        rec = self.cp.checkpoint("changes made while paused")
+        if rec is not None:
+            self.last_checkpoint = rec.n
+            self.say(f"Checkpoint {rec.n}: the changes made while paused ({len(rec.files)} files)", note=True)
+
+    def restore_checkpoint(self) -> None:
+        """The tree back at the last checkpoint (the half-done group's work is saved in a pre-rollback ref)."""
+        self.cp.rollback(self.last_checkpoint)
+        self.say(f"The tree is back at checkpoint {self.last_checkpoint}", note=True)
+
+    def ended(self, state: str) -> RunOutcome:
+        report = self.write_report()
+        return RunOutcome(self.s.id, state, EXIT_CODES.get(state, 1), report=report)
 
     def plan(self) -> None:
         if self.prd is None:
@@ -256,6 +693,8 @@ class _Run:
                 self.graph = outcome.plan.graph
         assert self.prd is not None
         atomic_write(self.s.dir / "prd.md", self.prd.text)
+        if self.graph is not None:  # saved now: a resume after planning needs it
+            atomic_write(self.s.dir / "tasks.yaml", self.graph.to_yaml())
         self.say(f"PRD: {self.prd.title or 'untitled'} — {len(self.prd.requirements)} requirements")
         self.decide_repo("architecture", feature=self.s.state.request)
         for capability in _capabilities(self.s.state.request + " " + " ".join(r.text for r in self.prd.requirements)):
@@ -271,7 +710,7 @@ class _Run:
         self.say(f"Decision ({d.kind}): {d.choice} — {d.rationale}")
         return d
 
-    def generate_tasks(self) -> tuple[tuple[str, ...], ...]:
+    def generate_tasks(self) -> None:
         if self.graph is None:
             raise _Pause(
                 "There is no task graph: give one with --tasks, or plan with an agent that can plan",
@@ -279,26 +718,61 @@ class _Run:
                 {"phase": "generating_tasks"},
             )
         atomic_write(self.s.dir / "tasks.yaml", self.graph.to_yaml())
-        from maestro.ordering import order_tasks
-
         cap = self.r.config.parallel.max_workers
         self.decide(self.r.engine.decide("task_ordering", graph=self.graph, max_parallel=cap))
-        ordering = order_tasks(self.graph, max_parallel=cap)
+        self.prepare()
+
+    def prepare(self) -> None:
+        """The groups (the ordering is deterministic: a resume computes the same) and a run for each task."""
+        from maestro.ordering import order_tasks
+
+        assert self.graph is not None
+        ordering = order_tasks(self.graph, max_parallel=self.r.config.parallel.max_workers)
         self.groups = ordering.groups
         for t in self.graph:
-            self.runs[t.id] = _TaskRun(t)
-        self.say(f"{len(self.graph)} tasks in {len(ordering.groups)} groups: {ordering.describe()}")
-        return ordering.groups
+            self.runs.setdefault(t.id, _TaskRun(t))
+        if not self.resumed:
+            self.say(f"{len(self.graph)} tasks in {len(ordering.groups)} groups: {ordering.describe()}")
 
     # -- implementing -----------------------------------------------------------------------------------------
-    def implement(self, groups: Iterable[tuple[str, ...]]) -> None:
-        for i, group in enumerate(groups, 1):
+    def implement(self) -> None:
+        if self.resumed:
+            self.reconcile()
+            self.resumed = False
+        todo = {tid for tid in self.runs if self.s.task_state(tid) not in ("succeeded", "skipped")}
+        for i, whole in enumerate(self.groups, 1):
+            group = tuple(t for t in whole if t in todo)
+            if not group:
+                continue
             self.say(f"Group {i}: {', '.join(group)}", note=True)
             self.run_group(list(group))
-            rec = self.cp.checkpoint(f"group {i}: {', '.join(group)}")  # recorded in the session by the checkpointer
+            # a checkpoint even when nothing changed: each group's end is on record (a resume starts after it)
+            rec = self.cp.checkpoint(f"group {i}: {', '.join(group)}", allow_empty=True)
             if rec is not None:
                 self.last_checkpoint = rec.n
                 self.say(f"Checkpoint {rec.n}: {rec.tag} ({len(rec.files)} files)")
+            self.check_limits()
+
+    def reconcile(self) -> None:
+        """After a resume: the tree at the last checkpoint, and every task whose work is not in it pending again."""
+        self.restore_checkpoint()
+        events = effective_events(self.s.events)
+        cp_seq = max((e.seq for e in events if e.kind == "checkpoint"), default=0)
+        succeeded_at = {e.data["task"]: e.seq for e in events if e.kind == "task" and e.data.get("dest") == "succeeded"}
+        for tid, tr in self.runs.items():
+            st = self.s.task_state(tid)
+            if st in ("ready", "failed", "retrying") or (st == "succeeded" and succeeded_at.get(tid, 0) > cp_seq):
+                self.s.fire_task(tid, "reopen", reason="redone after the resume (its work is not in a checkpoint)")
+                tr.done = False
+            tr.retries = tr.alternatives = 0
+            tr.last_signature = None
+            tr.needs_rollback = False
+        guidance = _last_guidance(self.s)
+        if guidance is not None:
+            for tid in [guidance.task] if guidance.task in self.runs else list(self.runs):
+                tr = self.runs[tid]
+                tr.approach = "follow the human's guidance"
+                tr.feedback = guidance.rationale
 
     def run_group(self, group: list[str]) -> None:
         while True:
@@ -337,8 +811,19 @@ class _Run:
                     )
             self.rollback_and_retry(group, needs)
 
-    def choose_subagent(self, tid: str) -> None:
+    def choose_subagent(self, tid: str, *, again: bool = False) -> None:
+        """Record the subagent decision for ``tid``; ``again``: take the recorded one (a resume)."""
         from maestro.agents.registry import discover
+
+        if again:
+            recorded = [d for d in self.s.state.decisions if d.kind == "subagent" and d.task == tid]
+            try:
+                if self.registry is None:
+                    self.registry = discover(self.workdir)
+                self.runs[tid].subagent = self.registry.subagent(recorded[-1].choice)
+            except (MaestroError, KeyError, IndexError):
+                self.runs[tid].subagent = None
+            return
 
         try:
             if self.registry is None:  # .claude/ is read once a run, not once a task
@@ -385,9 +870,18 @@ class _Run:
                 self.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
                 running[pool.submit(self.attempt, req)] = tid
 
-            for tid in tids:
-                if self.s.task_state(tid) in ("ready", "retrying"):
-                    submit(tid)
+            def limit() -> _Pause | None:
+                try:
+                    self.check_limits(between_steps=False)
+                except _Pause as p:
+                    return p
+                return None
+
+            pause = limit()
+            batch = [t for t in tids if self.s.task_state(t) in ("ready", "retrying")]
+            self.share = max(1, min(workers, len(batch)))
+            for tid in batch if pause is None else ():
+                submit(tid)
             while running:
                 done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
                 for fut in done:
@@ -396,18 +890,25 @@ class _Run:
                     again = self.settle(tid, result, acc)
                     if isinstance(again, _Pause):
                         pause = pause or again
-                    elif again and pause is None:
-                        submit(tid)
+                    elif pause is None:
+                        pause = limit()  # a limit reached: the agents running finish, no new attempt starts
+                        if again and pause is None:
+                            self.share = max(1, len(running) + 1)
+                            submit(tid)
         if pause is not None:
             raise pause
 
     def budget_left(self) -> float | None:
-        """What is left of ``limits.budget_usd`` after every agent call so far (None: no budget)."""
-        budget = self.r.config.limits.budget_usd
+        """This attempt's share of what is left of the budget (None: no budget).
+
+        What is left after every agent call so far is shared among the attempts
+        starting together, so that parallel agents cannot together overspend it.
+        """
+        state = self.s.state
+        budget = state.limits.budget_usd
         if budget is None:
             return None
-        spent = sum(r.cost_usd or 0.0 for r in self.s.state.agent_results)
-        return budget - spent
+        return max(0.0, budget - state.spent_usd) / max(1, getattr(self, "share", 1))
 
     def attempt(self, request: AgentRequest) -> tuple[AgentResult, Any]:
         """In a worker thread: the agent's attempt, then the task's acceptance commands."""
@@ -613,12 +1114,13 @@ class _Run:
         }
         matrix = trace(self.prd, self.graph, succeeded, passed)
         self.traceability = matrix
+        atomic_write(self.s.dir / TRACEABILITY, matrix.to_markdown())
         g = matrix.as_gate()
         self.s.record(g)
         self.say(f"Requirements: {g.summary}")
 
-    def review(self) -> tuple[tuple[str, ...], ...] | None:
-        """None to hand off; else the groups of a refinement iteration."""
+    def review(self) -> None:
+        """Hand off when every required gate passed; else refine (within the iteration limit), else pause."""
         state = self.s.state
         latest = {g.name: g for g in state.gates}
         failing = sorted(n for n, g in latest.items() if g.required and g.status != "passed")
@@ -632,7 +1134,8 @@ class _Run:
                     options=(Option("handoff", 1.0), Option("refine", 0.0)),
                 )
             )
-            return None
+            self.fire("handoff")
+            return
         if state.iteration >= state.limits.max_iterations:
             self.decide(
                 Decision(
@@ -644,9 +1147,10 @@ class _Run:
                 )
             )
             raise _Pause(
-                f"Required gates still fail after {state.iteration} iterations: {', '.join(failing)}",
-                ("retry", "handoff", "abort"),
-                {"failing_gates": failing},
+                f"Limit reached: required gates still fail after {state.iteration} iterations "
+                f"(max_iterations {state.limits.max_iterations}): {', '.join(failing)}",
+                LIMIT_OPTIONS,
+                {"limit": "max_iterations", "failing_gates": failing},
             )
         self.decide(
             Decision(
@@ -658,25 +1162,30 @@ class _Run:
             )
         )
         self.fire("refine")
+
+    def refine(self) -> None:
+        """The tasks of the next iteration: what did not succeed (or all), with what validation found."""
         assert self.graph is not None
-        feedback = "\n".join(f"{n}: {latest[n].summary}" for n in failing)
-        redo = [t.id for t in self.graph if self.s.task_state(t.id) != "succeeded"] or list(self.graph.ids)
-        for tid in redo:
-            tr = self.runs[tid]
-            tr.done = False
-            tr.feedback = feedback
-            tr.approach = "fix what validation found"
-            st = self.s.task_state(tid)
-            if st in ("succeeded", "failed"):
+        redo = [t.id for t in self.graph if self.s.task_state(t.id) not in ("succeeded", "skipped")]
+        for tid in redo or list(self.graph.ids):
+            if self.s.task_state(tid) in ("succeeded", "failed"):
                 self.s.fire_task(tid, "reopen")
-        for tr in self.runs.values():  # a new iteration: every rung may be used again
-            tr.retries = tr.alternatives = 0
+        self.refinement_feedback()
+
+    def refinement_feedback(self) -> None:
+        """Fresh rungs for every task, and for those still to do what the last validation found."""
+        latest = {g.name: g for g in self.s.state.gates}
+        failing = sorted(n for n, g in latest.items() if g.required and g.status != "passed")
+        feedback = "\n".join(f"{n}: {latest[n].summary}" for n in failing)
+        for tid, tr in self.runs.items():
+            if self.s.task_state(tid) == "pending":
+                tr.done = False
+                tr.feedback = feedback or None
+                tr.approach = "fix what validation found"
+            tr.retries = tr.alternatives = 0  # a new iteration: every rung may be used again
             tr.last_signature = None
-        wanted = set(redo)
-        return tuple(g for g in (tuple(t for t in group if t in wanted) for group in self.groups) if g)
 
     def finish(self) -> RunOutcome:
-        self.fire("handoff")
         self.fire("complete")  # the session writes a plain report at its final state; the full one follows
         report = self.write_report()
         self.say(f"Completed. Report: {report}")
@@ -688,31 +1197,60 @@ class _Run:
 
         changes = self.cp.diff(0, self.last_checkpoint) if self.last_checkpoint else ()
         matrix = getattr(self, "traceability", None)
+        saved = self.s.dir / TRACEABILITY
+        requirements = matrix.to_markdown() if matrix is not None else None
+        if requirements is None and saved.is_file():  # validated before a resume
+            requirements = saved.read_text(encoding="utf-8")
         path = self.s.dir / "final-report.md"
-        atomic_write(
-            path,
-            final_report(
-                self.s.state, changes=changes, requirements=matrix.to_markdown() if matrix is not None else None
-            ),
-        )
+        atomic_write(path, final_report(self.s.state, changes=changes, requirements=requirements))
         return path
 
     def pause(self, pause: _Pause) -> RunOutcome:
         paused_from = self.s.current
-        self.pause_reason = pause
+        req = DecisionRequest(pause.question[:4000], pause.options, paused_from, _jsonable(pause.context))
+        self.s.record(req)  # in the log before the pause: nothing of the question is lost
         self.fire("pause", reason=pause.question[:500])
-        request = {
-            "session": self.s.id,
-            "question": pause.question,
-            "options": list(pause.options),
-            "context": pause.context,
-            "paused_from": paused_from,
-        }
-        path = self.s.dir / DECISION_REQUEST
-        atomic_write(path, json.dumps(request, indent=2, ensure_ascii=False) + "\n")
+        path = write_request_file(self.s.dir, self.s.id, req)
         self.say(f"Paused: {pause.question} (options: {', '.join(pause.options)}; see {path})")
         self.write_report()
-        return RunOutcome(self.s.id, "paused", 3, report=self.s.dir / "final-report.md", request_file=path)
+        code = EXIT_INTERRUPTED if pause.context.get("interrupted") else EXIT_CODES["paused"]
+        return RunOutcome(self.s.id, "paused", code, report=self.s.dir / "final-report.md", request_file=path)
+
+
+def request_doc(session_id: str, req: DecisionRequest) -> dict[str, Any]:
+    """A decision request as ``decision-request.json`` and ``maestro status --json`` show it."""
+    return {
+        "session": session_id,
+        "question": req.question,
+        "options": list(req.options),
+        "context": dict(req.context),
+        "paused_from": req.paused_from,
+        "answer": f"maestro answer {session_id} {'|'.join(req.options)} [--note TEXT]; then maestro resume "
+        f"{session_id}",
+    }
+
+
+def write_request_file(session_dir: Path, session_id: str, req: DecisionRequest) -> Path:
+    path = session_dir / DECISION_REQUEST
+    atomic_write(path, json.dumps(request_doc(session_id, req), indent=2, ensure_ascii=False) + "\n")
+    return path
+
+
+def _jsonable(context: Mapping[str, Any]) -> dict[str, Any]:
+    """The context as plain JSON values (tuples as lists; anything else as text)."""
+    doc: dict[str, Any] = json.loads(json.dumps(dict(context), default=str))
+    return doc
+
+
+def _last_guidance(session: Session) -> Decision | None:
+    """The human's guidance answer to the last decision request, if that was the answer."""
+    for e in reversed(effective_events(session.events)):
+        if e.kind == "decision" and e.data.get("kind") == "answer":
+            d = e.payload()
+            return d if isinstance(d, Decision) and d.choice == "guidance" else None
+        if e.kind == "transition" and e.data.get("trigger") in ("tasks_ready", "refine"):
+            return None  # guidance is for the step the pause interrupted
+    return None
 
 
 _CAPABILITY_WORDS = {

@@ -108,11 +108,14 @@ class Session:
         ids: IdSource | None = None,
         guards: Mapping[str, Guard] | None = None,
         base_commit: str | None = None,
+        files: Mapping[str, str] | None = None,
     ) -> Session:
         """Start a new session in ``store`` and hold it.  Its first event records the request.
 
         Everything is checked before anything is written; if creating fails
-        half-way, the session's directory is removed again.
+        half-way, the session's directory is removed again.  ``files`` (name →
+        text) are written into the session's directory before its log, so a
+        session never exists without them.
         """
         clock = clock or SystemClock()
         ids = ids or RandomIds()
@@ -138,6 +141,10 @@ class Session:
             raise StoreError(f"{sdir}: cannot create the session: {exc.strerror or exc}") from exc
         try:
             lock = Lock(sdir / "lock", session_id)
+            for name, text in (files or {}).items():
+                if "/" in name or name.startswith(".") or name in ("events.jsonl", "lock"):
+                    raise StoreError(f"{sdir}: {name!r} is not a file name a session can hold")
+                atomic_write(sdir / name, text)
             # The log appears whole, with its first event, or not at all.
             atomic_write(sdir / "events.jsonl", encode_event(first).decode("utf-8"))
             fsync_dir(sdir.parent)
@@ -255,7 +262,7 @@ class Session:
             if payload.id and payload.id in taken:
                 raise StoreError(f"session {self.id}: decision {payload.id} is already recorded")
             if not (payload.id and payload.ts):
-                n = 1 + max((int(d.id[1:]) for d in self._reducer.decisions if d.id), default=0)
+                n = 1 + self._reducer.last_decision  # rewound decisions keep their ids: never given again
                 payload = attrs.evolve(payload, id=payload.id or f"D{n}", ts=payload.ts or ts)
         return self._append(payload, ts)
 

@@ -9,6 +9,7 @@ a session in a way its chart does not declare is refused, naming the event.
 
 from __future__ import annotations
 
+import datetime as _dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from types import MappingProxyType
 from typing import Any, Generic, TypeVar, overload
@@ -23,16 +24,18 @@ from maestro.records import (
     AgentResult,
     CheckpointRecord,
     Decision,
+    DecisionRequest,
     Event,
     GateResult,
     Limits,
     Note,
+    Rewind,
     SessionStarted,
     TaskTransition,
     converter,
 )
 
-__all__ = ["Prefix", "Reducer", "SessionState", "TaskState", "rebuild"]
+__all__ = ["Prefix", "Reducer", "SessionState", "TaskState", "effective_events", "rebuild"]
 
 T = TypeVar("T")
 
@@ -115,6 +118,11 @@ class SessionState:
     agent_results: Sequence[AgentResult] = ()
     gates: Sequence[GateResult] = ()
     notes: int = 0
+    decision_request: DecisionRequest | None = None
+    spent_usd: float = 0.0
+    active_s: float = 0.0
+    rewinds: int = 0
+    last_decision: int = 0
 
     @property
     def paused_from(self) -> str | None:
@@ -159,11 +167,22 @@ class Reducer:
         self.notes: list[Note] = []
         self.all_gates: list[GateResult] = []  # every round's, for replay
         self.task_moves: list[TaskTransition] = []
+        self.limits: Limits = Limits()
+        self.request: DecisionRequest | None = None
+        # What a rewind does not undo: money spent, time run, decision ids used, the events themselves.
+        self.events: list[Event] = []
+        self.spent_usd = 0.0
+        self.active_s = 0.0
+        self.rewinds = 0
+        self.last_decision = 0
+        self._last_time: float | None = None
+        self._prev_state = self.state
 
     def _fail(self, event: Event, msg: str) -> StoreError:
         return StoreError(f"{self.where}: event seq {event.seq}: {msg}")
 
     def apply(self, event: Event) -> None:
+        self._prev_state = self.state
         if event.seq != self.last_seq + 1:
             raise self._fail(event, f"expected seq {self.last_seq + 1} (seq numbers run 1, 2, 3 … without gaps)")
         kind = event.kind
@@ -180,12 +199,27 @@ class Reducer:
                     raise self._fail(event, "a second 'session' event")
                 self.started = converter.structure(data, SessionStarted)
                 self.started_at = event.ts
+                self.limits = self.started.limits
             elif kind == "decision":
-                self.decisions.append(converter.structure(data, Decision))
+                decision = converter.structure(data, Decision)
+                self.decisions.append(decision)
+                if decision.id[1:].isdigit():
+                    self.last_decision = max(self.last_decision, int(decision.id[1:]))
             elif kind == "checkpoint":
                 self.checkpoints.append(converter.structure(data, CheckpointRecord))
             elif kind == "agent":
-                self.agent_results.append(converter.structure(data, AgentResult))
+                result = converter.structure(data, AgentResult)
+                self.agent_results.append(result)
+                self.spent_usd += result.cost_usd or 0.0
+            elif kind == "request":
+                self.request = converter.structure(data, DecisionRequest)
+            elif kind == "limits":
+                self.limits = converter.structure(data, Limits)
+            elif kind == "rewind":
+                rewind = converter.structure(data, Rewind)
+                if rewind.to >= event.seq:
+                    raise self._fail(event, f"a rewind goes back to an earlier event, not to seq {rewind.to}")
+                self._rewind(rewind.to)
             elif kind == "gate":
                 gate = converter.structure(data, GateResult)
                 self.gates.append(gate)
@@ -197,8 +231,39 @@ class Reducer:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, BaseValidationError) as exc:
             raise self._fail(event, f"malformed {kind} data: {error_text(exc)}") from exc
+        self._clock(event)
+        self.events.append(event)
         self.last_seq = event.seq
         self.updated_at = event.ts
+
+    def _clock(self, event: Event) -> None:
+        """Add the time since the event before to ``active_s`` unless the session was paused or dead meanwhile."""
+        try:
+            now = _dt.datetime.fromisoformat(event.ts).timestamp()
+        except ValueError:
+            return
+        before = self._last_time
+        self._last_time = now
+        if before is not None and event.kind != "rewind" and self._paused_before is False and now > before:
+            self.active_s += now - before
+
+    @property
+    def _paused_before(self) -> bool:
+        # the state before this event: a rewind's or a resume's gap is not running time
+        return self._prev_state == "paused"
+
+    def _rewind(self, to: int) -> None:
+        """The state after event ``to``: the events since are kept but void (a crash resume redoes them)."""
+        fresh = Reducer(self.chart, self.task_chart, where=self.where)
+        for e in self.events[:to]:
+            fresh.apply(e)
+        keep = {"events", "spent_usd", "active_s", "rewinds", "last_decision", "_last_time", "_prev_state"}
+        for name, value in vars(fresh).items():
+            if name not in keep:
+                setattr(self, name, value)
+        self._views = None
+        self._tasks_view = None
+        self.rewinds += 1
 
     def _fields(self, event: Event, data: Mapping[str, Any], names: tuple[str, ...]) -> tuple[str, ...]:
         """The string fields ``names`` of a move's data (and an optional ``reason``), checked."""
@@ -240,6 +305,8 @@ class Reducer:
                 self.iteration += 1
             elif dest == "validating":
                 self.gates = []  # a new list: snapshots of the old round keep theirs
+        if source == "paused":
+            self.request = None  # answered (or aborted): no longer waiting
         self.state = dest
         self.steps += 1
 
@@ -291,7 +358,7 @@ class Reducer:
             steps=self.steps,
             iteration=self.iteration,
             return_stack=tuple(self.stack),
-            limits=started.limits if started else Limits(),
+            limits=self.limits,
             base_commit=started.base_commit if started else None,
             started_at=self.started_at,
             updated_at=self.updated_at,
@@ -301,6 +368,11 @@ class Reducer:
             agent_results=views[2],
             gates=views[3],
             notes=len(self.notes),
+            decision_request=self.request if self.state == "paused" else None,
+            spent_usd=self.spent_usd,
+            active_s=self.active_s,
+            rewinds=self.rewinds,
+            last_decision=self.last_decision,
         )
 
 
@@ -310,3 +382,21 @@ def rebuild(events: Iterable[Event], *, where: str = "") -> SessionState:
     for e in events:
         r.apply(e)
     return r.snapshot()
+
+
+def effective_events(events: Iterable[Event]) -> list[Event]:
+    """The events that count: those a ``rewind`` voided are left out, and so are the rewinds.
+
+    A session resumed after a crash has, once its interrupted steps are taken
+    out, the log of a session that was never interrupted.
+    """
+    kept: list[Event] = []
+    for e in events:
+        if e.kind == "rewind":
+            to = e.data.get("to") if isinstance(e.data, Mapping) else None
+            if isinstance(to, int):
+                while kept and kept[-1].seq > to:
+                    kept.pop()
+            continue
+        kept.append(e)
+    return kept

@@ -32,7 +32,7 @@ from typing import IO
 
 import attrs
 
-__all__ = ["ProcessOutcome", "find_executable", "run_process"]
+__all__ = ["ProcessOutcome", "find_executable", "kill_all", "run_process"]
 
 log = logging.getLogger(__name__)
 
@@ -129,6 +129,8 @@ def run_process(
             t.daemon = True
             t.start()
         timed_out = False
+        with _LIVE_LOCK:
+            _LIVE.add(proc.pid)
         try:
             _wait(proc, timeout_s)
         except subprocess.TimeoutExpired:
@@ -140,6 +142,9 @@ def run_process(
             raise
         else:
             _reap_group(proc)  # the agent exited: nothing it started may outlive it
+        finally:
+            with _LIVE_LOCK:
+                _LIVE.discard(proc.pid)
         _finish(argv[0], threads)
         done.set()
         return ProcessOutcome(
@@ -149,6 +154,25 @@ def run_process(
         for f in files:
             with contextlib.suppress(OSError):
                 f.close()
+
+
+_LIVE: set[int] = set()  # process groups of the children running now (each child leads its own)
+_LIVE_LOCK = threading.Lock()
+
+
+def kill_all() -> int:
+    """SIGKILL the process group of every child :func:`run_process` is waiting for; return how many.
+
+    For a second Ctrl-C: the threads waiting for those children then return at once.
+    """
+    with _LIVE_LOCK:
+        groups = list(_LIVE)
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    if groups:
+        log.warning("killed %d running agent process group(s)", len(groups))
+    return len(groups)
 
 
 READ_WAIT_S = 3.0
