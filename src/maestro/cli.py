@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+from maestro import init as init_cli
 from maestro._errors import MaestroError
 from maestro.chart import CHART_NAMES, load_chart
 from maestro.records import converter
@@ -172,6 +173,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     ag.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     ag.add_argument("--json", action="store_true", help="print JSON")
+    init_cli.add_parser(sub)
     return p
 
 
@@ -484,6 +486,10 @@ def _ctrl_c(runner: Any) -> Iterator[None]:
         signal.signal(signal.SIGINT, previous)
 
 
+def _cmd_init(args: argparse.Namespace) -> int:
+    return init_cli.cmd_init(args, sys.stdout)
+
+
 def _cmd_answer(args: argparse.Namespace) -> int:
     from maestro.runner import answer
 
@@ -652,6 +658,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rollback": _cmd_rollback,
         "demo": _cmd_demo,
         "answer": _cmd_answer,
+        "init": _cmd_init,
         "resume": _cmd_resume,
     }[args.command]
     try:
