@@ -1238,10 +1238,11 @@ def test_cli_run_paused_exits_3_with_the_decision_request(cli_plan: dict[str, Pa
     folder = store.session_dir(sid)
     lines = out.stdout.splitlines()
     assert lines[0] == f"[Maestro] Session {sid} started on branch maestro/{sid}"
-    assert lines[-3:] == [
+    assert lines[-4:] == [
         f"session {sid}: paused",
         f"report: {folder / 'final-report.md'}",
         f"decision request: {folder / 'decision-request.json'}",
+        f"answer it: maestro answer {sid} CHOICE [--note TEXT]; then: maestro resume {sid}",
     ]
     assert (
         f"[Maestro] Paused: scripted cannot work: out of credit (options: retry, abort; see "

@@ -10,11 +10,15 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
+
+import attrs
 
 from maestro import init as init_cli
 from maestro._errors import MaestroError
@@ -533,7 +537,7 @@ def _status_doc(store: Store, sid: str) -> dict[str, Any]:
         "checkpoints": [{"n": c.n, "tag": c.tag, "commit": c.commit, "label": c.label} for c in state.checkpoints],
         "cost_usd": round(state.spent_usd, 6),
         "minutes_run": round(state.active_s / 60, 3),
-        "limits": converter.unstructure(state.limits),
+        "limits": attrs.asdict(state.limits),
         "gates": {g.name: g.status for g in state.gates},
         "decision_request": request_doc(sid, req) if req is not None else None,
     }
@@ -669,6 +673,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except _Stopped as stop:
         how = f": `maestro resume {stop.session_id}` redoes the interrupted step" if stop.session_id else ""
         sys.stderr.write(f"maestro: stopped at once{how}\n")
+        if threading.active_count() > 1:  # an agent still working in a thread would hold the exit until it ends
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
     except KeyboardInterrupt:
         sys.stderr.write("maestro: interrupted\n")

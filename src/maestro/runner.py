@@ -153,6 +153,8 @@ def answer(
                 f"{choice!r} is not an answer to session {session_id}'s question; the options are: "
                 + ", ".join(req.options)
             )
+        if choice == "guidance" and not (note and note.strip()):
+            raise MaestroError(f"'guidance' needs the guidance: maestro answer {session_id} guidance --note TEXT")
         task = req.context.get("task") if isinstance(req.context.get("task"), str) else None
         recorded = session.record(
             Decision(
@@ -440,6 +442,10 @@ def _raised_limits(limits: Limits, new: Mapping[str, Any]) -> Limits:
     if unknown:
         raise MaestroError(f"unknown limit(s): {', '.join(sorted(unknown))} (limits: {', '.join(_LIMIT_NAMES)})")
     given = {k: v for k, v in new.items() if v is not None}
+    if "max_iterations" in given and isinstance(given["max_iterations"], int):
+        # each iteration may use every rung again: the per-task cap grows with the iterations
+        per_iteration = max(1, limits.max_task_attempts // (limits.max_iterations + 1))
+        given["max_task_attempts"] = max(limits.max_task_attempts, per_iteration * (given["max_iterations"] + 1))
     try:
         return attrs.evolve(limits, **given) if given else limits
     except (ValueError, TypeError) as exc:
@@ -625,6 +631,7 @@ class _Run:
         context = dict(req.context) if req is not None else {}
         paused_from = self.s.state.paused_from
         self.say(f"Resuming session {self.s.id} with {choice!r} (paused from {paused_from})", note=True)
+        (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)  # answered: no longer a question (the log keeps it)
         if choice == "abort":
             self.fire("abort", reason="a human answered abort")
             return self.ended("aborted")
@@ -849,7 +856,8 @@ class _Run:
         """Run every task in ``tids`` (concurrently) until each succeeded or needs a rollback; pause on critical."""
         workers = max(1, self.r.config.parallel.max_workers)
         pause: _Pause | None = None
-        with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maestro-task") as pool:
+        pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="maestro-task")
+        try:
             running: dict[cf.Future[tuple[AgentResult, Any]], str] = {}
 
             def submit(tid: str) -> None:
@@ -890,11 +898,15 @@ class _Run:
                     again = self.settle(tid, result, acc)
                     if isinstance(again, _Pause):
                         pause = pause or again
-                    elif pause is None:
+                    elif again and pause is None:
                         pause = limit()  # a limit reached: the agents running finish, no new attempt starts
-                        if again and pause is None:
+                        if pause is None:
                             self.share = max(1, len(running) + 1)
                             submit(tid)
+        except BaseException:  # a second Ctrl-C: do not wait for the agents still working
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+        pool.shutdown()
         if pause is not None:
             raise pause
 
@@ -1136,6 +1148,15 @@ class _Run:
             )
             self.fire("handoff")
             return
+        skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
+        undone = [t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")]
+        if skipped and not undone and failing == ["traceability"]:
+            raise _Pause(
+                f"Requirements are not met because tasks were skipped ({', '.join(skipped)}): hand off as is, "
+                "or abort?",
+                ("handoff", "abort"),
+                {"skipped": skipped, "failing_gates": failing},
+            )
         if state.iteration >= state.limits.max_iterations:
             self.decide(
                 Decision(
