@@ -252,6 +252,8 @@ def _text(value: str) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     store = Store(args.repo)
+    if args.redrive:
+        return _redrive(store, _session_id(store, args.session))
     events = store.read_events(args.session)
     if args.to is not None:
         # step 0 is the session's creation, then one step a move, and one for events after the last move
@@ -276,6 +278,15 @@ def _cmd_replay(args: argparse.Namespace) -> int:
             f"{len(state.agent_results)} agent results; tasks: {tasks}\n"
         )
     return 0
+
+
+def _redrive(store: Store, sid: str) -> int:
+    from maestro.redrive import cmd_redrive_lines, redrive
+    from maestro.runner import load_run_inputs
+
+    report = redrive(store, sid, config=load_run_inputs(store, sid).config)
+    sys.stdout.write("".join(line + "\n" for line in cmd_redrive_lines(report)))
+    return 0 if report.same else 1
 
 
 def _cmd_sessions(args: argparse.Namespace) -> int:
