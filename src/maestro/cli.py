@@ -55,7 +55,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="step through a recorded session (read-only)",
         description="Print a recorded session step by step, and the state after the last step shown. Writes nothing.",
     )
-    rp.add_argument("session", help="the session id (see `maestro sessions`)")
+    rp.add_argument("session", help="the session id (see `maestro sessions`), or 'last'")
     rp.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     rp.add_argument("--json", action="store_true", help="one JSON object a line")
     rp.add_argument("--to", type=_step_number, metavar="N", help="stop after step N (step 0 is the session's creation)")
@@ -252,8 +252,9 @@ def _text(value: str) -> str:
 
 def _cmd_replay(args: argparse.Namespace) -> int:
     store = Store(args.repo)
+    args.session = _session_id(store, args.session)
     if args.redrive:
-        return _redrive(store, _session_id(store, args.session))
+        return _redrive(store, args.session)
     events = store.read_events(args.session)
     if args.to is not None:
         # step 0 is the session's creation, then one step a move, and one for events after the last move

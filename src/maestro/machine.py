@@ -124,6 +124,15 @@ class Machine:
         self._models[key] = model
         self._stacks[key] = stack
 
+    def reset(self, key: str | None, state: str) -> None:
+        """Put model ``key`` in ``state`` without a move (a rewind took the session back); no-op if unknown."""
+        model = self._models.get(key)
+        if model is not None:
+            self._m.set_state(state, model=model)
+
+    def models(self) -> list[str | None]:
+        return list(self._models)
+
     def has(self, key: str | None) -> bool:
         return key in self._models
 

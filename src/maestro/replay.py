@@ -102,6 +102,9 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
     for event in events:
         r.apply(event)
         pending.append(event)
+        if event.kind == "rewind":  # the reducer rebuilt its lists as they were: follow the new ones
+            lists = (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
+            marks = [len(lst) for lst in lists]
         if event.kind in ("transition", "session"):
             data = event.data if event.kind == "transition" else {}
             yield step(event.seq, data.get("trigger"), data.get("source"), data.get("dest"))

@@ -153,6 +153,9 @@ def answer(
                 f"{choice!r} is not an answer to session {session_id}'s question; the options are: "
                 + ", ".join(req.options)
             )
+        if choice == "skip" and not (isinstance(req.context.get("task"), str) or req.context.get("group")):
+            raise MaestroError(f"session {session_id}'s question names no task or group to skip: answer another "
+                               f"option ({', '.join(o for o in req.options if o != 'skip')})")  # fmt: skip
         if choice == "guidance" and not (note and note.strip()):
             raise MaestroError(f"'guidance' needs the guidance: maestro answer {session_id} guidance --note TEXT")
         task = req.context.get("task") if isinstance(req.context.get("task"), str) else None
@@ -328,8 +331,8 @@ class Runner:
             state = session.state
             if load_chart_final(state.state):
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
-            _clear_stale_index_lock(self.store.repo, state.updated_at)
             cp = Checkpointer(self.store.repo, session, worktree=inputs.worktree, clock=self.clock)
+            _clear_stale_index_lock(_index_locks(self.store.repo, session_id, inputs.worktree), state.updated_at)
             new_limits = _raised_limits(state.limits, limits or {})
             if state.state == "paused":
                 choice = self._choice(session, new_limits)
@@ -342,10 +345,10 @@ class Runner:
             # The process that held the session is gone: void the step it was in and redo it.
             to = boundary(effective_events(session.events))
             was = state.state
-            if new_limits != state.limits:
-                session.record(new_limits)
             last_cp = state.checkpoints[-1].n if state.checkpoints else None
             session.record(Rewind(to, f"resumed after the run stopped in {was}", last_cp))
+            if new_limits != session.state.limits:  # after the rewind, which would void them
+                session.record(new_limits)
             cp.start()  # checkpoint 0, if the run died before recording it
             after = session.state
             self._log(session, f"Resumed session {session_id} after the run stopped in {was}: events after "
@@ -353,6 +356,7 @@ class Runner:
             if after.checkpoints:
                 n = after.checkpoints[-1].n
                 cp.discard_after(n)
+            if after.checkpoints and after.state != "implementing":  # implementing: reconcile() restores it
                 cp.rollback(n)
                 self._log(session, f"The tree is back at checkpoint {n} (the tree as it was: refs/maestro/"
                                    f"{session_id}/pre-rollback-*)")  # fmt: skip
@@ -372,7 +376,8 @@ class Runner:
         raised = new_limits != state.limits
         if answered is not None:
             choice = answered.choice
-        elif raised and "raise" in options:
+        elif "raise" in options and (raised or (req is not None and not _limit_reached(req.context, new_limits,
+                                                                                         state))):  # fmt: skip
             choice = "raise"
         elif "continue" in options:
             choice = "continue"
@@ -473,22 +478,30 @@ def _limit_reached(context: Mapping[str, Any], limits: Limits, state: Any) -> st
     return None
 
 
-def _clear_stale_index_lock(repo: Path, last_event_ts: str | None) -> None:
-    """Remove ``.git/index.lock`` left by the dead run: made after its last event, and older than a live git's."""
-    lock = repo / ".git" / "index.lock"
-    try:
-        st = lock.stat()
-    except OSError:
-        return
+def _index_locks(repo: Path, session_id: str, worktree: bool) -> list[Path]:
+    """Where a run of the session writes a git index lock: the repository's, and its worktree's."""
+    locks = [repo / ".git" / "index.lock"]
+    if worktree:
+        locks.append(repo / ".git" / "worktrees" / session_id / "index.lock")
+    return locks
+
+
+def _clear_stale_index_lock(locks: Iterable[Path], last_event_ts: str | None) -> None:
+    """Remove an ``index.lock`` left by the dead run: made after its last event, and older than a live git's."""
     import datetime as _dt
 
     try:
         since = _dt.datetime.fromisoformat(last_event_ts).timestamp() - 1.0 if last_event_ts else None
     except ValueError:
         since = None
-    if since is not None and st.st_mtime >= since and time.time() - st.st_mtime > 2.0:
-        log.warning("%s: removing the index lock the stopped run left behind", lock)
-        lock.unlink(missing_ok=True)
+    for lock in locks:
+        try:
+            st = lock.stat()
+        except OSError:
+            continue
+        if since is not None and st.st_mtime >= since and time.time() - st.st_mtime > 2.0:
+            log.warning("%s: removing the index lock the stopped run left behind", lock)
+            lock.unlink(missing_ok=True)
 
 
 class _Run:
@@ -516,6 +529,8 @@ class _Run:
         self.registry: Registry | None = None
         self.resumed = resumed
         self.groups: tuple[tuple[str, ...], ...] = ()
+        self.in_group = False  # a pause inside a group: its unfinished work is redone on resume
+        self.allowances: dict[str, float] = {}  # the budget given to the attempts running now
         self.gate_decisions: list[Decision | None] = [d for d in state.decisions if d.kind == "gate"]
         if resumed:
             self.load_saved()
@@ -626,43 +641,63 @@ class _Run:
         return state.active_s + since
 
     def answered(self, choice: str) -> RunOutcome:
-        """Act on a paused session's answer, then drive it on."""
+        """Act on a paused session's answer, then drive it on.
+
+        A pause inside a group puts the tree back at the last checkpoint and the
+        group's unfinished tasks back to pending (its work is only ever kept
+        whole); a pause between steps keeps what a human changed meanwhile, as a
+        checkpoint.  Both happen before the ``resume`` move, so a crash after it
+        finds them done.
+        """
         req = self.s.state.decision_request
         context = dict(req.context) if req is not None else {}
         paused_from = self.s.state.paused_from
+        doomed = self.skip_targets(context) if choice == "skip" else []  # refused before anything is done
         self.say(f"Resuming session {self.s.id} with {choice!r} (paused from {paused_from})", note=True)
-        (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)  # answered: no longer a question (the log keeps it)
         if choice == "abort":
             self.fire("abort", reason="a human answered abort")
+            (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)
             return self.ended("aborted")
+        if paused_from == "implementing" and context.get("mid_group", True):
+            self.reconcile()
+            self.resumed = False
+        else:
+            self.keep_changes_made_while_paused()
         if choice == "handoff":
-            if paused_from == "implementing":
-                self.restore_checkpoint()
+            for t in self.graph or ():
+                if self.s.task_state(t.id) not in ("succeeded", "skipped"):
+                    self.s.fire_task(t.id, "skip", reason="not done: handed off as it stands")
             self.fire("accept", reason="a human accepted the work as it stands")
+            (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)
             return self.finish()
-        if choice == "skip":
-            self.skip(context)
+        if doomed:
+            self.skip(doomed)
         try:
             self.fire("resume", reason=f"answer: {choice}")
         except TransitionNotAllowed as exc:
             raise MaestroError(f"session {self.s.id} cannot resume: {exc}") from exc
-        if paused_from != "implementing":
-            self.keep_changes_made_while_paused()
+        (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)  # answered: no longer a question (the log keeps it)
         return self.go()
 
-    def skip(self, context: Mapping[str, Any]) -> None:
-        """Skip the request's task and every task that depends on it (recorded, before resuming)."""
-        tid = context.get("task")
-        if not isinstance(tid, str) or self.graph is None or tid not in self.graph.ids:
-            raise MaestroError(f"session {self.s.id}: 'skip' needs a paused task, and this request names none")
-        doomed = [tid, *(t.id for t in self.graph if tid in self.graph.ancestors(t.id))]
+    def skip_targets(self, context: Mapping[str, Any]) -> list[str]:
+        """The request's task (or group's unfinished tasks) and every task that depends on them."""
+        named = context.get("task")
+        roots = [named] if isinstance(named, str) else [t for t in context.get("group") or () if isinstance(t, str)]
+        if self.graph is None or not roots or any(r not in self.graph.ids for r in roots):
+            raise MaestroError(f"session {self.s.id}: 'skip' needs a paused task or group, and this request "
+                               "names none: answer another option")  # fmt: skip
+        roots = [r for r in roots if self.s.task_state(r) != "succeeded"] or roots
+        return [t.id for t in self.graph if t.id in roots or any(r in self.graph.ancestors(t.id) for r in roots)]
+
+    def skip(self, doomed: list[str]) -> None:
+        """Skip these tasks (recorded, before resuming): the first ones by a human, the others as dependents."""
         for t in doomed:
             st = self.s.task_state(t)
             if st in ("succeeded", "skipped"):
                 continue
             if st not in ("pending", "ready", "failed", "retrying", "blocked"):
                 self.s.fire_task(t, "reopen")
-            self.s.fire_task(t, "skip", reason="skipped by a human" if t == tid else f"depends on skipped {tid}")
+            self.s.fire_task(t, "skip", reason="skipped by a human")
         self.say(f"Skipped: {', '.join(doomed)}", note=True)
 
     def keep_changes_made_while_paused(self) -> None:
@@ -776,12 +811,19 @@ class _Run:
             tr.needs_rollback = False
         guidance = _last_guidance(self.s)
         if guidance is not None:
-            for tid in [guidance.task] if guidance.task in self.runs else list(self.runs):
+            for tid in _guided(self.s, guidance, list(self.runs)):
                 tr = self.runs[tid]
                 tr.approach = "follow the human's guidance"
                 tr.feedback = guidance.rationale
 
     def run_group(self, group: list[str]) -> None:
+        self.in_group = True
+        try:
+            self._run_group(group)
+        finally:
+            self.in_group = False
+
+    def _run_group(self, group: list[str]) -> None:
         while True:
             pending = [t for t in group if not self.runs[t].done]
             if not pending:
@@ -860,14 +902,16 @@ class _Run:
         try:
             running: dict[cf.Future[tuple[AgentResult, Any]], str] = {}
 
-            def submit(tid: str) -> None:
+            def submit(tid: str, allowance: float | None) -> None:
                 self.s.fire_task(tid, "start")
                 attempt = self.s.state.tasks[tid].attempts
                 tr = self.runs[tid]
+                if allowance is not None:
+                    self.allowances[tid] = allowance
                 req = AgentRequest(
                     tr.task,
                     self.workdir,
-                    budget_usd=self.budget_left(),
+                    budget_usd=allowance,
                     attempt=attempt,
                     subagent=tr.subagent,
                     approach=tr.approach,
@@ -887,13 +931,14 @@ class _Run:
 
             pause = limit()
             batch = [t for t in tids if self.s.task_state(t) in ("ready", "retrying")]
-            self.share = max(1, min(workers, len(batch)))
+            free = self.budget_free()  # shared among the attempts that start together
             for tid in batch if pause is None else ():
-                submit(tid)
+                submit(tid, None if free is None else free / max(1, min(workers, len(batch))))
             while running:
                 done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
                 for fut in done:
                     tid = running.pop(fut)
+                    self.allowances.pop(tid, None)
                     result, acc = fut.result()
                     again = self.settle(tid, result, acc)
                     if isinstance(again, _Pause):
@@ -901,26 +946,27 @@ class _Run:
                     elif again and pause is None:
                         pause = limit()  # a limit reached: the agents running finish, no new attempt starts
                         if pause is None:
-                            self.share = max(1, len(running) + 1)
-                            submit(tid)
+                            submit(tid, self.budget_free())
         except BaseException:  # a second Ctrl-C: do not wait for the agents still working
             pool.shutdown(wait=False, cancel_futures=True)
             raise
+        finally:
+            self.allowances.clear()
         pool.shutdown()
         if pause is not None:
             raise pause
 
-    def budget_left(self) -> float | None:
-        """This attempt's share of what is left of the budget (None: no budget).
+    def budget_free(self) -> float | None:
+        """What is left of the budget (None: no budget): minus every call so far and what the running ones may spend.
 
-        What is left after every agent call so far is shared among the attempts
-        starting together, so that parallel agents cannot together overspend it.
+        Attempts that start together share it; an attempt started while others
+        run gets what their allowances leave: together they cannot overspend.
         """
         state = self.s.state
         budget = state.limits.budget_usd
         if budget is None:
             return None
-        return max(0.0, budget - state.spent_usd) / max(1, getattr(self, "share", 1))
+        return max(0.0, budget - state.spent_usd - sum(self.allowances.values()))
 
     def attempt(self, request: AgentRequest) -> tuple[AgentResult, Any]:
         """In a worker thread: the agent's attempt, then the task's acceptance commands."""
@@ -1228,7 +1274,8 @@ class _Run:
 
     def pause(self, pause: _Pause) -> RunOutcome:
         paused_from = self.s.current
-        req = DecisionRequest(pause.question[:4000], pause.options, paused_from, _jsonable(pause.context))
+        context = {**pause.context, "mid_group": self.in_group} if paused_from == "implementing" else pause.context
+        req = DecisionRequest(pause.question[:4000], pause.options, paused_from, _jsonable(context))
         self.s.record(req)  # in the log before the pause: nothing of the question is lost
         self.fire("pause", reason=pause.question[:500])
         path = write_request_file(self.s.dir, self.s.id, req)
@@ -1261,6 +1308,19 @@ def _jsonable(context: Mapping[str, Any]) -> dict[str, Any]:
     """The context as plain JSON values (tuples as lists; anything else as text)."""
     doc: dict[str, Any] = json.loads(json.dumps(dict(context), default=str))
     return doc
+
+
+def _guided(session: Session, guidance: Decision, tasks: list[str]) -> list[str]:
+    """The tasks a guidance answer is for: its task, else the paused group's, else every task."""
+    if guidance.task in tasks:
+        return [guidance.task]
+    for e in reversed(effective_events(session.events)):
+        if e.kind == "request":
+            group = e.data.get("context", {}).get("group")
+            if isinstance(group, list):
+                return [t for t in group if t in tasks]
+            break
+    return tasks
 
 
 def _last_guidance(session: Session) -> Decision | None:

@@ -274,6 +274,11 @@ class Session:
         event = self._log.append(kind, converter.unstructure(payload), ts or format_ts(self.clock.now()))
         self._reducer.apply(event)
         self._events.append(event)
+        if kind == "rewind":  # the state went back: so do the machines that check the next moves
+            self._machine.reset(None, self._reducer.state)
+            for key in self._tasks.models():
+                if key is not None:
+                    self._tasks.reset(key, self.task_state(key))
         return event
 
     # -- views and closing ------------------------------------------------

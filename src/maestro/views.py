@@ -124,7 +124,7 @@ def final_report(
     are shown); ``requirements`` the traceability matrix as markdown.
     """
     done = sum(1 for t in state.tasks.values() if t.state == "succeeded")
-    cost = sum(r.cost_usd or 0.0 for r in state.agent_results)
+    cost = state.spent_usd  # every call, those a crash resume redid too: what was really spent
     tests = [g for g in state.gates if g.name == "tests"]
     latest_tests = tests[-1] if tests else None
     lines = [
