@@ -234,7 +234,7 @@ def test_retry_answer_reruns_the_paused_task_and_the_session_completes(tmp_path:
         "session": plan.sid,
         "question": "Task a needs a decision: Which database: postgres or sqlite?",
         "options": TASK_OPTIONS,
-        "context": {"task": "a", "failure_class": "ambiguous"},
+        "context": {"task": "a", "failure_class": "ambiguous", "mid_group": True},
         "paused_from": "implementing",
     }
     shown = cli("status", plan.sid, cwd=plan.repo)
@@ -308,7 +308,7 @@ def skip_plan(tmp_path: Path, priority: str) -> Plan:
 def test_skip_answer_skips_the_task_and_its_dependents_and_the_session_completes(tmp_path: Path) -> None:
     plan = skip_plan(tmp_path, "P2")
     req = assert_paused(plan, plan.run())
-    assert req["context"] == {"task": "a", "failure_class": "ambiguous"}
+    assert req["context"] == {"task": "a", "failure_class": "ambiguous", "mid_group": True}
     assert_answered(plan, plan.answer("skip"), "skip")
 
     done = assert_completed(plan, plan.resume())
@@ -507,7 +507,7 @@ def test_ctrl_c_once_pauses_after_the_current_step_then_continue_resumes(tmp_pat
         "session": plan.sid,
         "question": "Interrupted (Ctrl-C): continue, hand off as is, or abort?",
         "options": INTERRUPT_OPTIONS,
-        "context": {"interrupted": True},
+        "context": {"interrupted": True, "mid_group": False},
         "paused_from": "implementing",
     }
     # the step under way finished and everything is on record: a's result, the group's checkpoint; b never started
@@ -709,7 +709,7 @@ def test_budget_is_summed_over_parallel_agents_and_pauses_until_raised(tmp_path:
         "session": plan.sid,
         "question": "Limit reached: budget $1 ($1.2000 spent over every agent call)",
         "options": LIMIT_OPTIONS,
-        "context": {"limit": "budget_usd", "detail": "budget $1 ($1.2000 spent over every agent call)"},
+        "context": {"limit": "budget_usd", "detail": "budget $1 ($1.2000 spent over every agent call)", "mid_group": False},
         "paused_from": "implementing",
     }
     assert doc["cost_usd"] == pytest.approx(1.2)
@@ -819,7 +819,7 @@ def test_handing_off_at_the_budget_keeps_the_work_done(tmp_path: Path) -> None:
     done = Runner(store, runner.config, agent, sleep=lambda s: None).resume(sid)
     assert done.state == "completed"
     state = maestro.rebuild(store.read_events(sid))
-    assert {k: t.state for k, t in state.tasks.items()} == {"a": "succeeded", "b": "succeeded"}
+    assert {k: t.state for k, t in state.tasks.items()} == {"a": "succeeded", "b": "succeeded", "c": "skipped"}
     # the report says a and b succeeded: their files must be in the work handed off
     assert (store.repo / "a.txt").read_text() == "a\n"
     assert (store.repo / "b.txt").read_text() == "b\n"

@@ -214,7 +214,8 @@ class Done:
         assert self.outcome.request_file == self.dir / "decision-request.json"
         doc: dict[str, Any] = json.loads(self.outcome.request_file.read_text(encoding="utf-8"))
         how = doc.pop("answer")  # how to answer: checked here, the rest by each test
-        assert how == f"maestro answer {doc['session']} {'|'.join(doc['options'])} [--note TEXT]; then maestro resume {doc['session']}"
+        sid, options = doc["session"], "|".join(doc["options"])
+        assert how == f"maestro answer {sid} {options} [--note TEXT]; then maestro resume {sid}"
         return doc
 
     def report(self) -> str:
@@ -743,7 +744,7 @@ def test_a_critical_failure_pauses_at_once_after_the_running_tasks_finish(tmp_pa
         "session": SID,
         "question": "scripted cannot work: Credit balance is too low",
         "options": ["retry", "abort"],
-        "context": {"task": "a", "failure_class": "critical", "fix": "Credit balance is too low"},
+        "context": {"task": "a", "failure_class": "critical", "fix": "Credit balance is too low", "mid_group": True},
         "paused_from": "implementing",
     }
     # no retry, no alternative: one attempt; b (running at the time) finished; c never started
@@ -784,7 +785,7 @@ def test_an_ambiguous_failure_pauses_with_a_question(tmp_path: Path) -> None:
         "session": SID,
         "question": "Task a needs a decision: Which database: postgres or sqlite?",
         "options": ["retry", "skip", "abort", "guidance"],
-        "context": {"task": "a", "failure_class": "ambiguous"},
+        "context": {"task": "a", "failure_class": "ambiguous", "mid_group": True},
         "paused_from": "implementing",
     }
     assert done.recoveries() == [("a", "pause")]
@@ -809,7 +810,7 @@ def test_every_rung_used_pauses_with_a_decision_request(tmp_path: Path) -> None:
         "session": SID,
         "question": "Task a still fails after 1 retries and 0 alternatives: service overloaded",
         "options": ["retry", "skip", "abort", "guidance"],
-        "context": {"task": "a", "failure_class": "transient", "output": "service overloaded"},
+        "context": {"task": "a", "failure_class": "transient", "output": "service overloaded", "mid_group": True},
         "paused_from": "implementing",
     }
     assert done.tasks() == {"a": ("failed", 2)}
@@ -1150,7 +1151,7 @@ def test_claude_missing_is_critical_with_the_install_fix(tmp_path: Path) -> None
         "or set agent.executable in config.yaml"
     )
     assert done.request()["question"] == f"claude cannot work: {fix}"
-    assert done.request()["context"] == {"task": "a", "failure_class": "critical", "fix": fix}
+    assert done.request()["context"] == {"task": "a", "failure_class": "critical", "fix": fix, "mid_group": True}
     assert done.results("a") == [(1, "failed", "critical")]
 
 

@@ -529,7 +529,6 @@ class _Run:
         self.registry: Registry | None = None
         self.resumed = resumed
         self.groups: tuple[tuple[str, ...], ...] = ()
-        self.in_group = False  # a pause inside a group: its unfinished work is redone on resume
         self.allowances: dict[str, float] = {}  # the budget given to the attempts running now
         self.gate_decisions: list[Decision | None] = [d for d in state.decisions if d.kind == "gate"]
         if resumed:
@@ -652,7 +651,7 @@ class _Run:
         req = self.s.state.decision_request
         context = dict(req.context) if req is not None else {}
         paused_from = self.s.state.paused_from
-        doomed = self.skip_targets(context) if choice == "skip" else []  # refused before anything is done
+        roots, doomed = self.skip_targets(context) if choice == "skip" else ([], [])  # refused before anything
         self.say(f"Resuming session {self.s.id} with {choice!r} (paused from {paused_from})", note=True)
         if choice == "abort":
             self.fire("abort", reason="a human answered abort")
@@ -671,7 +670,7 @@ class _Run:
             (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)
             return self.finish()
         if doomed:
-            self.skip(doomed)
+            self.skip(roots, doomed)
         try:
             self.fire("resume", reason=f"answer: {choice}")
         except TransitionNotAllowed as exc:
@@ -679,7 +678,7 @@ class _Run:
         (self.s.dir / DECISION_REQUEST).unlink(missing_ok=True)  # answered: no longer a question (the log keeps it)
         return self.go()
 
-    def skip_targets(self, context: Mapping[str, Any]) -> list[str]:
+    def skip_targets(self, context: Mapping[str, Any]) -> tuple[list[str], list[str]]:
         """The request's task (or group's unfinished tasks) and every task that depends on them."""
         named = context.get("task")
         roots = [named] if isinstance(named, str) else [t for t in context.get("group") or () if isinstance(t, str)]
@@ -687,17 +686,18 @@ class _Run:
             raise MaestroError(f"session {self.s.id}: 'skip' needs a paused task or group, and this request "
                                "names none: answer another option")  # fmt: skip
         roots = [r for r in roots if self.s.task_state(r) != "succeeded"] or roots
-        return [t.id for t in self.graph if t.id in roots or any(r in self.graph.ancestors(t.id) for r in roots)]
+        return roots, [t.id for t in self.graph if t.id in roots or any(r in self.graph.ancestors(t.id) for r in roots)]
 
-    def skip(self, doomed: list[str]) -> None:
-        """Skip these tasks (recorded, before resuming): the first ones by a human, the others as dependents."""
+    def skip(self, roots: list[str], doomed: list[str]) -> None:
+        """Skip these tasks (recorded, before resuming): ``roots`` by a human, the others as their dependents."""
         for t in doomed:
             st = self.s.task_state(t)
             if st in ("succeeded", "skipped"):
                 continue
             if st not in ("pending", "ready", "failed", "retrying", "blocked"):
                 self.s.fire_task(t, "reopen")
-            self.s.fire_task(t, "skip", reason="skipped by a human")
+            why = "skipped by a human" if t in roots else f"depends on skipped {', '.join(roots)}"
+            self.s.fire_task(t, "skip", reason=why)
         self.say(f"Skipped: {', '.join(doomed)}", note=True)
 
     def keep_changes_made_while_paused(self) -> None:
@@ -817,11 +817,11 @@ class _Run:
                 tr.feedback = guidance.rationale
 
     def run_group(self, group: list[str]) -> None:
-        self.in_group = True
         try:
             self._run_group(group)
-        finally:
-            self.in_group = False
+        except _Pause as pause:
+            pause.context["mid_group"] = True  # its unfinished work is redone on resume
+            raise
 
     def _run_group(self, group: list[str]) -> None:
         while True:
@@ -1274,7 +1274,9 @@ class _Run:
 
     def pause(self, pause: _Pause) -> RunOutcome:
         paused_from = self.s.current
-        context = {**pause.context, "mid_group": self.in_group} if paused_from == "implementing" else pause.context
+        context = pause.context
+        if paused_from == "implementing":
+            context = {**context, "mid_group": bool(context.get("mid_group"))}
         req = DecisionRequest(pause.question[:4000], pause.options, paused_from, _jsonable(context))
         self.s.record(req)  # in the log before the pause: nothing of the question is lost
         self.fire("pause", reason=pause.question[:500])
