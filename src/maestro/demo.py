@@ -285,8 +285,10 @@ def run_demo(target: Path | None = None, *, keep: bool = True) -> tuple[RunOutco
     try:
         repo = make_sample(base)
         plan = base / "plan"
-        config = load_config(plan / "config.yaml")
-        agent = ScriptedAgent.load(plan / "script.yaml")
+        script = (plan / "script.yaml").resolve()
+        # the agent in the config too: the session's run.json then says how to resume or re-drive it
+        config = load_config(plan / "config.yaml").with_overrides(agent={"kind": "scripted", "script": str(script)})
+        agent = ScriptedAgent.load(script)
         store = Store(repo)
         outcome = Runner(store, config, agent).run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
         atomic_write(
