@@ -302,9 +302,14 @@ def test_resume_refuses_a_session_whose_holder_is_alive(baseline: Baseline, tmp_
         out = _maestro(repo, "resume", sid)
         assert out.returncode == 2
         assert f"pid {proc.pid}" in out.stderr and out.stderr.count("\n") == 1
+        assert f"running: held by pid {proc.pid}\n" in _maestro(repo, "status", sid).stdout
     finally:
         proc.kill()
         proc.wait(timeout=30)
+    status = _maestro(repo, "status", sid)
+    stopped = f"not running: it stopped in implementing; `maestro resume {sid}` redoes the interrupted step"
+    assert stopped in status.stdout
+    assert json.loads(_maestro(repo, "status", sid, "--json").stdout)["held_by"] is None
     # the holder is gone now (SIGKILL): its lock is taken over, and the session finishes
     script.write_text(json.dumps(SCRIPT), encoding="utf-8")  # (without the slow attempt: resume reads the script)
     out = _maestro(repo, "resume", sid)

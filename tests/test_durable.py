@@ -709,7 +709,11 @@ def test_budget_is_summed_over_parallel_agents_and_pauses_until_raised(tmp_path:
         "session": plan.sid,
         "question": "Limit reached: budget $1 ($1.2000 spent over every agent call)",
         "options": LIMIT_OPTIONS,
-        "context": {"limit": "budget_usd", "detail": "budget $1 ($1.2000 spent over every agent call)", "mid_group": False},
+        "context": {
+            "limit": "budget_usd",
+            "detail": "budget $1 ($1.2000 spent over every agent call)",
+            "mid_group": False,
+        },
         "paused_from": "implementing",
     }
     assert doc["cost_usd"] == pytest.approx(1.2)

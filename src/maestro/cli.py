@@ -552,6 +552,7 @@ def _status_doc(store: Store, sid: str) -> dict[str, Any]:
         "limits": attrs.asdict(state.limits),
         "gates": {g.name: g.status for g in state.gates},
         "decision_request": request_doc(sid, req) if req is not None else None,
+        "held_by": store.holder(sid),
     }
 
 
@@ -566,6 +567,11 @@ def _cmd_status(args: argparse.Namespace) -> int:
     out.write(f"session {doc['session']}: {doc['state']}{paused}, iteration {doc['iteration']}, "
               f"${doc['cost_usd']:.4f}\n")  # fmt: skip
     out.write(f"request: {_text(doc['request'])}\n")
+    if doc["held_by"] is not None:
+        out.write(f"running: held by pid {doc['held_by']}\n")
+    elif doc["state"] not in ("paused", "completed", "failed", "aborted"):
+        out.write(f"not running: it stopped in {doc['state']}; `maestro resume {doc['session']}` redoes the "
+                  "interrupted step\n")  # fmt: skip
     for tid, state in doc["tasks"].items():
         out.write(f"  task {tid}: {state}\n")
     for c in doc["checkpoints"]:

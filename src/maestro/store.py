@@ -254,6 +254,24 @@ class Store:
         check_session_log(path, events)
         return events
 
+    def holder(self, session_id: str) -> int | None:
+        """The pid of the live process holding the session, or None (nobody: it is paused, ended or stopped)."""
+        path = self.session_dir(session_id) / "lock"
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                pid = os.read(fd, 32).decode("ascii", "replace").strip()
+                return int(pid) if pid.isdigit() else -1
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            return None
+        finally:
+            os.close(fd)
+
     def init(self) -> None:
         """Create the store's directories (idempotent)."""
         try:
