@@ -104,7 +104,8 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
         pending.append(event)
         if event.kind == "rewind":  # the reducer rebuilt its lists as they were: follow the new ones
             lists = (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
-            marks = [len(lst) for lst in lists]
+            # the rebuilt lists are prefixes of the old ones: what was shown stays shown, what was voided goes
+            marks = [min(m, len(lst)) for m, lst in zip(marks, lists, strict=True)]
         if event.kind in ("transition", "session"):
             data = event.data if event.kind == "transition" else {}
             yield step(event.seq, data.get("trigger"), data.get("source"), data.get("dest"))
