@@ -245,7 +245,7 @@ def test_recording_that_fails_is_a_warning_and_no_change_file(
 ) -> None:
     import maestro.agents.recording as recording
 
-    def broken(*_args: Any) -> Any:
+    def broken(*_args: Any, **_kw: Any) -> Any:
         raise PermissionError(13, "Permission denied")
 
     path = changes_path(sdir, "T1", 1, "scripted")
@@ -393,3 +393,45 @@ def test_the_recorded_session_folder_can_be_copied_elsewhere(work: Path, sdir: P
     fresh = seed(tmp_path / "fresh")
     apply_changes(fresh, recorded(moved, "T1"))
     assert (fresh / "src" / "x.py").read_text() == "x\n"
+
+
+def test_a_stat_snapshot_reads_no_file_its_stat_data_vouch_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """by_stat: files last written before the snapshot are not read, then or at capture; a changed one is."""
+    import maestro.agents.replay as replay
+
+    work = tmp_path / "w"
+    work.mkdir()
+    for i in range(20):
+        (work / f"f{i}.txt").write_text(f"{i}\n")
+        old = time.time() - 60
+        os.utime(work / f"f{i}.txt", (old, old))
+    reads: list[str] = []
+    real = replay._read
+
+    def counted(path: str) -> bytes | None:
+        reads.append(Path(path).name)
+        return real(path)
+
+    monkeypatch.setattr(replay, "_read", counted)
+    before = replay.snapshot(work, by_stat=True)
+    assert reads == []
+    (work / "f3.txt").write_text("three\n")
+    assert replay.capture_changes(work, before) == [Change.write("f3.txt", b"three\n")]
+    assert reads == ["f3.txt"]
+
+
+def test_a_racy_file_is_read_at_the_snapshot_and_a_same_size_same_mtime_change_is_still_seen(tmp_path: Path) -> None:
+    """A file written in the snapshot's clock tick (here: dated in the future) has its content hashed."""
+    from maestro.agents.replay import capture_changes, snapshot
+
+    work = tmp_path / "w"
+    work.mkdir()
+    racy = work / "racy.txt"
+    racy.write_text("aaaa\n")
+    future = time.time() + 3600
+    os.utime(racy, (future, future))
+    before = snapshot(work, by_stat=True)
+    assert before.entries["racy.txt"].digest  # read: its stat data cannot vouch for it
+    racy.write_text("bbbb\n")  # same size
+    os.utime(racy, (future, future))  # and the same mtime
+    assert capture_changes(work, before) == [Change.write("racy.txt", b"bbbb\n")]

@@ -76,6 +76,11 @@ class Step:
         }
 
 
+def _lists(r: Reducer) -> tuple[list[Any], ...]:
+    """What a step shows, as the reducer holds it (a rewind replaces these lists)."""
+    return (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
+
+
 def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -> Iterator[Step]:
     """Yield the steps of a session's events, in order (at most up to step ``to``).
 
@@ -84,7 +89,7 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
     :class:`~maestro.StoreError` naming the event.
     """
     r = Reducer(where=where)
-    lists: tuple[list[Any], ...] = (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
+    lists = _lists(r)
     marks = [0] * len(lists)
     pending: list[Event] = []
     index = 0
@@ -103,7 +108,7 @@ def replay(events: Iterable[Event], *, to: int | None = None, where: str = "") -
         r.apply(event)
         pending.append(event)
         if event.kind == "rewind":  # the reducer rebuilt its lists as they were: follow the new ones
-            lists = (r.decisions, r.checkpoints, r.agent_results, r.all_gates, r.task_moves, r.notes)
+            lists = _lists(r)
             # the rebuilt lists are prefixes of the old ones: what was shown stays shown, what was voided goes
             marks = [min(m, len(lst)) for m, lst in zip(marks, lists, strict=True)]
         if event.kind in ("transition", "session"):

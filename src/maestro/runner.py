@@ -734,9 +734,9 @@ class _Run:
             if self.graph is None:
                 self.graph = outcome.plan.graph
         assert self.prd is not None
-        atomic_write(self.s.dir / "prd.md", self.prd.text)
-        if self.graph is not None:  # saved now: a resume after planning needs it
-            atomic_write(self.s.dir / "tasks.yaml", self.graph.to_yaml())
+        if not (self.s.dir / "prd.md").is_file():  # a given PRD was saved with the session
+            atomic_write(self.s.dir / "prd.md", self.prd.text)
+        self.save_graph()
         self.say(f"PRD: {self.prd.title or 'untitled'} — {len(self.prd.requirements)} requirements")
         self.decide_repo("architecture", feature=self.s.state.request)
         for capability in _capabilities(self.s.state.request + " " + " ".join(r.text for r in self.prd.requirements)):
@@ -759,10 +759,16 @@ class _Run:
                 ("abort",),
                 {"phase": "generating_tasks"},
             )
-        atomic_write(self.s.dir / "tasks.yaml", self.graph.to_yaml())
+        self.save_graph()
         cap = self.r.config.parallel.max_workers
         self.decide(self.r.engine.decide("task_ordering", graph=self.graph, max_parallel=cap))
         self.prepare()
+
+    def save_graph(self) -> None:
+        """``tasks.yaml`` in the session folder, unless it is there (a given graph is saved with the session)."""
+        path = self.s.dir / "tasks.yaml"
+        if self.graph is not None and not path.is_file():  # a resume after planning needs it
+            atomic_write(path, self.graph.to_yaml())
 
     def prepare(self) -> None:
         """The groups (the ordering is deterministic: a resume computes the same) and a run for each task."""

@@ -184,7 +184,7 @@ class RecordingAgent:
 
     def _snapshot(self, workdir: Path, label: str) -> Snapshot | None:
         try:
-            return snapshot(workdir)
+            return snapshot(workdir, by_stat=True)  # contents read only where stat data cannot vouch for them
         except Exception as exc:  # noqa: BLE001 - recording must never stop the agent from working
             log.warning("%s: cannot take a snapshot of %s: %s (its changes will not be recorded)", label, workdir, exc)
             return None

@@ -37,6 +37,7 @@ import posixpath
 import shutil
 import stat
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -350,11 +351,19 @@ def _clear(real: Path) -> None:
 
 @attrs.frozen
 class Entry:
-    """One path of a snapshot: a ``file`` (mode 0o644/0o755 and the sha256 of its content) or a ``symlink``."""
+    """One path of a snapshot: a ``file`` (mode 0o644/0o755) or a ``symlink`` (its target in ``digest``).
+
+    A file's content is read only when its stat data cannot vouch for it: a
+    file last written before the snapshot began (by the file system's own
+    clock) has ``stat`` (size, mtime_ns, inode) and an empty ``digest``; a file
+    written in the same clock tick ("racy", as git calls it) also has the
+    sha256 of its content.
+    """
 
     kind: str
     mode: int
-    digest: str  # sha256 hex for a file, the target for a symlink
+    digest: str
+    stat: tuple[int, int, int] | None = None
 
 
 @attrs.frozen
@@ -362,24 +371,39 @@ class Snapshot:
     """The state of a tree: relative POSIX path → :class:`Entry`.
 
     ``scope`` is the paths it was limited to (None: the whole tree); a later
-    :func:`capture_changes` looks at the same paths.
+    :func:`capture_changes` looks at the same paths, with the same ignore rules.
     """
 
     entries: Mapping[str, Entry]
     scope: tuple[str, ...] | None = None
+    ignored: Callable[[str, bool], bool] | None = attrs.field(default=None, eq=False, repr=False)
 
 
-def snapshot(workdir: Path, scope: Iterable[str] | None = None) -> Snapshot:
-    """The files and symlinks under ``workdir`` (or under the paths of ``scope`` only), by mode and sha256.
+def snapshot(workdir: Path, scope: Iterable[str] | None = None, *, by_stat: bool = False) -> Snapshot:
+    """The files and symlinks under ``workdir`` (or under the paths of ``scope`` only), by mode and content.
 
     Left out: ``.git`` folders, the top ``.flow`` folder, other file types, and —
     when ``workdir`` is a git repository — files ``.gitignore`` ignores that git
-    does not track.
+    does not track.  Two snapshots of equal trees are equal.  With ``by_stat``
+    (for :func:`capture_changes` on the same tree later) its cost follows the
+    tree's size in stat calls, not in bytes: contents are read only for racy
+    files (see :class:`Entry`).
     """
     root = Path(workdir).resolve()
     scoped = None if scope is None else tuple(sorted(set(scope)))
-    entries = {rel: _entry(data, kind, mode) for rel, kind, mode, data in _walk(root, scoped)}
-    return Snapshot(entries, scoped)
+    ignored = _ignore_filter(root)
+    now = _fs_now(root) if by_stat else -1
+    entries: dict[str, Entry] = {}
+    for rel, kind, mode, st, where in _walk(root, scoped, ignored):
+        if kind == "symlink":
+            entries[rel] = Entry("symlink", 0o120000, where)
+        elif st.st_mtime_ns < now:
+            entries[rel] = Entry("file", mode, "", (st.st_size, st.st_mtime_ns, st.st_ino))
+        else:
+            data = _read(where)
+            if data is not None:
+                entries[rel] = Entry("file", mode, hashlib.sha256(data).hexdigest())
+    return Snapshot(entries, scoped, ignored)
 
 
 def capture_changes(workdir: Path, before: Snapshot) -> list[Change]:
@@ -387,27 +411,71 @@ def capture_changes(workdir: Path, before: Snapshot) -> list[Change]:
     root = Path(workdir).resolve()
     seen: set[str] = set()
     made: list[Change] = []
-    for rel, kind, mode, data in _walk(root, before.scope):
-        seen.add(rel)
-        if before.entries.get(rel) == _entry(data, kind, mode):
-            continue
+    ignored = before.ignored or _ignore_filter(root)
+    for rel, kind, mode, st, where in _walk(root, before.scope, ignored):
+        was = before.entries.get(rel)
         if kind == "symlink":
-            made.append(Change.symlink(rel, os.fsdecode(data)))
-        else:
-            made.append(Change.write(rel, data, mode))
+            seen.add(rel)
+            if was != Entry("symlink", 0o120000, where):
+                made.append(Change.symlink(rel, where))
+            continue
+        same_kind = was is not None and was.kind == "file" and was.mode == mode
+        if same_kind and was is not None and not was.digest and was.stat == (st.st_size, st.st_mtime_ns, st.st_ino):
+            seen.add(rel)  # its stat data vouch for it: not read
+            continue
+        data = _read(where)
+        if data is None:  # gone meanwhile
+            continue
+        seen.add(rel)
+        if same_kind and was is not None and was.digest and was.digest == hashlib.sha256(data).hexdigest():
+            continue
+        made.append(Change.write(rel, data, mode))
     gone = [Change.delete(rel) for rel in sorted(set(before.entries) - seen)]
     return gone + sorted(made, key=lambda c: c.path)
 
 
-def _entry(data: bytes, kind: str, mode: int) -> Entry:
-    if kind == "symlink":
-        return Entry("symlink", 0o120000, os.fsdecode(data))
-    return Entry("file", mode, hashlib.sha256(data).hexdigest())
+def _read(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+        return None
 
 
-def _walk(root: Path, scope: tuple[str, ...] | None) -> Iterator[tuple[str, str, int, bytes]]:
-    """(relative path, kind, mode, content or link target) of every recorded file, in sorted order."""
-    ignored = _ignore_filter(root)
+def _fs_now(root: Path) -> int:
+    """The file system's clock now, in ns: the mtime of a file written just now (git's racy-clean rule).
+
+    Written in the repository's git folder; without one, two seconds ago by the
+    system clock (every file written since counts as racy).
+    """
+    git = root / ".git"
+    folder = git if git.is_dir() else None
+    if folder is None and git.is_file():
+        try:
+            line = git.read_text(encoding="utf-8").strip()
+            if line.startswith("gitdir:"):
+                candidate = (root / line.removeprefix("gitdir:").strip()).resolve()
+                folder = candidate if candidate.is_dir() else None
+        except (OSError, UnicodeDecodeError):
+            folder = None
+    if folder is not None:
+        marker = folder / f"maestro-clock-{os.getpid()}-{threading.get_ident()}"
+        try:
+            with open(marker, "wb") as fh:
+                fh.write(b"\n")
+            return os.stat(marker).st_mtime_ns
+        except OSError:
+            pass
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(marker)
+    return time.time_ns() - 2_000_000_000
+
+
+def _walk(
+    root: Path, scope: tuple[str, ...] | None, ignored: Callable[[str, bool], bool]
+) -> Iterator[tuple[str, str, int, os.stat_result, str]]:
+    """(relative path, kind, mode, lstat, file path or link target) of every recorded path, in sorted order."""
     if scope is None:
         yield from _walk_dir(root, "", ignored)
         return
@@ -425,7 +493,9 @@ def _walk(root: Path, scope: tuple[str, ...] | None) -> Iterator[tuple[str, str,
             yield from _walk_dir(path, pure.as_posix(), ignored)
 
 
-def _walk_dir(folder: Path, prefix: str, ignored: Callable[[str, bool], bool]) -> Iterator[tuple[str, str, int, bytes]]:
+def _walk_dir(
+    folder: Path, prefix: str, ignored: Callable[[str, bool], bool]
+) -> Iterator[tuple[str, str, int, os.stat_result, str]]:
     try:
         with os.scandir(folder) as it:
             names = sorted(it, key=lambda e: e.name)
@@ -444,14 +514,16 @@ def _walk_dir(folder: Path, prefix: str, ignored: Callable[[str, bool], bool]) -
             yield item
 
 
-def _item(path: Path, rel: str, ignored: Callable[[str, bool], bool]) -> tuple[str, str, int, bytes] | None:
+def _item(
+    path: Path, rel: str, ignored: Callable[[str, bool], bool]
+) -> tuple[str, str, int, os.stat_result, str] | None:
     try:
         st = path.lstat()
         if stat.S_ISLNK(st.st_mode):
-            return None if ignored(rel, False) else (rel, "symlink", 0o120000, os.fsencode(os.readlink(path)))
+            return None if ignored(rel, False) else (rel, "symlink", 0o120000, st, os.readlink(path))
         if not stat.S_ISREG(st.st_mode) or ignored(rel, False):
             return None
-        return rel, "file", 0o755 if st.st_mode & 0o100 else 0o644, path.read_bytes()
+        return rel, "file", 0o755 if st.st_mode & 0o100 else 0o644, st, str(path)
     except (FileNotFoundError, NotADirectoryError):
         return None
 
