@@ -29,6 +29,7 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import functools
 import hashlib
 import json
 import logging
@@ -448,16 +449,7 @@ def _fs_now(root: Path) -> int:
     Written in the repository's git folder; without one, two seconds ago by the
     system clock (every file written since counts as racy).
     """
-    git = root / ".git"
-    folder = git if git.is_dir() else None
-    if folder is None and git.is_file():
-        try:
-            line = git.read_text(encoding="utf-8").strip()
-            if line.startswith("gitdir:"):
-                candidate = (root / line.removeprefix("gitdir:").strip()).resolve()
-                folder = candidate if candidate.is_dir() else None
-        except (OSError, UnicodeDecodeError):
-            folder = None
+    folder = _git_dir(root)
     if folder is not None:
         marker = folder / f"maestro-clock-{os.getpid()}-{threading.get_ident()}"
         try:
@@ -470,6 +462,22 @@ def _fs_now(root: Path) -> int:
             with contextlib.suppress(OSError):
                 os.unlink(marker)
     return time.time_ns() - 2_000_000_000
+
+
+def _git_dir(root: Path) -> Path | None:
+    """The git folder of the working tree ``root`` (``.git``, or where a worktree's ``.git`` file points)."""
+    git = root / ".git"
+    if git.is_dir():
+        return git
+    if git.is_file():
+        try:
+            line = git.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if line.startswith("gitdir:"):
+            candidate = (root / line.removeprefix("gitdir:").strip()).resolve()
+            return candidate if candidate.is_dir() else None
+    return None
 
 
 def _walk(
@@ -494,24 +502,33 @@ def _walk(
 
 
 def _walk_dir(
-    folder: Path, prefix: str, ignored: Callable[[str, bool], bool]
+    folder: Path | str, prefix: str, ignored: Callable[[str, bool], bool]
 ) -> Iterator[tuple[str, str, int, os.stat_result, str]]:
     try:
         with os.scandir(folder) as it:
-            names = sorted(it, key=lambda e: e.name)
+            found = list(it)
     except (FileNotFoundError, NotADirectoryError):
         return
-    for e in names:
-        rel = f"{prefix}/{e.name}" if prefix else e.name
-        if e.name == ".git" or (not prefix and e.name == ".flow"):
+    for e in found:  # (in the folder's order: what consumes a walk sorts what it needs sorted)
+        name = e.name
+        rel = f"{prefix}/{name}" if prefix else name
+        if name == ".git" or (not prefix and name == ".flow"):
             continue
-        if e.is_dir(follow_symlinks=False):
+        try:
+            st = e.stat(follow_symlinks=False)
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        if stat.S_ISDIR(st.st_mode):
             if not ignored(rel, True):
-                yield from _walk_dir(Path(e.path), rel, ignored)
-            continue
-        item = _item(Path(e.path), rel, ignored)
-        if item is not None:
-            yield item
+                yield from _walk_dir(e.path, rel, ignored)
+        elif stat.S_ISREG(st.st_mode):
+            if not ignored(rel, False):
+                yield rel, "file", 0o755 if st.st_mode & 0o100 else 0o644, st, e.path
+        elif stat.S_ISLNK(st.st_mode) and not ignored(rel, False):
+            try:
+                yield rel, "symlink", 0o120000, st, os.readlink(e.path)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
 
 
 def _item(
@@ -528,10 +545,41 @@ def _item(
         return None
 
 
+_FILTERS: dict[tuple[Any, ...], Callable[[str, bool], bool]] = {}
+_FILTERS_LOCK = threading.Lock()
+
+
 def _ignore_filter(root: Path) -> Callable[[str, bool], bool]:
-    """``(rel, is_dir) -> skip?``: what ``.gitignore`` ignores and the index does not track (nothing without git)."""
+    """``(rel, is_dir) -> skip?``: what ``.gitignore`` ignores and the index does not track (nothing without git).
+
+    Kept while the index, ``info/exclude`` and the top ``.gitignore`` are
+    unchanged (by their stat data), and each answer remembered: a snapshot of an
+    unchanged tree asks dulwich nothing.  (A deeper ``.gitignore`` an agent edits
+    counts from the next checkpoint, which rewrites the index.)
+    """
     if not (root / ".git").exists():
         return lambda _rel, _is_dir: False
+    git = _git_dir(root)
+    watched = [root / ".gitignore"] + ([git / "index", git / "info" / "exclude"] if git is not None else [])
+    key = (str(root), *(_stat_key(path) for path in watched))
+    with _FILTERS_LOCK:  # built by one thread: the others starting at the same time wait, then share it
+        cached = _FILTERS.get(key)
+        if cached is None:
+            if len(_FILTERS) > 64:
+                _FILTERS.clear()
+            cached = _FILTERS[key] = functools.lru_cache(maxsize=None)(_make_ignore_filter(root))
+    return cached
+
+
+def _stat_key(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
+def _make_ignore_filter(root: Path) -> Callable[[str, bool], bool]:
     from dulwich.errors import NotGitRepository
     from dulwich.ignore import IgnoreFilterManager
     from dulwich.index import Index
