@@ -120,9 +120,21 @@ class SessionState:
     notes: int = 0
     decision_request: DecisionRequest | None = None
     spent_usd: float = 0.0
-    active_s: float = 0.0
+    run_clock: tuple[float, str | None, str | None] = (0.0, None, None)  # see active_s
     rewinds: int = 0
     last_decision: int = 0
+
+    @property
+    def active_s(self) -> float:
+        """Seconds the session ran: its runs' spans, the time paused and before a crash resume left out.
+
+        ``run_clock`` holds the seconds of the runs that ended, and the first and
+        last timestamps of the current run (parsed here, when asked, not once an event).
+        """
+        closed, start, last = self.run_clock
+        if start is None or last is None:
+            return closed
+        return closed + max(0.0, _seconds(last) - _seconds(start))
 
     @property
     def paused_from(self) -> str | None:
@@ -172,17 +184,19 @@ class Reducer:
         # What a rewind does not undo: money spent, time run, decision ids used, the events themselves.
         self.events: list[Event] = []
         self.spent_usd = 0.0
-        self.active_s = 0.0
         self.rewinds = 0
         self.last_decision = 0
-        self._last_time: float | None = None
-        self._prev_state = self.state
+        # Running time: the runs between a pause or a crash, each from its first event to its last (timestamps
+        # are parsed only where a run ends and when the time is asked for, not once an event).
+        self._closed_s = 0.0
+        self._run_start: str | None = None
+        self._last_ts: str | None = None
 
     def _fail(self, event: Event, msg: str) -> StoreError:
         return StoreError(f"{self.where}: event seq {event.seq}: {msg}")
 
     def apply(self, event: Event) -> None:
-        self._prev_state = self.state
+        before = self.state
         if event.seq != self.last_seq + 1:
             raise self._fail(event, f"expected seq {self.last_seq + 1} (seq numbers run 1, 2, 3 … without gaps)")
         kind = event.kind
@@ -231,33 +245,21 @@ class Reducer:
             raise
         except (ValueError, TypeError, KeyError, AttributeError, BaseValidationError) as exc:
             raise self._fail(event, f"malformed {kind} data: {error_text(exc)}") from exc
-        self._clock(event)
+        if before == "paused" or event.kind == "rewind" or self._run_start is None:  # a gap that is not running
+            if self._run_start is not None and self._last_ts is not None:
+                self._closed_s += _seconds(self._last_ts) - _seconds(self._run_start)
+            self._run_start = event.ts
+        self._last_ts = event.ts
         self.events.append(event)
         self.last_seq = event.seq
         self.updated_at = event.ts
-
-    def _clock(self, event: Event) -> None:
-        """Add the time since the event before to ``active_s`` unless the session was paused or dead meanwhile."""
-        try:
-            now = _dt.datetime.fromisoformat(event.ts).timestamp()
-        except ValueError:
-            return
-        before = self._last_time
-        self._last_time = now
-        if before is not None and event.kind != "rewind" and self._paused_before is False and now > before:
-            self.active_s += now - before
-
-    @property
-    def _paused_before(self) -> bool:
-        # the state before this event: a rewind's or a resume's gap is not running time
-        return self._prev_state == "paused"
 
     def _rewind(self, to: int) -> None:
         """The state after event ``to``: the events since are kept but void (a crash resume redoes them)."""
         fresh = Reducer(self.chart, self.task_chart, where=self.where)
         for e in self.events[:to]:
             fresh.apply(e)
-        keep = {"events", "spent_usd", "active_s", "rewinds", "last_decision", "_last_time", "_prev_state"}
+        keep = {"events", "spent_usd", "rewinds", "last_decision", "_closed_s", "_run_start", "_last_ts"}
         for name, value in vars(fresh).items():
             if name not in keep:
                 setattr(self, name, value)
@@ -370,7 +372,7 @@ class Reducer:
             notes=len(self.notes),
             decision_request=self.request if self.state == "paused" else None,
             spent_usd=self.spent_usd,
-            active_s=self.active_s,
+            run_clock=(self._closed_s, self._run_start, self._last_ts),
             rewinds=self.rewinds,
             last_decision=self.last_decision,
         )
@@ -382,6 +384,13 @@ def rebuild(events: Iterable[Event], *, where: str = "") -> SessionState:
     for e in events:
         r.apply(e)
     return r.snapshot()
+
+
+def _seconds(ts: str) -> float:
+    try:
+        return _dt.datetime.fromisoformat(ts).timestamp()
+    except ValueError:
+        return 0.0
 
 
 def effective_events(events: Iterable[Event]) -> list[Event]:
