@@ -329,7 +329,7 @@ class Runner:
         session = Session.open(self.store, session_id, clock=self.clock, guards=self.engine.guards())
         try:
             state = session.state
-            if load_chart_final(state.state):
+            if _final(state.state):
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
             cp = Checkpointer(self.store.repo, session, worktree=inputs.worktree, clock=self.clock)
             _clear_stale_index_lock(_index_locks(self.store.repo, session_id, inputs.worktree), state.updated_at)
@@ -402,7 +402,8 @@ class Runner:
         session.note(text)
 
 
-def load_chart_final(state: str) -> bool:
+def _final(state: str) -> bool:
+    """Whether ``state`` is a final state of the session chart (completed, failed, aborted)."""
     from maestro.chart import load_chart
 
     return load_chart("session").is_final(state)
@@ -410,10 +411,7 @@ def load_chart_final(state: str) -> bool:
 
 def _recording(agent: Agent) -> Agent:
     """The agent, wrapped so each attempt's changes are saved for re-drive (unless it replays or records already)."""
-    try:
-        from maestro.agents.recording import RecordingAgent
-    except ImportError:  # pragma: no cover - while the module is being written
-        return agent
+    from maestro.agents.recording import RecordingAgent
     from maestro.agents.replay import ReplayAgent
 
     if isinstance(agent, (RecordingAgent, ReplayAgent)):
@@ -575,7 +573,7 @@ class _Run:
         try:
             while True:
                 state = self.s.current
-                if load_chart_final(state):
+                if _final(state):
                     return self.ended(state)
                 if state == "handoff":
                     return self.finish()
