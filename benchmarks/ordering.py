@@ -36,8 +36,8 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import attrs
 
 from _bench import Medians, fmt_s, interleaved
-from maestro.ordering import order_tasks
-from maestro.tasks import Task, TaskGraph, validate_graph
+from maestro.plan.ordering import order_tasks
+from maestro.plan.tasks import Task, TaskGraph, validate_graph
 
 
 def random_graph(n: int) -> TaskGraph:

@@ -24,10 +24,10 @@ from pathlib import Path
 if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().parent:
     sys.path.append(sys.path.pop(0))
 
-import maestro.runner as runner_module
+import maestro.run.runner as runner_module
 import scheduler as sched  # the scheduler benchmark's graphs, sample and analysis
-from maestro.config import parse_config
-from maestro.ordering import order_tasks
+from maestro.config.model import parse_config
+from maestro.plan.ordering import order_tasks
 
 
 def main() -> int:

@@ -83,12 +83,12 @@ import attrs
 
 from _bench import Medians, file_system, fmt_s, interleaved
 from maestro.agents.command import CommandAgent
-from maestro.config import Config, parse_config
-from maestro.ordering import order_tasks
-from maestro.records import Event
-from maestro.runner import Runner
-from maestro.store import Store
-from maestro.tasks import Task, TaskGraph, validate_graph
+from maestro.config.model import Config, parse_config
+from maestro.core.records import Event
+from maestro.plan.ordering import order_tasks
+from maestro.plan.tasks import Task, TaskGraph, validate_graph
+from maestro.run.runner import Runner
+from maestro.store.filestore import Store
 
 TASK_S = 0.05  # what each task's command sleeps
 WORKERS = 8

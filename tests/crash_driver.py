@@ -24,9 +24,10 @@ def _die() -> None:
 
 
 def _arm() -> None:
-    from maestro import session, store
-    from maestro._gitindex import GitIndex
-    from maestro.checkpoints import Checkpointer
+    from maestro import session
+    from maestro.git.checkpoints import Checkpointer
+    from maestro.git.index import GitIndex
+    from maestro.store import filestore as store
 
     at = os.environ.get("MAESTRO_KILL_AT_SEQ")
     if at is not None:
@@ -102,6 +103,6 @@ def _arm() -> None:
 
 if __name__ == "__main__":
     _arm()
-    from maestro.cli import main
+    from maestro.cli.main import main
 
     sys.exit(main(sys.argv[1:]))

@@ -1,6 +1,6 @@
 """Hypothesis strategies for maestro's records and the triggers of its charts, in one place.
 
-Every record of :mod:`maestro.records` has a strategy here that draws only
+Every record of :mod:`maestro.core.records` has a strategy here that draws only
 valid instances (the validators accept them), over the whole range the types
 allow: any text where a field is free text, the documented alphabets where it
 is an identifier, a timestamp, a commit id or one of a fixed set of words.
@@ -15,7 +15,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from maestro import load_chart
-from maestro.records import (
+from maestro.core.records import (
     AGENT_STATUSES,
     CHANGES,
     DECIDERS,

@@ -22,8 +22,8 @@ from maestro.agents.aider import AiderAgent
 from maestro.agents.base import Agent
 from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
-from maestro.records import AgentResult
-from maestro.tasks import Task
+from maestro.core.records import AgentResult
+from maestro.plan.tasks import Task
 from tests.conftest import git_init
 from tests.fakes import FAKES_DIR, fake_env, grandchild_pids, invocations, pid_alive
 

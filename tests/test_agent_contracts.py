@@ -25,7 +25,7 @@ from maestro.agents.aider import AiderAgent
 from maestro.agents.base import AgentRequest, PlanRequest, Subagent
 from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
-from maestro.tasks import Task
+from maestro.plan.tasks import Task
 from tests import agent_clis
 from tests.conftest import git_init
 

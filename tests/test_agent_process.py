@@ -19,7 +19,7 @@ from maestro.agents.claude import parse_stream
 from maestro.agents.codex import parse_events
 from maestro.agents.command import CommandAgent
 from maestro.agents.process import _kill_group, run_process
-from maestro.tasks import Task
+from maestro.plan.tasks import Task
 from tests.conftest import git_init
 
 CAPTURES = Path(__file__).parent / "fakes" / "captures"

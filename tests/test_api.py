@@ -102,7 +102,7 @@ def test_the_library_never_prints() -> None:
 
     src = Path(maestro.__file__).parent
     for path in src.rglob("*.py"):
-        if path.name in {"cli.py", "__main__.py"}:
+        if path.name == "__main__.py" or path.parent.name == "cli":
             continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):

@@ -10,8 +10,8 @@ import pytest
 from ruamel.yaml import YAML
 
 import maestro
-from maestro.chart import ANY, HISTORY, load_chart, parse_chart
-from maestro.machine import Machine
+from maestro.model.chart import ANY, HISTORY, load_chart, parse_chart
+from maestro.model.machine import Machine
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,7 +66,7 @@ def test_charts_guards_are_names_not_code() -> None:
 def test_installed_package_carries_exactly_the_repository_charts() -> None:
     from importlib import resources
 
-    from maestro.chart import chart_path
+    from maestro.model.chart import chart_path
 
     repo_files = sorted(p.name for p in (ROOT / "statecharts").iterdir())
     assert repo_files == ["session.yaml", "task.yaml"]
@@ -155,7 +155,7 @@ def test_load_chart_from_a_missing_file_names_it(tmp_path: Path) -> None:
 
 
 def test_an_unknown_chart_name_is_an_error() -> None:
-    from maestro.chart import chart_path
+    from maestro.model.chart import chart_path
 
     with pytest.raises(maestro.ChartError, match="unknown chart 'flow'"):
         chart_path("flow")

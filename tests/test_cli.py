@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 import maestro
-import maestro.tasks
+import maestro.plan.tasks
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -273,7 +273,7 @@ def test_tasks_converts_to_yaml_atomically(tmp_path: Path) -> None:
     out = run("tasks", str(path), "--yaml", "-o", str(target))
     assert out.returncode == 0, out.stderr
     assert target.read_text() == out.stdout
-    assert maestro.tasks.parse_tasks(out.stdout) == maestro.tasks.parse_tasks(GRAPH)
+    assert maestro.plan.tasks.parse_tasks(out.stdout) == maestro.plan.tasks.parse_tasks(GRAPH)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.yaml", "tasks.yaml"]
 
 

@@ -15,8 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from ruamel.yaml import YAML
 
-from maestro._errors import MaestroError
-from maestro.config import (
+from maestro.config.model import (
     GATE_NAMES,
     SECTIONS,
     Backoff,
@@ -31,6 +30,7 @@ from maestro.config import (
     parse_config,
     render_command,
 )
+from maestro.core.errors import MaestroError
 
 # line numbers are part of the tests: keep them where they are
 FULL = """\
@@ -91,7 +91,7 @@ def test_defaults() -> None:
 
 
 def test_gate_names_are_the_gate_decisions() -> None:
-    from maestro.strategies.tooling import GATES
+    from maestro.decide.strategies.gate import GATES
 
     assert tuple(GATES) == GATE_NAMES
 
@@ -344,7 +344,7 @@ def test_a_tag_that_does_not_fit_is_one_line(text: str, message: str) -> None:
 
 
 def test_the_demo_config_reads() -> None:
-    demo = pytest.importorskip("maestro.demo")
+    demo = pytest.importorskip("maestro.run.demo")
     config = parse_config(demo._with_tests(demo.CONFIG), "demo.yaml")
     assert config.agent == {"kind": "scripted", "script": "script.yaml"}
     assert config.gates["tests"].command is not None

@@ -29,7 +29,7 @@ import pytest
 from dulwich.repo import Repo
 
 import maestro
-from maestro.state import effective_events
+from maestro.model.state import effective_events
 from tests.test_runner import config_text, make_repo, prd_text, task, write
 
 DRIVER = Path(__file__).with_name("crash_driver.py")

@@ -9,9 +9,9 @@ import attrs
 import pytest
 
 import maestro
-from maestro._errors import DecisionError
-from maestro.decisions import DecisionContext, DecisionEngine
-from maestro.records import Decision, Evidence, Option
+from maestro.core.errors import DecisionError
+from maestro.core.records import Decision, Evidence, Option
+from maestro.decide.engine import DecisionContext, DecisionEngine
 
 
 def naming(ctx: DecisionContext) -> Decision:
@@ -34,7 +34,9 @@ def test_a_new_kind_is_one_registration(session: maestro.Session) -> None:
     engine = DecisionEngine(strategies={})
     engine.register("naming", naming)
     assert engine.kinds == ("naming",)
-    d = engine.decide("naming", session=session, style="long", task="T1", checkpoint=2)
+    d = session.record(
+        engine.decide("naming", state=session.state, repo=session.store.repo, style="long", task="T1", checkpoint=2)
+    ).payload()
     assert (d.choice, d.id, d.task, d.checkpoint) == ("calculator", "D1", "T1", 2)
     assert d.ts == session.events[-1].ts
     assert session.state.decisions == (d,)
@@ -85,7 +87,7 @@ def test_a_misbehaving_strategy_is_refused_and_nothing_is_recorded(
     engine = DecisionEngine(strategies={"naming": bad})  # type: ignore[dict-item]
     before = session.events_path.read_bytes()
     with pytest.raises(DecisionError, match=message):
-        engine.decide("naming", session=session)
+        session.record(engine.decide("naming", state=session.state, repo=session.store.repo)).payload()
     assert session.events_path.read_bytes() == before
 
 
@@ -97,7 +99,11 @@ def test_the_strategy_sees_params_state_and_repository(session: maestro.Session)
         return naming(ctx)
 
     session.fire("start")
-    DecisionEngine(strategies={"naming": spy}).decide("naming", session=session, style="short")
+    session.record(
+        DecisionEngine(strategies={"naming": spy}).decide(
+            "naming", state=session.state, repo=session.store.repo, style="short"
+        )
+    ).payload()
     (ctx,) = seen
     assert ctx.params == {"style": "short"}
     assert ctx.session is not None and ctx.session.state == "planning"
@@ -113,7 +119,7 @@ def test_history_across_sessions_reaches_the_strategy(store: maestro.Store) -> N
     engine = DecisionEngine(strategies={"naming": naming}, decisions_dir=store.decisions_dir)
     for style in ("long", "short"):
         with maestro.Session.create(store, f"name it {style}", clock=maestro.TickingClock()) as s:
-            engine.decide("naming", session=s, style=style)
+            s.record(engine.decide("naming", state=s.state, repo=s.store.repo, style=style)).payload()
     history_file = store.decisions_dir / "naming.json"
     entries = json.loads(history_file.read_text())
     assert [e["decision"]["choice"] for e in entries] == ["calculator", "calc"]
@@ -142,19 +148,14 @@ def test_each_kind_has_its_history_file(store: maestro.Store, kind: str, file: s
     assert json.loads((store.decisions_dir / f"{file}.json").read_text())[0]["decision"]["kind"] == kind
 
 
-def test_the_charts_guards_are_the_engines_methods(store: maestro.Store) -> None:
-    """Session guards resolve to the engine: an engine that refuses checkpoints refuses the rollback."""
-
-    class Strict(DecisionEngine):
-        @staticmethod
-        def has_checkpoint(ctx: maestro.GuardContext) -> bool:
-            return False
-
-    engine = Strict(strategies={})
+def test_the_charts_guards_are_the_engines_and_can_be_replaced(store: maestro.Store) -> None:
+    """The engine's guards are the charts' (pure functions of the state); a replaced guard refuses the rollback."""
+    engine = DecisionEngine(strategies={})
     assert set(engine.guards()) == set(maestro.load_chart("session").guard_names) | set(
         maestro.load_chart("task").guard_names
     )
-    with maestro.Session.create(store, "r", clock=maestro.TickingClock(), guards=engine.guards()) as s:
+    strict = {**engine.guards(), "has_checkpoint": lambda ctx: False}
+    with maestro.Session.create(store, "r", clock=maestro.TickingClock(), guards=strict) as s:
         for trigger in ("start", "plan_ready", "tasks_ready", "error"):
             s.fire(trigger)
         s.record(maestro.CheckpointRecord(1, "0" * 40, "maestro/x/1", "group 1", s.events[-1].ts))

@@ -12,7 +12,7 @@ from dulwich.object_store import tree_lookup_path
 from dulwich.repo import Repo
 
 import maestro
-from maestro import demo
+from maestro.run import demo
 
 REPORT_SECTIONS = [
     "Summary",
@@ -199,7 +199,7 @@ def test_the_demo_needs_nothing_but_the_package(tmp_path: Path) -> None:
         "real = importlib.util.find_spec\n"
         "importlib.util.find_spec = lambda name, *a: None if name == 'pytest' else real(name, *a)\n"
         "from pathlib import Path\n"
-        "from maestro.demo import run_demo\n"
+        "from maestro.run.demo import run_demo\n"
         "outcome, _ = run_demo(Path(sys.argv[1]))\n"
         "print(outcome.state)\n"
     )

@@ -29,9 +29,9 @@ import pytest
 
 import maestro
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config import parse_config
-from maestro.records import Event
-from maestro.runner import Runner, answer
+from maestro.config.model import parse_config
+from maestro.core.records import Event
+from maestro.run.runner import Runner, answer
 from tests.test_runner import Recorder, barrier, config_text, make_repo, prd_text, task, write
 
 PY = sys.executable

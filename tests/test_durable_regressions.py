@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro.records import Event
+from maestro.core.records import Event
+from maestro.model.state import effective_events
 from maestro.replay import Step, replay
-from maestro.state import effective_events
 from tests.test_crash_resume import DRIVER
 from tests.test_durable import REQUEST, Plan, assert_completed, cli, in_process, make_plan, resume_reasons
 from tests.test_runner import config_text, task, write

@@ -13,8 +13,9 @@ import pytest
 
 from maestro import GateResult, MaestroError, parse_prd
 from maestro.agents.process import ProcessOutcome
-from maestro.decisions import DecisionEngine
-from maestro.gates import (
+from maestro.core.records import Decision, Option
+from maestro.decide.engine import DecisionEngine
+from maestro.gates.gating import (
     NO_COMMAND,
     AcceptanceResult,
     CommandCheck,
@@ -31,8 +32,7 @@ from maestro.gates import (
     run_gates,
     trace,
 )
-from maestro.records import Decision, Option
-from maestro.tasks import Task, TaskGraph
+from maestro.plan.tasks import Task, TaskGraph
 from tests.conftest import git_init
 
 PY = shlex.quote(sys.executable)

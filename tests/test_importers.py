@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from maestro._errors import PlanError
-from maestro.importers import from_beads, from_markdown
-from maestro.tasks import Task, TaskGraph, load_tasks, validate_graph
+from maestro.core.errors import PlanError
+from maestro.plan.importers import from_beads, from_markdown
+from maestro.plan.tasks import Task, TaskGraph, load_tasks, validate_graph
 
 DATA = Path(__file__).parent / "data" / "importers"
 

@@ -16,8 +16,7 @@ from ruamel.yaml import YAML
 
 import maestro
 from maestro.agents.registry import discover, shipped_skills
-from maestro.config import GATE_NAMES, default_config_yaml, load_config
-from maestro.init import (
+from maestro.config.init import (
     COMMAND_PATH,
     CONFIG_PATH,
     CREATED,
@@ -30,6 +29,7 @@ from maestro.init import (
     command_text,
     init_project,
 )
+from maestro.config.model import GATE_NAMES, default_config_yaml, load_config
 from tests.conftest import git_init as conftest_git_init
 
 SHIPPED_COMMAND = Path(maestro.__file__).parent / "data" / "commands" / "flow" / "autonomous.md"
@@ -85,7 +85,7 @@ def age(repo: Path) -> None:
             os.utime(path, ns=(1_000_000_000_000_000_000, 1_000_000_000_000_000_000))
 
 
-def actions(result: maestro.init.InitResult) -> dict[str, str]:
+def actions(result: maestro.config.init.InitResult) -> dict[str, str]:
     return {str(f.path): f.action for f in result.files}
 
 
@@ -123,8 +123,8 @@ def test_detected_gates_appear_as_commands(python_repo: Path) -> None:
 
 
 def test_the_gates_are_the_ones_maestro_decide_chooses(python_repo: Path) -> None:
-    from maestro.decisions import DecisionEngine
-    from maestro.strategies import gate_command
+    from maestro.decide.engine import DecisionEngine
+    from maestro.decide.strategies import gate_command
 
     result = init_project(python_repo, claude=False, force=False)
     engine = DecisionEngine()
@@ -316,7 +316,7 @@ def test_the_parser_has_the_flags_and_defaults() -> None:
 
 
 def run_init(*argv: str) -> list[str]:
-    """``maestro init ARGV`` through the parser and ``cmd_init``, as maestro.cli runs it: the lines printed."""
+    """``maestro init ARGV`` through the parser and ``cmd_init``, as maestro.cli.main runs it: the lines printed."""
     out = io.StringIO()
     assert cmd_init(parse("init", *argv), out) == 0
     return out.getvalue().splitlines()

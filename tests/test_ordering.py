@@ -13,11 +13,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import maestro
-from maestro._errors import DecisionError
-from maestro.decisions import DecisionEngine
-from maestro.ordering import Ordering, order_tasks, task_ordering
-from maestro.records import Decision, Evidence, converter
-from maestro.tasks import PRIORITIES, RISKS, Task, TaskGraph, parse_tasks, validate_graph
+from maestro.core.errors import DecisionError
+from maestro.core.records import Decision, Evidence, converter
+from maestro.decide.engine import DecisionEngine
+from maestro.decide.strategies.ordering import task_ordering
+from maestro.plan.ordering import Ordering, order_tasks
+from maestro.plan.tasks import PRIORITIES, RISKS, Task, TaskGraph, parse_tasks, validate_graph
 
 
 def graph(*tasks: Task, source: str | None = None) -> TaskGraph:
@@ -357,10 +358,11 @@ tasks:
 
 SCRIPT = """\
 import json, sys
-from maestro.decisions import DecisionEngine
-from maestro.ordering import order_tasks, task_ordering
-from maestro.records import converter
-from maestro.tasks import load_tasks
+from maestro.decide.engine import DecisionEngine
+from maestro.decide.strategies.ordering import task_ordering
+from maestro.plan.ordering import order_tasks
+from maestro.core.records import converter
+from maestro.plan.tasks import load_tasks
 graph = load_tasks(sys.argv[1])
 for cap in (None, 2, 3):
     print(order_tasks(graph, max_parallel=cap).to_json())
@@ -472,7 +474,9 @@ def test_the_strategy_needs_a_graph() -> None:
 
 def test_the_decision_is_recorded_in_the_session(session: maestro.Session) -> None:
     g = graph(*STRATEGY_GRAPH, source="tasks.yaml")
-    decision = engine().decide("task_ordering", session=session, graph=g, max_parallel=None)
+    decision = session.record(
+        engine().decide("task_ordering", state=session.state, repo=session.store.repo, graph=g, max_parallel=None)
+    ).payload()
     assert decision.id == "D1"
     assert decision.ts != ""
     assert decision.choice == "foundational_first"
@@ -483,7 +487,9 @@ def test_the_decision_is_recorded_in_the_session(session: maestro.Session) -> No
     assert recorded[0]["id"] == "D1"
     assert recorded[0]["kind"] == "task_ordering"
     assert "G1: B, A | G2: C | G3: D" in recorded[0]["rationale"]
-    second = engine().decide("task_ordering", session=session, graph=g, max_parallel=1)
+    second = session.record(
+        engine().decide("task_ordering", state=session.state, repo=session.store.repo, graph=g, max_parallel=1)
+    ).payload()
     assert second.id == "D2"
 
 

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro._errors import PlanError
-from maestro.prd import PRD_PRIORITIES, Prd, load_prd, parse_prd, update_prd, update_prd_text
+from maestro.core.errors import PlanError
+from maestro.plan.prd import PRD_PRIORITIES, Prd, load_prd, parse_prd, update_prd, update_prd_text
 
 PLANS = Path(__file__).parent / "data" / "plans"
 SEED = PLANS / "prd-maestro-orchestrator-v1.md"
@@ -686,7 +686,7 @@ def test_a_byte_order_mark_stays_first() -> None:
 
 def test_no_warning_reaches_stderr_without_logging_configured() -> None:
     code = (
-        "from maestro.prd import update_prd_text\n"
+        "from maestro.plan.prd import update_prd_text\n"
         "t = '---\\nprd: {a: [1, 2]}\\npriorities:\\n  requirements:\\n    - {id: FR-1, text: x}\\n---\\n'\n"
         "print(update_prd_text(t, {'prd.status': 'done'}).count('done'))\n"
     )

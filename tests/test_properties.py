@@ -47,9 +47,9 @@ from maestro import (
     rebuild,
     replay,
 )
-from maestro.chart import ANY, HISTORY, Chart, TransitionSpec
-from maestro.records import Event, SessionStarted, TaskTransition, Transition, payload_kind
-from maestro.store import encode_event, read_events
+from maestro.core.records import Event, SessionStarted, TaskTransition, Transition, payload_kind
+from maestro.model.chart import ANY, HISTORY, Chart, TransitionSpec
+from maestro.store.filestore import encode_event, read_events
 from tests.conftest import git_init
 from tests.strategies import (
     EXACT,

@@ -22,8 +22,8 @@ from maestro.agents.base import PLAN_TASK, Agent, AgentRequest, PlanOutcome, Pla
 from maestro.agents.recording import RecordingAgent
 from maestro.agents.replay import Change, apply_changes, changes_path, read_changes, snapshot
 from maestro.agents.scripted import ScriptedAgent
-from maestro.records import AgentResult
-from maestro.tasks import Task
+from maestro.core.records import AgentResult
+from maestro.plan.tasks import Task
 from tests.conftest import git_init
 
 PRD = (

@@ -31,10 +31,10 @@ from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanReques
 from maestro.agents.recording import RecordingAgent
 from maestro.agents.replay import Change, changes_path, read_changes, snapshot, write_changes
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config import Config, load_config
-from maestro.demo import REQUEST, TASKS, make_sample
-from maestro.records import AgentResult, Event
-from maestro.redrive import (
+from maestro.config.model import Config, load_config
+from maestro.core.records import AgentResult, Event
+from maestro.run.demo import REQUEST, TASKS, make_sample
+from maestro.run.redrive import (
     RedriveReport,
     _checkout,
     _compare,
@@ -44,8 +44,8 @@ from maestro.redrive import (
     effective_events,
     redrive,
 )
-from maestro.runner import Runner, dirty_paths
-from maestro.store import Store
+from maestro.run.runner import Runner, dirty_paths
+from maestro.store.filestore import Store
 from tests.conftest import git_init
 
 SID = "session-1"
@@ -419,7 +419,7 @@ def test_rewinds_one_after_another_and_a_rewind_at_the_end() -> None:
 
 def test_effective_events_here_are_the_states_one() -> None:
     """One rule for what a rewind voids: the reducer's, which ``maestro replay`` and ``maestro status`` use too."""
-    assert effective_events is maestro.state.effective_events
+    assert effective_events is maestro.model.state.effective_events
 
 
 def test_a_malformed_rewind_in_a_recorded_session_is_refused_naming_it(sample: Sample, tmp_path: Path) -> None:

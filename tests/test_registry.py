@@ -13,7 +13,6 @@ import attrs
 import pytest
 
 import maestro
-from maestro._errors import DecisionError
 from maestro.agents.base import Skill, Subagent
 from maestro.agents.registry import (
     DEFAULT_MAPPING,
@@ -26,10 +25,11 @@ from maestro.agents.registry import (
     install_skills,
     overrides_from_config,
     shipped_skills,
-    subagent_strategy,
 )
-from maestro.decisions import DecisionContext, DecisionEngine
-from maestro.tasks import Task
+from maestro.core.errors import DecisionError
+from maestro.decide.engine import DecisionContext, DecisionEngine
+from maestro.decide.strategies.subagent import subagent_strategy
+from maestro.plan.tasks import Task
 
 MISSING = "is not in .claude/agents/ or ~/.claude/agents/"
 
@@ -475,7 +475,9 @@ def test_the_decision_is_recorded_in_the_session_with_its_task(session: maestro.
     engine = DecisionEngine()  # the shipped strategies include this one
     assert "subagent" in engine.kinds
     task = Task("T2", "Add a users endpoint", category="backend")
-    d = engine.decide("subagent", session=session, for_task=task, home=home)
+    d = session.record(
+        engine.decide("subagent", state=session.state, repo=session.store.repo, for_task=task, home=home)
+    ).payload()
     assert (d.kind, d.choice, d.task, d.id) == ("subagent", "backend-architect", "T2", "D1")
     assert session.state.decisions == (d,)
     assert session.events[-1].kind == "decision"
@@ -487,7 +489,15 @@ def test_the_decision_is_recorded_in_the_session_with_its_task(session: maestro.
 
 def test_the_fallback_is_recorded_too(session: maestro.Session) -> None:
     engine = DecisionEngine(strategies={"subagent": subagent_strategy})
-    d = engine.decide("subagent", session=session, for_task=Task("T1", "x", category="database"), registry=Registry())
+    d = session.record(
+        engine.decide(
+            "subagent",
+            state=session.state,
+            repo=session.store.repo,
+            for_task=Task("T1", "x", category="database"),
+            registry=Registry(),
+        )
+    ).payload()
     assert (d.choice, d.task) == (GENERAL, "T1")
     assert maestro.Evidence("fact", f"database-admin {MISSING}") in option(d, GENERAL).evidence
     assert session.state.decisions[-1] == d

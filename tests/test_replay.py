@@ -7,7 +7,7 @@ import json
 import pytest
 
 import maestro
-from maestro.records import AgentResult, Decision, GateResult
+from maestro.core.records import AgentResult, Decision, GateResult
 
 
 @pytest.fixture

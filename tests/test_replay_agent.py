@@ -28,8 +28,8 @@ from maestro.agents.replay import (
     write_plan,
 )
 from maestro.agents.scripted import ScriptedAgent
-from maestro.records import AgentResult
-from maestro.tasks import Task
+from maestro.core.records import AgentResult
+from maestro.plan.tasks import Task
 from tests.conftest import git_init
 
 PRD = (

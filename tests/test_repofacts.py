@@ -1,4 +1,4 @@
-"""maestro.repofacts: manifests, dependencies, tool configuration and layout of small repositories."""
+"""maestro.decide.repofacts: manifests, dependencies, tool configuration and layout of small repositories."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from maestro._errors import PlanError
-from maestro.repofacts import MAX_DEPTH, normalise_name, scan
+from maestro.core.errors import PlanError
+from maestro.decide.repofacts import MAX_DEPTH, normalise_name, scan
 
 
 def make(root: Path, files: dict[str, str]) -> Path:
@@ -416,7 +416,7 @@ def test_workspaces_of_other_ecosystems(tmp_path: Path) -> None:
 
 
 def test_file_cap_stops_the_walk(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import maestro.repofacts as rf
+    import maestro.decide.repofacts as rf
 
     monkeypatch.setattr(rf, "MAX_FILES", 3)
     root = make(tmp_path / "many", {"a/x.py": "", "a/y.py": "", "b.py": "", "c.py": "", "d/z.py": ""})

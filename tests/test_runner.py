@@ -1,7 +1,7 @@
 """End-to-end sessions (issue 7): the runner on temporary git repositories, with the scripted agent.
 
 Every test builds a real repository (dulwich, no git binary), a PRD, a task graph and a
-script, runs :class:`maestro.runner.Runner` and checks what the session left behind: its
+script, runs :class:`maestro.run.runner.Runner` and checks what the session left behind: its
 outcome, the event log (rebuilt with :func:`maestro.rebuild`), the decisions, the tasks and
 their attempts, the checkpoints (tags and commits), the decision request of a pause, the
 final report and the working tree.  Backoffs are recorded, not slept.
@@ -33,9 +33,9 @@ from maestro import MaestroError
 from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.claude import LOGIN_FIX, ClaudeAgent
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config import Config, parse_config
-from maestro.records import AgentResult, Decision, Event
-from maestro.runner import Runner, RunOutcome, dirty_paths
+from maestro.config.model import Config, parse_config
+from maestro.core.records import AgentResult, Decision, Event
+from maestro.run.runner import Runner, RunOutcome, dirty_paths
 from tests.fakes import FAKES_DIR, fake_env, invocations
 
 PY = sys.executable
@@ -437,7 +437,7 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
 def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="maestro.runner")
+    caplog.set_level(logging.INFO, logger="maestro.run.runner")
     repo = make_repo(tmp_path)
     tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"])]
     script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
@@ -450,8 +450,8 @@ def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
         (2, "group 2: b", ["b.txt"]),
     ]
     assert done.index("checkpoint", n=1) < done.index("task", task="b", trigger="start")
-    # the [Maestro] log, through the maestro.runner logger
-    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.runner"]
+    # the [Maestro] log, through the maestro.run.runner logger
+    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.run.runner"]
     assert lines[0] == f"[Maestro] Session {SID} started on branch maestro/{SID}"
     assert all(line.startswith("[Maestro] ") for line in lines)
     assert lines.index("[Maestro] Group 1: a") < lines.index("[Maestro] Group 2: b")

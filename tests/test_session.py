@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro.records import CheckpointRecord, Decision, Evidence, FileChange, GateResult, Option
+from maestro.core.records import CheckpointRecord, Decision, Evidence, FileChange, GateResult, Option
 
 HAPPY = ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done"]
 
@@ -210,7 +210,7 @@ def test_views_are_refreshed_when_the_session_pauses(session: maestro.Session) -
 
 
 def test_transitions_cannot_be_recorded_by_hand(session: maestro.Session) -> None:
-    from maestro.records import Transition
+    from maestro.core.records import Transition
 
     with pytest.raises(TypeError, match="made with fire"):
         session.record(Transition("start", "created", "planning"))

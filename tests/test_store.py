@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro.store import EventLog, atomic_write, read_events
+from maestro.store.filestore import EventLog, atomic_write, read_events
 
 
 def test_layout_follows_the_prd(store: maestro.Store, session: maestro.Session) -> None:

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 import maestro
-from maestro._errors import DecisionError, PlanError
-from maestro.decisions import DecisionEngine
-from maestro.records import Decision
-from maestro.repofacts import scan
-from maestro.strategies import STRATEGIES, gate_command, load_catalogue
-from maestro.strategies.techstack import SCORES, parse_catalogue
-from maestro.views import decision_file_name
+from maestro.core.errors import DecisionError, PlanError
+from maestro.core.records import Decision
+from maestro.decide.engine import DecisionEngine
+from maestro.decide.repofacts import scan
+from maestro.decide.strategies import STRATEGIES, gate_command, load_catalogue
+from maestro.decide.strategies.tech_stack import SCORES, parse_catalogue
+from maestro.store.views import decision_file_name
 from tests.test_repofacts import GO, MONOREPO, NODE, PY_FLAT, PY_SRC, RUBY, RUST, make
 
 PY_UNITTEST = {k: v for k, v in PY_FLAT.items() if k != "setup.cfg"}  # no pytest declared
@@ -329,8 +329,10 @@ def test_malformed_manifest_surfaces_as_plan_error_through_the_engine(tmp_path: 
 def test_decisions_are_recorded_in_the_session(session: maestro.Session, engine: DecisionEngine) -> None:
     repo = session.store.repo
     make(repo, PY_SRC)
-    gate = engine.decide("gate", session=session, gate="tests")
-    stack = engine.decide("tech_stack", session=session, capability="http client", task="T1")
+    gate = session.record(engine.decide("gate", state=session.state, repo=session.store.repo, gate="tests")).payload()
+    stack = session.record(
+        engine.decide("tech_stack", state=session.state, repo=session.store.repo, capability="http client", task="T1")
+    ).payload()
     assert (gate.id, stack.id) == ("D1", "D2")
     recorded = session.state.decisions
     assert [d.choice for d in recorded] == ["pytest", "httpx"]

@@ -9,9 +9,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import maestro
-from maestro._errors import PlanError
-from maestro.prd import load_prd
-from maestro.tasks import (
+from maestro.core.errors import PlanError
+from maestro.plan.prd import load_prd
+from maestro.plan.tasks import (
     PRIORITIES,
     RISKS,
     TASKS_VERSION,
@@ -636,7 +636,7 @@ def test_load_tasks_of_an_unknown_kind_of_file(tmp_path: Path, name: str, shown:
 def test_load_tasks_hands_json_and_markdown_to_the_importers(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, reader: str
 ) -> None:
-    importers = pytest.importorskip("maestro.importers")
+    importers = pytest.importorskip("maestro.plan.importers")
     calls: list[tuple[str, object]] = []
 
     def fake(text: str, source: object = None) -> list[Task]:
@@ -657,7 +657,7 @@ def test_load_tasks_hands_json_and_markdown_to_the_importers(
 
 
 def test_what_an_importer_returns_is_validated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    importers = pytest.importorskip("maestro.importers")
+    importers = pytest.importorskip("maestro.plan.importers")
     monkeypatch.setattr(
         importers,
         "from_markdown",
@@ -671,7 +671,7 @@ def test_what_an_importer_returns_is_validated(tmp_path: Path, monkeypatch: pyte
 
 
 def test_load_tasks_reads_a_beads_export(tmp_path: Path) -> None:
-    pytest.importorskip("maestro.importers")
+    pytest.importorskip("maestro.plan.importers")
     path = tmp_path / "bd.json"
     path.write_text(
         '[{"id": "bd-1", "title": "Core", "status": "open", "priority": 1, "issue_type": "task"},\n'
@@ -687,7 +687,7 @@ def test_load_tasks_reads_a_beads_export(tmp_path: Path) -> None:
 
 
 def test_load_tasks_reads_a_markdown_task_list(tmp_path: Path) -> None:
-    pytest.importorskip("maestro.importers")
+    pytest.importorskip("maestro.plan.importers")
     path = tmp_path / "tasks.md"
     path.write_text("## Tasks\n\n- [ ] T1: Core\n- [ ] T2: CLI\n  Depends on: T1\n", encoding="utf-8")
     graph = load_tasks(path)
@@ -701,7 +701,7 @@ def test_deep_nesting_is_one_line() -> None:
 
 
 def test_an_import_with_every_task_done_is_refused(tmp_path: Path) -> None:
-    pytest.importorskip("maestro.importers")
+    pytest.importorskip("maestro.plan.importers")
     path = tmp_path / "bd.json"
     path.write_text('[{"id": "a", "title": "x", "status": "closed"}]')
     with pytest.raises(PlanError, match=r"bd\.json: no open tasks: every task in it is done$"):

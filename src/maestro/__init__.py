@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any
 
-from maestro._errors import (
+from maestro.core.errors import (
     ChartError,
     CheckpointError,
     DecisionError,
@@ -18,13 +18,7 @@ from maestro._errors import (
     StoreError,
     TransitionNotAllowed,
 )
-from maestro.chart import Chart, load_chart, parse_chart
-from maestro.decisions import DecisionContext, DecisionEngine
-from maestro.guards import DEFAULT_GUARDS
-from maestro.machine import GuardContext
-from maestro.ordering import Ordering, order_tasks
-from maestro.prd import Prd, Requirement, load_prd, parse_prd, update_prd
-from maestro.records import (
+from maestro.core.records import (
     AgentResult,
     CheckpointRecord,
     Decision,
@@ -37,12 +31,18 @@ from maestro.records import (
     Option,
     converter,
 )
+from maestro.core.seams import Clock, IdSource, RandomIds, SequentialIds, SystemClock, TickingClock
+from maestro.decide.engine import DecisionContext, DecisionEngine
+from maestro.model.chart import Chart, load_chart, parse_chart
+from maestro.model.guards import DEFAULT_GUARDS
+from maestro.model.machine import GuardContext
+from maestro.model.state import SessionState, TaskState, rebuild
+from maestro.plan.ordering import Ordering, order_tasks
+from maestro.plan.prd import Prd, Requirement, load_prd, parse_prd, update_prd
+from maestro.plan.tasks import Task, TaskGraph, load_tasks, parse_tasks, validate_graph
 from maestro.replay import Step, replay, replay_session, state_at
-from maestro.seams import Clock, IdSource, RandomIds, SequentialIds, SystemClock, TickingClock
 from maestro.session import Session
-from maestro.state import SessionState, TaskState, rebuild
-from maestro.store import Store
-from maestro.tasks import Task, TaskGraph, load_tasks, parse_tasks, validate_graph
+from maestro.store.filestore import Store
 
 __all__ = [
     "DEFAULT_GUARDS",
@@ -108,12 +108,12 @@ __all__ = [
 logging.getLogger("maestro").addHandler(logging.NullHandler())
 
 if TYPE_CHECKING:
-    from maestro.checkpoints import Checkpointer
+    from maestro.git.checkpoints import Checkpointer
 
 
 def __getattr__(name: str) -> Any:
     if name == "Checkpointer":  # imported on first use: dulwich is heavy, and replay does not need it
-        from maestro.checkpoints import Checkpointer
+        from maestro.git.checkpoints import Checkpointer
 
         return Checkpointer
     if name == "__version__":

@@ -1,5 +1,5 @@
 """``python -m maestro``: the same as the ``maestro`` command."""
 
-from maestro.cli import main
+from maestro.cli.main import main
 
 raise SystemExit(main())

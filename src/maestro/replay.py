@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from maestro.records import (
+from maestro.core.records import (
     AgentResult,
     CheckpointRecord,
     Decision,
@@ -33,8 +33,8 @@ from maestro.records import (
     TaskTransition,
     converter,
 )
-from maestro.state import Reducer, SessionState
-from maestro.store import Store
+from maestro.model.state import Reducer, SessionState
+from maestro.store.filestore import Store
 
 __all__ = ["Step", "replay", "replay_session", "state_at"]
 

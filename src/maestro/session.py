@@ -24,11 +24,8 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import StoreError, error_text
-from maestro.chart import Chart, Edge, load_chart
-from maestro.guards import DEFAULT_GUARDS
-from maestro.machine import Guard, Machine
-from maestro.records import (
+from maestro.core.errors import StoreError, error_text
+from maestro.core.records import (
     SCHEMA_VERSION,
     TASK_ID,
     Decision,
@@ -42,9 +39,12 @@ from maestro.records import (
     format_ts,
     payload_kind,
 )
-from maestro.seams import Clock, IdSource, RandomIds, SystemClock
-from maestro.state import Reducer, SessionState
-from maestro.store import (
+from maestro.core.seams import Clock, IdSource, RandomIds, SystemClock
+from maestro.model.chart import Chart, Edge, load_chart
+from maestro.model.guards import DEFAULT_GUARDS
+from maestro.model.machine import Guard, Machine
+from maestro.model.state import Reducer, SessionState
+from maestro.store.filestore import (
     EventLog,
     Lock,
     Store,
@@ -54,7 +54,7 @@ from maestro.store import (
     fsync_dir,
     read_events,
 )
-from maestro.views import final_report, log_line, write_decision_history, write_views
+from maestro.store.views import final_report, log_line, write_decision_history, write_views
 
 __all__ = ["Session"]
 

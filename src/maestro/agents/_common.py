@@ -12,7 +12,7 @@ import attrs
 
 from maestro.agents.base import transcript_paths
 from maestro.agents.process import ProcessOutcome, run_process
-from maestro.records import AgentResult
+from maestro.core.records import AgentResult
 
 __all__ = [
     "LONG_PROMPT",

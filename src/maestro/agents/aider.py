@@ -56,7 +56,7 @@ from maestro.agents._common import (
 )
 from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
-from maestro.records import AgentResult
+from maestro.core.records import AgentResult
 
 __all__ = ["AiderAgent"]
 

@@ -4,7 +4,7 @@ maestro does not write code itself.  For each task it builds an
 :class:`AgentRequest` — the task, the chosen subagent and skills, the attempt,
 for an alternative attempt an approach hint and the previous failure's output,
 the working directory, a timeout and the remaining budget — and an
-:class:`Agent` returns an :class:`~maestro.records.AgentResult`: a status, a
+:class:`Agent` returns an :class:`~maestro.core.records.AgentResult`: a status, a
 failure class, a summary, cost and tokens where the agent reports them, the
 duration, and the path of the raw transcript in the session directory.
 
@@ -31,10 +31,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from maestro._errors import MaestroError, PlanError
-from maestro.prd import Prd, parse_prd
-from maestro.records import AgentResult
-from maestro.tasks import Task, TaskGraph, parse_tasks
+from maestro.core.errors import MaestroError, PlanError
+from maestro.core.records import AgentResult
+from maestro.plan.prd import Prd, parse_prd
+from maestro.plan.tasks import Task, TaskGraph, parse_tasks
 
 __all__ = [
     "PLAN_SCHEMA",

@@ -65,7 +65,7 @@ from maestro.agents.base import (
     task_prompt,
 )
 from maestro.agents.process import ProcessOutcome
-from maestro.records import AgentResult
+from maestro.core.records import AgentResult
 
 __all__ = ["ClaudeAgent", "StreamSummary", "parse_stream"]
 

@@ -33,7 +33,7 @@ import attrs
 from maestro.agents._common import Attempt, run_attempt, tail
 from maestro.agents.base import PLAN_TASK, AgentError, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
-from maestro.records import AgentResult
+from maestro.core.records import AgentResult
 
 __all__ = ["PLACEHOLDERS", "CommandAgent"]
 

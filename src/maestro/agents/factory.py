@@ -21,8 +21,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from maestro._errors import error_text
 from maestro.agents.base import Agent, AgentError
+from maestro.core.errors import error_text
 
 __all__ = ["AGENT_KINDS", "agent_from_config"]
 

@@ -51,7 +51,7 @@ import attrs
 
 from maestro.agents.base import PLAN_TASK, Agent, AgentRequest, PlanOutcome, PlanRequest
 from maestro.agents.replay import Change, Snapshot, capture_changes, changes_path, snapshot, write_changes, write_plan
-from maestro.records import AgentResult
+from maestro.core.records import AgentResult
 
 __all__ = ["RecordingAgent"]
 

@@ -51,11 +51,10 @@ from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from maestro._errors import DecisionError, StoreError
 from maestro.agents.base import Skill, Subagent
-from maestro.decisions import DecisionContext
-from maestro.records import Decision, Evidence, Option
-from maestro.tasks import Task
+from maestro.core.errors import DecisionError, StoreError
+from maestro.core.records import Decision, Evidence, Option
+from maestro.plan.tasks import Task
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -71,7 +70,6 @@ __all__ = [
     "install_skills",
     "overrides_from_config",
     "shipped_skills",
-    "subagent_strategy",
 ]
 
 log = logging.getLogger(__name__)
@@ -695,47 +693,6 @@ def choose_skills(task: Task, registry: Registry, *, limit: int = MAX_SKILLS) ->
     return tuple(chosen)
 
 
-# -- the decision strategy ------------------------------------------------------------------------------------------
-
-
-def subagent_strategy(ctx: DecisionContext) -> Decision:
-    """The ``subagent`` decision: ``engine.register("subagent", subagent_strategy)``.
-
-    Parameters: ``for_task`` (the :class:`~maestro.tasks.Task`, required; ``task``
-    is accepted too when a context is built by hand, but
-    :meth:`~maestro.DecisionEngine.decide` keeps its own ``task=`` for the link id),
-    ``registry`` (a :class:`Registry`; default: :func:`discover` on the context's
-    repository and ``home``), ``mapping`` (category → subagent, e.g. from
-    :func:`overrides_from_config`) and ``triggers`` (subagent → extra words)::
-
-        engine.decide("subagent", session=session, for_task=task, registry=registry)
-
-    The decision is linked to the task's id.
-    """
-    task = ctx.params.get("for_task", ctx.params.get("task"))
-    if not isinstance(task, Task):
-        raise DecisionError(f"{ctx.kind}: pass for_task=<a Task>, not {task!r}")
-    registry = ctx.params.get("registry")
-    if registry is None:
-        if ctx.repo is None:
-            raise DecisionError(f"{ctx.kind}: pass registry= or a repository to discover subagents in")
-        registry = discover(ctx.repo, ctx.params.get("home"))
-    elif not isinstance(registry, Registry):
-        raise DecisionError(f"{ctx.kind}: registry must be a Registry, not {type(registry).__name__}")
-    mapping = ctx.params.get("mapping")
-    if mapping is not None and (
-        not isinstance(mapping, Mapping) or not all(isinstance(v, str) for v in mapping.values())
-    ):
-        raise DecisionError(f"{ctx.kind}: mapping must map categories to subagent names, not {mapping!r}")
-    triggers = ctx.params.get("triggers")
-    if triggers is not None and (
-        not isinstance(triggers, Mapping)
-        or not all(isinstance(v, (list, tuple)) and all(isinstance(w, str) for w in v) for v in triggers.values())
-    ):
-        raise DecisionError(f"{ctx.kind}: triggers must map subagent names to lists of words, not {triggers!r}")
-    return choose_subagent(task, registry, mapping, triggers=triggers)
-
-
 def overrides_from_config(config: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
     """The ``subagents`` section of ``config.yaml`` (``Store.load_config()``): (mapping, extra triggers).
 
@@ -793,7 +750,7 @@ def install_skills(target: Path | str, force: bool = False) -> list[Path]:
     A file that already holds the shipped text is left alone (so a second call
     writes nothing); one that differs is kept, with a warning, unless ``force``.
     """
-    from maestro.store import atomic_write
+    from maestro.store.filestore import atomic_write
 
     written: list[Path] = []
     for source in shipped_skills():

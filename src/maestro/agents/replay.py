@@ -18,7 +18,7 @@ and load the list; :func:`apply_changes` re-applies it, refusing any path that
 leaves the working directory.
 
 :class:`ReplayAgent` answers each request with what a recorded session
-recorded for it — the same :class:`~maestro.records.AgentResult`, after
+recorded for it — the same :class:`~maestro.core.records.AgentResult`, after
 re-applying that attempt's change file — and raises :class:`Divergence` for a
 request the recording does not have, instead of guessing.  A recorded plan is
 read from ``<session_dir>/plan.json`` (:func:`write_plan` saves it).
@@ -45,7 +45,6 @@ from typing import Any
 
 import attrs
 
-from maestro._errors import MaestroError, StoreError
 from maestro.agents.base import (
     PLAN_TASK,
     AgentRequest,
@@ -55,8 +54,9 @@ from maestro.agents.base import (
     transcript_paths,
     validate_plan,
 )
-from maestro.records import AgentResult
-from maestro.store import Store, atomic_write
+from maestro.core.errors import MaestroError, StoreError
+from maestro.core.records import AgentResult
+from maestro.store.filestore import Store, atomic_write
 
 __all__ = [
     "CHANGES_VERSION",

@@ -28,7 +28,7 @@ file, the line and the field::
 
 The agent itself never raises for what the script makes it do: an unknown
 task, a path outside the repository, a command that fails or times out are
-each a failed :class:`~maestro.records.AgentResult`.
+each a failed :class:`~maestro.core.records.AgentResult`.
 """
 
 from __future__ import annotations
@@ -49,7 +49,6 @@ import attrs
 from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from maestro._errors import MaestroError
 from maestro.agents.base import AgentError, AgentRequest, PlanOutcome, PlanRequest, transcript_paths, validate_plan
 from maestro.agents.process import run_process
 from maestro.agents.replay import (
@@ -62,8 +61,9 @@ from maestro.agents.replay import (
     snapshot,
     write_changes,
 )
-from maestro.prd import read_plan_text
-from maestro.records import AGENT_STATUSES, FAILURE_CLASSES, TASK_ID, AgentResult
+from maestro.core.errors import MaestroError
+from maestro.core.records import AGENT_STATUSES, FAILURE_CLASSES, TASK_ID, AgentResult
+from maestro.plan.prd import read_plan_text
 
 __all__ = [
     "SCRIPT_VERSION",

@@ -1,0 +1,244 @@
+"""``maestro init [--claude] [--force] [--repo PATH]``: set a repository up for maestro.
+
+Writes, relative to the top of the git repository::
+
+    .flow/maestro/config.yaml                      always: every setting with its default, the detected gates
+    .claude/commands/flow/autonomous.md            with --claude: the /flow:autonomous slash command
+    .claude/skills/<name>/SKILL.md                 with --claude: maestro's own skills
+
+The gates in ``config.yaml`` are the commands the ``gate`` decisions find in the
+repository (:mod:`maestro.decide.strategies.gate`); a gate with no evidence is
+written as ``command: null``.  Each file is compared with what maestro would
+write: the same text is left alone (``unchanged``: a second run writes nothing),
+a missing file is written (``created``), and a file that differs is kept
+(``kept (differs; use --force)``) unless ``force`` (``overwritten``).  Every
+write is atomic.  The library never prints; it logs to the ``maestro`` logger.
+
+``docs/claude-code.md`` describes what the user sees.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.resources
+import logging
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Final, TextIO
+
+import attrs
+
+from maestro.core.errors import MaestroError
+
+__all__ = [
+    "COMMAND_PATH",
+    "CONFIG_PATH",
+    "CREATED",
+    "KEPT",
+    "OVERWRITTEN",
+    "UNCHANGED",
+    "FileResult",
+    "InitResult",
+    "add_parser",
+    "cmd_init",
+    "command_text",
+    "detect_gates",
+    "init_project",
+]
+
+log = logging.getLogger("maestro")
+
+CONFIG_PATH: Final = PurePosixPath(".flow/maestro/config.yaml")
+COMMAND_PATH: Final = PurePosixPath(".claude/commands/flow/autonomous.md")
+SKILLS_DIR: Final = PurePosixPath(".claude/skills")
+
+CREATED: Final = "created"
+UNCHANGED: Final = "unchanged"
+KEPT: Final = "kept (differs; use --force)"
+OVERWRITTEN: Final = "overwritten"
+
+HINT: Final = 'in Claude Code: /flow:autonomous "your request"'
+
+
+@attrs.frozen
+class FileResult:
+    """One file ``maestro init`` looked after: its path relative to the repository, and what was done."""
+
+    path: PurePosixPath
+    action: str  # CREATED | UNCHANGED | KEPT | OVERWRITTEN
+
+    @property
+    def written(self) -> bool:
+        return self.action in (CREATED, OVERWRITTEN)
+
+
+@attrs.frozen
+class InitResult:
+    """What ``maestro init`` did: the repository (its top folder), each file in the order written, the gates."""
+
+    repo: Path
+    files: tuple[FileResult, ...]
+    gates: Mapping[str, str | None]
+
+    @property
+    def written(self) -> tuple[FileResult, ...]:
+        """The files created or overwritten (none on a second run)."""
+        return tuple(f for f in self.files if f.written)
+
+    def action(self, path: str | PurePosixPath) -> str:
+        """The action for ``path`` (relative, as in :attr:`files`); KeyError if init did not look at it."""
+        for f in self.files:
+            if f.path == PurePosixPath(path):
+                return f.action
+        raise KeyError(str(path))
+
+
+# -- what is written ------------------------------------------------------------------------------------------------
+
+
+def detect_gates(repo: Path) -> dict[str, str | None]:
+    """The command of each gate (tests, lint, typecheck, security) the gate decisions find; None without evidence."""
+    from maestro.config.model import GATE_NAMES
+    from maestro.decide.engine import DecisionEngine
+    from maestro.decide.strategies import gate_command
+
+    engine = DecisionEngine()  # one engine: the repository is scanned once for the four gates
+    gates: dict[str, str | None] = {}
+    for name in GATE_NAMES:
+        decision = engine.decide("gate", repo=repo, gate=name)
+        gates[name] = gate_command(decision)
+        log.debug("gate %s: %s", name, decision.rationale)
+    return gates
+
+
+def command_text() -> str:
+    """The ``/flow:autonomous`` slash command maestro ships (``maestro/data/commands/flow/autonomous.md``)."""
+    source = importlib.resources.files("maestro").joinpath("data", *COMMAND_PATH.parts[1:])
+    try:
+        return source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:  # pragma: no cover - a broken installation
+        raise MaestroError(f"{source}: maestro's /flow:autonomous command is missing from this installation") from exc
+
+
+# -- comparing and writing ------------------------------------------------------------------------------------------
+
+
+def _is_current(dest: Path, text: str) -> bool | None:
+    """None: ``dest`` is missing; True: it holds ``text``; False: it holds something else (or cannot be read).
+
+    Read as text (universal newlines), as :func:`~maestro.agents.registry.install_skills` compares: a copy
+    whose line ends git turned into CRLF is still the same file.
+    """
+    try:
+        if not dest.exists():
+            return None
+    except OSError as exc:  # a folder on the way that cannot be searched
+        raise MaestroError(f"{dest}: cannot read: {exc.strerror or exc}") from exc
+    if not dest.is_file():
+        raise MaestroError(f"{dest}: is in the way: a file is to be written there")
+    try:
+        return dest.read_text(encoding="utf-8") == text
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def _write(dest: Path, text: str) -> None:
+    from maestro.store.filestore import atomic_write
+
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise MaestroError(f"{dest.parent}: cannot create: {exc.strerror or exc}") from exc
+    atomic_write(dest, text)  # a StoreError naming dest if it cannot
+
+
+def _place(repo: Path, rel: PurePosixPath, text: str, current: bool | None, force: bool) -> FileResult:
+    dest = repo / rel
+    if current is True:
+        log.debug("%s: unchanged", dest)
+        return FileResult(rel, UNCHANGED)
+    if current is False and not force:
+        log.info("%s differs from what maestro init writes; kept (use --force to replace it)", dest)
+        return FileResult(rel, KEPT)
+    _write(dest, text)
+    action = CREATED if current is None else OVERWRITTEN
+    log.info("%s: %s", dest, action)
+    return FileResult(rel, action)
+
+
+# -- the library call -----------------------------------------------------------------------------------------------
+
+
+def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
+    """Set up ``repo`` (a folder inside a git repository) for maestro; see the module's docstring.
+
+    Idempotent: a second call writes nothing and reports every file ``unchanged``.
+    A folder that is not in a git repository, a folder in the way of a file, or a
+    path that cannot be written raises :class:`~maestro.MaestroError` with one line
+    naming the path; the checks that can be made first are made before anything is
+    written.
+    """
+    from maestro.agents.registry import install_skills, shipped_skills
+    from maestro.config.model import default_config_yaml
+    from maestro.store.filestore import find_repo
+
+    top = find_repo(Path(repo).absolute())  # StoreError naming the full path: no such directory, not a git repository
+    gates = detect_gates(top)
+    planned: list[tuple[PurePosixPath, str]] = [(CONFIG_PATH, default_config_yaml(gates))]
+    skills: list[tuple[PurePosixPath, str]] = []
+    if claude:
+        planned.append((COMMAND_PATH, command_text()))
+        for source in shipped_skills():
+            skills.append((SKILLS_DIR / source.parent.name / "SKILL.md", source.read_text(encoding="utf-8")))
+    # Compare everything first: a folder in the way is refused before any file is written.
+    current = {rel: _is_current(top / rel, text) for rel, text in (*planned, *skills)}
+
+    files = [_place(top, rel, text, current[rel], force) for rel, text in planned]
+    if skills:
+        written = set(install_skills(top, force=force))  # it skips the same files and keeps the differing ones
+        for rel, _text in skills:
+            was = current[rel]
+            if top / rel in written:
+                action = CREATED if was is None else OVERWRITTEN
+            else:
+                action = UNCHANGED if was is True else KEPT
+            files.append(FileResult(rel, action))
+    result = InitResult(top, tuple(files), gates)
+    log.info("maestro init %s: %d file(s) written, %d unchanged, %d kept", top, len(result.written),
+             sum(f.action == UNCHANGED for f in files), sum(f.action == KEPT for f in files))  # fmt: skip
+    return result
+
+
+# -- the command line -----------------------------------------------------------------------------------------------
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``init`` on ``sub`` (what ``ArgumentParser.add_subparsers()`` returned); return its parser."""
+    p: argparse.ArgumentParser = sub.add_parser(
+        "init",
+        help="set a repository up for maestro (config.yaml; with --claude, the /flow:autonomous command)",
+        description="Write .flow/maestro/config.yaml with the validation gates detected in the repository; with "
+        "--claude also the Claude Code slash command .claude/commands/flow/autonomous.md and maestro's skills "
+        "in .claude/skills/. Running it again changes nothing; a file that differs from what init writes is "
+        "kept unless --force.",
+    )
+    p.add_argument("--claude", action="store_true", help="also install /flow:autonomous and maestro's skills")
+    p.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
+    p.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    return p
+
+
+def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
+    """``maestro init``: one line a file on ``out`` (``created .flow/maestro/config.yaml``), then hints; exit code 0.
+
+    ``out`` is the command line's stdout (``maestro.cli.main`` passes ``sys.stdout``: the library never
+    writes to it on its own).  A :class:`~maestro.MaestroError` is left for the command line to show.
+    """
+    result = init_project(Path(args.repo), claude=args.claude, force=args.force)
+    for f in result.files:
+        out.write(f"{f.action} {f.path}\n")
+    if args.claude:
+        if any(f.written and f.path.parts[0] == ".claude" for f in result.files):
+            out.write("commit .claude/ before a run: `maestro run` refuses uncommitted changes\n")
+        out.write(HINT + "\n")
+    return 0

@@ -1,0 +1,1 @@
+"""Validation: gates (JUnit counts, missing tools), acceptance commands, requirement traceability."""
