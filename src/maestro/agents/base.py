@@ -31,7 +31,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
-from maestro.core.errors import MaestroError, PlanError
+from maestro.core.errors import AgentError, PlanError
 from maestro.core.records import AgentResult
 from maestro.plan.prd import Prd, parse_prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks
@@ -57,10 +57,6 @@ __all__ = [
 
 PLAN_TASK = "maestro.plan"
 """The task id planning results are recorded under (ids starting ``maestro.`` are reserved: see tasks.py)."""
-
-
-class AgentError(MaestroError):
-    """An agent is misconfigured (bad script, bad command template) — found before any task runs."""
 
 
 def _strs(value: Iterable[str]) -> tuple[str, ...]:

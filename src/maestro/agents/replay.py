@@ -54,7 +54,7 @@ from maestro.agents.base import (
     transcript_paths,
     validate_plan,
 )
-from maestro.core.errors import MaestroError, StoreError
+from maestro.core.errors import ChangeError, Divergence, StoreError
 from maestro.core.records import AgentResult
 from maestro.store.filestore import Store, atomic_write
 
@@ -85,20 +85,6 @@ PLAN_FILE = "plan.json"
 _MODES = (0o644, 0o755)
 _OPS = ("write", "delete", "symlink")
 _PRIVATE = (".git", ".flow")  # never written by an agent, never recorded
-
-
-class ChangeError(MaestroError):
-    """A change file is malformed, or a change would leave the working directory; the message names the path."""
-
-
-class Divergence(MaestroError):
-    """A request the recording does not have: the re-driven session has left the recorded one."""
-
-    def __init__(self, message: str, *, session_id: str, task: str, attempt: int | None) -> None:
-        self.session_id = session_id
-        self.task = task
-        self.attempt = attempt
-        super().__init__(message)
 
 
 # -- paths ----------------------------------------------------------------------------------------------------------

@@ -61,7 +61,7 @@ from maestro.agents.replay import (
     snapshot,
     write_changes,
 )
-from maestro.core.errors import MaestroError
+from maestro.core.errors import MaestroError, ScriptError
 from maestro.core.records import AGENT_STATUSES, FAILURE_CLASSES, TASK_ID, AgentResult
 from maestro.plan.prd import read_plan_text
 
@@ -93,18 +93,6 @@ _ACTION_FIELDS: Mapping[str, tuple[str, ...]] = {
 }
 _FAIL = ("kind", "message", "status")
 _TAIL = 1000  # characters of a failing command's output kept in the summary
-
-
-class ScriptError(AgentError):
-    """A script cannot be read: ``<file>:<line>: <field>: <problem>``, each part present when known."""
-
-    def __init__(self, problem: str, *, path: str, line: int | None = None, field: str | None = None) -> None:
-        self.problem = problem
-        self.path = path
-        self.line = line
-        self.field = field
-        where = path if line is None else f"{path}:{line}"
-        super().__init__(": ".join([where, *([field] if field else []), problem]))
 
 
 # -- the script -----------------------------------------------------------------------------------------------------

@@ -49,7 +49,7 @@ from ruamel.yaml import YAML
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
-from maestro.core.errors import MaestroError
+from maestro.core.errors import ConfigError
 
 __all__ = [
     "GATE_NAMES",
@@ -78,26 +78,6 @@ SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "gates", "subagent
 _SPEC = "maestro.config.spec"
 _SECTION = "maestro.config.section"
 _REQUIRED_BY_DEFAULT: Final = frozenset({"tests"})
-
-
-class ConfigError(MaestroError):
-    """``config.yaml`` (or a command-line override) is invalid.
-
-    The message is one line: ``<file>:<line>: <dotted.key>: <problem>``, each
-    part present when known; the parts are also attributes.
-    """
-
-    def __init__(self, problem: str, *, path: object = None, line: int | None = None, key: str | None = None) -> None:
-        self.problem = problem
-        self.path = None if path is None else str(path)
-        self.line = line
-        self.key = key
-        parts: list[str] = []
-        if self.path is not None or line is not None:
-            parts.append((self.path or "<input>") + (f":{line}" if line is not None else ""))
-        if key is not None:
-            parts.append(key)
-        super().__init__(": ".join([*parts, problem]))
 
 
 # -- values ---------------------------------------------------------------------------------------------------------

@@ -11,6 +11,12 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
     ├── CheckpointError         a git checkpoint or rollback cannot be done
     ├── PlanError               a PRD or task graph is malformed (names file, line, task, field)
     ├── DecisionError           a decision cannot be made or a strategy misbehaved
+    ├── ConfigError             config.yaml (or an override) is invalid (names file, line, key)
+    ├── AgentError              an agent is misconfigured, found before any task runs
+    │   └── ScriptError         a scripted agent's script is malformed (names file, line, field)
+    ├── ChangeError             a recorded change file is malformed, or would leave the working tree
+    ├── Divergence              a re-driven session asked for what the recording does not have
+    ├── GateError               a gate cannot be run or its report cannot be read
     └── TransitionNotAllowed    a trigger the chart does not allow in this state
 """
 
@@ -101,3 +107,57 @@ class TransitionNotAllowed(MaestroError):
         self.reason = reason
         self.machine = machine
         super().__init__(f"{machine}: trigger {trigger!r} is not allowed in state {state!r}: {reason}")
+
+
+class ConfigError(MaestroError):
+    """``config.yaml`` (or a command-line override) is invalid.
+
+    The message is one line: ``<file>:<line>: <dotted.key>: <problem>``, each
+    part present when known; the parts are also attributes.
+    """
+
+    def __init__(self, problem: str, *, path: object = None, line: int | None = None, key: str | None = None) -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.key = key
+        parts: list[str] = []
+        if self.path is not None or line is not None:
+            parts.append((self.path or "<input>") + (f":{line}" if line is not None else ""))
+        if key is not None:
+            parts.append(key)
+        super().__init__(": ".join([*parts, problem]))
+
+
+class AgentError(MaestroError):
+    """An agent is misconfigured (bad script, bad command template) — found before any task runs."""
+
+
+class ScriptError(AgentError):
+    """A script cannot be read: ``<file>:<line>: <field>: <problem>``, each part present when known."""
+
+    def __init__(self, problem: str, *, path: str, line: int | None = None, field: str | None = None) -> None:
+        self.problem = problem
+        self.path = path
+        self.line = line
+        self.field = field
+        where = path if line is None else f"{path}:{line}"
+        super().__init__(": ".join([where, *([field] if field else []), problem]))
+
+
+class ChangeError(MaestroError):
+    """A change file is malformed, or a change would leave the working directory; the message names the path."""
+
+
+class Divergence(MaestroError):
+    """A request the recording does not have: the re-driven session has left the recorded one."""
+
+    def __init__(self, message: str, *, session_id: str, task: str, attempt: int | None) -> None:
+        self.session_id = session_id
+        self.task = task
+        self.attempt = attempt
+        super().__init__(message)
+
+
+class GateError(MaestroError):
+    """A gate cannot be run or its report cannot be read; the one-line message names the file or gate."""

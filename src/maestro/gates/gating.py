@@ -45,7 +45,7 @@ import attrs
 
 from maestro.agents.process import ProcessOutcome, run_process
 from maestro.config.model import render_command
-from maestro.core.errors import MaestroError
+from maestro.core.errors import GateError, MaestroError
 from maestro.core.records import Decision, GateResult
 from maestro.decide.strategies.gate import GATES, gate_command
 from maestro.plan.prd import Prd
@@ -86,10 +86,6 @@ _SUMMARY_CHARS = 200  # one failure message or output line in a summary
 _SHOWN_FAILURES = 3  # failing tests named in a summary
 _TAIL_LINES = 40  # lines of output kept by an acceptance check
 _TAIL_CHARS = 4000
-
-
-class GateError(MaestroError):
-    """A gate cannot be run or its report cannot be read; the one-line message names the file or gate."""
 
 
 # -- JUnit XML --------------------------------------------------------------------------------------------------
