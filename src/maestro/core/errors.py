@@ -6,6 +6,7 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
 
     MaestroError
     ├── ChartError              a statechart is malformed
+    ├── YamlError               a YAML document cannot be read (names file, line); callers translate it
     ├── StoreError              the session store is missing, malformed or unwritable
     │   └── SessionLocked       another live process holds the session
     ├── CheckpointError         a git checkpoint or rollback cannot be done
@@ -34,6 +35,26 @@ def error_text(exc: BaseException) -> str:
 
 class MaestroError(Exception):
     """Root of every error maestro raises."""
+
+
+class YamlError(MaestroError):
+    """A YAML document cannot be read: ``<file>:<line>: <problem>``, each part present when known.
+
+    Raised by :mod:`maestro.core.yamlio`; each reader translates it into its own
+    error (``PlanError``, ``ConfigError``, ...).  ``kind`` says what went wrong:
+    ``syntax`` (malformed YAML, a duplicate key), ``value`` (a scalar its tag
+    cannot make: a bad date, ``!!float x``), ``depth`` (nested too deeply to
+    read), ``size`` (more bytes than allowed) or ``aliases`` (aliases that
+    expand to more nodes than allowed, or that hold themselves).
+    """
+
+    def __init__(self, problem: str, *, path: object = None, line: int | None = None, kind: str = "syntax") -> None:
+        self.problem = problem
+        self.path = None if path is None else str(path)
+        self.line = line
+        self.kind = kind
+        where = (self.path or "<input>") + (f":{line}" if line is not None else "")
+        super().__init__(f"{where}: {problem}")
 
 
 class ChartError(MaestroError):

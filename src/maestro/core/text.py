@@ -1,0 +1,82 @@
+"""Text helpers for one-line messages: first and last lines, flattening, tails, values as errors show them.
+
+Each helper has the parameters its callers need to keep their exact output:
+:func:`one_line` cuts the end of a long text and :func:`tail` its start,
+:func:`last_lines` keeps lines, and :func:`shown` words a value the way a
+message about YAML data names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["first_line", "last_line", "last_lines", "one_line", "shown", "tail"]
+
+MARK = "…"
+"""What stands for the characters a helper cut."""
+
+
+def first_line(text: str, *, skip: str | tuple[str, ...] = (), limit: int | None = None) -> str:
+    """The first line of ``text`` that is not blank, stripped; ``""`` when there is none.
+
+    Lines starting with ``skip`` (as written, before stripping; e.g. ``"$ "`` for
+    an echoed command) are passed over; ``limit`` keeps that many characters of
+    the line (no mark).
+    """
+    for line in text.splitlines():
+        if line.strip() and not (skip and line.startswith(skip)):
+            return line.strip()[:limit]
+    return ""
+
+
+def last_line(text: str) -> str:
+    """The last line of ``text`` that is not blank, stripped; ``""`` when there is none."""
+    return next((line.strip() for line in reversed(text.splitlines()) if line.strip()), "")
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """``text`` on one line (each run of whitespace one space); longer than ``limit``: its start and ``…``.
+
+    The result has at most ``limit`` characters, the mark included.
+    """
+    flat = " ".join(text.split())
+    if limit is None or len(flat) <= limit:
+        return flat
+    return flat[: limit - 1] + MARK
+
+
+def tail(text: str, limit: int) -> str:
+    """The end of ``text`` on one line: all of it up to ``limit`` characters, else ``…`` and its last ``limit``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else MARK + flat[-limit:]
+
+
+def last_lines(text: str, lines: int, limit: int) -> str:
+    """The last ``lines`` lines of ``text`` (trailing newlines dropped), at most ``limit`` characters with ``…``."""
+    out = "\n".join(text.rstrip("\n").splitlines()[-lines:])
+    return out if len(out) <= limit else MARK + out[-(limit - 1) :]
+
+
+def shown(value: Any, *, yaml_words: bool = False, list_items: bool = False) -> str:
+    """``value`` as an error message about data shows it: a string quoted, a mapping as ``a mapping``.
+
+    A list is ``a list`` (with ``list_items``: ``the list [...]``), anything else
+    its ``repr``.  With ``yaml_words`` null and booleans are YAML's words
+    (``null``, ``true``), a tuple (a complex key) is a list too, and values that
+    are not numbers show as ``str`` does (a date as ``2026-01-07``).
+    """
+    if yaml_words:
+        if value is None:
+            return "null"
+        if isinstance(value, bool):
+            return "true" if value else "false"
+    if isinstance(value, str):
+        return repr(str(value))
+    if isinstance(value, Mapping):
+        return "a mapping"
+    if isinstance(value, list) or (yaml_words and isinstance(value, tuple)):
+        return f"the list {list(value)!r}" if list_items else "a list"
+    if yaml_words and not isinstance(value, (int, float)):
+        return str(value)
+    return repr(value)

@@ -1,0 +1,207 @@
+"""The one way maestro reads and writes YAML (ruamel.yaml).
+
+:func:`load` reads a document, safe (plain dicts, lists and scalars) or
+round-trip (``rt=True``: ruamel's commented maps and sequences, which know
+their lines and keep comments and quoting for a later :func:`dump`).  Every
+read has the same guards:
+
+* at most ``max_bytes`` of text (:data:`MAX_BYTES`, 4 MiB, by default);
+* duplicate keys refused (unless ``allow_duplicates``);
+* at most ``max_nodes`` nodes once aliases are expanded (:data:`MAX_NODES`):
+  the composed document is counted, each alias counting the whole node it
+  names, so that a "billion laughs" of nested aliases is refused in a few
+  milliseconds, before anything walks or converts its data; an alias inside
+  the node it names (a recursive document) is refused too, unless
+  ``recursive`` (the caller checks it itself).
+
+Any problem is a :class:`~maestro.core.errors.YamlError`, one line,
+``<file>:<line>: <problem>``, whose ``kind`` tells a syntax error (a duplicate
+key is one) from a value its tag cannot make, a document nested too deeply,
+too large, or whose aliases expand too far.  Readers translate it into their
+own error (``PlanError``, ``ConfigError``, ...).
+
+:func:`dump` writes data back (``rt=True`` for what a round-trip load read).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from itertools import chain
+from typing import Any
+
+from ruamel.yaml import YAML
+from ruamel.yaml.composer import Composer
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.reader import ReaderError
+
+from maestro.core.errors import YamlError
+from maestro.core.text import one_line
+
+__all__ = ["MAX_BYTES", "MAX_NODES", "YamlError", "dump", "load"]
+
+MAX_BYTES = 4 * 1024 * 1024
+"""The largest document :func:`load` reads by default, in bytes (UTF-8)."""
+
+MAX_NODES = 1_000_000
+"""The most nodes a document may have by default, each alias counting the nodes of what it names."""
+
+_PROBLEM_CHARS = 400  # a problem quotes values (a duplicate key's): long ones are cut
+
+
+class _Refused(Exception):
+    """The composed document is refused: ``node`` is where, ``problem`` why."""
+
+    def __init__(self, node: Any, problem: str) -> None:
+        super().__init__(problem)
+        self.node = node
+        self.problem = problem
+
+
+def _children(node: Any) -> Any:
+    if isinstance(node, MappingNode):
+        return chain.from_iterable(node.value)  # keys and values
+    if isinstance(node, SequenceNode):
+        return iter(node.value)
+    return None
+
+
+def _check_expansion(root: Any, limit: int, recursive: bool) -> None:
+    """Refuse ``root`` if it has more than ``limit`` nodes with its aliases expanded (or, unless ``recursive``,
+    holds itself).  Each node is counted once, its size remembered: the cost follows the document's length."""
+    sizes: dict[int, int] = {}
+    kids = _children(root)
+    if kids is None:
+        return
+    busy = {id(root)}
+    stack: list[tuple[Any, Any]] = [(root, kids)]
+    totals = [1]
+    while stack:
+        node, kids = stack[-1]
+        for kid in kids:
+            size = sizes.get(id(kid))
+            if size is None:
+                grandkids = _children(kid)
+                if grandkids is None:  # a scalar
+                    size = 1
+                elif id(kid) in busy:
+                    if not recursive:
+                        raise _Refused(kid, "an alias names a node that holds it (a recursive document)")
+                    size = 1
+                else:
+                    busy.add(id(kid))
+                    stack.append((kid, grandkids))
+                    totals.append(1)
+                    break
+            totals[-1] += size
+            if totals[-1] > limit:
+                raise _Refused(node, f"aliases expand the document to more than {limit:,} nodes")
+        else:
+            stack.pop()
+            busy.discard(id(node))
+            sizes[id(node)] = size = totals.pop()
+            if totals:
+                totals[-1] += size
+                if totals[-1] > limit:
+                    raise _Refused(stack[-1][0], f"aliases expand the document to more than {limit:,} nodes")
+
+
+class _Composer(Composer):
+    """ruamel's composer, counting each document it composes (see :func:`_check_expansion`)."""
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        loader = self.loader
+        if isinstance(loader, _Yaml) and node is not None:
+            _check_expansion(node, loader.max_nodes, loader.recursive)
+        return node
+
+
+class _Yaml(YAML):
+    """A reader with maestro's limits."""
+
+    max_nodes: int = MAX_NODES
+    recursive: bool = False
+
+
+def _flat(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def load(
+    text: str,
+    *,
+    path: str | os.PathLike[str] | None = None,
+    rt: bool = False,
+    allow_duplicates: bool = False,
+    preserve_quotes: bool = False,
+    first_line: int = 1,
+    max_bytes: int = MAX_BYTES,
+    max_nodes: int = MAX_NODES,
+    recursive: bool = False,
+) -> Any:
+    """The data of the YAML document ``text`` (None for an empty one); any problem is a :class:`YamlError`.
+
+    ``path`` names the document in errors; ``first_line`` is the file line the
+    text starts on (2 for front matter after its ``---``), so that errors name
+    lines of the file.  ``rt`` reads round-trip (with ``preserve_quotes``, quoted
+    strings stay quoted when dumped again).
+    """
+    src = None if path is None else os.fspath(path)
+    size = len(text) if len(text) * 4 <= max_bytes else len(text.encode("utf-8", "surrogatepass"))
+    if size > max_bytes:
+        raise YamlError(f"too large to read: {size:,} bytes, more than {max_bytes:,}", path=src, kind="size")
+    yaml = _Yaml(typ="rt" if rt else "safe", pure=True)
+    yaml.Composer = _Composer
+    yaml.allow_duplicate_keys = allow_duplicates
+    if preserve_quotes:
+        yaml.preserve_quotes = True
+    yaml.max_nodes = max_nodes
+    yaml.recursive = recursive
+    try:
+        return yaml.load(text)
+    except _Refused as exc:
+        mark = getattr(exc.node, "start_mark", None)
+        line = None if mark is None else mark.line + first_line
+        raise YamlError(exc.problem, path=src, line=line, kind="aliases") from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + first_line
+        problem = _flat(exc.problem or exc.context or "malformed YAML")
+        if exc.problem and exc.context and problem.startswith("but "):  # "expected a single document …, but found …"
+            problem = f"{_flat(exc.context)}, {problem}"
+        raise YamlError(one_line(problem, _PROBLEM_CHARS), path=src, line=line) from None
+    except ReaderError as exc:  # a character YAML does not allow: at a position, not a mark
+        line = text.count("\n", 0, exc.position) + first_line if isinstance(exc.position, int) else None
+        problem = _flat(str(exc).split("\n", 1)[0])
+        raise YamlError(one_line(problem, _PROBLEM_CHARS), path=src, line=line) from None
+    except YAMLError as exc:
+        raise YamlError(one_line(_flat(exc), _PROBLEM_CHARS), path=src) from None
+    except (RecursionError, MemoryError):
+        raise YamlError("nested too deeply to read", path=src, kind="depth") from None
+    except ValueError as exc:  # a constructor choking on a scalar: a bad date, "!!float x"
+        why = _flat(str(exc).split("\n", 1)[0])
+        raise YamlError(f"a value cannot be read: {why}", path=src, kind="value") from None
+    except (TypeError, ArithmeticError, LookupError, AttributeError):  # ruamel's own bugs: "!!int" alone
+        problem = "a value cannot be read (a !!tag on a value it does not fit?)"
+        raise YamlError(problem, path=src, kind="value") from None
+
+
+def dump(data: Any, *, rt: bool = False, width: int = 4096, indent: tuple[int, int, int] | None = None) -> str:
+    """``data`` as a YAML document, in block style.
+
+    Safe (plain data; mappings keep their order) or, with ``rt``, round-trip
+    (ruamel's commented types keep comments, quoting and flow style).
+    ``indent`` is (mapping, sequence, offset) as ruamel counts them.
+    """
+    yaml = YAML(typ="rt" if rt else "safe", pure=True)
+    yaml.width = width
+    if not rt:
+        yaml.default_flow_style = False
+        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
+    if indent is not None:
+        yaml.indent(mapping=indent[0], sequence=indent[1], offset=indent[2])
+    out = io.StringIO()
+    yaml.dump(data, out)
+    return out.getvalue()
