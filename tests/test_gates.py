@@ -13,25 +13,14 @@ import pytest
 
 from maestro import GateResult, MaestroError, parse_prd
 from maestro.agents.process import ProcessOutcome
+from maestro.core.errors import GateError
 from maestro.core.records import Decision, Option
 from maestro.decide.engine import DecisionEngine
-from maestro.gates.gating import (
-    NO_COMMAND,
-    AcceptanceResult,
-    CommandCheck,
-    FailedCase,
-    GateCommand,
-    GateError,
-    JUnitCounts,
-    acceptance,
-    failing_gates,
-    gate_commands,
-    missing_tool,
-    parse_junit,
-    run_gate,
-    run_gates,
-    trace,
-)
+from maestro.gates.acceptance import AcceptanceResult, CommandCheck, acceptance
+from maestro.gates.commands import GateCommand, failing_gates, gate_commands, missing_tool
+from maestro.gates.junit import FailedCase, JUnitCounts, parse_junit
+from maestro.gates.running import NO_COMMAND, run_gate, run_gates
+from maestro.gates.traceability import trace
 from maestro.plan.tasks import Task, TaskGraph
 from tests.conftest import git_init
 

@@ -979,7 +979,7 @@ class _Run:
 
     def attempt(self, request: AgentRequest) -> tuple[AgentResult, Any]:
         """In a worker thread: the agent's attempt, then the task's acceptance commands."""
-        from maestro.gates.gating import acceptance
+        from maestro.gates.acceptance import acceptance
 
         result = self.r.agent.run(request)
         if result.status != "succeeded":
@@ -1078,7 +1078,7 @@ class _Run:
 
     def regression(self, group: list[str]) -> str | None:
         """The output of an earlier succeeded task's acceptance command that now fails, or None."""
-        from maestro.gates.gating import acceptance
+        from maestro.gates.acceptance import acceptance
 
         assert self.graph is not None
         outside = self.deleted_outside(group)
@@ -1157,7 +1157,10 @@ class _Run:
 
     # -- validating, reviewing, handing off --------------------------------------------------------------------
     def validate(self) -> None:
-        from maestro.gates.gating import acceptance, gate_commands, run_gate, trace
+        from maestro.gates.acceptance import acceptance
+        from maestro.gates.commands import gate_commands
+        from maestro.gates.running import run_gate
+        from maestro.gates.traceability import trace
 
         assert self.prd is not None and self.graph is not None
         commands = gate_commands(self.r.config.gates, [d for d in self.gate_decisions if d is not None])
