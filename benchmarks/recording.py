@@ -26,7 +26,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 import maestro.run.runner as runner_module
 import scheduler as sched  # the scheduler benchmark's graphs, sample and analysis
-from maestro.config.model import parse_config
+from maestro.config.reader import parse_config
 from maestro.plan.ordering import order_tasks
 
 

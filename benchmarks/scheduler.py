@@ -83,7 +83,8 @@ import attrs
 
 from _bench import Medians, file_system, fmt_s, interleaved
 from maestro.agents.command import CommandAgent
-from maestro.config.model import Config, parse_config
+from maestro.config.model import Config
+from maestro.config.reader import parse_config
 from maestro.core.records import Event
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph, validate_graph

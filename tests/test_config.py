@@ -20,17 +20,15 @@ from maestro.config.model import (
     SECTIONS,
     Backoff,
     Config,
-    ConfigError,
     GateConfig,
     LimitsConfig,
     Parallel,
     Recovery,
-    default_config_yaml,
-    load_config,
-    parse_config,
     render_command,
 )
-from maestro.core.errors import MaestroError
+from maestro.config.reader import load_config, parse_config
+from maestro.config.writer import default_config_yaml
+from maestro.core.errors import ConfigError, MaestroError
 
 # line numbers are part of the tests: keep them where they are
 FULL = """\

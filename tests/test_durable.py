@@ -29,7 +29,7 @@ import pytest
 
 import maestro
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config.model import parse_config
+from maestro.config.reader import parse_config
 from maestro.core.records import Event
 from maestro.run.runner import Runner, answer
 from tests.test_runner import Recorder, barrier, config_text, make_repo, prd_text, task, write

@@ -29,7 +29,9 @@ from maestro.config.init import (
     command_text,
     init_project,
 )
-from maestro.config.model import GATE_NAMES, default_config_yaml, load_config
+from maestro.config.model import GATE_NAMES
+from maestro.config.reader import load_config
+from maestro.config.writer import default_config_yaml
 from tests.conftest import git_init as conftest_git_init
 
 SHIPPED_COMMAND = Path(maestro.__file__).parent / "data" / "commands" / "flow" / "autonomous.md"

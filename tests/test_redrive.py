@@ -31,7 +31,8 @@ from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanReques
 from maestro.agents.recording import RecordingAgent
 from maestro.agents.replay import Change, changes_path, read_changes, snapshot, write_changes
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config.model import Config, load_config
+from maestro.config.model import Config
+from maestro.config.reader import load_config
 from maestro.core.records import AgentResult, Event
 from maestro.run.demo import REQUEST, TASKS, make_sample
 from maestro.run.redrive import (

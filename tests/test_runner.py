@@ -33,7 +33,8 @@ from maestro import MaestroError
 from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.claude import LOGIN_FIX, ClaudeAgent
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config.model import Config, parse_config
+from maestro.config.model import Config
+from maestro.config.reader import parse_config
 from maestro.core.records import AgentResult, Decision, Event
 from maestro.run.runner import Runner, RunOutcome, dirty_paths
 from tests.fakes import FAKES_DIR, fake_env, invocations

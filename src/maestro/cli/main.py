@@ -421,7 +421,7 @@ def _show_log() -> logging.Handler:
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from maestro.agents.factory import agent_from_config
-    from maestro.config.model import load_config
+    from maestro.config.reader import load_config
     from maestro.run.runner import Runner
 
     store = Store(args.repo)

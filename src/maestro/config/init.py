@@ -179,7 +179,7 @@ def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
     written.
     """
     from maestro.agents.registry import install_skills, shipped_skills
-    from maestro.config.model import default_config_yaml
+    from maestro.config.writer import default_config_yaml
     from maestro.store.filestore import find_repo
 
     top = find_repo(Path(repo).absolute())  # StoreError naming the full path: no such directory, not a git repository

@@ -1,4 +1,4 @@
-"""The configuration file ``.flow/maestro/config.yaml``: read, checked, defaulted, written.
+"""The typed model of ``.flow/maestro/config.yaml``: its sections as frozen attrs classes, checked and defaulted.
 
 ::
 
@@ -16,26 +16,24 @@
       security:  {command: null, required: false}
     subagents: {mapping: {frontend: my-frontend-dev}, triggers: {my-frontend-dev: [storybook]}}
 
-Every key is optional: a missing file, an empty file, a missing section or key
-(or a section written as ``null``) takes the defaults.  A gate whose ``command``
-is null is decided from the repository (the ``gate`` decisions of
-:mod:`maestro.decide.strategies.gate`).  The ``agent`` and ``subagents`` sections are
-kept as written (plain dicts) for :func:`maestro.agents.factory.agent_from_config`
-and :func:`maestro.agents.registry.overrides_from_config`; reading checks their
-shape only.
+Every key is optional: a missing section or key takes the defaults (``Config()``
+is the defaults).  A gate whose ``command`` is null is decided from the
+repository (the ``gate`` decisions of :mod:`maestro.decide.strategies.gate`).
+The ``agent`` and ``subagents`` sections are kept as written (plain dicts) for
+:func:`maestro.agents.factory.agent_from_config` and
+:func:`maestro.agents.registry.overrides_from_config`.
 
-Anything wrong is a one-line :class:`ConfigError`::
-
-    .flow/maestro/config.yaml:7: recovery.backoff.factor: must be at least 1, not 0.5
-
-``docs/config.md`` describes every key.
+Each setting carries its :class:`_Spec` (the attrs metadata key ``_SPEC``): the
+reader (:mod:`maestro.config.reader`) checks a file's values with it, the writer
+(:mod:`maestro.config.writer`) the detected gate commands.  The underscored
+helpers they share (``_shown``, ``_scalar``, ``_num``, ``_hint``, ``_checked``,
+``_default_gate``...) are this package's own.  ``docs/config.md`` describes every key.
 """
 
 from __future__ import annotations
 
 import copy
 import difflib
-import logging
 import math
 import os
 import re
@@ -45,10 +43,9 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarbool import ScalarBoolean
 
+from maestro.agents.factory import AGENT_KINDS
 from maestro.core.errors import ConfigError
 
 __all__ = [
@@ -56,18 +53,12 @@ __all__ = [
     "SECTIONS",
     "Backoff",
     "Config",
-    "ConfigError",
     "GateConfig",
     "LimitsConfig",
     "Parallel",
     "Recovery",
-    "default_config_yaml",
-    "load_config",
-    "parse_config",
     "render_command",
 ]
-
-log = logging.getLogger(__name__)
 
 GATE_NAMES: Final = ("tests", "lint", "typecheck", "security")
 """The validation gates, in the order they run and are written (the same as ``strategies.tooling.GATES``)."""
@@ -423,8 +414,6 @@ def _checked(cls: type[Any], name: str, value: Any, key: str) -> Any:
 
 def _agent_kind_problem(section: Mapping[Any, Any]) -> tuple[str, str] | None:
     """(key, problem) when the agent section has no known kind; its other keys are agent_from_config's to check."""
-    from maestro.agents.factory import AGENT_KINDS
-
     if "kind" not in section:
         return "agent.kind", f"missing (one of {', '.join(AGENT_KINDS)})"
     kind = _scalar(section["kind"])
@@ -438,327 +427,3 @@ def _hint(word: Any, known: tuple[str, ...]) -> str:
         return ""
     match = difflib.get_close_matches(word.strip().replace("-", "_").lower(), known, n=1)
     return f" (did you mean {match[0]!r}?)" if match else ""
-
-
-# -- reading --------------------------------------------------------------------------------------------------------
-
-
-class _Reader:
-    """Reads one parsed document into a :class:`Config`; every error names the file, line and dotted key."""
-
-    def __init__(self, src: str) -> None:
-        self.src = src
-
-    def error(self, line: int | None, key: str | None, problem: str) -> ConfigError:
-        return ConfigError(problem, path=self.src, line=line, key=key)
-
-    @staticmethod
-    def line_of(node: Any, key: Any, fallback: int | None) -> int | None:
-        try:
-            return int(node.lc.key(key)[0]) + 1
-        except (AttributeError, KeyError, TypeError, IndexError):
-            return fallback  # a key merged in with <<: has no line of its own here
-
-    def keys(self, node: Mapping[Any, Any], known: tuple[str, ...], prefix: str, line: int | None) -> None:
-        """Refuse a key of ``node`` that is not ``known``, with the closest known key as a hint."""
-        for key in node:
-            if not isinstance(key, str) or key not in known:
-                hint = _hint(key, known) or f" (known: {', '.join(known)})"
-                raise self.error(self.line_of(node, key, line), f"{prefix}{key}", f"unknown key{hint}")
-
-    def mapping(self, node: Any, key: str, line: int | None, what: str) -> Mapping[Any, Any] | None:
-        if node is None:
-            return None
-        if not isinstance(node, Mapping):
-            raise self.error(line, key, f"expected a mapping of {what}, not {_shown(_scalar(node))}")
-        return node
-
-    def config(self, doc: Any) -> Config:
-        if doc is None:
-            return Config(source=self.src)
-        if not isinstance(doc, Mapping):
-            raise self.error(1, None, f"the config is a mapping of settings ({', '.join(SECTIONS)}), "
-                                      f"not {_shown(_scalar(doc))}")  # fmt: skip
-        self.keys(doc, SECTIONS, "", 1)
-        values: dict[str, Any] = {}
-        for name in SECTIONS:
-            if name not in doc:
-                continue
-            line = self.line_of(doc, name, 1)
-            node = doc[name]
-            if name == "agent":
-                values[name] = self.agent(node, line)
-            elif name == "gates":
-                values[name] = self.gates(node, line)
-            elif name == "subagents":
-                values[name] = self.subagents(node, line)
-            else:
-                values[name] = self.section(_SECTIONS[name](), node, name, line)
-        return Config(**values, source=self.src)
-
-    def section(self, base: Any, node: Any, prefix: str, line: int | None) -> Any:
-        """``base`` (an instance of a section class) with the settings of ``node``."""
-        fields = attrs.fields_dict(type(base))
-        names = tuple(fields)
-        node = self.mapping(node, prefix, line, ", ".join(names))
-        if node is None:
-            return base
-        self.keys(node, names, f"{prefix}.", line)
-        values: dict[str, Any] = {}
-        for name, value in node.items():
-            key, at = f"{prefix}.{name}", self.line_of(node, name, line)
-            field = fields[name]
-            sub = field.metadata.get(_SECTION)
-            if sub is not None:
-                values[name] = self.section(sub(), value, key, at)
-                continue
-            converted, problem = field.metadata[_SPEC].check(value)
-            if problem:
-                raise self.error(at, key, problem)
-            values[name] = converted
-        if isinstance(base, Backoff):
-            initial = values.get("initial_s", base.initial_s)
-            most = values.get("max_s", base.max_s)
-            if most < initial:
-                if "max_s" in values:
-                    raise self.error(self.line_of(node, "max_s", line), f"{prefix}.max_s",
-                                     f"must be at least initial_s ({_num(initial)}), not {_num(most)}")  # fmt: skip
-                raise self.error(self.line_of(node, "initial_s", line), f"{prefix}.initial_s",
-                                 f"must be at most max_s ({_num(most)}, the default), not {_num(initial)}")  # fmt: skip
-        return attrs.evolve(base, **values)
-
-    def gates(self, node: Any, line: int | None) -> dict[str, GateConfig]:
-        node = self.mapping(node, "gates", line, ", ".join(GATE_NAMES))
-        if node is None:
-            return _default_gates()
-        for name in node:
-            if not isinstance(name, str) or name not in GATE_NAMES:
-                hint = _hint(name, GATE_NAMES) or f" (gates: {', '.join(GATE_NAMES)})"
-                raise self.error(self.line_of(node, name, line), f"gates.{name}", f"unknown gate{hint}")
-        return {name: self.section(_default_gate(name), node[name], f"gates.{name}", self.line_of(node, name, line))
-                for name in node}  # fmt: skip
-
-    def agent(self, node: Any, line: int | None) -> dict[str, Any] | None:
-        node = self.mapping(node, "agent", line, "settings with a kind")
-        if node is None:
-            return None
-        problem = _agent_kind_problem(node)
-        if problem:
-            at = self.line_of(node, "kind", line)
-            raise self.error(at, *problem)
-        return self.plain(node, "agent", line)
-
-    def subagents(self, node: Any, line: int | None) -> dict[str, Any] | None:
-        node = self.mapping(node, "subagents", line, "mapping, triggers")
-        if node is None:
-            return None
-        self.keys(node, ("mapping", "triggers"), "subagents.", line)
-        for part, what in (("mapping", "categories to subagent names"), ("triggers", "subagent names to words")):
-            at = self.line_of(node, part, line)
-            entries = self.mapping(node.get(part), f"subagents.{part}", at, what)
-            for name, raw in (entries or {}).items():
-                key, where = f"subagents.{part}.{name}", self.line_of(entries, name, at)
-                value = _scalar(raw)
-                if part == "mapping" and (not isinstance(value, str) or not value.strip()):
-                    raise self.error(where, key, f"expected a subagent name, not {_shown(value)}")
-                words = [value] if isinstance(value, str) else value
-                if part == "triggers" and (
-                    not isinstance(words, list) or not all(isinstance(w, str) and w.strip() for w in words)
-                ):
-                    raise self.error(where, key, f"expected a list of words, not {_shown(value)}")
-        plain = self.plain(node, "subagents", line)
-        from maestro.agents.registry import overrides_from_config
-        from maestro.core.errors import DecisionError
-
-        try:  # the registry has the last word on the section's meaning
-            overrides_from_config({"subagents": plain})
-        except DecisionError as exc:
-            raise self.error(line, "subagents", str(exc).removeprefix("config.yaml: ")) from None
-        return plain
-
-    def plain(self, node: Any, key: str, line: int | None) -> dict[str, Any]:
-        """``node`` as plain dicts, lists and scalars; a node reached through several aliases is converted once."""
-        memo: dict[int, Any] = {}
-        busy: set[int] = set()
-
-        def conv(value: Any) -> Any:
-            if isinstance(value, (Mapping, list)):
-                ident = id(value)
-                if ident in memo:
-                    return memo[ident]
-                if ident in busy:
-                    raise self.error(line, key, "a value holds itself (a recursive alias)")
-                busy.add(ident)
-                out: Any
-                if isinstance(value, Mapping):
-                    out = {conv(k): conv(v) for k, v in value.items()}
-                else:
-                    out = [conv(v) for v in value]
-                busy.discard(ident)
-                memo[ident] = out
-                return out
-            if isinstance(value, tuple):  # a complex key
-                return tuple(conv(v) for v in value)
-            return _scalar(value)
-
-        result: dict[str, Any] = conv(node)
-        return result
-
-
-_SECTIONS: Final[Mapping[str, Callable[[], Any]]] = {
-    "parallel": Parallel,
-    "recovery": Recovery,
-    "limits": LimitsConfig,
-}
-
-
-def _first_line(text: object) -> str:
-    return " ".join(str(text).split("\n", 1)[0].split())
-
-
-def parse_config(text: str, source: str | os.PathLike[str] | None = None) -> Config:
-    """Read the text of a ``config.yaml``; any problem is a one-line :class:`ConfigError`."""
-    src = "<input>" if source is None else os.fspath(source)
-    try:
-        yaml = YAML(typ="rt")
-        yaml.allow_duplicate_keys = False
-        try:
-            doc = yaml.load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            problem = _first_line(exc.problem or exc.context or "malformed YAML")
-            if exc.context and problem.startswith("but "):  # "expected a single document …, but found another"
-                problem = f"{_first_line(exc.context)}, {problem}"
-            problem = re.sub(r'^(found duplicate key ".*?") with value ".*', r"\1", problem)  # not the whole values
-            raise ConfigError(f"YAML syntax: {problem}", path=src, line=line) from None
-        except YAMLError as exc:
-            raise ConfigError(f"YAML syntax: {_first_line(exc)}", path=src) from None
-        except ValueError as exc:  # a constructor choking on a scalar: a bad date, "!!float x"
-            raise ConfigError(f"YAML: a value cannot be read: {_first_line(exc)}", path=src) from None
-        except (TypeError, ArithmeticError, LookupError, AttributeError):  # ruamel's own bugs: "!!int" alone
-            raise ConfigError("YAML: a value cannot be read (a !!tag on a value it does not fit?)", path=src) from None
-        return _Reader(src).config(doc)
-    except RecursionError:
-        raise ConfigError("nested too deeply to read", path=src) from None
-
-
-def load_config(path: str | os.PathLike[str] | None, *, missing_ok: bool = True) -> Config:
-    """The configuration in ``path`` (normally ``Store.config_path``).
-
-    ``None``, or a file that does not exist (unless ``missing_ok`` is false), gives
-    the defaults; so does an empty file.  Any problem is a one-line :class:`ConfigError`.
-    """
-    if path is None:
-        return Config()
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        if missing_ok:
-            log.debug("%s: no configuration file; using the defaults", p)
-            return Config()
-        raise ConfigError("no such file", path=p) from None
-    except IsADirectoryError:
-        raise ConfigError("is a directory, not a configuration file", path=p) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read: {exc.strerror or exc}", path=p) from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw.count(b"\n", 0, exc.start) + 1
-        raise ConfigError(f"not UTF-8 text (byte {exc.start})", path=p, line=line) from None
-    config = parse_config(text, p)
-    log.debug("%s: configuration read", p)
-    return config
-
-
-# -- writing --------------------------------------------------------------------------------------------------------
-
-
-def _quoted(text: str) -> str:
-    """``text`` as a YAML double-quoted scalar that reads back as the same string."""
-    out = ['"']
-    for ch in text:
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch.isprintable():
-            out.append(ch)
-        elif ord(ch) < 0x100:
-            out.append(f"\\x{ord(ch):02x}")
-        elif ord(ch) < 0x10000:
-            out.append(f"\\u{ord(ch):04x}")
-        else:
-            out.append(f"\\U{ord(ch):08x}")
-    out.append('"')
-    return "".join(out)
-
-
-_HEADER = """\
-# maestro's configuration (.flow/maestro/config.yaml).  Every key is optional: a key left out
-# takes the default written here.  docs/config.md describes each one.
-
-# The coding agent that works on the tasks; kind is one of claude, codex, aider, command, scripted.
-# null: none set here (`maestro run --agent KIND` names one).  For example:
-#   agent: {kind: claude, permission_mode: acceptEdits, model: sonnet}
-#   agent: {kind: codex, sandbox: workspace-write}
-#   agent: {kind: aider, model: sonnet}
-#   agent: {kind: command, command: "my-agent --task {task_id} --prompt {prompt_file}"}
-#   agent: {kind: scripted, script: path/to/script.yaml}   # a relative path is taken from this folder
-agent: null
-
-# How many tasks of one parallel group run at the same time.
-parallel:
-  max_workers: 4
-
-# What maestro does when a task fails.
-recovery:
-  max_retries: 3        # retries of a transient failure (rate limit, network), each after a backoff delay
-  backoff:              # the delay before retry n: min(initial_s * factor ** (n - 1), max_s) seconds
-    initial_s: 1.0
-    factor: 2.0
-    max_s: 60.0
-  max_alternatives: 2   # new attempts, given the failure as feedback, after an implementation or test failure
-
-# What a session may spend before it stops.
-limits:
-  max_iterations: 3     # implement-validate-review rounds; the last one hands off or fails
-  max_minutes: 120      # wall-clock minutes for the session; null for no limit
-  budget_usd: null      # what the agents may cost, in US dollars; null for no limit
-
-# The validation gates, run after implementation.  command: the shell command; null lets maestro
-# decide it from the repository (no evidence: the gate is skipped, and says why).  {junit} is
-# replaced by the path where the command writes a JUnit XML report.  required: the gate must pass
-# before the work is handed off.  timeout_s: seconds before the command is stopped (and fails).
-gates:
-"""
-
-_FOOTER = """
-# Which subagent works on a task of each category (docs/subagents.md); left out, maestro's own table.
-#   subagents:
-#     mapping:  {frontend: my-frontend-dev, api: general-purpose}
-#     triggers: {my-frontend-dev: [storybook, figma]}
-"""
-
-
-def default_config_yaml(detected_gates: Mapping[str, str | None] | None = None) -> str:
-    """The ``config.yaml`` that ``maestro init`` writes: every key with its default and a comment.
-
-    ``detected_gates`` maps gate names to the commands the gate decisions found
-    (None: nothing found); a gate not in it is written with ``command: null``.
-    The text reads back (:func:`load_config`) as ``Config(gates=...)`` with those
-    commands.
-    """
-    detected = dict(detected_gates or {})
-    unknown = sorted(map(str, set(detected) - set(GATE_NAMES)))
-    if unknown:
-        raise ConfigError(f"unknown gate (gates: {', '.join(GATE_NAMES)})", key=f"gates.{unknown[0]}")
-    width = max(map(len, GATE_NAMES)) + 1
-    lines = []
-    for name in GATE_NAMES:
-        command = _checked(GateConfig, "command", detected.get(name), f"gates.{name}.command")
-        gate = _default_gate(name)
-        shown = "null" if command is None else _quoted(command)
-        lines.append(f"  {name + ':':<{width}} {{command: {shown}, required: {'true' if gate.required else 'false'}, "
-                     f"timeout_s: {_num(gate.timeout_s)}}}")  # fmt: skip
-    return _HEADER + "\n".join(lines) + "\n" + _FOOTER

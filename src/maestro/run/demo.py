@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 from maestro.agents.scripted import ScriptedAgent
-from maestro.config.model import load_config
+from maestro.config.reader import load_config
 from maestro.run.runner import Runner, RunOutcome
 from maestro.store.filestore import Store, atomic_write
 
