@@ -13,6 +13,7 @@ import attrs
 from maestro.agents.base import transcript_paths
 from maestro.agents.process import ProcessOutcome, run_process
 from maestro.core.records import AgentResult
+from maestro.core.text import tail
 
 __all__ = [
     "LONG_PROMPT",
@@ -26,8 +27,6 @@ __all__ = [
     "tail",
     "tree_state",
 ]
-
-_SUMMARY = 600
 
 LONG_PROMPT = 64 * 1024
 """Prompts longer than this (in UTF-8 bytes) go to the CLI another way than as an argument: Linux refuses
@@ -54,12 +53,6 @@ def budget_refusal(budget_usd: float | None) -> str | None:
     if budget_usd < 0.0001:
         return "no budget left (less than $0.0001 of the session's budget remains)"
     return None
-
-
-def tail(text: str, n: int = _SUMMARY) -> str:
-    """The last ``n`` characters of ``text`` on one line."""
-    flat = " ".join(text.split())
-    return flat if len(flat) <= n else "…" + flat[-n:]
 
 
 class Attempt:

@@ -47,12 +47,11 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from maestro.agents.base import Skill, Subagent
-from maestro.core.errors import DecisionError, StoreError
+from maestro.core import yamlio
+from maestro.core.errors import DecisionError, StoreError, YamlError
 from maestro.core.records import Decision, Evidence, Option
 from maestro.plan.tasks import Task
 
@@ -248,16 +247,11 @@ def _front_matter(text: str) -> tuple[CommentedMap, str] | None:
     end = next((i for i in range(1, len(lines)) if _FENCE.match(lines[i].rstrip("\r\n"))), None)
     if end is None:
         raise _Malformed(1, "the front matter opened by '---' is never closed by a '---' line")
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        doc = yaml.load("".join(lines[1:end]))
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        problem = " ".join(str(exc.problem or exc.context or "malformed YAML").split())
-        raise _Malformed(mark.line + 2 if mark is not None else 1, f"front matter: YAML syntax: {problem}") from exc
-    except YAMLError as exc:
-        raise _Malformed(1, f"front matter: YAML syntax: {' '.join(str(exc).split())}") from exc
+        doc = yamlio.load("".join(lines[1:end]), rt=True, first_line=2)
+    except YamlError as exc:
+        problem = f"YAML syntax: {exc.problem}" if exc.kind == "syntax" else exc.problem
+        raise _Malformed(exc.line or 1, f"front matter: {problem}") from exc
     if doc is None:
         doc = CommentedMap()
     if not isinstance(doc, CommentedMap):

@@ -46,8 +46,6 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from maestro.agents.base import AgentError, AgentRequest, PlanOutcome, PlanRequest, transcript_paths, validate_plan
 from maestro.agents.process import run_process
@@ -61,8 +59,10 @@ from maestro.agents.replay import (
     snapshot,
     write_changes,
 )
-from maestro.core.errors import MaestroError, ScriptError
+from maestro.core import yamlio
+from maestro.core.errors import MaestroError, ScriptError, YamlError
 from maestro.core.records import AGENT_STATUSES, FAILURE_CLASSES, TASK_ID, AgentResult
+from maestro.core.text import shown, tail
 from maestro.plan.prd import read_plan_text
 
 __all__ = [
@@ -187,17 +187,11 @@ def load_script(path: str | Path) -> Script:
 def parse_script(text: str, source: str | Path = "<script>", *, base_dir: str | Path | None = None) -> Script:
     """Read a script's text.  ``base_dir`` (default: the folder of ``source``) anchors the planner's paths."""
     src = str(source)
-    yaml = YAML(typ="rt")
-    yaml.allow_duplicate_keys = False
     try:
-        doc = yaml.load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(str(exc.problem or exc.context or "malformed YAML").split())
-        raise ScriptError(f"YAML syntax: {problem}", path=src, line=line) from exc
-    except YAMLError as exc:
-        raise ScriptError(f"YAML syntax: {' '.join(str(exc).split())}", path=src) from exc
+        doc = yamlio.load(text, rt=True)
+    except YamlError as exc:
+        problem = f"YAML syntax: {exc.problem}" if exc.kind == "syntax" else exc.problem
+        raise ScriptError(problem, path=src, line=exc.line) from exc
     base = Path(base_dir) if base_dir is not None else Path(src).parent
     return _Reader(src, base).script(doc)
 
@@ -219,14 +213,6 @@ def _line(node: Any, key: Any) -> int | None:
         return None
 
 
-def _shown(value: Any) -> str:
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, list):
-        return "a list"
-    return repr(str(value) if isinstance(value, str) else value)
-
-
 class _Reader:
     """Builds a :class:`Script`, each error naming the source, the line and the field path."""
 
@@ -239,7 +225,7 @@ class _Reader:
 
     def mapping(self, value: Any, known: Sequence[str], line: int | None, field: str | None) -> Mapping[Any, Any]:
         if not isinstance(value, Mapping):
-            raise self.error(f"expected a mapping, not {_shown(value)}", line, field)
+            raise self.error(f"expected a mapping, not {shown(value)}", line, field)
         for key in value:
             if key not in known:
                 match = difflib.get_close_matches(str(key), known, n=1)
@@ -252,19 +238,19 @@ class _Reader:
         value = node[key]
         if not isinstance(value, str) or (not empty and not value.strip()):
             kind = "a string" if empty else "a non-empty string"
-            raise self.error(f"expected {kind}, not {_shown(value)}", _line(node, key) or line, field)
+            raise self.error(f"expected {kind}, not {shown(value)}", _line(node, key) or line, field)
         return str(value)
 
     def number(self, node: Mapping[Any, Any], key: str, line: int | None, field: str) -> float:
         value = node[key]
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise self.error(f"expected a number >= 0, not {_shown(value)}", _line(node, key) or line, field)
+            raise self.error(f"expected a number >= 0, not {shown(value)}", _line(node, key) or line, field)
         return float(value)
 
     def count(self, node: Mapping[Any, Any], key: str, line: int | None, field: str) -> int:
         value = node[key]
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise self.error(f"expected an integer >= 0, not {_shown(value)}", _line(node, key) or line, field)
+            raise self.error(f"expected an integer >= 0, not {shown(value)}", _line(node, key) or line, field)
         return int(value)
 
     # -- sections ---------------------------------------------------------------------------------------------------
@@ -277,7 +263,7 @@ class _Reader:
             raise self.error(f"missing 'version: {SCRIPT_VERSION}'", 1, "version")
         version = doc["version"]
         if type(version) is not int or version != SCRIPT_VERSION:
-            raise self.error(f"unknown version {_shown(version)} (this maestro reads version {SCRIPT_VERSION})",
+            raise self.error(f"unknown version {shown(version)} (this maestro reads version {SCRIPT_VERSION})",
                              _line(doc, "version"), "version")  # fmt: skip
         tasks: dict[str, tuple[AttemptScript, ...]] = {}
         raw = doc.get("tasks")
@@ -297,7 +283,7 @@ class _Reader:
             raise self.error(f"a task id matches [A-Za-z0-9._-]+, not {tid!r}", line, field)
         items = node[tid]
         if not isinstance(items, list) or not items:
-            raise self.error(f"expected a list of attempts, not {_shown(items)}", line, field)
+            raise self.error(f"expected a list of attempts, not {shown(items)}", line, field)
         return tuple(self.attempt(items[i], _line(items, i) or line, f"{field}[{i}]") for i in range(len(items)))
 
     def attempt(self, item: Any, line: int | None, field: str) -> AttemptScript:
@@ -309,7 +295,7 @@ class _Reader:
             actions = node["actions"]
             at = _line(node, "actions") or line
             if not isinstance(actions, list):
-                raise self.error(f"expected a list of actions, not {_shown(actions)}", at, f"{field}.actions")
+                raise self.error(f"expected a list of actions, not {shown(actions)}", at, f"{field}.actions")
             values["actions"] = tuple(
                 self.action(actions[i], _line(actions, i) or at, f"{field}.actions[{i}]") for i in range(len(actions))
             )
@@ -341,7 +327,7 @@ class _Reader:
             raise self.error(f"missing (one of {', '.join(FAILURE_CLASSES)})", line, f"{field}.kind")
         kind = node["kind"]
         if kind not in FAILURE_CLASSES:
-            raise self.error(f"unknown failure class {_shown(kind)} (one of {', '.join(FAILURE_CLASSES)})",
+            raise self.error(f"unknown failure class {shown(kind)} (one of {', '.join(FAILURE_CLASSES)})",
                              _line(node, "kind") or line, f"{field}.kind")  # fmt: skip
         message = self.string(node, "message", line, f"{field}.message") if "message" in node else ""
         status = "failed"
@@ -349,7 +335,7 @@ class _Reader:
             status = node["status"]
             allowed = [s for s in AGENT_STATUSES if s != "succeeded"]
             if status not in allowed:
-                raise self.error(f"unknown status {_shown(status)} (one of {', '.join(allowed)})",
+                raise self.error(f"unknown status {shown(status)} (one of {', '.join(allowed)})",
                                  _line(node, "status") or line, f"{field}.status")  # fmt: skip
         return Failure(str(kind), message or f"scripted {kind} failure", str(status))
 
@@ -372,7 +358,7 @@ class _Reader:
         if "executable" in node:
             executable = node["executable"]
             if not isinstance(executable, bool):
-                raise self.error(f"expected true or false, not {_shown(executable)}",
+                raise self.error(f"expected true or false, not {shown(executable)}",
                                  _line(node, "executable") or line, f"{sub}.executable")  # fmt: skip
         return Action(kind, path=path, content=content, executable=executable, line=line)
 
@@ -393,14 +379,6 @@ class _Reader:
 
 
 # -- the agent ------------------------------------------------------------------------------------------------------
-
-
-def _tail(text: str) -> str:
-    """``": "`` and the last characters of a command's output on one line (the summary is one log line), or ``""``."""
-    flat = " ".join(text.split())
-    if not flat:
-        return ""
-    return ": " + (flat if len(flat) <= _TAIL else "…" + flat[-_TAIL:])
 
 
 class _Failed(Exception):
@@ -574,7 +552,8 @@ class ScriptedAgent:
             raise _Failed("timeout", "transient", f"run {command!r}: killed at the timeout ({request.timeout_s:g} s)")
         lines.append(f"  exit {out.exit_code}")
         if out.exit_code != 0:
-            summary = f"run {command!r} exited {out.exit_code}" + _tail(out.stdout + out.stderr)
+            output = tail(out.stdout + out.stderr, _TAIL)  # the summary is one log line
+            summary = f"run {command!r} exited {out.exit_code}" + (f": {output}" if output else "")
             raise _Failed("failed", "test_failure", summary)
 
     # -- results and files ------------------------------------------------------------------------------------------

@@ -11,10 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["first_line", "last_line", "last_lines", "one_line", "shown", "tail"]
+__all__ = ["MARK", "SUMMARY_CHARS", "first_line", "last_line", "last_lines", "one_line", "shown", "tail"]
 
 MARK = "…"
 """What stands for the characters a helper cut."""
+
+SUMMARY_CHARS = 600
+"""What :func:`tail` keeps by default: the end of an output in a one-line summary (an agent's result)."""
 
 
 def first_line(text: str, *, skip: str | tuple[str, ...] = (), limit: int | None = None) -> str:
@@ -46,7 +49,7 @@ def one_line(text: str, limit: int | None = None) -> str:
     return flat[: limit - 1] + MARK
 
 
-def tail(text: str, limit: int) -> str:
+def tail(text: str, limit: int = SUMMARY_CHARS) -> str:
     """The end of ``text`` on one line: all of it up to ``limit`` characters, else ``…`` and its last ``limit``."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else MARK + flat[-limit:]

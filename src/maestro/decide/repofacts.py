@@ -49,7 +49,8 @@ from typing import Any
 
 import attrs
 
-from maestro.core.errors import PlanError, error_text
+from maestro.core import yamlio
+from maestro.core.errors import PlanError, YamlError, error_text
 
 __all__ = ["ECOSYSTEMS", "MAX_DEPTH", "MAX_FILES", "Dependency", "RepoFacts", "Script", "normalise_name", "scan"]
 
@@ -391,21 +392,11 @@ class _Reader:
             self.workspace_patterns.extend(patterns)
 
     def pnpm_workspace(self, rel: str) -> None:
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
         text = self.text(rel)
         try:
-            data = YAML(typ="safe", pure=True).load(text)
-        except (RecursionError, MemoryError):
-            raise self.fail(rel, f"not valid YAML: {_TOO_DEEP}") from None
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            raise self.fail(
-                rel, f"not valid YAML: {exc.problem or exc.context}", line=mark.line + 1 if mark is not None else None
-            ) from None
-        except YAMLError as exc:
-            raise self.fail(rel, f"not valid YAML: {error_text(exc)}") from None
+            data = yamlio.load(text)
+        except YamlError as exc:
+            raise self.fail(rel, f"not valid YAML: {exc.problem}", line=exc.line) from None
         patterns = data.get("packages", []) if isinstance(data, dict) else None
         if not isinstance(patterns, list) or not all(isinstance(p, str) for p in patterns):
             raise self.fail(rel, "expected a list of folder globs", line=_line_of(text, "packages"), field="packages")

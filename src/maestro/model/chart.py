@@ -14,7 +14,6 @@ into a running machine is :mod:`maestro.model.machine`'s job.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections import deque
@@ -24,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import YAMLError
 
-from maestro.core.errors import ChartError
+from maestro.core import yamlio
+from maestro.core.errors import ChartError, YamlError
 
 __all__ = [
     "ANY",
@@ -217,13 +215,7 @@ class Chart:
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def to_yaml(self) -> str:
-        yaml = YAML(typ="safe", pure=True)
-        yaml.default_flow_style = False
-        yaml.width = 4096
-        yaml.sort_base_mapping_type_on_output = False  # type: ignore[assignment]
-        buf = io.StringIO()
-        yaml.dump(self.to_dict(), buf)
-        return buf.getvalue()
+        return yamlio.dump(self.to_dict())
 
     def to_mermaid(self) -> str:
         """A mermaid ``stateDiagram-v2``; ``*`` and ``$history`` moves become notes."""
@@ -288,10 +280,10 @@ def load_chart(name_or_path: str | Path) -> Chart:
 def parse_chart(text: str, *, source: str = "<chart>") -> Chart:
     """Validate the YAML text of a chart and build its model."""
     try:
-        raw = YAML(typ="safe", pure=True).load(text)
-    except YAMLError as exc:
-        first = str(exc).strip().splitlines()
-        raise ChartError(f"{source}: not valid YAML: {' '.join(first)}") from exc
+        raw = yamlio.load(text, path=source)
+    except YamlError as exc:
+        at = "" if exc.line is None else f"line {exc.line}: "
+        raise ChartError(f"{source}: not valid YAML: {at}{exc.problem}") from exc
     return _build(raw, source)
 
 

@@ -32,7 +32,6 @@ front matter written by a ruamel.yaml round-trip instead.
 from __future__ import annotations
 
 import datetime as _dt
-import io
 import json
 import logging
 import re
@@ -41,11 +40,10 @@ from pathlib import Path
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
-from maestro.core.errors import PlanError
+from maestro.core import yamlio
+from maestro.core.errors import PlanError, YamlError
 
 __all__ = [
     "PRD_PRIORITIES",
@@ -145,26 +143,17 @@ def _split(text: str) -> tuple[str, str | None, str, str]:
     raise PlanError("the front matter opened by '---' on line 1 is never closed by a '---' line", line=1)
 
 
-def _rt_yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    y.preserve_quotes = True
-    y.width = 4096
-    return y
+def _load(text: str, first_line: int = 1) -> Any:
+    """Front matter (or a value) read round trip, quotes kept; problems are :class:`YamlError`."""
+    return yamlio.load(text, rt=True, preserve_quotes=True, first_line=first_line)
 
 
 def _load_front(front: str, first_line: int, src: str | None) -> CommentedMap:
     try:
-        doc = _rt_yaml().load(front)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + first_line if mark is not None else None
-        problem = " ".join(str(exc.problem or exc.context or "malformed YAML").split())
-        raise PlanError(f"front matter: YAML syntax: {problem}", path=src, line=line) from exc
-    except YAMLError as exc:
-        raise PlanError(f"front matter: YAML syntax: {' '.join(str(exc).split())}", path=src) from exc
-    except RecursionError:
-        raise PlanError("front matter: nested too deeply to read", path=src) from None
+        doc = _load(front, first_line)
+    except YamlError as exc:
+        problem = f"YAML syntax: {exc.problem}" if exc.kind == "syntax" else exc.problem
+        raise PlanError(f"front matter: {problem}", path=src, line=exc.line) from exc
     if doc is None:
         return CommentedMap()
     if not isinstance(doc, CommentedMap):
@@ -419,28 +408,17 @@ def _set(doc: CommentedMap, path: list[str], value: Any) -> None:
 
 def _parsed(value: Any) -> Any:
     if isinstance(value, _Stamp):
-        return _rt_yaml().load(f"v: {value}")["v"]
+        return _load(f"v: {value}")["v"]
     return value
 
 
 def _dump(doc: CommentedMap, like: str | None) -> str:
     best = None
-    for mapping, sequence, offset in ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4)):
-        y = _rt_yaml()
-        y.indent(mapping=mapping, sequence=sequence, offset=offset)
-        if like is not None:
-            out = io.StringIO()
-            y.dump(_rt_yaml().load(like), out)
-            if out.getvalue() != like:
-                continue
-        best = y
-        break
-    y = best or _rt_yaml()
-    if best is None:
-        y.indent(mapping=2, sequence=4, offset=2)
-    out = io.StringIO()
-    y.dump(doc, out)
-    return out.getvalue()
+    for indent in ((2, 4, 2), (2, 2, 0), (4, 4, 2), (4, 6, 4)):
+        if like is None or yamlio.dump(_load(like), rt=True, indent=indent) == like:
+            best = indent
+            break
+    return yamlio.dump(doc, rt=True, indent=best or (2, 4, 2))
 
 
 def _scalar_text(value: Any, quote: str) -> str:
@@ -455,10 +433,7 @@ def _scalar_text(value: Any, quote: str) -> str:
             return json.dumps(value, ensure_ascii=False)
         if quote == "'":
             return "'" + value.replace("'", "''") + "'"
-    out = io.StringIO()
-    y = _rt_yaml()
-    y.dump({"v": value}, out)
-    token = out.getvalue()[3:].rstrip("\n")
+    token = yamlio.dump({"v": value}, rt=True)[3:].rstrip("\n")
     if "\n" in token:
         raise ValueError("multi-line")
     return token

@@ -33,20 +33,19 @@ picks the reader by the file's suffix.
 from __future__ import annotations
 
 import heapq
-import io
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 import attrs
-from ruamel.yaml import YAML
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from ruamel.yaml.scalarstring import DoubleQuotedScalarString, LiteralScalarString
 
-from maestro.core.errors import PlanError
+from maestro.core import yamlio
+from maestro.core.errors import PlanError, YamlError
 from maestro.core.records import TASK_ID
+from maestro.core.text import shown
 from maestro.plan.prd import read_plan_text
 
 __all__ = [
@@ -340,28 +339,16 @@ def _find_cycle(graph: TaskGraph) -> list[str]:
 # -- reading and writing ----------------------------------------------------------------------------------------
 
 
-def _yaml() -> YAML:
-    y = YAML(typ="rt")
-    y.allow_duplicate_keys = False
-    return y
-
-
 def parse_tasks(
     text: str, source: str | Path | None = None, *, requirement_ids: Collection[str] | None = None
 ) -> TaskGraph:
     """Read a ``tasks.yaml`` version 1 document and validate it as a graph (see :func:`validate_graph`)."""
     src = None if source is None else str(source)
     try:
-        doc = _yaml().load(text)
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        problem = " ".join(str(exc.problem or exc.context or "malformed YAML").split())
-        raise PlanError(f"YAML syntax: {problem}", path=src, line=line) from exc
-    except YAMLError as exc:
-        raise PlanError(f"YAML syntax: {' '.join(str(exc).split())}", path=src) from exc
-    except RecursionError:
-        raise PlanError("nested too deeply to read", path=src) from None
+        doc = yamlio.load(text, rt=True)
+    except YamlError as exc:
+        problem = f"YAML syntax: {exc.problem}" if exc.kind == "syntax" else exc.problem
+        raise PlanError(problem, path=src, line=exc.line) from exc
     if not isinstance(doc, CommentedMap):
         raise PlanError("a tasks file is a mapping with 'version: 1' and 'tasks:'", path=src, line=1)
     unknown = [k for k in doc if k not in ("version", "tasks")]
@@ -412,24 +399,17 @@ def _task(items: CommentedSeq, index: int, src: str | None) -> Task:
             lines[key] = at
         if key in _LISTS:
             if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
-                raise PlanError(f"expected a list of strings, not {_shown(value)}", path=src, line=at, task=label,
-                                field=key)  # fmt: skip
+                problem = f"expected a list of strings, not {shown(value, list_items=True)}"
+                raise PlanError(problem, path=src, line=at, task=label, field=key)
             values[key] = tuple(str(v) for v in value)
         elif value is None and key in _OPTIONAL:
             values[key] = None
         elif not isinstance(value, str) or (key != "description" and not value.strip()):
-            raise PlanError(f"expected a string, not {_shown(value)}", path=src, line=at, task=label, field=key)
+            problem = f"expected a string, not {shown(value, list_items=True)}"
+            raise PlanError(problem, path=src, line=at, task=label, field=key)
         else:
             values[key] = str(value)
     return Task(**values, line=line, field_lines=lines)
-
-
-def _shown(value: Any) -> str:
-    if isinstance(value, (dict, CommentedMap)):
-        return "a mapping"
-    if isinstance(value, (list, CommentedSeq)):
-        return f"the list {list(value)!r}"
-    return repr(value if not isinstance(value, str) else str(value))
 
 
 def _close(word: str, known: Sequence[str]) -> str:
@@ -493,9 +473,4 @@ def dump_tasks(tasks: Iterable[Task]) -> str:
                 m[key] = _scalar(value)
         seq.append(m)
     doc = CommentedMap([("version", TASKS_VERSION), ("tasks", seq)])
-    y = _yaml()
-    y.width = 4096
-    y.indent(mapping=2, sequence=4, offset=2)
-    out = io.StringIO()
-    y.dump(doc, out)
-    return out.getvalue()
+    return yamlio.dump(doc, rt=True, indent=(2, 4, 2))

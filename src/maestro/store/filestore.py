@@ -31,7 +31,8 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from maestro.core.errors import SessionLocked, StoreError, error_text
+from maestro.core import yamlio
+from maestro.core.errors import SessionLocked, StoreError, YamlError, error_text
 from maestro.core.records import SESSION_ID, Event, converter, structure_event
 
 __all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
@@ -282,14 +283,14 @@ class Store:
 
     def load_config(self) -> dict[str, Any]:
         """``config.yaml`` as a mapping (empty when there is none)."""
-        from ruamel.yaml import YAML
-        from ruamel.yaml.error import YAMLError
-
         if not self.config_path.is_file():
             return {}
         try:
-            data = YAML(typ="safe", pure=True).load(self.config_path.read_text(encoding="utf-8"))
-        except (YAMLError, OSError, UnicodeDecodeError) as exc:
+            data = yamlio.load(self.config_path.read_text(encoding="utf-8"), path=self.config_path)
+        except YamlError as exc:
+            at = "" if exc.line is None else f"line {exc.line}: "
+            raise StoreError(f"{self.config_path}: cannot read config: {at}{exc.problem}") from exc
+        except (OSError, UnicodeDecodeError) as exc:
             raise StoreError(f"{self.config_path}: cannot read config: {' '.join(str(exc).split())}") from exc
         if data is None:
             return {}

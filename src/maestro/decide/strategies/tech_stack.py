@@ -40,7 +40,8 @@ from typing import Any
 
 import attrs
 
-from maestro.core.errors import DecisionError, PlanError, error_text
+from maestro.core import yamlio
+from maestro.core.errors import DecisionError, PlanError, YamlError, error_text
 from maestro.core.records import Decision, Evidence, Option
 from maestro.decide.context import DecisionContext
 from maestro.decide.repofacts import ECOSYSTEMS, Dependency, RepoFacts, normalise_name
@@ -127,19 +128,11 @@ def load_catalogue(path: Path | str | None = None) -> Catalogue:
 
 def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
     """A :class:`Catalogue` from its YAML text; every problem names the file, line (for syntax) and field."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import MarkedYAMLError, YAMLError
-
     try:
-        doc: Any = YAML(typ="safe", pure=True).load(text)
-    except (RecursionError, MemoryError):
-        raise PlanError("YAML nested too deeply to read", path=source) from None
-    except MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark is not None else None
-        raise PlanError(f"YAML syntax: {exc.problem or exc.context}", path=source, line=line) from None
-    except YAMLError as exc:
-        raise PlanError(f"YAML syntax: {' '.join(str(exc).split())}", path=source) from None
+        doc: Any = yamlio.load(text)
+    except YamlError as exc:
+        problem = {"syntax": f"YAML syntax: {exc.problem}", "depth": f"YAML {exc.problem}"}.get(exc.kind)
+        raise PlanError(problem or f"YAML: {exc.problem}", path=source, line=exc.line) from None
 
     def fail(field: str, problem: str, line: int | None = None) -> PlanError:
         return PlanError(problem, path=source, field=field, line=line)
@@ -185,15 +178,12 @@ def parse_catalogue(text: str, *, source: str | None = None) -> Catalogue:
 
 def _key_line(text: str, at: tuple[str, ...], key: object) -> int | None:
     """The line of ``key`` in the mapping at the keys ``at`` of the YAML ``text`` (None when it cannot be told)."""
-    from ruamel.yaml import YAML
-    from ruamel.yaml.error import YAMLError
-
     try:
-        node: Any = YAML(typ="rt", pure=True).load(text)
+        node: Any = yamlio.load(text, rt=True)
         for part in at:
             node = node[part]
         return int(node.lc.key(key)[0]) + 1
-    except (YAMLError, LookupError, AttributeError, TypeError, RecursionError):
+    except (YamlError, LookupError, AttributeError, TypeError, RecursionError):
         return None
 
 
