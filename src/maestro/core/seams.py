@@ -18,6 +18,8 @@ __all__ = ["Clock", "IdSource", "RandomIds", "SequentialIds", "SystemClock", "Ti
 
 @runtime_checkable
 class Clock(Protocol):
+    """Where maestro reads the time: the system's clock, or a deterministic one in tests and re-drives."""
+
     def now(self) -> _dt.datetime:
         """The current time, timezone-aware."""
         ...
@@ -25,6 +27,8 @@ class Clock(Protocol):
 
 @runtime_checkable
 class IdSource(Protocol):
+    """Where new sessions get their ids: random ones, or a deterministic sequence in tests and re-drives."""
+
     def new_session_id(self, now: _dt.datetime) -> str:
         """A fresh session id (``[A-Za-z0-9._-]+``)."""
         ...
