@@ -11,6 +11,7 @@ from typing import NamedTuple
 import attrs
 
 from maestro.agents.process import run_process
+from maestro.core.text import last_lines
 from maestro.plan.tasks import Task
 
 __all__ = ["AcceptanceResult", "CommandCheck", "acceptance"]
@@ -64,7 +65,7 @@ def acceptance(
             transcript = (transcript_dir / f"{stem}.out", transcript_dir / f"{stem}.err")
         outcome = run_process(["sh", "-c", command], cwd=Path(workdir), timeout_s=timeout_s, env=env,
                               transcript=transcript)  # fmt: skip
-        tail = _tail(outcome.stdout + outcome.stderr)
+        tail = last_lines(outcome.stdout + outcome.stderr, _TAIL_LINES, _TAIL_CHARS)
         code: int | None = outcome.exit_code
         if outcome.timed_out:
             code = None
@@ -74,9 +75,3 @@ def acceptance(
         checks.append(CommandCheck(command, code, tail))
         log.debug("task %s: acceptance %r: exit %s", task.id, command, code)
     return AcceptanceResult(task.id, all(c.exit_code == 0 for c in checks), tuple(checks))
-
-
-def _tail(text: str) -> str:
-    lines = text.rstrip("\n").splitlines()[-_TAIL_LINES:]
-    out = "\n".join(lines)
-    return out if len(out) <= _TAIL_CHARS else "…" + out[-(_TAIL_CHARS - 1) :]

@@ -21,8 +21,8 @@ from typing import Any, NamedTuple
 from maestro.agents.process import ProcessOutcome
 from maestro.core.errors import GateError
 from maestro.core.records import Decision, GateResult
+from maestro.core.text import one_line
 from maestro.decide.strategies.gate import GATES, gate_command
-from maestro.gates._text import one_line
 
 __all__ = ["REQUIRED_BY_DEFAULT", "GateCommand", "failing_gates", "gate_commands", "missing_tool"]
 
@@ -30,6 +30,8 @@ log = logging.getLogger(__name__)
 
 REQUIRED_BY_DEFAULT = frozenset({"tests"})
 """Gates that are required when the configuration does not say."""
+
+_SUMMARY_CHARS = 200  # one failure message or output line in a summary
 
 
 class GateCommand(NamedTuple):
@@ -145,17 +147,18 @@ def missing_tool(command: str, outcome: ProcessOutcome) -> str | None:
     for m in [*_NOT_FOUND.finditer(stderr), *_ZSH_NOT_FOUND.finditer(stderr)]:
         name = m["name"]
         if name in words:
-            return f"{os.path.basename(name) or name} is not installed ({one_line(m.group(0))})"
+            return f"{os.path.basename(name) or name} is not installed ({one_line(m.group(0), _SUMMARY_CHARS)})"
     modules = {m["mod"] for m in _RUN_MODULE.finditer(command)}
     for m in _NO_MODULE.finditer(stderr):
         missing = m["mod"]
         if any(mod == missing or mod.startswith(missing + ".") for mod in modules):
             line = next((ln for ln in stderr.splitlines() if "No module named" in ln), m.group(0))
-            return f"{missing} is not installed ({one_line(line.strip())})"
+            return f"{missing} is not installed ({one_line(line.strip(), _SUMMARY_CHARS)})"
     if outcome.exit_code == 127:
         found = _NOT_FOUND.search(stderr) or _ZSH_NOT_FOUND.search(stderr)
         if found is not None:
-            return f"{os.path.basename(found['name']) or found['name']} is not installed ({one_line(found.group(0))})"
+            said = one_line(found.group(0), _SUMMARY_CHARS)
+            return f"{os.path.basename(found['name']) or found['name']} is not installed ({said})"
         return f"{_first_word(command)} is not installed (exit status 127: command not found)"
     return None
 

@@ -20,11 +20,12 @@ from xml.parsers import expat
 import attrs
 
 from maestro.core.errors import GateError
-from maestro.gates._text import first_line, one_line
+from maestro.core.text import first_line, one_line
 
 __all__ = ["FailedCase", "JUnitCounts", "parse_junit", "report_counts"]
 
 _SHOWN_FAILURES = 3  # failing tests named in a summary
+_SUMMARY_CHARS = 200  # one failure message or output line in a summary
 
 
 @attrs.frozen
@@ -105,7 +106,7 @@ class JUnitCounts:
 
 def _case_text(case: FailedCase, root: Path | None) -> str:
     label = case.label(root)
-    message = one_line(first_line(case.message))
+    message = one_line(first_line(case.message), _SUMMARY_CHARS)
     return f"{label}: {message}" if message else label
 
 

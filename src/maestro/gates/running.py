@@ -33,7 +33,7 @@ from maestro.agents.process import ProcessOutcome, run_process
 from maestro.config.model import render_command
 from maestro.core.errors import GateError, MaestroError
 from maestro.core.records import GateResult
-from maestro.gates._text import last_line, one_line
+from maestro.core.text import last_line, one_line
 from maestro.gates.commands import GateCommand, missing_tool
 from maestro.gates.junit import JUnitCounts, report_counts
 
@@ -43,6 +43,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_TIMEOUT_S = 1800.0
 NO_COMMAND = "no command configured and none detected"
+_SUMMARY_CHARS = 200  # one failure message or output line in a summary
 
 
 def _transcripts(transcript_dir: Path | None, name: str) -> tuple[Path, Path] | None:
@@ -126,7 +127,8 @@ def _judge(
     if outcome.timed_out:
         text = f"timed out after {timeout_s:g} s: the command was killed"
         tail = last_line(outcome.stdout) or last_line(outcome.stderr)
-        return GateResult(name, "failed", required, text + (f"; last output: {one_line(tail)}" if tail else ""))
+        text += f"; last output: {one_line(tail, _SUMMARY_CHARS)}" if tail else ""
+        return GateResult(name, "failed", required, text)
     if counts is None:  # a report proves the tool ran
         reason = missing_tool(command, outcome)
         if reason is not None:
@@ -143,7 +145,7 @@ def _judge(
     summary = "exit status 0" if code == 0 else f"exit status {code}{_tail_note(outcome)}"
     if code == 0:
         tail = last_line(outcome.stdout)
-        summary += f": {one_line(tail)}" if tail else ""
+        summary += f": {one_line(tail, _SUMMARY_CHARS)}" if tail else ""
     if report_problem:
         summary += f"; {report_problem}"
     return GateResult(name, "passed" if code == 0 else "failed", required, summary)
@@ -151,7 +153,7 @@ def _judge(
 
 def _tail_note(outcome: ProcessOutcome) -> str:
     tail = last_line(outcome.stdout) or last_line(outcome.stderr)
-    return f": {one_line(tail)}" if tail else ""
+    return f": {one_line(tail, _SUMMARY_CHARS)}" if tail else ""
 
 
 def run_gates(
