@@ -16,7 +16,8 @@ from hypothesis import strategies as st
 
 from maestro.core.errors import PlanError
 from maestro.plan.importers import from_beads, from_markdown
-from maestro.plan.tasks import Task, TaskGraph, load_tasks, validate_graph
+from maestro.plan.load import load_tasks
+from maestro.plan.tasks import Task, TaskGraph, validate_graph
 
 DATA = Path(__file__).parent / "data" / "importers"
 

@@ -362,7 +362,7 @@ from maestro.decide.engine import DecisionEngine
 from maestro.decide.strategies.ordering import task_ordering
 from maestro.plan.ordering import order_tasks
 from maestro.core.records import converter
-from maestro.plan.tasks import load_tasks
+from maestro.plan.load import load_tasks
 graph = load_tasks(sys.argv[1])
 for cap in (None, 2, 3):
     print(order_tasks(graph, max_parallel=cap).to_json())

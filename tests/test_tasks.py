@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 import maestro
 from maestro.core.errors import PlanError
+from maestro.plan.load import load_tasks
 from maestro.plan.prd import load_prd
 from maestro.plan.tasks import (
     PRIORITIES,
@@ -19,7 +20,6 @@ from maestro.plan.tasks import (
     TaskGraph,
     _bad_file,
     dump_tasks,
-    load_tasks,
     parse_tasks,
     validate_graph,
 )

@@ -39,7 +39,8 @@ from maestro.model.machine import GuardContext
 from maestro.model.state import SessionState, TaskState, rebuild
 from maestro.plan.ordering import Ordering, order_tasks
 from maestro.plan.prd import Prd, Requirement, load_prd, parse_prd, update_prd
-from maestro.plan.tasks import Task, TaskGraph, load_tasks, parse_tasks, validate_graph
+from maestro.plan.load import load_tasks
+from maestro.plan.tasks import Task, TaskGraph, parse_tasks, validate_graph
 from maestro.replay import Step, replay, replay_session, state_at
 from maestro.session import Session
 from maestro.store.filestore import Store

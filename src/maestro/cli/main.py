@@ -325,7 +325,7 @@ def _cmd_tasks(args: argparse.Namespace) -> int:
     from maestro.decide.strategies.ordering import task_ordering
     from maestro.plan.ordering import order_tasks
     from maestro.plan.prd import load_prd
-    from maestro.plan.tasks import load_tasks
+    from maestro.plan.load import load_tasks
     from maestro.store.filestore import atomic_write
 
     ids = load_prd(args.prd).requirement_ids if args.prd else None

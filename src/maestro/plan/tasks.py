@@ -26,8 +26,8 @@ The format (``docs/formats.md`` has the full description)::
         skills: [api-design]          # optional: skills handed to the agent
 
 Graphs are also imported from beads (``bd list --json``) and from markdown task
-lists with ``[P:Group-X]`` flags (:mod:`maestro.plan.importers`); :func:`load_tasks`
-picks the reader by the file's suffix.
+lists with ``[P:Group-X]`` flags (:mod:`maestro.plan.importers`);
+:func:`maestro.plan.load.load_tasks` picks the reader by the file's suffix.
 """
 
 from __future__ import annotations
@@ -46,7 +46,6 @@ from maestro.core import yamlio
 from maestro.core.errors import PlanError, YamlError
 from maestro.core.records import TASK_ID
 from maestro.core.text import shown
-from maestro.plan.prd import read_plan_text
 
 __all__ = [
     "PRIORITIES",
@@ -55,7 +54,6 @@ __all__ = [
     "Task",
     "TaskGraph",
     "dump_tasks",
-    "load_tasks",
     "parse_tasks",
     "validate_graph",
 ]
@@ -417,29 +415,6 @@ def _close(word: str, known: Sequence[str]) -> str:
 
     match = difflib.get_close_matches(word.replace("-", "_"), known, n=1)
     return f" (did you mean {match[0]!r}?)" if match else f" (known: {', '.join(known)})"
-
-
-def load_tasks(path: str | Path, *, requirement_ids: Collection[str] | None = None) -> TaskGraph:
-    """Read a task graph from ``path``: ``tasks.yaml``, beads JSON (``.json``/``.jsonl``) or a markdown list (``.md``).
-
-    ``requirement_ids`` (from the PRD) makes every task's requirements checked against it.
-    """
-    p = Path(path)
-    text = read_plan_text(p, "a tasks file")
-    suffix = p.suffix.lower()
-    if suffix in (".yaml", ".yml"):
-        return parse_tasks(text, p, requirement_ids=requirement_ids)
-    from maestro.plan import importers
-
-    if suffix in (".json", ".jsonl"):
-        tasks = importers.from_beads(text, str(p))
-    elif suffix in (".md", ".markdown"):
-        tasks = importers.from_markdown(text, str(p))
-    else:
-        raise PlanError(f"unknown kind of tasks file {suffix or '(no suffix)'!r}: expected .yaml, .json or .md", path=p)
-    if not tasks:
-        raise PlanError("no open tasks: every task in it is done", path=p)
-    return validate_graph(tasks, source=p, requirement_ids=requirement_ids)
 
 
 _PLAIN_WORD = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._/+-]*\Z")  # safe unquoted in a flow list: ids, paths

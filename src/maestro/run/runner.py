@@ -48,7 +48,8 @@ from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
 from maestro.model.state import effective_events
 from maestro.plan.prd import Prd, load_prd
-from maestro.plan.tasks import Task, TaskGraph, load_tasks
+from maestro.plan.load import load_tasks
+from maestro.plan.tasks import Task, TaskGraph
 from maestro.session import Session
 from maestro.store.filestore import Store, atomic_write
 
