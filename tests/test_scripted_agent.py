@@ -13,7 +13,9 @@ import pytest
 
 from maestro.agents.base import Agent, AgentError, AgentRequest, PlanRequest
 from maestro.agents.replay import Change, read_changes
-from maestro.agents.scripted import ScriptedAgent, ScriptError, load_script, parse_script
+from maestro.agents.script import load_script, parse_script
+from maestro.agents.scripted import ScriptedAgent
+from maestro.core.errors import ScriptError
 from maestro.plan.tasks import Task
 from tests.conftest import git_init
 
