@@ -16,16 +16,14 @@ from ruamel.yaml import YAML
 
 import maestro
 from maestro.agents.registry import discover, shipped_skills
+from maestro.cli.init import HINT, add_parser, cmd_init
 from maestro.config.init import (
     COMMAND_PATH,
     CONFIG_PATH,
     CREATED,
-    HINT,
     KEPT,
     OVERWRITTEN,
     UNCHANGED,
-    add_parser,
-    cmd_init,
     command_text,
     init_project,
 )

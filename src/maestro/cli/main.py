@@ -20,7 +20,7 @@ from typing import Any, NoReturn
 
 import attrs
 
-from maestro.config import init as init_cli
+from maestro.cli import init as init_cli
 from maestro.core.errors import MaestroError
 from maestro.core.records import converter
 from maestro.model.chart import CHART_NAMES, load_chart

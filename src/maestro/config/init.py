@@ -1,4 +1,4 @@
-"""``maestro init [--claude] [--force] [--repo PATH]``: set a repository up for maestro.
+"""Setting a repository up for maestro (``maestro init``): the files it writes, compared, then written atomically.
 
 Writes, relative to the top of the git repository::
 
@@ -14,21 +14,27 @@ a missing file is written (``created``), and a file that differs is kept
 (``kept (differs; use --force)``) unless ``force`` (``overwritten``).  Every
 write is atomic.  The library never prints; it logs to the ``maestro`` logger.
 
-``docs/claude-code.md`` describes what the user sees.
+The command line's half (the parser and what ``maestro init`` prints) is
+:mod:`maestro.cli.init`; ``docs/claude-code.md`` describes what the user sees.
 """
 
 from __future__ import annotations
 
-import argparse
 import importlib.resources
 import logging
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Any, Final, TextIO
+from typing import Final
 
 import attrs
 
+from maestro.agents.registry import install_skills, shipped_skills
+from maestro.config.model import GATE_NAMES
+from maestro.config.writer import default_config_yaml
 from maestro.core.errors import MaestroError
+from maestro.decide.engine import DecisionEngine
+from maestro.decide.strategies import gate_command
+from maestro.store.filestore import atomic_write, find_repo
 
 __all__ = [
     "COMMAND_PATH",
@@ -39,8 +45,6 @@ __all__ = [
     "UNCHANGED",
     "FileResult",
     "InitResult",
-    "add_parser",
-    "cmd_init",
     "command_text",
     "detect_gates",
     "init_project",
@@ -56,8 +60,6 @@ CREATED: Final = "created"
 UNCHANGED: Final = "unchanged"
 KEPT: Final = "kept (differs; use --force)"
 OVERWRITTEN: Final = "overwritten"
-
-HINT: Final = 'in Claude Code: /flow:autonomous "your request"'
 
 
 @attrs.frozen
@@ -98,10 +100,6 @@ class InitResult:
 
 def detect_gates(repo: Path) -> dict[str, str | None]:
     """The command of each gate (tests, lint, typecheck, security) the gate decisions find; None without evidence."""
-    from maestro.config.model import GATE_NAMES
-    from maestro.decide.engine import DecisionEngine
-    from maestro.decide.strategies import gate_command
-
     engine = DecisionEngine()  # one engine: the repository is scanned once for the four gates
     gates: dict[str, str | None] = {}
     for name in GATE_NAMES:
@@ -143,8 +141,6 @@ def _is_current(dest: Path, text: str) -> bool | None:
 
 
 def _write(dest: Path, text: str) -> None:
-    from maestro.store.filestore import atomic_write
-
     try:
         dest.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
@@ -178,10 +174,6 @@ def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
     naming the path; the checks that can be made first are made before anything is
     written.
     """
-    from maestro.agents.registry import install_skills, shipped_skills
-    from maestro.config.writer import default_config_yaml
-    from maestro.store.filestore import find_repo
-
     top = find_repo(Path(repo).absolute())  # StoreError naming the full path: no such directory, not a git repository
     gates = detect_gates(top)
     planned: list[tuple[PurePosixPath, str]] = [(CONFIG_PATH, default_config_yaml(gates))]
@@ -207,38 +199,3 @@ def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
     log.info("maestro init %s: %d file(s) written, %d unchanged, %d kept", top, len(result.written),
              sum(f.action == UNCHANGED for f in files), sum(f.action == KEPT for f in files))  # fmt: skip
     return result
-
-
-# -- the command line -----------------------------------------------------------------------------------------------
-
-
-def add_parser(sub: Any) -> argparse.ArgumentParser:
-    """Register ``init`` on ``sub`` (what ``ArgumentParser.add_subparsers()`` returned); return its parser."""
-    p: argparse.ArgumentParser = sub.add_parser(
-        "init",
-        help="set a repository up for maestro (config.yaml; with --claude, the /flow:autonomous command)",
-        description="Write .flow/maestro/config.yaml with the validation gates detected in the repository; with "
-        "--claude also the Claude Code slash command .claude/commands/flow/autonomous.md and maestro's skills "
-        "in .claude/skills/. Running it again changes nothing; a file that differs from what init writes is "
-        "kept unless --force.",
-    )
-    p.add_argument("--claude", action="store_true", help="also install /flow:autonomous and maestro's skills")
-    p.add_argument("--force", action="store_true", help="overwrite files that differ from what init writes")
-    p.add_argument("--repo", default=".", help="the repository (default: the current directory)")
-    return p
-
-
-def cmd_init(args: argparse.Namespace, out: TextIO) -> int:
-    """``maestro init``: one line a file on ``out`` (``created .flow/maestro/config.yaml``), then hints; exit code 0.
-
-    ``out`` is the command line's stdout (``maestro.cli.main`` passes ``sys.stdout``: the library never
-    writes to it on its own).  A :class:`~maestro.MaestroError` is left for the command line to show.
-    """
-    result = init_project(Path(args.repo), claude=args.claude, force=args.force)
-    for f in result.files:
-        out.write(f"{f.action} {f.path}\n")
-    if args.claude:
-        if any(f.written and f.path.parts[0] == ".claude" for f in result.files):
-            out.write("commit .claude/ before a run: `maestro run` refuses uncommitted changes\n")
-        out.write(HINT + "\n")
-    return 0
