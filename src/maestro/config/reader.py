@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any, Final
 
 import attrs
-from ruamel.yaml import YAML
-from ruamel.yaml.error import MarkedYAMLError, YAMLError
 
 from maestro.agents.registry import overrides_from_config
 from maestro.config.model import (
@@ -43,7 +41,8 @@ from maestro.config.model import (
     _scalar,
     _shown,
 )
-from maestro.core.errors import ConfigError, DecisionError
+from maestro.core import yamlio
+from maestro.core.errors import ConfigError, DecisionError, YamlError
 
 __all__ = ["load_config", "parse_config"]
 
@@ -216,32 +215,19 @@ _SECTIONS: Final[Mapping[str, Callable[[], Any]]] = {
 }
 
 
-def _first_line(text: object) -> str:
-    return " ".join(str(text).split("\n", 1)[0].split())
-
-
 def parse_config(text: str, source: str | os.PathLike[str] | None = None) -> Config:
     """Read the text of a ``config.yaml``; any problem is a one-line :class:`ConfigError`."""
     src = "<input>" if source is None else os.fspath(source)
     try:
-        yaml = YAML(typ="rt")
-        yaml.allow_duplicate_keys = False
         try:
-            doc = yaml.load(text)
-        except MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            problem = _first_line(exc.problem or exc.context or "malformed YAML")
-            if exc.context and problem.startswith("but "):  # "expected a single document …, but found another"
-                problem = f"{_first_line(exc.context)}, {problem}"
-            problem = re.sub(r'^(found duplicate key ".*?") with value ".*', r"\1", problem)  # not the whole values
-            raise ConfigError(f"YAML syntax: {problem}", path=src, line=line) from None
-        except YAMLError as exc:
-            raise ConfigError(f"YAML syntax: {_first_line(exc)}", path=src) from None
-        except ValueError as exc:  # a constructor choking on a scalar: a bad date, "!!float x"
-            raise ConfigError(f"YAML: a value cannot be read: {_first_line(exc)}", path=src) from None
-        except (TypeError, ArithmeticError, LookupError, AttributeError):  # ruamel's own bugs: "!!int" alone
-            raise ConfigError("YAML: a value cannot be read (a !!tag on a value it does not fit?)", path=src) from None
+            doc = yamlio.load(text, rt=True, recursive=True)  # a recursive alias: _Reader.plain names its key
+        except YamlError as exc:
+            if exc.kind == "syntax":
+                problem = re.sub(r'^(found duplicate key ".*?") with value ".*', r"\1", exc.problem)  # not the values
+                raise ConfigError(f"YAML syntax: {problem}", path=src, line=exc.line) from None
+            if exc.kind == "depth":
+                raise ConfigError(exc.problem, path=src) from None
+            raise ConfigError(f"YAML: {exc.problem}", path=src, line=exc.line) from None
         return _Reader(src).config(doc)
     except RecursionError:
         raise ConfigError("nested too deeply to read", path=src) from None
