@@ -56,6 +56,7 @@ from maestro.agents.base import (
 )
 from maestro.core.errors import ChangeError, Divergence, StoreError
 from maestro.core.records import AgentResult
+from maestro.git.tree import TreeWalk
 from maestro.store.filestore import Store, atomic_write
 
 __all__ = [
@@ -85,6 +86,7 @@ PLAN_FILE = "plan.json"
 _MODES = (0o644, 0o755)
 _OPS = ("write", "delete", "symlink")
 _PRIVATE = (".git", ".flow")  # never written by an agent, never recorded
+_TOP_SKIP: tuple[tuple[str, ...], tuple[str, ...]] = ((), (".flow",))  # [at the top?]: skipped there (.git: anywhere)
 
 
 # -- paths ----------------------------------------------------------------------------------------------------------
@@ -469,9 +471,9 @@ def _git_dir(root: Path) -> Path | None:
 def _walk(
     root: Path, scope: tuple[str, ...] | None, ignored: Callable[[str, bool], bool]
 ) -> Iterator[tuple[str, str, int, os.stat_result, str]]:
-    """(relative path, kind, mode, lstat, file path or link target) of every recorded path, in sorted order."""
+    """(relative path, kind, mode, lstat, file path or link target) of every recorded path (in no set order)."""
     if scope is None:
-        yield from _walk_dir(root, "", ignored)
+        yield from _walk_dir(str(root), "", ignored)
         return
     for rel in scope:
         pure = PurePosixPath(rel)
@@ -484,37 +486,35 @@ def _walk(
         if item is not None:
             yield item
         elif path.is_dir() and not path.is_symlink():
-            yield from _walk_dir(path, pure.as_posix(), ignored)
+            yield from _walk_dir(str(path), pure.as_posix(), ignored)
 
 
 def _walk_dir(
-    folder: Path | str, prefix: str, ignored: Callable[[str, bool], bool]
+    folder: str, prefix: str, ignored: Callable[[str, bool], bool]
 ) -> Iterator[tuple[str, str, int, os.stat_result, str]]:
-    try:
-        with os.scandir(folder) as it:
-            found = list(it)
-    except (FileNotFoundError, NotADirectoryError):
-        return
-    for e in found:  # (in the folder's order: what consumes a walk sorts what it needs sorted)
-        name = e.name
-        rel = f"{prefix}/{name}" if prefix else name
-        if name == ".git" or (not prefix and name == ".flow"):
-            continue
-        try:
-            st = e.stat(follow_symlinks=False)
-        except (FileNotFoundError, NotADirectoryError):
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            if not ignored(rel, True):
-                yield from _walk_dir(e.path, rel, ignored)
-        elif stat.S_ISREG(st.st_mode):
-            if not ignored(rel, False):
-                yield rel, "file", 0o755 if st.st_mode & 0o100 else 0o644, st, e.path
-        elif stat.S_ISLNK(st.st_mode) and not ignored(rel, False):
-            try:
-                yield rel, "symlink", 0o120000, st, os.readlink(e.path)
-            except (FileNotFoundError, NotADirectoryError):
+    """The files and symlinks under ``folder`` (``prefix`` its relative path): no ``.git``, no top ``.flow``."""
+    walk = TreeWalk(folder, prefix=prefix, prune=lambda rel, _e: ignored(rel, True), skip_top=_TOP_SKIP[not prefix])
+    for here in walk.folders():  # folder by folder: the hot loop is this one, with no layer of generator under it
+        head = f"{here.rel}/" if here.rel else ""
+        for e in here.entries:
+            if e.is_dir(follow_symlinks=False):
                 continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone meanwhile
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                rel = head + e.name
+                if not ignored(rel, False):
+                    yield rel, "file", 0o755 if mode & 0o100 else 0o644, st, e.path
+            elif stat.S_ISLNK(mode):
+                rel = head + e.name
+                if not ignored(rel, False):
+                    try:
+                        yield rel, "symlink", 0o120000, st, os.readlink(e.path)
+                    except (FileNotFoundError, NotADirectoryError):
+                        continue
 
 
 def _item(

@@ -58,7 +58,7 @@ def tail(text: str, limit: int = SUMMARY_CHARS) -> str:
 def last_lines(text: str, lines: int, limit: int) -> str:
     """The last ``lines`` lines of ``text`` (trailing newlines dropped), at most ``limit`` characters with ``…``."""
     out = "\n".join(text.rstrip("\n").splitlines()[-lines:])
-    return out if len(out) <= limit else MARK + out[-(limit - 1) :]
+    return out if len(out) <= limit else MARK + out[len(out) - limit + 1 :]
 
 
 def shown(value: Any, *, yaml_words: bool = False, list_items: bool = False) -> str:

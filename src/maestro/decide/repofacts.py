@@ -42,7 +42,6 @@ import os
 import re
 import stat
 import tomllib
-from collections import deque
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ import attrs
 
 from maestro.core import yamlio
 from maestro.core.errors import PlanError, YamlError, error_text
+from maestro.git.tree import TreeWalk
 
 __all__ = ["ECOSYSTEMS", "MAX_DEPTH", "MAX_FILES", "Dependency", "RepoFacts", "Script", "normalise_name", "scan"]
 
@@ -516,34 +516,29 @@ def _line_with(text: str, needle: str) -> int | None:
 # -- the walk -------------------------------------------------------------------
 def _walk(root: Path) -> tuple[list[str], list[str], bool]:
     """Folders and files under ``root``, breadth first, sorted, pruned and capped."""
+    walk = TreeWalk(
+        str(root),
+        prune=_pruned,
+        skip=(),
+        max_depth=MAX_DEPTH,
+        max_files=MAX_FILES,
+        breadth_first=True,
+        sort=True,
+        onerror=lambda path, exc: log.debug("skipping %s: %s", path, exc),
+    )
     dirs: list[str] = []
     files: list[str] = []
-    queue: deque[tuple[Path, str, int]] = deque([(root, "", 0)])
-    truncated = False
-    while queue and not (truncated and len(files) >= MAX_FILES):
-        path, rel, depth = queue.popleft()
-        try:
-            with os.scandir(path) as it:
-                entries = sorted(it, key=lambda e: e.name)
-        except OSError as exc:
-            log.debug("skipping %s: %s", path, exc)
-            continue
-        for entry in entries:
-            child = f"{rel}/{entry.name}" if rel else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name.startswith(".") or entry.name in _PRUNE or entry.name.endswith(".egg-info"):
-                    continue
-                if depth + 1 > MAX_DEPTH:
-                    truncated = True
-                    continue
-                dirs.append(child)
-                queue.append((Path(entry.path), child, depth + 1))
-            elif entry.is_file(follow_symlinks=False):
-                if len(files) >= MAX_FILES:
-                    truncated = True
-                    break
-                files.append(child)
-    return sorted(dirs), sorted(files), truncated
+    for rel, entry, _stat in walk:
+        if entry.is_dir(follow_symlinks=False):
+            dirs.append(rel)
+        elif entry.is_file(follow_symlinks=False):
+            files.append(rel)
+    return sorted(dirs), sorted(files), walk.truncated
+
+
+def _pruned(_rel: str, entry: os.DirEntry[str]) -> bool:
+    name = entry.name
+    return name.startswith(".") or name in _PRUNE or name.endswith(".egg-info")
 
 
 def _glob_dirs(pattern: str, dirs: Iterable[str]) -> list[str]:
