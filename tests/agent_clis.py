@@ -1,67 +1,15 @@
-"""The real coding-agent CLIs, installed into folders of this checkout for the contract tests.
+"""Install the real coding-agent CLIs into folders of this checkout, for the contract tests.
 
     python tests/agent_clis.py        # install what is missing (.ci/run does this)
 
-``claude`` (``@anthropic-ai/claude-code@2.1.328``) and ``codex``
-(``@openai/codex@0.169.0``) come from the npm registry into ``.ci/agents/``;
-aider (``aider-chat==0.86.2``) into its own virtual environment ``.ci/aider/``
-(about 690 MB, 30–40 s).  Nothing is installed globally.  The contract tests
-call the same functions, so ``python -m pytest`` alone installs what is
-missing; they are skipped, with the reason, only where npm itself is missing.
+The code is ``tests/support/agent_clis.py`` (the contract tests call its functions); this script runs it.
+It is standard library only, so it runs by path, whatever is on ``sys.path``.
 """
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-import sys
-import venv
+import runpy
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-NPM_DIR = ROOT / ".ci" / "agents"
-AIDER_DIR = ROOT / ".ci" / "aider"
-NPM_PACKAGES = ("@anthropic-ai/claude-code@2.1.328", "@openai/codex@0.169.0")
-AIDER_PACKAGE = "aider-chat==0.86.2"
-
-
-class Missing(Exception):
-    """The tool that installs a CLI (npm) is not on this machine."""
-
-
-def npm_bin() -> Path:
-    """The folder holding the real ``claude`` and ``codex``; installed with npm if missing."""
-    bin_dir = NPM_DIR / "node_modules" / ".bin"
-    if (bin_dir / "claude").exists() and (bin_dir / "codex").exists():
-        return bin_dir
-    npm = shutil.which("npm")
-    if npm is None:
-        raise Missing("npm is not installed, so the real claude and codex CLIs cannot be installed here")
-    NPM_DIR.mkdir(parents=True, exist_ok=True)
-    subprocess.run(
-        [npm, "install", "--prefix", str(NPM_DIR), "--no-audit", "--no-fund", "--loglevel=error", *NPM_PACKAGES],
-        check=True, timeout=900,
-    )  # fmt: skip
-    return bin_dir
-
-
-def aider_exe() -> Path:
-    """The real ``aider`` in its own virtual environment; created with pip if missing."""
-    exe = AIDER_DIR / "bin" / "aider"
-    if exe.exists():
-        return exe
-    if AIDER_DIR.exists():  # a half-made environment from an interrupted install
-        shutil.rmtree(AIDER_DIR)
-    venv.create(AIDER_DIR, with_pip=True)
-    pip = AIDER_DIR / "bin" / "pip"
-    subprocess.run([str(pip), "install", "--quiet", AIDER_PACKAGE], check=True, timeout=1800)
-    return exe
-
-
 if __name__ == "__main__":
-    try:
-        print(f"claude, codex: {npm_bin()}")
-    except Missing as exc:
-        print(f"skipped: {exc}")
-    print(f"aider: {aider_exe()}")
-    sys.exit(0)
+    runpy.run_path(str(Path(__file__).resolve().parent / "support" / "agent_clis.py"), run_name="__main__")

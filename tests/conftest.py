@@ -1,4 +1,4 @@
-"""Shared fixtures: real git repositories in temporary folders, deterministic seams."""
+"""Shared fixtures: real git repositories in temporary folders, deterministic seams (helpers: ``tests.support``)."""
 
 from __future__ import annotations
 
@@ -8,15 +8,7 @@ from pathlib import Path
 import pytest
 
 import maestro
-
-
-def git_init(path: Path) -> Path:
-    """A real, empty git repository at ``path`` (made with dulwich: no git binary needed)."""
-    from dulwich.repo import Repo
-
-    path.mkdir(parents=True, exist_ok=True)
-    Repo.init(str(path)).close()
-    return path
+from tests.support.git import git_init
 
 
 @pytest.fixture

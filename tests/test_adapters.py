@@ -24,8 +24,8 @@ from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task
-from tests.conftest import git_init
-from tests.fakes import FAKES_DIR, fake_env, grandchild_pids, invocations, pid_alive
+from tests.support.fakes import FAKES_DIR, fake_env, grandchild_pids, invocations, pid_alive
+from tests.support.git import git_init
 
 TASK = Task("T1", "Add calculator core", description="Write add(a, b).", acceptance=("true",), files=("calc.py",))
 

@@ -26,8 +26,8 @@ from maestro.agents.base import AgentRequest, PlanRequest, Subagent
 from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
 from maestro.plan.tasks import Task
-from tests import agent_clis
-from tests.conftest import git_init
+from tests.support import agent_clis
+from tests.support.git import git_init
 
 TASK = Task("T1", "Add calculator core", description="Write add(a, b) in calc.py.", acceptance=("true",),
             files=("calc.py",))  # fmt: skip

@@ -20,7 +20,7 @@ from maestro.agents.codex import parse_events
 from maestro.agents.command import CommandAgent
 from maestro.agents.process import _kill_group, run_process
 from maestro.plan.tasks import Task
-from tests.conftest import git_init
+from tests.support.git import git_init
 
 CAPTURES = Path(__file__).parent / "fakes" / "captures"
 SEED = Path(__file__).parent / "data" / "plans" / "prd-maestro-orchestrator-v1.md"

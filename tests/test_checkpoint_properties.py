@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, rule
 
 from maestro import Checkpointer, CheckpointRecord
-from tests.test_checkpoints import (
+from tests.support.checkpoints import (
     BASE,
     BRANCH,
     IGNORE,

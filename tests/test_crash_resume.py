@@ -30,9 +30,9 @@ from dulwich.repo import Repo
 
 import maestro
 from maestro.model.state import effective_events
-from tests.test_runner import config_text, make_repo, prd_text, task, write
+from tests.support.crash import DRIVER
+from tests.support.runs import config_text, make_repo, prd_text, task, write
 
-DRIVER = Path(__file__).with_name("crash_driver.py")
 REQUEST = "Add a, b and c"
 
 TASKS = [

@@ -21,132 +21,34 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import maestro
-from maestro.agents.scripted import ScriptedAgent
-from maestro.config.reader import parse_config
-from maestro.core.records import Event
 from maestro.run.runner import Runner, answer
-from tests.test_runner import Recorder, barrier, config_text, make_repo, prd_text, task, write
+from tests.support.runs import (
+    REQUEST,
+    Plan,
+    Recorder,
+    assert_completed,
+    barrier,
+    cli,
+    config_text,
+    in_process,
+    make_plan,
+    resume_reasons,
+    task,
+    write,
+)
 
 PY = sys.executable
-REQUEST = "Build the sample"
 TASK_OPTIONS = ["retry", "skip", "abort", "guidance"]
 LIMIT_OPTIONS = ["raise", "handoff", "abort"]
 INTERRUPT_OPTIONS = ["continue", "handoff", "abort"]
 AMBIGUOUS = {"fail": {"kind": "ambiguous", "message": "Which database: postgres or sqlite?"}}
-
-
-def cli(*args: str, cwd: Path, env: Mapping[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [PY, "-m", "maestro", *args], capture_output=True, text=True, cwd=cwd, timeout=120,
-        env=dict(env) if env is not None else None,
-    )  # fmt: skip
-
-
-class Plan:
-    """A repository (``root/repo``) and, beside it, its PRD, tasks, config and script; one session at most."""
-
-    def __init__(self, root: Path, *, script: bool) -> None:
-        self.root = root
-        self.repo = root / "repo"
-        self.dir = root / "plan"
-        self.script = script
-
-    def run_args(self, *extra: str) -> list[str]:
-        args = ["run", REQUEST, "--prd", str(self.dir / "prd.md"), "--tasks", str(self.dir / "tasks.yaml"),
-                "--config", str(self.dir / "config.yaml")]  # fmt: skip
-        if self.script:
-            args += ["--script", str(self.dir / "script.yaml")]
-        return [*args, *extra]
-
-    def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return cli(*self.run_args(*extra), cwd=self.repo)
-
-    @property
-    def sid(self) -> str:
-        (sid,) = maestro.Store(self.repo).session_ids()
-        return sid
-
-    @property
-    def session_dir(self) -> Path:
-        return maestro.Store(self.repo).session_dir(self.sid)
-
-    def answer(self, choice: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return cli("answer", self.sid, choice, *extra, cwd=self.repo)
-
-    def resume(self, *extra: str) -> subprocess.CompletedProcess[str]:
-        return cli("resume", self.sid, *extra, cwd=self.repo)
-
-    def status(self) -> dict[str, Any]:
-        out = cli("status", self.sid, "--json", cwd=self.repo)
-        assert (out.returncode, out.stderr) == (0, ""), out.stderr
-        doc: dict[str, Any] = json.loads(out.stdout)
-        return doc
-
-    def events(self) -> list[Event]:
-        return maestro.Store(self.repo).read_events(self.sid)
-
-    def state(self) -> maestro.SessionState:
-        return maestro.rebuild(self.events())
-
-    def triggers(self) -> list[str]:
-        return [e.data["trigger"] for e in self.events() if e.kind == "transition"]
-
-    def attempts(self) -> dict[str, tuple[str, int]]:
-        return {k: (t.state, t.attempts) for k, t in sorted(self.state().tasks.items())}
-
-    def answers(self) -> list[dict[str, Any]]:
-        """The ``answer`` decisions of the event log (their data)."""
-        return [dict(e.data) for e in self.events() if e.kind == "decision" and e.data["kind"] == "answer"]
-
-    def saved_answers(self) -> list[dict[str, Any]]:
-        """The ``answer`` decisions of the session's ``decisions.json``."""
-        doc = json.loads((self.session_dir / "decisions.json").read_text(encoding="utf-8"))
-        return [d for d in doc if d["kind"] == "answer"]
-
-    def request_file(self) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads((self.session_dir / "decision-request.json").read_text(encoding="utf-8"))
-        return doc
-
-    def report(self) -> str:
-        return (self.session_dir / "final-report.md").read_text(encoding="utf-8")
-
-    def tree(self) -> str:
-        """The tree of the repository's HEAD commit."""
-        out = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=self.repo, capture_output=True, text=True,
-                             check=True)  # fmt: skip
-        return out.stdout.strip()
-
-
-def make_plan(
-    root: Path,
-    *,
-    tasks: Sequence[Mapping[str, Any]],
-    script: Mapping[str, Any] | None = None,
-    requirements: Sequence[tuple[str, str, str]] = (("FR-1", "The feature", "P0"),),
-    config: str | None = None,
-    agent_command: str | None = None,
-) -> Plan:
-    """Write a repository and its plan under ``root``: the scripted agent, or a command agent if ``agent_command``."""
-    make_repo(root)
-    plan = Plan(root, script=agent_command is None)
-    plan.dir.mkdir()
-    (plan.dir / "prd.md").write_text(prd_text(requirements), encoding="utf-8")
-    (plan.dir / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
-    text = config if config is not None else config_text()
-    if agent_command is not None:
-        text += f"agent: {{kind: command, command: {json.dumps(agent_command)}}}\n"
-    else:
-        (plan.dir / "script.yaml").write_text(json.dumps({"version": 1, "tasks": dict(script or {})}),
-                                              encoding="utf-8")  # fmt: skip
-    (plan.dir / "config.yaml").write_text(text, encoding="utf-8")
-    return plan
 
 
 def request_of(doc: Mapping[str, Any]) -> dict[str, Any]:
@@ -187,21 +89,6 @@ def assert_answered(plan: Plan, out: subprocess.CompletedProcess[str], choice: s
     assert [o["name"] for o in last["options"]] == plan.status()["decision_request"]["options"]
     assert plan.saved_answers()[-1] == last
     assert plan.status()["state"] == "paused"  # answering does not resume
-
-
-def assert_completed(plan: Plan, out: subprocess.CompletedProcess[str]) -> dict[str, Any]:
-    assert out.returncode == 0, out.stdout + out.stderr
-    assert out.stdout.splitlines()[-2:] == [
-        f"session {plan.sid}: completed",
-        f"report: {plan.session_dir / 'final-report.md'}",
-    ]
-    doc = plan.status()
-    assert (doc["state"], doc["decision_request"], doc["paused_from"]) == ("completed", None, None)
-    return doc
-
-
-def resume_reasons(plan: Plan) -> list[str]:
-    return [e.data.get("reason", "") for e in plan.events() if e.kind == "transition" and e.data["trigger"] == "resume"]
 
 
 def lock_is_free(plan: Plan) -> bool:
@@ -748,19 +635,6 @@ def test_budget_is_summed_over_parallel_agents_and_pauses_until_raised(tmp_path:
     assert resume_reasons(plan) == ["answer: raise"]
     for name in ("a", "b", "c"):
         assert (plan.repo / f"{name}.txt").read_text() == f"{name}\n"
-
-
-def in_process(tmp_path: Path, tasks: Sequence[Mapping[str, Any]], script: Mapping[str, Any],
-               config: str) -> tuple[maestro.Store, Runner, Recorder, Path]:  # fmt: skip
-    repo = make_repo(tmp_path)
-    plan = tmp_path / "plan"
-    plan.mkdir()
-    (plan / "prd.md").write_text(prd_text([("FR-1", "The feature", "P0")]), encoding="utf-8")
-    (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
-    agent = Recorder(ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script)}, plan))
-    cfg = parse_config(config, plan / "config.yaml")
-    store = maestro.Store(repo)
-    return store, Runner(store, cfg, agent, sleep=lambda s: None), agent, plan
 
 
 def test_parallel_agents_share_what_is_left_of_the_budget(tmp_path: Path) -> None:

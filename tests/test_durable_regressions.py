@@ -28,9 +28,19 @@ import maestro
 from maestro.core.records import Event
 from maestro.model.state import effective_events
 from maestro.replay import Step, replay
-from tests.test_crash_resume import DRIVER
-from tests.test_durable import REQUEST, Plan, assert_completed, cli, in_process, make_plan, resume_reasons
-from tests.test_runner import config_text, task, write
+from tests.support.crash import DRIVER
+from tests.support.runs import (
+    REQUEST,
+    Plan,
+    assert_completed,
+    cli,
+    config_text,
+    in_process,
+    make_plan,
+    resume_reasons,
+    task,
+    write,
+)
 
 PY = sys.executable
 KILLED = -signal.SIGKILL

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 import maestro
-from tests.fakes import FAKES_DIR, fake_env, grandchild_pids, invocations, pid_alive
+from tests.support.fakes import FAKES_DIR, fake_env, grandchild_pids, invocations, pid_alive
 
 CAPTURES = FAKES_DIR / "captures"
 STREAM = ("-p", "Task T1: say hi", "--output-format", "stream-json", "--verbose")

@@ -22,7 +22,7 @@ from maestro.gates.junit import FailedCase, JUnitCounts, parse_junit
 from maestro.gates.running import NO_COMMAND, run_gate, run_gates
 from maestro.gates.traceability import trace
 from maestro.plan.tasks import Task, TaskGraph
-from tests.conftest import git_init
+from tests.support.git import git_init
 
 PY = shlex.quote(sys.executable)
 

@@ -30,7 +30,7 @@ from maestro.config.init import (
 from maestro.config.model import GATE_NAMES
 from maestro.config.reader import load_config
 from maestro.config.writer import default_config_yaml
-from tests.conftest import git_init as conftest_git_init
+from tests.support.git import git_init as dulwich_git_init
 
 SHIPPED_COMMAND = Path(maestro.__file__).parent / "data" / "commands" / "flow" / "autonomous.md"
 SKILLS = [PurePosixPath(".claude/skills") / p.parent.name / "SKILL.md" for p in shipped_skills()]
@@ -42,7 +42,7 @@ PYTEST = "python -m pytest -q --junitxml={junit}"
 def git_init(path: Path) -> Path:
     """A real repository: made by the git binary where there is one, else by dulwich (CI has only Python)."""
     if shutil.which("git") is None:
-        return conftest_git_init(path)
+        return dulwich_git_init(path)
     path.mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", str(path)], check=True, capture_output=True)
     return path

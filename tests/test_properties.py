@@ -50,8 +50,8 @@ from maestro import (
 from maestro.core.records import Event, SessionStarted, TaskTransition, Transition, payload_kind
 from maestro.model.chart import ANY, HISTORY, Chart, TransitionSpec
 from maestro.store.filestore import encode_event, read_events
-from tests.conftest import git_init
-from tests.strategies import (
+from tests.support.git import git_init
+from tests.support.strategies import (
     EXACT,
     RECORDS,
     SESSION_TRIGGERS,

@@ -47,7 +47,7 @@ from maestro.run.redrive import (
 )
 from maestro.run.runner import Runner, dirty_paths
 from maestro.store.filestore import Store
-from tests.conftest import git_init
+from tests.support.git import git_init
 
 SID = "session-1"
 FAST_TASKS = (

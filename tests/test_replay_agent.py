@@ -30,7 +30,7 @@ from maestro.agents.replay import (
 from maestro.agents.scripted import ScriptedAgent
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task
-from tests.conftest import git_init
+from tests.support.git import git_init
 
 PRD = (
     "---\nprd:\n  version: v1\n  feature_name: calc\n  status: draft\n"

@@ -18,26 +18,25 @@ import json
 import logging
 import subprocess
 import sys
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-from dulwich import porcelain
 from dulwich.object_store import tree_lookup_path
 from dulwich.repo import Repo
 
 import maestro
 from maestro import MaestroError
-from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, task_prompt
+from maestro.agents.base import task_prompt
 from maestro.agents.claude import LOGIN_FIX, ClaudeAgent
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.model import Config
 from maestro.config.reader import parse_config
-from maestro.core.records import AgentResult, Decision, Event
+from maestro.core.records import Decision, Event
 from maestro.run.runner import Runner, RunOutcome, dirty_paths
-from tests.fakes import FAKES_DIR, fake_env, invocations
+from tests.support.fakes import FAKES_DIR, fake_env, invocations
+from tests.support.runs import Recorder, barrier, config_text, make_repo, prd_text, task, write
 
 PY = sys.executable
 SID = "session-1"  # SequentialIds: the first session of a store
@@ -55,109 +54,7 @@ REPORT_SECTIONS = [
 NO_GATE = "no command configured and none detected"
 
 
-# -- building repositories, plans and configurations -------------------------------------------------------------
-
-
-def make_repo(root: Path, files: Mapping[str, str] | None = None) -> Path:
-    """A committed git repository ``root/repo`` holding ``files`` (and a .gitignore for caches)."""
-    repo = root / "repo"
-    repo.mkdir(parents=True)
-    every = {".gitignore": "__pycache__/\n.pytest_cache/\n", "README.md": "# sample\n", **(files or {})}
-    for rel, text in every.items():
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    with porcelain.init(str(repo)):
-        pass
-    porcelain.add(str(repo), paths=[str(repo / rel) for rel in every])
-    porcelain.commit(str(repo), message=b"base", author=b"t <t@example.com>", committer=b"t <t@example.com>")
-    return repo
-
-
-def prd_text(requirements: Sequence[tuple[str, str, str]]) -> str:
-    """A PRD with these (id, text, priority) requirements."""
-    items = "".join(f'    - id: {i}\n      text: "{t}"\n      priority: {p}\n' for i, t, p in requirements)
-    rows = "".join(f"| {i} | {t} | {p} | - |\n" for i, t, p in requirements)
-    return (
-        "---\nprd:\n  version: v1\n  feature_name: sample\n  status: approved\npriorities:\n  requirements:\n"
-        f"{items}---\n\n# Product Requirements Document: Sample\n\n## Functional Requirements\n\n"
-        f"| ID | Requirement | Priority | Notes |\n|----|-------------|----------|-------|\n{rows}"
-    )
-
-
-def task(tid: str, *, reqs: Sequence[str] = ("FR-1",), deps: Sequence[str] = (), acceptance: Sequence[str] = (),
-         files: Sequence[str] = ()) -> dict[str, Any]:  # fmt: skip
-    """One task of tasks.yaml (title: the id in capitals)."""
-    t: dict[str, Any] = {"id": tid, "title": tid.upper(), "requirements": list(reqs), "acceptance": list(acceptance)}
-    if deps:
-        t["depends_on"] = list(deps)
-    if files:
-        t["files"] = list(files)
-    return t
-
-
-def write(path: str, content: str) -> dict[str, Any]:
-    return {"write": {"path": path, "content": content}}
-
-
-def config_text(
-    *,
-    workers: int = 2,
-    retries: int = 2,
-    alternatives: int = 1,
-    backoff: tuple[float, float, float] = (1.5, 3.0, 10.0),
-    iterations: int = 1,
-    tests: str | None = "true",
-    tests_required: bool = True,
-    lint: str | None = None,
-    lint_required: bool = False,
-    typecheck: str | None = None,
-) -> str:
-    """config.yaml's text (JSON strings are YAML strings; None is null: the command is detected)."""
-
-    def b(x: bool) -> str:
-        return "true" if x else "false"
-
-    return (
-        f"parallel: {{max_workers: {workers}}}\n"
-        "recovery:\n"
-        f"  max_retries: {retries}\n"
-        f"  backoff: {{initial_s: {backoff[0]}, factor: {backoff[1]}, max_s: {backoff[2]}}}\n"
-        f"  max_alternatives: {alternatives}\n"
-        f"limits: {{max_iterations: {iterations}, max_minutes: 10, budget_usd: null}}\n"
-        "gates:\n"
-        f"  tests: {{command: {json.dumps(tests)}, required: {b(tests_required)}}}\n"
-        f"  lint: {{command: {json.dumps(lint)}, required: {b(lint_required)}}}\n"
-        f"  typecheck: {{command: {json.dumps(typecheck)}, required: false}}\n"
-        "  security: {command: null, required: false}\n"
-    )
-
-
-class Recorder:
-    """An agent that hands each request to ``inner`` and keeps it (the runner calls from worker threads)."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.requests: list[AgentRequest] = []
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return str(self.inner.name)
-
-    def run(self, request: AgentRequest) -> AgentResult:
-        with self._lock:
-            self.requests.append(request)
-        result: AgentResult = self.inner.run(request)
-        return result
-
-    def plan(self, request: PlanRequest) -> PlanOutcome:
-        outcome: PlanOutcome = self.inner.plan(request)
-        return outcome
-
-    def of(self, tid: str) -> list[AgentRequest]:
-        """The requests for task ``tid``, by attempt."""
-        return sorted((r for r in self.requests if r.task.id == tid), key=lambda r: r.attempt)
+# -- running a session and reading what it left (the inputs: tests.support.runs) ---------------------------------
 
 
 class Done:
@@ -288,16 +185,6 @@ def file_at(repo: Path, commit: bytes | str, path: str) -> bytes | None:
         except KeyError:
             return None
         return r[sha].as_raw_string()
-
-
-def barrier(folder: Path, me: str, other: str) -> dict[str, Any]:
-    """A ``run`` action that marks ``me`` started and waits (at most 4 s) for ``other``: it passes only when both
-    tasks run at the same time."""
-    cmd = (
-        f'touch "{folder}/{me}"; n=0; while [ ! -f "{folder}/{other}" ]; do n=$((n+1)); '
-        f'if [ $n -gt 200 ]; then echo "{other} never started while {me} ran" >&2; exit 1; fi; sleep 0.02; done'
-    )
-    return {"run": cmd}
 
 
 # -- 1. the happy path: two parallel groups -------------------------------------------------------------------------

@@ -17,7 +17,7 @@ from maestro.agents.script import load_script, parse_script
 from maestro.agents.scripted import ScriptedAgent
 from maestro.core.errors import ScriptError
 from maestro.plan.tasks import Task
-from tests.conftest import git_init
+from tests.support.git import git_init
 
 PRD = (
     "---\nprd:\n  version: v1\n  feature_name: calc\n  status: draft\n"

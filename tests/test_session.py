@@ -262,7 +262,7 @@ def test_custom_guards_replace_the_defaults(store: maestro.Store) -> None:
 
 
 def test_equal_inputs_give_byte_identical_logs(tmp_path: Path) -> None:
-    from tests.conftest import git_init
+    from tests.support.git import git_init
 
     logs = []
     for name in ("one", "two"):

@@ -15,7 +15,7 @@ from maestro.decide.repofacts import scan
 from maestro.decide.strategies import STRATEGIES, gate_command, load_catalogue
 from maestro.decide.strategies.tech_stack import SCORES, parse_catalogue
 from maestro.store.views import decision_file_name
-from tests.test_repofacts import GO, MONOREPO, NODE, PY_FLAT, PY_SRC, RUBY, RUST, make
+from tests.support.repos import GO, MONOREPO, NODE, PY_FLAT, PY_SRC, RUBY, RUST, make
 
 PY_UNITTEST = {k: v for k, v in PY_FLAT.items() if k != "setup.cfg"}  # no pytest declared
 
