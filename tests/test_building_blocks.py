@@ -387,7 +387,7 @@ def test_the_walk_finds_what_os_walk_finds(tmp_path_factory: pytest.TempPathFact
 
 
 def test_ignored_files_stay_out_of_a_snapshot(tmp_path: Path) -> None:
-    from maestro.agents.replay import snapshot
+    from maestro.agents.changes import snapshot
 
     root = make(tmp_path, {".gitignore": "build/\n*.log\n", "keep.py": "k", "x.log": "l", "build/o.o": "o",
                            "logs/a.log": "a", "logs/keep.txt": "t"})  # fmt: skip

@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from maestro.agents.base import PLAN_TASK, Agent, AgentRequest, PlanOutcome, PlanRequest, validate_plan
+from maestro.agents.changes import Change, apply_changes, changes_path, read_changes, snapshot
 from maestro.agents.recording import RecordingAgent
-from maestro.agents.replay import Change, apply_changes, changes_path, read_changes, snapshot
 from maestro.agents.scripted import ScriptedAgent
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task
@@ -397,7 +397,7 @@ def test_the_recorded_session_folder_can_be_copied_elsewhere(work: Path, sdir: P
 
 def test_a_stat_snapshot_reads_no_file_its_stat_data_vouch_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """by_stat: files last written before the snapshot are not read, then or at capture; a changed one is."""
-    import maestro.agents.replay as replay
+    import maestro.agents.changes as changes
 
     work = tmp_path / "w"
     work.mkdir()
@@ -406,23 +406,23 @@ def test_a_stat_snapshot_reads_no_file_its_stat_data_vouch_for(tmp_path: Path, m
         old = time.time() - 60
         os.utime(work / f"f{i}.txt", (old, old))
     reads: list[str] = []
-    real = replay._read
+    real = changes._read
 
     def counted(path: str) -> bytes | None:
         reads.append(Path(path).name)
         return real(path)
 
-    monkeypatch.setattr(replay, "_read", counted)
-    before = replay.snapshot(work, by_stat=True)
+    monkeypatch.setattr(changes, "_read", counted)
+    before = changes.snapshot(work, by_stat=True)
     assert reads == []
     (work / "f3.txt").write_text("three\n")
-    assert replay.capture_changes(work, before) == [Change.write("f3.txt", b"three\n")]
+    assert changes.capture_changes(work, before) == [Change.write("f3.txt", b"three\n")]
     assert reads == ["f3.txt"]
 
 
 def test_a_racy_file_is_read_at_the_snapshot_and_a_same_size_same_mtime_change_is_still_seen(tmp_path: Path) -> None:
     """A file written in the snapshot's clock tick (here: dated in the future) has its content hashed."""
-    from maestro.agents.replay import capture_changes, snapshot
+    from maestro.agents.changes import capture_changes, snapshot
 
     work = tmp_path / "w"
     work.mkdir()

@@ -29,7 +29,7 @@ import maestro
 from maestro import MaestroError
 from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest
 from maestro.agents.recording import RecordingAgent
-from maestro.agents.replay import Change, changes_path, read_changes, snapshot, write_changes
+from maestro.agents.changes import Change, changes_path, read_changes, snapshot, write_changes
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.model import Config
 from maestro.config.reader import load_config

@@ -14,11 +14,9 @@ import pytest
 
 import maestro
 from maestro.agents.base import Agent, AgentRequest, PlanRequest, validate_plan
-from maestro.agents.replay import (
+from maestro.agents.changes import (
     Change,
     ChangeError,
-    Divergence,
-    ReplayAgent,
     apply_changes,
     capture_changes,
     changes_path,
@@ -27,6 +25,7 @@ from maestro.agents.replay import (
     write_changes,
     write_plan,
 )
+from maestro.agents.replay import Divergence, ReplayAgent
 from maestro.agents.scripted import ScriptedAgent
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task

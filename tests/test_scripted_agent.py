@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from maestro.agents.base import Agent, AgentError, AgentRequest, PlanRequest
-from maestro.agents.replay import Change, read_changes
+from maestro.agents.changes import Change, read_changes
 from maestro.agents.script import load_script, parse_script
 from maestro.agents.scripted import ScriptedAgent
 from maestro.core.errors import ScriptError

@@ -1,10 +1,10 @@
 """The recording agent: any agent, with what each attempt changed in the working tree saved as a change file.
 
 :class:`RecordingAgent` wraps an agent.  Around every :meth:`~RecordingAgent.run`
-it takes a :func:`~maestro.agents.replay.snapshot` of the working tree before
-the call and :func:`~maestro.agents.replay.capture_changes` after it, and saves
+it takes a :func:`~maestro.agents.changes.snapshot` of the working tree before
+the call and :func:`~maestro.agents.changes.capture_changes` after it, and saves
 the changes at ``<session_dir>/agents/<task>.<attempt>.<agent>.changes.json``
-(:func:`~maestro.agents.replay.changes_path`); around :meth:`~RecordingAgent.plan`
+(:func:`~maestro.agents.changes.changes_path`); around :meth:`~RecordingAgent.plan`
 it saves the plan as ``<session_dir>/plan.json`` (and the planning attempt's
 changes, when it made any).  That is what :class:`~maestro.agents.replay.ReplayAgent`
 needs to re-drive the session later without the agent.
@@ -50,7 +50,7 @@ from pathlib import Path, PurePosixPath
 import attrs
 
 from maestro.agents.base import PLAN_TASK, Agent, AgentRequest, PlanOutcome, PlanRequest
-from maestro.agents.replay import Change, Snapshot, capture_changes, changes_path, snapshot, write_changes, write_plan
+from maestro.agents.changes import Change, Snapshot, capture_changes, changes_path, snapshot, write_changes, write_plan
 from maestro.core.records import AgentResult
 
 __all__ = ["RecordingAgent"]

@@ -23,10 +23,16 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from maestro.agents.base import AgentError, AgentRequest, PlanOutcome, PlanRequest, transcript_paths, validate_plan
-from maestro.agents.process import run_process
-from maestro.agents.replay import (
+from maestro.agents.base import (
     PLAN_TASK,
+    AgentError,
+    AgentRequest,
+    PlanOutcome,
+    PlanRequest,
+    transcript_paths,
+    validate_plan,
+)
+from maestro.agents.changes import (
     ChangeError,
     Snapshot,
     capture_changes,
@@ -35,6 +41,7 @@ from maestro.agents.replay import (
     snapshot,
     write_changes,
 )
+from maestro.agents.process import run_process
 from maestro.agents.script import Action, AttemptScript, PlannerScript, Script, load_script, script_from_mapping
 from maestro.core.errors import MaestroError
 from maestro.core.records import AgentResult
@@ -81,7 +88,7 @@ class ScriptedAgent:
     With ``request.session_dir`` set it writes the transcript
     (``agents/<task>.<attempt>.scripted.out``, with ``.err`` holding the
     commands' stderr) and the change file (``….changes.json``, see
-    :mod:`maestro.agents.replay`).
+    :mod:`maestro.agents.changes`).
     """
 
     name = "scripted"
