@@ -530,7 +530,7 @@ def test_to_dict_is_plain_data_in_the_files_order() -> None:
     assert list(d) == list(SECTIONS)
     assert list(d["gates"]) == list(GATE_NAMES)
     assert d["recovery"] == {"max_retries": 5, "backoff": {"initial_s": 0.5, "factor": 3.0, "max_s": 30.0},
-                             "max_alternatives": 1}  # fmt: skip
+                             "max_alternatives": 1, "on_exhausted": "pause"}  # fmt: skip
     assert d["gates"]["lint"] == {"command": "ruff check .", "required": False, "timeout_s": 60.0}
     assert json.loads(json.dumps(d)) == d
     d["agent"]["kind"] = "codex"  # a copy: the config is unchanged

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 
 import maestro
-from maestro.run.runner import Runner, answer
+from maestro.run import Runner, answer
 from tests.support.runs import (
     REQUEST,
     Plan,

@@ -28,12 +28,13 @@ from dulwich.repo import Repo
 import maestro
 from maestro import MaestroError
 from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest
-from maestro.agents.recording import RecordingAgent
 from maestro.agents.changes import Change, changes_path, read_changes, snapshot, write_changes
+from maestro.agents.recording import RecordingAgent
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.model import Config
 from maestro.config.reader import load_config
 from maestro.core.records import AgentResult, Event
+from maestro.git.housekeeping import dirty_paths
 from maestro.run.demo import REQUEST, TASKS, make_sample
 from maestro.run.redrive import (
     RedriveReport,
@@ -45,7 +46,7 @@ from maestro.run.redrive import (
     effective_events,
     redrive,
 )
-from maestro.run.runner import Runner, dirty_paths
+from maestro.run.runner import Runner
 from maestro.store.filestore import Store
 from tests.support.git import git_init
 

@@ -34,7 +34,8 @@ from maestro.agents.scripted import ScriptedAgent
 from maestro.config.model import Config
 from maestro.config.reader import parse_config
 from maestro.core.records import Decision, Event
-from maestro.run.runner import Runner, RunOutcome, dirty_paths
+from maestro.git.housekeeping import dirty_paths
+from maestro.run import Runner, RunOutcome
 from tests.support.fakes import FAKES_DIR, fake_env, invocations
 from tests.support.runs import Recorder, barrier, config_text, make_repo, prd_text, task, write
 
@@ -325,7 +326,7 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
 def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="maestro.run.runner")
+    caplog.set_level(logging.INFO, logger="maestro.run")
     repo = make_repo(tmp_path)
     tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"])]
     script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
@@ -338,8 +339,8 @@ def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
         (2, "group 2: b", ["b.txt"]),
     ]
     assert done.index("checkpoint", n=1) < done.index("task", task="b", trigger="start")
-    # the [Maestro] log, through the maestro.run.runner logger
-    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.run.runner"]
+    # the [Maestro] log, through the maestro.run logger
+    lines = [r.getMessage() for r in caplog.records if r.name == "maestro.run"]
     assert lines[0] == f"[Maestro] Session {SID} started on branch maestro/{SID}"
     assert all(line.startswith("[Maestro] ") for line in lines)
     assert lines.index("[Maestro] Group 1: a") < lines.index("[Maestro] Group 2: b")
@@ -462,11 +463,12 @@ def test_an_implementation_or_test_failure_rolls_back_to_the_last_checkpoint(tmp
     rec = done.decisions("recovery")[0]
     assert (rec.task, rec.choice, rec.checkpoint) == ("b", "rollback_and_alternative", 1)
     assert rec.rationale == (f"{kind}: roll back to checkpoint 1, then alternative 1 of 1 with the failure as feedback")
-    assert [(o.name, o.score) for o in rec.options] == [
-        ("retry", 0.0),
-        ("rollback_and_alternative", 1.0),
-        ("pause", 0.0),
-    ]
+    scores = {o.name: o.score for o in rec.options}  # the engine's: what is left of each rung
+    assert list(scores) == ["retry", "rollback_and_alternative", "pause", "give_up"]
+    assert scores["retry"] == 0.0  # not transient: a retry would fail the same way
+    assert scores["give_up"] == 0.0  # the run pauses rather than give up (recovery.on_exhausted: pause)
+    assert scores["rollback_and_alternative"] > scores["pause"] > 0.0
+    assert any(e.value == f"a {kind} failure does not go away by itself" for e in rec.options[0].evidence)
     # an implementation failure is the agent's; a test failure is an agent success whose acceptance failed
     assert done.results("b")[0] == (
         (1, "failed", "implementation") if kind == "implementation" else (1, "succeeded", None)
@@ -571,7 +573,7 @@ def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None
     }
     done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
     assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
-    assert done.recoveries() == [("b", "rollback_and_alternative")]
+    assert done.recoveries() == [("b", "rollback_and_alternative"), ("b", "pause")]  # the pause is a decision too
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     req = done.request()
     assert (

@@ -283,7 +283,7 @@ def _cmd_replay(args: argparse.Namespace) -> int:
 
 def _redrive(store: Store, sid: str) -> int:
     from maestro.run.redrive import cmd_redrive_lines, redrive
-    from maestro.run.runner import load_run_inputs
+    from maestro.run.inputs import load_run_inputs
 
     report = redrive(store, sid, config=load_run_inputs(store, sid).config)
     sys.stdout.write("".join(line + "\n" for line in cmd_redrive_lines(report)))
@@ -412,7 +412,7 @@ class _MaestroLines(logging.Handler):
 
 def _show_log() -> logging.Handler:
     handler = _MaestroLines(logging.INFO)
-    logger = logging.getLogger("maestro.run.runner")
+    logger = logging.getLogger("maestro.run")  # the [Maestro] lines of every run module
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = logging.getLogger().level <= logging.DEBUG  # with -v the root handler shows them too
@@ -508,7 +508,7 @@ def _cmd_init(args: argparse.Namespace) -> int:
 
 
 def _cmd_answer(args: argparse.Namespace) -> int:
-    from maestro.run.runner import answer
+    from maestro.run.pauses import answer
 
     store = Store(args.repo)
     sid = _session_id(store, args.session)
@@ -520,7 +520,7 @@ def _cmd_answer(args: argparse.Namespace) -> int:
 
 def _cmd_resume(args: argparse.Namespace) -> int:
     from maestro.agents.factory import agent_from_config
-    from maestro.run.runner import Runner, load_run_inputs
+    from maestro.run import Runner, load_run_inputs
 
     store = Store(args.repo)
     sid = _session_id(store, args.session)
@@ -536,7 +536,7 @@ def _cmd_resume(args: argparse.Namespace) -> int:
 
 def _status_doc(store: Store, sid: str) -> dict[str, Any]:
     from maestro.model.state import rebuild
-    from maestro.run.runner import request_doc
+    from maestro.run.pauses import request_doc
 
     state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
     req = state.decision_request

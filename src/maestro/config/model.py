@@ -150,12 +150,15 @@ def render_command(command: str, *, junit: str | os.PathLike[str]) -> str:
 class _Spec:
     """What one setting accepts: its kind, whether null is allowed, and its range."""
 
-    kind: str  # "int" | "float" | "bool" | "command"
+    kind: str  # "int" | "float" | "bool" | "command" | "choice"
     nullable: bool = False
     at_least: float | None = None
     above: float | None = None
+    choices: tuple[str, ...] = ()
 
     def expected(self) -> str:
+        if self.kind == "choice":
+            return " or ".join(self.choices)
         what = {"int": "an integer", "float": "a number", "bool": "true or false", "command": "a command (a string)"}
         return what[self.kind] + (" or null" if self.nullable else "")
 
@@ -166,6 +169,10 @@ class _Spec:
             return (None, None) if self.nullable else (value, f"expected {self.expected()}, not null")
         if self.kind == "bool":
             return (value, None) if isinstance(value, bool) else (value, f"expected true or false, not {_shown(value)}")
+        if self.kind == "choice":
+            return (
+                (value, None) if value in self.choices else (value, f"expected {self.expected()}, not {_shown(value)}")
+            )
         if self.kind == "command":
             if not isinstance(value, str):
                 return value, f"expected {self.expected()}, not {_shown(value)}"
@@ -279,6 +286,7 @@ class Recovery:
     max_retries: int = _setting(3, _INT_0)
     backoff: Backoff = attrs.field(factory=Backoff, validator=_instance(Backoff), metadata={_SECTION: Backoff})
     max_alternatives: int = _setting(2, _INT_0)
+    on_exhausted: str = _setting("pause", _Spec("choice", choices=("pause", "give_up")))
 
 
 @attrs.frozen

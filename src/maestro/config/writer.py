@@ -53,6 +53,7 @@ recovery:
     factor: 2.0
     max_s: 60.0
   max_alternatives: 2   # new attempts, given the failure as feedback, after an implementation or test failure
+  on_exhausted: pause   # every rung used: pause for a human, or give_up (the session ends failed: unattended runs)
 
 # What a session may spend before it stops.
 limits:

@@ -2,8 +2,9 @@
 
 ::
 
-    cp = Checkpointer(repo, session)       # session: an id, or a maestro.Session
+    cp = Checkpointer(repo, session.id)    # the session's id (or anything with an ``id``)
     zero = cp.start()                      # branch maestro/<session>; checkpoint 0
+    session.record(zero)                   # the caller records what the checkpointer returns
     one = cp.checkpoint("group 1")         # commit + annotated tag maestro/<session>/1
     cp.rollback(0)                         # the tree and index exactly as at checkpoint 0
     cp.diff(0, 1)                          # files added, modified, deleted, +/- lines
@@ -72,7 +73,12 @@ class _Scan:
 
 
 class Checkpointer:
-    """Checkpoints of one session's work on branch ``maestro/<session>``."""
+    """Checkpoints of one session's work on branch ``maestro/<session>``.
+
+    It acts on git and returns :class:`~maestro.CheckpointRecord` s; it never writes a session's log (the runner
+    records what it returns, so a crash between the tag and the record leaves a tag the log does not have, which a
+    resume untags: :meth:`discard_after`).
+    """
 
     def __init__(
         self,
@@ -82,7 +88,6 @@ class Checkpointer:
         worktree: bool = False,
         clock: Clock | None = None,
     ) -> None:
-        self._session_obj = None if isinstance(session, str) else session
         sid = session if isinstance(session, str) else getattr(session, "id", None)
         if not isinstance(sid, str) or not SESSION_ID.match(sid) or ".." in sid or sid.endswith((".lock", ".")):
             raise CheckpointError(f"bad session id {sid!r}: it names a git branch (letters, digits, '.', '_', '-')")
@@ -113,7 +118,7 @@ class Checkpointer:
         self._filemode = True
 
     # -- public -------------------------------------------------------------------
-    def start(self) -> CheckpointRecord:
+    def start(self, *, state: str | None = None) -> CheckpointRecord:
         """Set up the session branch (once) and return checkpoint 0."""
         self._check_unlocked(self._main)
         refs = self._main.refs
@@ -122,11 +127,7 @@ class Checkpointer:
             self._open_workdir()
             if not self.worktree and refs.read_ref(Ref(b"HEAD")) != b"ref: " + self.branch:
                 self._main.refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
-            record = self._record(0)
-            state = getattr(self._session_obj, "state", None)
-            if state is not None and not any(c.n == 0 for c in state.checkpoints):
-                self._note(record)  # the run stopped between tagging checkpoint 0 and recording it
-            return record
+            return self._record(0)
         self._exclude_flow()
         head = self._head_commit(self._main)
         self._repo = self._main
@@ -150,14 +151,13 @@ class Checkpointer:
             self._add_worktree()
         else:
             refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
-        self._tag(0, zero_commit, label)
+        self._tag(0, zero_commit, label, state)
         record = self._make_record(0, zero_commit, label, head_tree=self._parent_tree(zero_commit))
         self._records[0] = record
         log.info("session %s: checkpoint 0 at %s (%s)", self.session, zero_commit.decode()[:12], label)
-        self._note(record)
         return record
 
-    def checkpoint(self, label: str, *, allow_empty: bool = False) -> CheckpointRecord | None:
+    def checkpoint(self, label: str, *, allow_empty: bool = False, state: str | None = None) -> CheckpointRecord | None:
         """Commit every change since the last checkpoint; ``None`` (and no commit) if there is none.
 
         With ``allow_empty`` a checkpoint is made even when nothing changed (a
@@ -177,12 +177,22 @@ class Checkpointer:
         commit = self._new_commit(tree, [head], label)
         if not repo.refs.set_if_equals(self.branch, head, commit):
             raise CheckpointError(f"{self.branch.decode()} moved while checkpointing (expected {head.decode()})")
-        self._tag(n, commit, label)
+        self._tag(n, commit, label, state)
         record = self._make_record(n, commit, label, head_tree=self._commit(head).tree)
         self._records[n] = record
         log.info("session %s: checkpoint %d at %s: %s", self.session, n, commit.decode()[:12], label)
-        self._note(record)
         return record
+
+    def has_changes(self) -> bool:
+        """Whether the working tree differs from the session branch's head (read only: nothing is written).
+
+        The same scan as a checkpoint's (the index's stat data; only changed files are hashed).
+        """
+        repo = self._open_workdir()
+        head = self._branch_head()
+        self._load_index(repo)
+        scan = self._scan()
+        return bool(scan.changed or scan.removed) or self._tree != self._commit(head).tree
 
     def rollback(self, to: int | str) -> CheckpointRecord:
         """Restore the tree and index to checkpoint ``to`` (number, tag or commit) and move the branch there.
@@ -355,8 +365,7 @@ class Checkpointer:
         self._main.object_store.add_object(c)
         return c.id
 
-    def _tag(self, n: int, commit: ObjectID, label: str) -> None:
-        state = getattr(self._session_obj, "current", None)
+    def _tag(self, n: int, commit: ObjectID, label: str, state: str | None) -> None:
         t = Tag()
         t.object = (Commit, commit)
         t.name = f"maestro/{self.session}/{n}".encode()
@@ -406,10 +415,6 @@ class Checkpointer:
         except KeyError:
             return b""
         return obj.as_raw_string() if isinstance(obj, Blob) else b""
-
-    def _note(self, record: CheckpointRecord) -> None:
-        if self._session_obj is not None and hasattr(self._session_obj, "record"):
-            self._session_obj.record(record)
 
     # -- the working tree and its index ----------------------------------------------
     def _open_workdir(self) -> Repo:

@@ -35,9 +35,17 @@ from maestro.core.records import (
 )
 from maestro.model.chart import Chart, load_chart
 
-__all__ = ["Prefix", "Reducer", "SessionState", "TaskState", "effective_events", "rebuild"]
+__all__ = ["BOUNDARY_TRIGGERS", "Prefix", "Reducer", "SessionState", "TaskState", "effective_events", "rebuild"]
 
 T = TypeVar("T")
+
+# The session transitions after which a step is complete: a crash resume goes back to the last of
+# these (or to the last checkpoint) and redoes what came after.  The recovery ladder's moves
+# (error, rollback, rolled_back, retry) happen inside a step and are not among them.
+BOUNDARY_TRIGGERS = frozenset(
+    {"start", "plan_ready", "tasks_ready", "implementation_done", "validation_done", "refine", "handoff",
+     "complete", "pause", "resume", "accept", "abort", "give_up"}
+)  # fmt: skip
 
 
 class Prefix(Sequence[T], Generic[T]):
@@ -89,6 +97,7 @@ class TaskState:
 
     state: str
     attempts: int = 0
+    succeeded_seq: int = 0  # the seq of its last move to succeeded (0: none)
 
 
 @attrs.frozen
@@ -99,6 +108,14 @@ class SessionState:
     states (``paused``, ``recovering``) were entered from: a ``$history`` move
     goes back to its top.  ``gates`` are the gate results of the current
     validation round (cleared on entering ``validating``).
+
+    What a resume needs, so that nobody reads the raw events for it:
+    ``answer`` is the human's answer to the latest decision request;
+    ``guidance`` a guidance answer until the step it was for is over (the next
+    ``tasks_ready`` or ``refine``); ``last_request`` the latest request, kept
+    after it was answered; ``boundary`` the seq of the last step boundary
+    (:data:`BOUNDARY_TRIGGERS`, a checkpoint), where a crash resume rewinds to;
+    ``checkpoint_seq`` the seq of the last checkpoint event.
     """
 
     session_id: str
@@ -123,6 +140,11 @@ class SessionState:
     run_clock: tuple[float, str | None, str | None] = (0.0, None, None)  # see active_s
     rewinds: int = 0
     last_decision: int = 0
+    answer: Decision | None = None
+    guidance: Decision | None = None
+    last_request: DecisionRequest | None = None
+    boundary: int = 1
+    checkpoint_seq: int = 0
 
     @property
     def active_s(self) -> float:
@@ -181,6 +203,11 @@ class Reducer:
         self.task_moves: list[TaskTransition] = []
         self.limits: Limits = Limits()
         self.request: DecisionRequest | None = None
+        self.last_request: DecisionRequest | None = None  # kept after the answer (guidance names its group)
+        self.answer: Decision | None = None  # the human's answer to the last request
+        self.guidance: Decision | None = None  # a guidance answer, until the step it was for is over
+        self.boundary = 1  # the seq of the last step boundary (BOUNDARY_TRIGGERS, checkpoints)
+        self.checkpoint_seq = 0
         # What a rewind does not undo: money spent, time run, decision ids used, the events themselves.
         self.events: list[Event] = []
         self.spent_usd = 0.0
@@ -211,22 +238,28 @@ class Reducer:
             elif kind == "session":
                 if self.started is not None:
                     raise self._fail(event, "a second 'session' event")
+                self.boundary = event.seq
                 self.started = converter.structure(data, SessionStarted)
                 self.started_at = event.ts
                 self.limits = self.started.limits
             elif kind == "decision":
                 decision = converter.structure(data, Decision)
                 self.decisions.append(decision)
+                if decision.kind == "answer":
+                    self.answer = decision
+                    self.guidance = decision if decision.choice == "guidance" else None
                 if decision.id[1:].isdigit():
                     self.last_decision = max(self.last_decision, int(decision.id[1:]))
             elif kind == "checkpoint":
                 self.checkpoints.append(converter.structure(data, CheckpointRecord))
+                self.boundary = self.checkpoint_seq = event.seq
             elif kind == "agent":
                 result = converter.structure(data, AgentResult)
                 self.agent_results.append(result)
                 self.spent_usd += result.cost_usd or 0.0
             elif kind == "request":
-                self.request = converter.structure(data, DecisionRequest)
+                self.request = self.last_request = converter.structure(data, DecisionRequest)
+                self.answer = None
             elif kind == "limits":
                 self.limits = converter.structure(data, Limits)
             elif kind == "rewind":
@@ -309,6 +342,10 @@ class Reducer:
                 self.gates = []  # a new list: snapshots of the old round keep theirs
         if source == "paused":
             self.request = None  # answered (or aborted): no longer waiting
+        if trigger in BOUNDARY_TRIGGERS:
+            self.boundary = event.seq
+        if trigger in ("tasks_ready", "refine"):
+            self.guidance = None  # guidance is for the step the pause interrupted
         self.state = dest
         self.steps += 1
 
@@ -325,7 +362,8 @@ class Reducer:
         attempts = current.attempts if current is not None else 0
         if dest == "running":
             attempts += 1
-        self.tasks[task] = TaskState(dest, attempts)
+        done_at = event.seq if dest == "succeeded" else (current.succeeded_seq if current is not None else 0)
+        self.tasks[task] = TaskState(dest, attempts, done_at)
         reason = data.get("reason")
         self.task_moves.append(TaskTransition(task, trigger, source, dest, reason if isinstance(reason, str) else None))
         self._tasks_view = None
@@ -375,6 +413,11 @@ class Reducer:
             run_clock=(self._closed_s, self._run_start, self._last_ts),
             rewinds=self.rewinds,
             last_decision=self.last_decision,
+            answer=self.answer,
+            guidance=self.guidance,
+            last_request=self.last_request,
+            boundary=self.boundary,
+            checkpoint_seq=self.checkpoint_seq,
         )
 
 

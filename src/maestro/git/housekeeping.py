@@ -1,0 +1,59 @@
+"""Git housekeeping around a session: the user's uncommitted changes, deleted files, and stale index locks."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import logging
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+from dulwich import porcelain
+
+__all__ = ["clear_stale_index_locks", "deleted_paths", "dirty_paths", "index_locks"]
+
+log = logging.getLogger(__name__)
+
+
+def _text(p: bytes | str) -> str:
+    return p.decode("utf-8", "replace") if isinstance(p, bytes) else str(p)
+
+
+def dirty_paths(repo: Path) -> list[str]:
+    """Uncommitted changes in ``repo`` (staged, unstaged, untracked; maestro's own ``.flow/`` aside)."""
+    st = porcelain.status(str(repo), untracked_files="normal")
+    paths = [*st.staged["add"], *st.staged["delete"], *st.staged["modify"], *st.unstaged, *st.untracked]
+    out = sorted({_text(p) for p in paths})
+    return [p for p in out if not (p == ".flow/" or p.startswith(".flow/"))]
+
+
+def deleted_paths(workdir: Path) -> list[str]:
+    """Tracked files of ``workdir`` that are gone from the disk (not staged), sorted."""
+    status = porcelain.status(str(workdir), untracked_files="no")
+    changed = [_text(p) for p in status.unstaged]
+    return sorted(p for p in changed if not (workdir / p).exists() and not os.path.islink(workdir / p))
+
+
+def index_locks(repo: Path, session_id: str, worktree: bool) -> list[Path]:
+    """Where a run of the session writes a git index lock: the repository's, and its worktree's."""
+    locks = [repo / ".git" / "index.lock"]
+    if worktree:
+        locks.append(repo / ".git" / "worktrees" / session_id / "index.lock")
+    return locks
+
+
+def clear_stale_index_locks(locks: Iterable[Path], last_event_ts: str | None) -> None:
+    """Remove an ``index.lock`` left by a dead run: made after its last event, and older than a live git's."""
+    try:
+        since = _dt.datetime.fromisoformat(last_event_ts).timestamp() - 1.0 if last_event_ts else None
+    except ValueError:
+        since = None
+    for lock in locks:
+        try:
+            st = lock.stat()
+        except OSError:
+            continue
+        if since is not None and st.st_mtime >= since and time.time() - st.st_mtime > 2.0:
+            log.warning("%s: removing the index lock the stopped run left behind", lock)
+            lock.unlink(missing_ok=True)

@@ -1,0 +1,438 @@
+"""The loop the chart drives: one step function per session state, and the phases outside implementing.
+
+Each non-final state of ``statecharts/session.yaml`` has one step (:data:`STEPS`). A step
+acts (agents, gates, git) and returns the trigger its outcome calls for; the loop checks
+that the chart allows that trigger from the state the session is in and fires it, which
+puts it in the log before the session moves.  No code here compares state names to decide
+what comes next: the session's state picks the step, the step's outcome picks the trigger,
+the chart says whether it may happen.
+
+The decisions are the engine's (architecture, tech stack, gates, ordering, subagents,
+recovery, refinement); the steps only carry out what was decided.  Implementing, recovering
+and rolling back are in :mod:`maestro.run.implement`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from maestro.agents.base import PlanRequest
+from maestro.config.model import Config
+from maestro.core.errors import MaestroError, TransitionNotAllowed
+from maestro.core.records import CheckpointRecord, Decision, DecisionRequest
+from maestro.decide.capabilities import capabilities
+from maestro.decide.strategies.refinement import failing_required
+from maestro.gates.acceptance import acceptance
+from maestro.gates.commands import gate_commands
+from maestro.gates.running import run_gate
+from maestro.gates.traceability import Traceability, trace
+from maestro.git.checkpoints import Checkpointer
+from maestro.model.chart import load_chart
+from maestro.plan.load import load_tasks
+from maestro.plan.prd import Prd, load_prd
+from maestro.plan.tasks import TaskGraph
+from maestro.run.implement import Implementer
+from maestro.run.limits import LIMIT_OPTIONS, limit_reached
+from maestro.run.pauses import DECISION_REQUEST, Pause, jsonable, write_request_file
+from maestro.session import Session
+from maestro.store.filestore import atomic_write
+from maestro.store.views import final_report
+
+if TYPE_CHECKING:
+    from maestro.run.runner import Runner
+
+__all__ = ["EXIT_CODES", "EXIT_INTERRUPTED", "STEPS", "RunOutcome", "SessionRun", "Step"]
+
+log = logging.getLogger("maestro.run")
+
+EXIT_CODES = {"completed": 0, "failed": 1, "aborted": 1, "paused": 3}
+EXIT_INTERRUPTED = 130
+TRACEABILITY = "traceability.md"
+GATES = ("tests", "lint", "typecheck", "security")
+
+
+@attrs.frozen
+class Step:
+    """The step of one session state: what it does (returning a trigger), and whether limits are checked first.
+
+    Limits (and a Ctrl-C) are checked before a step that starts a phase; not inside the
+    recovery ladder (recovering, rolling back), which finishes what the phase began.
+    """
+
+    run: Callable[[SessionRun], str | tuple[str, str]]  # the trigger, or (the trigger, the reason)
+    check_limits: bool = True
+    groups: bool = False  # it runs task groups: a pause in it may leave a group half done
+
+
+@attrs.frozen
+class RunOutcome:
+    """How a run ended: the session, its final (or paused) state, and the command line's exit code."""
+
+    session_id: str
+    state: str
+    exit_code: int
+    report: Path | None = None
+    request_file: Path | None = None
+
+
+def _in_groups(state: str | None) -> bool:
+    """Whether a pause in ``state`` may have left a task group half done (its work is then redone whole)."""
+    step = STEPS.get(state or "")
+    return step is not None and step.groups
+
+
+class SessionRun:
+    """One run of one session: the runner's working state, rebuilt from the folder and the log on resume."""
+
+    def __init__(
+        self,
+        runner: Runner,
+        session: Session,
+        checkpointer: Checkpointer,
+        prd: Prd | None,
+        graph: TaskGraph | None,
+        *,
+        resumed: bool = False,
+    ) -> None:
+        self.runner = runner
+        self.session = session
+        self.cp = checkpointer
+        self.prd = prd
+        self.graph = graph
+        self.workdir: Path = Path(checkpointer.workdir)
+        self.chart = load_chart("session")
+        state = session.state
+        self.last_checkpoint = state.checkpoints[-1].n if state.checkpoints else 0
+        self.resumed = resumed
+        self.traceability: Traceability | None = None
+        self.gate_decisions: list[Decision | None] = [d for d in state.decisions if d.kind == "gate"]
+        self.work = Implementer(self)
+        if resumed:
+            self.load_saved()
+
+    @property
+    def config(self) -> Config:
+        return self.runner.config
+
+    def load_saved(self) -> None:
+        """The PRD and the task graph as the session saved them (its folder), and the runs of its tasks."""
+        prd_file, tasks_file = self.session.dir / "prd.md", self.session.dir / "tasks.yaml"
+        if self.prd is None and prd_file.is_file():
+            self.prd = load_prd(prd_file)
+        if self.graph is None and tasks_file.is_file():
+            self.graph = load_tasks(tasks_file, requirement_ids=self.prd.requirement_ids if self.prd else None)
+        if self.graph is not None:
+            self.work.prepare(self.graph, quiet=True)
+            self.work.restore_subagents()
+            if self.session.state.iteration > 0:
+                self.work.refinement_feedback()
+
+    # -- the log ------------------------------------------------------------------------------------------------
+    def say(self, text: str, *, note: bool = False) -> None:
+        """A ``[Maestro]`` line for the console; with ``note``, also in the log (events say the rest)."""
+        log.info("[Maestro] %s", text)
+        if note:
+            self.session.note(text)
+
+    def fire(self, trigger: str, reason: str | None = None) -> str:
+        before = self.session.current
+        after = self.session.fire(trigger, reason=reason)
+        self.say(f"{before} → {after} ({trigger})" + (f": {reason}" if reason else ""))
+        return after
+
+    def record(self, decision: Decision) -> Decision:
+        """Record a decision in the session's log; return it as recorded (with its id and time)."""
+        recorded = self.session.record(decision).payload()
+        assert isinstance(recorded, Decision)
+        return recorded
+
+    def decide(self, decision: Decision) -> Decision:
+        """Record a decision and say it."""
+        recorded = self.record(decision)
+        self.say(f"Decision ({recorded.kind}): {recorded.choice} — {recorded.rationale}")
+        return recorded
+
+    def record_checkpoint(self, rec: CheckpointRecord) -> CheckpointRecord:
+        """Put a checkpoint the checkpointer made in the log (once: a resume may be handed one already there)."""
+        if not any(c.n == rec.n for c in self.session.state.checkpoints):
+            self.session.record(rec)
+        self.last_checkpoint = max(self.last_checkpoint, rec.n)
+        return rec
+
+    @staticmethod
+    def restores_itself(state: str) -> bool:
+        """Whether the step of ``state`` puts the tree back at the last checkpoint itself when resumed."""
+        return _in_groups(state)
+
+    # -- the loop -----------------------------------------------------------------------------------------------
+    def go(self) -> RunOutcome:
+        """Drive the session from the state it is in to a final state or a pause, one step at a time."""
+        try:
+            while True:
+                state = self.session.current
+                if self.chart.is_final(state):
+                    return self.ended(state)
+                step = STEPS.get(state)
+                if step is None:
+                    raise MaestroError(
+                        f"session {self.session.id} cannot continue from state {state!r}: "
+                        "it waits for an answer (`maestro resume`)"
+                    )
+                if step.check_limits:
+                    self.check_limits()
+                outcome = step.run(self)
+                trigger, reason = outcome if isinstance(outcome, tuple) else (outcome, None)
+                allowed = self.session.triggers()
+                if trigger not in allowed:
+                    raise MaestroError(
+                        f"session {self.session.id}: the {state} step asked for {trigger!r}, which "
+                        f"the session chart does not allow from {state} ({', '.join(allowed)})"
+                    )
+                self.fire(trigger, reason)
+        except Pause as pause:
+            return self.pause(pause)
+
+    def check_limits(self, *, between_steps: bool = True) -> None:
+        """Pause (a decision request) at a Ctrl-C or when a limit is reached."""
+        if between_steps and self.runner.interrupted.is_set():
+            raise Pause(
+                "Interrupted (Ctrl-C): continue, hand off as is, or abort?",
+                ("continue", "handoff", "abort"),
+                {"interrupted": True},
+            )
+        reached = limit_reached(self.session.state, self.runner.clock.now())
+        if reached is not None:
+            name, text = reached
+            raise Pause(f"Limit reached: {text}", LIMIT_OPTIONS, {"limit": name, "detail": text})
+
+    # -- the steps outside implementing ----------------------------------------------------------------------------
+    def start(self) -> str:
+        return "start"
+
+    def plan(self) -> str:
+        """The PRD (given, or the agent's plan) and the decisions about the repository."""
+        s = self.session
+        if self.prd is None:
+            outcome = self.runner.agent.plan(
+                PlanRequest(s.state.request, self.workdir, timeout_s=self.runner.agent_timeout_s, session_dir=s.dir)
+            )
+            s.record(outcome.result)
+            if outcome.plan is None:
+                raise Pause(
+                    f"Planning failed: {outcome.result.summary}",
+                    ("retry", "abort"),
+                    {"phase": "planning", "failure_class": outcome.result.failure_class},
+                )
+            self.prd = outcome.plan.prd
+            if self.graph is None:
+                self.graph = outcome.plan.graph
+        assert self.prd is not None
+        if not (s.dir / "prd.md").is_file():  # a given PRD was saved with the session
+            atomic_write(s.dir / "prd.md", self.prd.text)
+        self.save_graph()
+        self.say(f"PRD: {self.prd.title or 'untitled'} — {len(self.prd.requirements)} requirements")
+        self.decide_repo("architecture", feature=s.state.request)
+        for capability in capabilities(s.state.request + " " + " ".join(r.text for r in self.prd.requirements)):
+            self.decide_repo("tech_stack", capability=capability)
+        self.gate_decisions = [self.decide_repo("gate", gate=g) for g in GATES]
+        return "plan_ready"
+
+    def decide_repo(self, kind: str, **params: Any) -> Decision | None:
+        """A decision about the repository; one the scan cannot make is noted, not fatal."""
+        try:
+            d = self.runner.engine.decide(kind, state=self.session.state, repo=self.workdir, **params)
+        except MaestroError as exc:  # a repository the scan cannot read, an unknown capability
+            self.session.note(f"{kind}: no decision: {exc}")
+            return None
+        return self.decide(d)
+
+    def generate_tasks(self) -> str:
+        if self.graph is None:
+            raise Pause(
+                "There is no task graph: give one with --tasks, or plan with an agent that can plan",
+                ("abort",),
+                {"phase": "generating_tasks"},
+            )
+        self.save_graph()
+        cap = self.config.parallel.max_workers
+        self.decide(self.runner.engine.decide("task_ordering", graph=self.graph, max_parallel=cap))
+        self.work.prepare(self.graph)
+        return "tasks_ready"
+
+    def save_graph(self) -> None:
+        """``tasks.yaml`` in the session folder, unless it is there (a given graph is saved with the session)."""
+        path = self.session.dir / "tasks.yaml"
+        if self.graph is not None and not path.is_file():  # a resume after planning needs it
+            atomic_write(path, self.graph.to_yaml())
+
+    def validate(self) -> str:
+        """Every gate, then the requirement traceability matrix."""
+        assert self.prd is not None and self.graph is not None
+        s = self.session
+        commands = gate_commands(self.config.gates, [d for d in self.gate_decisions if d is not None])
+        for name, (command, required, source) in commands.items():
+            gate = self.config.gates.get(name)
+            g = run_gate(
+                name,
+                command,
+                required=required,
+                workdir=self.workdir,
+                transcript_dir=s.dir / "gates",
+                timeout_s=gate.timeout_s if gate is not None else 1800.0,
+            )
+            s.record(g)
+            self.say(f"Gate {name} ({source}): {g.status} — {g.summary}")
+        succeeded = {t.id for t in self.graph if s.task_state(t.id) == "succeeded"}
+        passed = {
+            t.id: acceptance(t, self.workdir, timeout_s=self.runner.agent_timeout_s).passed
+            for t in self.graph
+            if t.id in succeeded
+        }
+        matrix = trace(self.prd, self.graph, succeeded, passed)
+        self.traceability = matrix
+        atomic_write(s.dir / TRACEABILITY, matrix.to_markdown())
+        g = matrix.as_gate()
+        s.record(g)
+        self.say(f"Requirements: {g.summary}")
+        return "validation_done"
+
+    def review(self) -> str:
+        """The refinement decision, carried out: hand off, refine, give up, or ask a human."""
+        state = self.session.state
+        d = self.runner.engine.decide(
+            "refinement",
+            state=state,
+            gates=tuple(state.gates),
+            iteration=state.iteration,
+            max_iterations=state.limits.max_iterations,
+            skipped=tuple(sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")),
+            undone=tuple(t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")),
+            on_exhausted=self.config.recovery.on_exhausted,
+        )
+        failing = failing_required(state.gates)
+        if d.choice == "ask":
+            skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
+            self.record(d)
+            raise Pause(
+                f"Requirements are not met because tasks were skipped ({', '.join(skipped)}): hand off as is, "
+                "or abort?",
+                ("handoff", "abort"),
+                {"skipped": skipped, "failing_gates": failing},
+            )
+        self.decide(d)
+        if d.choice == "stop":
+            raise Pause(
+                f"Limit reached: required gates still fail after {state.iteration} iterations "
+                f"(max_iterations {state.limits.max_iterations}): {', '.join(failing)}",
+                LIMIT_OPTIONS,
+                {"limit": "max_iterations", "failing_gates": failing},
+            )
+        return d.choice  # handoff, refine or give_up
+
+    def refine(self) -> str:
+        """The tasks of the next iteration: what did not succeed (or all), with what validation found."""
+        self.work.reopen_for_refinement()
+        return "tasks_ready"
+
+    def hand_off(self) -> str:
+        return "complete"  # the report is written when the session has ended (:meth:`ended`)
+
+    # -- ending, pausing, answering ----------------------------------------------------------------------------------
+    def ended(self, state: str) -> RunOutcome:
+        report = self.write_report()
+        if state == "completed":
+            self.say(f"Completed. Report: {report}")
+        return RunOutcome(self.session.id, state, EXIT_CODES.get(state, 1), report=report)
+
+    def write_report(self) -> Path:
+        """``final-report.md`` with the net changes of the session and the requirement matrix."""
+        changes = self.cp.diff(0, self.last_checkpoint) if self.last_checkpoint else ()
+        saved = self.session.dir / TRACEABILITY
+        requirements = self.traceability.to_markdown() if self.traceability is not None else None
+        if requirements is None and saved.is_file():  # validated before a resume
+            requirements = saved.read_text(encoding="utf-8")
+        path = self.session.dir / "final-report.md"
+        atomic_write(path, final_report(self.session.state, changes=changes, requirements=requirements))
+        return path
+
+    def pause(self, pause: Pause) -> RunOutcome:
+        s = self.session
+        paused_from = s.current
+        context = pause.context
+        if _in_groups(paused_from):
+            context = {**context, "mid_group": bool(context.get("mid_group"))}
+        req = DecisionRequest(pause.question[:4000], pause.options, paused_from, jsonable(context))
+        s.record(req)  # in the log before the pause: nothing of the question is lost
+        self.fire("pause", reason=pause.question[:500])
+        path = write_request_file(s.dir, s.id, req)
+        self.say(f"Paused: {pause.question} (options: {', '.join(pause.options)}; see {path})")
+        self.write_report()
+        code = EXIT_INTERRUPTED if pause.context.get("interrupted") else EXIT_CODES["paused"]
+        return RunOutcome(s.id, "paused", code, report=s.dir / "final-report.md", request_file=path)
+
+    def answered(self, choice: str) -> RunOutcome:
+        """Act on a paused session's answer, then drive it on.
+
+        A pause inside a group puts the tree back at the last checkpoint and the
+        group's unfinished tasks back to pending (its work is only ever kept
+        whole); a pause between steps keeps what a human changed meanwhile, as a
+        checkpoint.  Both happen before the ``resume`` move, so a crash after it
+        finds them done.
+        """
+        s = self.session
+        req = s.state.decision_request
+        context = dict(req.context) if req is not None else {}
+        paused_from = s.state.paused_from
+        roots, doomed = self.work.skip_targets(context) if choice == "skip" else ([], [])  # refused before anything
+        self.say(f"Resuming session {s.id} with {choice!r} (paused from {paused_from})", note=True)
+        if choice == "abort":
+            self.fire("abort", reason="a human answered abort")
+            (s.dir / DECISION_REQUEST).unlink(missing_ok=True)
+            return self.go()
+        if _in_groups(paused_from) and context.get("mid_group", True):
+            self.work.reconcile()
+            self.resumed = False
+        else:
+            self.keep_changes_made_while_paused()
+        if choice == "handoff":
+            for t in self.graph or ():
+                if s.task_state(t.id) not in ("succeeded", "skipped"):
+                    s.fire_task(t.id, "skip", reason="not done: handed off as it stands")
+            self.fire("accept", reason="a human accepted the work as it stands")
+            (s.dir / DECISION_REQUEST).unlink(missing_ok=True)
+            return self.go()
+        if doomed:
+            self.work.skip(roots, doomed)
+        try:
+            self.fire("resume", reason=f"answer: {choice}")
+        except TransitionNotAllowed as exc:
+            raise MaestroError(f"session {s.id} cannot resume: {exc}") from exc
+        (s.dir / DECISION_REQUEST).unlink(missing_ok=True)  # answered: no longer a question (the log keeps it)
+        return self.go()
+
+    def keep_changes_made_while_paused(self) -> None:
+        """What a human changed in the tree during the pause becomes a checkpoint (a pause between steps)."""
+        rec = self.cp.checkpoint("changes made while paused", state=self.session.current)
+        if rec is not None:
+            self.record_checkpoint(rec)
+            self.say(f"Checkpoint {rec.n}: the changes made while paused ({len(rec.files)} files)", note=True)
+
+
+STEPS: dict[str, Step] = {
+    "created": Step(SessionRun.start),
+    "planning": Step(SessionRun.plan),
+    "generating_tasks": Step(SessionRun.generate_tasks),
+    "implementing": Step(lambda run: run.work.implement(), groups=True),
+    "recovering": Step(lambda run: run.work.recover(), check_limits=False),
+    "rolling_back": Step(lambda run: run.work.roll_back(), check_limits=False),
+    "validating": Step(SessionRun.validate),
+    "reviewing": Step(SessionRun.review),
+    "refining": Step(SessionRun.refine),
+    "handoff": Step(SessionRun.hand_off, check_limits=False),
+}
+"""Session state → its step.  ``paused`` has none: only an answer (``maestro resume``) moves it."""
