@@ -58,7 +58,8 @@ def _targets(node: ast.Import | ast.ImportFrom, modules: dict[str, Path], here: 
             base = ".".join(pkg[: len(pkg) - node.level + 1] + ([base] if base else []))
         names = [f"{base}.{a.name}" if f"{base}.{a.name}" in modules else base for a in node.names]
     out = set()
-    for name in names:
+    for dotted in names:
+        name = dotted
         while name and name not in modules:
             name = name.rpartition(".")[0]
         if name.startswith("maestro"):
