@@ -1192,3 +1192,80 @@ def test_cli_last_is_the_session_started_last(tmp_path: Path) -> None:
             pass
     doc = json.loads(maestro_cli("status", "last", "--json", cwd=repo).stdout)
     assert (doc["session"], doc["request"]) == ("20260101-000000-000000", "second")
+
+
+# -- the chart drives the loop; recovery is the engine's ---------------------------------------------------------
+def _giving_up(config: str) -> str:
+    return config.replace("  max_alternatives: 1\n", "  max_alternatives: 1\n  on_exhausted: give_up\n")
+
+
+def test_every_state_but_paused_and_the_final_ones_has_one_step() -> None:
+    from maestro.run.loop import STEPS
+
+    chart = maestro.load_chart("session")
+    assert set(STEPS) == {s.name for s in chart.states if not s.final} - {"paused"}
+
+
+def test_a_step_asking_for_a_move_the_chart_does_not_allow_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from maestro.run import loop
+
+    monkeypatch.setitem(loop.STEPS, "planning", loop.Step(lambda run: "complete"))
+    repo = make_repo(tmp_path)
+    with pytest.raises(MaestroError, match="the planning step asked for 'complete', which the session chart does not"):
+        run_session(repo, tasks=[task("a")], script={"a": [{"actions": [write("a.txt", "a\n")]}]})
+    (sid,) = maestro.Store(repo).session_ids()
+    assert maestro.Store(repo).read_events(sid)[-1].data.get("trigger") == "start"  # nothing fired after it
+
+
+def test_a_failure_that_left_nothing_to_undo_goes_straight_back_without_a_rollback(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"fail": {"kind": "implementation", "message": "no idea"}}, {"actions": [write("a.txt", "a\n")]}]}
+    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script)
+    assert done.outcome.state == "completed"
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "retry", "implementation_done",
+                               "validation_done", "handoff", "complete"]  # fmt: skip
+    (how,) = done.decisions("session_recovery")
+    assert how.choice == "retry"
+    assert {o.name: o.score for o in how.options} == {"rollback": 0.0, "retry": 1.0, "give_up": 0.0}
+    assert how.options[1].evidence[0].value == "the tree is at the checkpoint"
+    assert done.recoveries() == [("a", "rollback_and_alternative")]
+    assert done.task_triggers("a") == ["ready", "start", "fail", "retry", "start", "succeed"]
+
+
+def test_a_failure_that_changed_the_tree_rolls_back(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"actions": [write("half.txt", "x\n")], "fail": {"kind": "implementation", "message": "broke"}},
+                    {"actions": [write("a.txt", "a\n")]}]}  # fmt: skip
+    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script)
+    assert done.outcome.state == "completed"
+    assert done.triggers()[3:6] == ["error", "rollback", "rolled_back"]
+    assert [d.choice for d in done.decisions("session_recovery")] == ["rollback"]
+    assert not (repo / "half.txt").exists()
+
+
+def test_a_run_told_to_give_up_ends_failed_through_the_charts_give_up(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    fail = {"fail": {"kind": "implementation", "message": "cannot do it"}}
+    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script={"a": [fail, fail]},
+                       config=_giving_up(config_text(retries=0, alternatives=1)))  # fmt: skip
+    assert (done.outcome.state, done.outcome.exit_code) == ("failed", 1)
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "retry", "error", "give_up"]
+    assert done.recoveries() == [("a", "rollback_and_alternative"), ("a", "give_up")]
+    assert done.decisions("recovery")[1].rationale == (
+        "every rung used (0 retries, 1 alternatives): giving up (on_exhausted: give_up)"
+    )
+    assert [d.choice for d in done.decisions("session_recovery")] == ["retry", "give_up"]
+    assert done.state.state == "failed"
+    assert done.outcome.report is not None and "failed" in done.outcome.report.read_text(encoding="utf-8")
+
+
+def test_required_gates_failing_at_the_iteration_limit_give_up_when_told(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])],
+                       script={"a": [{"actions": [write("a.txt", "a\n")]}] * 3},
+                       config=_giving_up(config_text(tests="false", iterations=1)))  # fmt: skip
+    assert (done.outcome.state, done.outcome.exit_code) == ("failed", 1)
+    assert [d.choice for d in done.decisions("refinement")] == ["refine", "give_up"]
+    assert done.triggers()[-2:] == ["validation_done", "give_up"]
