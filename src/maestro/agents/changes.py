@@ -21,6 +21,8 @@ agent that writes files uses).  A planning answer is saved as
 
 The recording agent (:mod:`maestro.agents.recording`) and the scripted agent
 write change files; the replay agent (:mod:`maestro.agents.replay`) re-applies them.
+The module holds one idea, the change file: taking it (snapshot, capture),
+keeping it (write, read) and re-applying it (apply, with its path checks).
 """
 
 from __future__ import annotations
@@ -552,9 +554,9 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
 def _make_ignore_filter(root: Path) -> Callable[[str, bool], bool]:
     # imported here: dulwich is heavy, and only a snapshot in a git repository needs it
     from dulwich.errors import NotGitRepository
-    from dulwich.ignore import IgnoreFilterManager
-    from dulwich.index import Index
-    from dulwich.repo import Repo
+    from dulwich.ignore import IgnoreFilterManager  # dulwich: as above
+    from dulwich.index import Index  # dulwich: as above
+    from dulwich.repo import Repo  # dulwich: as above
 
     try:
         repo = Repo(str(root))
