@@ -47,6 +47,7 @@ from ruamel.yaml.scalarbool import ScalarBoolean
 
 from maestro.agents.factory import AGENT_KINDS
 from maestro.core.errors import ConfigError
+from maestro.core.text import shown
 
 __all__ = [
     "GATE_NAMES",
@@ -76,19 +77,7 @@ _REQUIRED_BY_DEFAULT: Final = frozenset({"tests"})
 
 def _shown(value: Any) -> str:
     """A value as an error message shows it: YAML words for null and booleans, repr for the rest."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return repr(str(value))
-    if isinstance(value, Mapping):
-        return "a mapping"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return str(value)
+    return shown(value, yaml_words=True)
 
 
 def _scalar(value: Any) -> Any:
