@@ -21,7 +21,12 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from maestro.agents.aider import AiderAgent
 from maestro.agents.base import Agent, AgentError
+from maestro.agents.claude import ClaudeAgent
+from maestro.agents.codex import CodexAgent
+from maestro.agents.command import CommandAgent
+from maestro.agents.scripted import ScriptedAgent
 from maestro.core.errors import error_text
 
 __all__ = ["AGENT_KINDS", "agent_from_config"]
@@ -92,34 +97,24 @@ def _bad_value(key: str, value: Any) -> str | None:
 
 
 def _claude(values: dict[str, Any], _base: Path) -> Agent:
-    from maestro.agents.claude import ClaudeAgent
-
     return ClaudeAgent(**values)
 
 
 def _codex(values: dict[str, Any], _base: Path) -> Agent:
-    from maestro.agents.codex import CodexAgent
-
     return CodexAgent(**values)
 
 
 def _aider(values: dict[str, Any], _base: Path) -> Agent:
-    from maestro.agents.aider import AiderAgent
-
     return AiderAgent(**values)
 
 
 def _command(values: dict[str, Any], _base: Path) -> Agent:
-    from maestro.agents.command import CommandAgent
-
     if "command" not in values:
         raise AgentError("agent.command: a command agent needs its shell command template")
     return CommandAgent(values["command"], env=values.get("env", {}))
 
 
 def _scripted(values: dict[str, Any], base: Path) -> Agent:
-    from maestro.agents.scripted import ScriptedAgent
-
     if "script" not in values:
         raise AgentError("agent.script: a scripted agent needs the path of its script")
     return ScriptedAgent.load(base / values["script"])

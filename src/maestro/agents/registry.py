@@ -54,6 +54,7 @@ from maestro.core import yamlio
 from maestro.core.errors import DecisionError, StoreError, YamlError
 from maestro.core.records import Decision, Evidence, Option
 from maestro.plan.tasks import Task
+from maestro.store.filestore import atomic_write
 
 __all__ = [
     "DEFAULT_MAPPING",
@@ -744,8 +745,6 @@ def install_skills(target: Path | str, force: bool = False) -> list[Path]:
     A file that already holds the shipped text is left alone (so a second call
     writes nothing); one that differs is kept, with a warning, unless ``force``.
     """
-    from maestro.store.filestore import atomic_write
-
     written: list[Path] = []
     for source in shipped_skills():
         text = source.read_text(encoding="utf-8")

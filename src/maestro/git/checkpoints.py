@@ -48,6 +48,7 @@ from dulwich.object_store import commit_tree_changes
 from dulwich.objects import Blob, Commit, ObjectID, Tag
 from dulwich.refs import Ref
 from dulwich.repo import Repo
+from dulwich.worktree import add_worktree
 
 from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
@@ -428,8 +429,6 @@ class Checkpointer:
         return self._repo
 
     def _add_worktree(self) -> None:
-        from dulwich.worktree import add_worktree
-
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
         commit = self._branch_head()
         main = self._main

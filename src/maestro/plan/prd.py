@@ -44,6 +44,7 @@ from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from maestro.core import yamlio
 from maestro.core.errors import PlanError, YamlError
+from maestro.store.filestore import atomic_write
 
 __all__ = [
     "PRD_PRIORITIES",
@@ -361,8 +362,6 @@ def update_prd(path: str | Path, **changes: Any) -> Prd:
     Keyword names are the last part of the dotted path: ``status`` (``prd.status``),
     ``updated_at_commit`` (``git.updated_at_commit``), ``updated_at`` (``metadata.updated_at``).
     """
-    from maestro.store.filestore import atomic_write
-
     by_name = {d.rsplit(".", 1)[1]: d for d in UPDATABLE}
     unknown = [k for k in changes if k not in by_name]
     if unknown:

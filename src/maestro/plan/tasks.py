@@ -32,6 +32,7 @@ lists with ``[P:Group-X]`` flags (:mod:`maestro.plan.importers`);
 
 from __future__ import annotations
 
+import difflib
 import heapq
 import re
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -411,8 +412,6 @@ def _task(items: CommentedSeq, index: int, src: str | None) -> Task:
 
 
 def _close(word: str, known: Sequence[str]) -> str:
-    import difflib
-
     match = difflib.get_close_matches(word.replace("-", "_"), known, n=1)
     return f" (did you mean {match[0]!r}?)" if match else f" (known: {', '.join(known)})"
 

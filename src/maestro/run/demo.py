@@ -20,14 +20,18 @@ Nothing here needs a network, an account or a git binary.
 from __future__ import annotations
 
 import importlib.util
+import json
 import shlex
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
+from dulwich import porcelain
+
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.reader import load_config
+from maestro.core.errors import MaestroError
 from maestro.run.runner import Runner, RunOutcome
 from maestro.store.filestore import Store, atomic_write
 
@@ -245,8 +249,6 @@ def _with_tests(text: str) -> str:
 
 def make_sample(target: Path) -> Path:
     """Write the sample repository (committed) and the demo's plan, script and config beside it."""
-    from dulwich import porcelain
-
     repo = target / "calc"
     repo.mkdir(parents=True)
     for rel, text in FILES.items():
@@ -266,8 +268,6 @@ def make_sample(target: Path) -> Path:
     plan.mkdir()
     (plan / "prd.md").write_text(PRD, encoding="utf-8")
     (plan / "tasks.yaml").write_text(_with_tests(TASKS), encoding="utf-8")
-    import json
-
     (plan / "script.yaml").write_text(json.dumps(SCRIPT, indent=2), encoding="utf-8")  # JSON is YAML
     (plan / "config.yaml").write_text(_with_tests(CONFIG), encoding="utf-8")
     return repo
@@ -278,8 +278,6 @@ def run_demo(target: Path | None = None, *, keep: bool = True) -> tuple[RunOutco
     base = Path(tempfile.mkdtemp(prefix="maestro-demo-")) if target is None else target
     if target is not None:
         if target.exists() and any(target.iterdir()):
-            from maestro.core.errors import MaestroError
-
             raise MaestroError(f"{target}: not empty: the demo needs an empty or new folder")
         target.mkdir(parents=True, exist_ok=True)
     try:

@@ -42,12 +42,19 @@ from pathlib import Path
 from typing import Any
 
 import attrs
+from dulwich.index import build_index_from_tree
+from dulwich.object_store import iter_tree_contents
+from dulwich.objects import S_ISGITLINK, Commit, ObjectID, Tree
+from dulwich.refs import Ref
+from dulwich.repo import Repo
 
 from maestro.agents.base import PLAN_TASK
+from maestro.agents.replay import ChangeError, Divergence, ReplayAgent
 from maestro.config.model import Config
 from maestro.core.errors import MaestroError
 from maestro.core.records import Event
 from maestro.model.state import effective_events, rebuild
+from maestro.run.runner import Runner
 from maestro.store.filestore import EVENTS, Store, atomic_write
 
 __all__ = ["RedriveReport", "cmd_redrive_lines", "effective_events", "redrive"]
@@ -128,9 +135,6 @@ def redrive(
     folder, kept for inspection).  Raises :class:`~maestro.MaestroError` if
     the session has no checkpoint 0 or its commit is missing.
     """
-    from maestro.agents.replay import ChangeError, Divergence, ReplayAgent
-    from maestro.run.runner import Runner
-
     recorded = store.read_events(session_id)
     state = rebuild(recorded, where=str(store.events_path(session_id)))  # the log checked against the charts
     events = effective_events(recorded)
@@ -203,12 +207,6 @@ def _checkout(source: Path, commit: str, dest: Path) -> None:
     the copy is shallow (``.git/shallow`` names the commit), which is all a
     session needs — it commits on top of its base and never walks its history.
     """
-    from dulwich.index import build_index_from_tree
-    from dulwich.object_store import iter_tree_contents
-    from dulwich.objects import S_ISGITLINK, Commit, ObjectID, Tree
-    from dulwich.refs import Ref
-    from dulwich.repo import Repo
-
     sha = ObjectID(commit.encode("ascii"))
     dest.mkdir(parents=True, exist_ok=True)
     with Repo(str(source)) as src, Repo.init(str(dest)) as dst:
@@ -303,9 +301,6 @@ _CATEGORY_ORDER = ("step", "task", "decision", "gate", "checkpoint")
 
 
 def _trace(repo: Path, events: Sequence[Event]) -> _Trace:
-    from dulwich.objects import Commit, ObjectID
-    from dulwich.repo import Repo
-
     seqs: dict[str, list[_Item]] = {"step": [], "decision": [], "gate": []}
     state = "created"
     transitions = 0

@@ -6,6 +6,7 @@ whole and atomically from it.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
@@ -214,8 +215,6 @@ def _next_steps(state: SessionState) -> list[str]:
 
 
 def _duration(start: str, end: str) -> str:
-    import datetime as _dt
-
     try:
         a = _dt.datetime.fromisoformat(start.replace("Z", "+00:00"))
         b = _dt.datetime.fromisoformat(end.replace("Z", "+00:00"))
