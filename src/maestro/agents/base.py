@@ -56,7 +56,7 @@ __all__ = [
 
 
 PLAN_TASK = "maestro.plan"
-"""The task id planning results are recorded under (ids starting ``maestro.`` are reserved: see tasks.py)."""
+"""The task id planning results are recorded under (``maestro.`` ids are reserved: :mod:`maestro.plan.tasks`)."""
 
 
 def _strs(value: Iterable[str]) -> tuple[str, ...]:

@@ -3,20 +3,22 @@
 A *strategy* is a function of a :class:`DecisionContext` that returns a
 :class:`~maestro.core.records.Decision`: the question, the options it weighed (each
 with a score and the evidence for it), its choice, rationale and confidence.
-The engine looks the strategy up by kind, checks what it returns, links it to a
-task or checkpoint, and — given a session — records it, which puts it in the
-event log, the session's ``decisions.json`` and, when the session closes, the
-history under ``.flow/maestro/decisions/<kind>.json``.  A new kind is one
+The engine looks the strategy up by kind (:mod:`maestro.decide.strategies` are the
+shipped ones; :mod:`maestro.decide.context` is their contract), checks what it returns,
+links it to a task or checkpoint, and returns it.  It records nothing: the caller
+records the decision (``session.record(decision)``), which puts it in the event log, the
+session's ``decisions.json`` and, when the session closes, the history under
+``.flow/maestro/decisions/<kind>.json``.  A new kind is one
 :meth:`DecisionEngine.register` call; the engine itself does not change::
 
     engine = DecisionEngine()
     engine.register("naming", lambda ctx: Decision("naming", "What name?", "calc", "short", ...))
-    engine.decide("naming", session=session)
+    session.record(engine.decide("naming", state=session.state))
 
-The engine also owns the guards the statecharts name (:meth:`DecisionEngine.guards`):
-a chart's ``conditions: [has_checkpoint]`` resolves to
-:meth:`DecisionEngine.has_checkpoint`.  Guards decide from the recorded state
-only, so a replayed session takes the same moves.
+:meth:`DecisionEngine.guards` returns the guards the statecharts name: the pure
+functions of :mod:`maestro.model.guards` (a chart's ``conditions: [has_checkpoint]``
+resolves to :func:`maestro.model.guards.has_checkpoint`).  Guards decide from the
+recorded state only, so a replayed session takes the same moves.
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ log = logging.getLogger(__name__)
 
 
 def default_strategies() -> dict[str, Strategy]:
-    """The strategies maestro ships: tech stack, architecture, gates (validation tooling), task ordering."""
+    """The strategies maestro ships (:data:`maestro.decide.strategies.STRATEGIES`): one per decision kind."""
     return dict(STRATEGIES)
 
 

@@ -163,7 +163,7 @@ def run_gates(
     timeout_s: float = DEFAULT_TIMEOUT_S,
     transcript_dir: Path | None = None,
 ) -> tuple[GateResult, ...]:
-    """Run every gate of :func:`gate_commands`, in order."""
+    """Run every gate of :func:`~maestro.gates.commands.gate_commands`, in order."""
     return tuple(
         run_gate(name, command, required=required, workdir=workdir, timeout_s=timeout_s, transcript_dir=transcript_dir)
         for name, (command, required, _source) in commands.items()

@@ -5,8 +5,8 @@ one raises :class:`~maestro.ChartError` when the machine is compiled, not when
 the guard is first needed.  A guard is a function of a :class:`GuardContext`
 that returns a bool; it decides, it never acts (no git, no agents, no I/O).
 
-The machine is only asked two things: which move a trigger makes from a
-state (:meth:`Machine.resolve`) and to make it (:meth:`Machine.fire`), which
+The machine is only asked two things: which triggers a state declares
+(:meth:`Machine.triggers_from`) and to make a move (:meth:`Machine.fire`), which
 calls ``commit`` — the durable append — after the guards pass and before the
 state changes.  If ``commit`` raises, the state does not change.
 """

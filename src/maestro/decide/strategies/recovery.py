@@ -23,7 +23,8 @@ twice, the money spent, and what earlier sessions chose for the same failure cla
 ``session_recovery`` — the session is in ``recovering`` after a group needed it: roll the
 tree back to the last checkpoint, go straight back (``retry``: there is nothing to undo,
 the tree is already at the checkpoint), or give up.  Params: ``changed`` (the tree
-differs from the checkpoint), ``give_up`` (a task's recovery decided so), ``checkpoint``.
+differs from the checkpoint), ``give_up`` (a task's recovery decided so), ``last_checkpoint``,
+``tasks`` (the tasks of the group that needs recovering).
 """
 
 from __future__ import annotations

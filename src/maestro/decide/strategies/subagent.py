@@ -25,9 +25,9 @@ def subagent_strategy(ctx: DecisionContext) -> Decision:
     :meth:`~maestro.DecisionEngine.decide` keeps its own ``task=`` for the link id),
     ``registry`` (a :class:`Registry`; default: :func:`discover` on the context's
     repository and ``home``), ``mapping`` (category → subagent, e.g. from
-    :func:`overrides_from_config`) and ``triggers`` (subagent → extra words)::
+    :func:`~maestro.agents.registry.overrides_from_config`) and ``triggers`` (subagent → extra words)::
 
-        engine.decide("subagent", session=session, for_task=task, registry=registry)
+        engine.decide("subagent", state=session.state, for_task=task, registry=registry, task=task.id)
 
     The decision is linked to the task's id.
     """
