@@ -14,18 +14,8 @@ import pytest
 
 import maestro
 from maestro.agents.base import Skill, Subagent
-from maestro.agents.registry import (
-    DEFAULT_MAPPING,
-    GENERAL,
-    TRIGGERS,
-    Registry,
-    choose_skills,
-    choose_subagent,
-    discover,
-    install_skills,
-    overrides_from_config,
-    shipped_skills,
-)
+from maestro.agents.choosing import DEFAULT_MAPPING, GENERAL, TRIGGERS, choose_skills, choose_subagent
+from maestro.agents.registry import Registry, discover, install_skills, overrides_from_config, shipped_skills
 from maestro.core.errors import DecisionError
 from maestro.decide.engine import DecisionContext, DecisionEngine
 from maestro.decide.strategies.subagent import subagent_strategy

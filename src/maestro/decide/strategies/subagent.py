@@ -1,14 +1,15 @@
 """The ``subagent`` strategy (FR-14): which subagent of ``.claude/agents/`` works on a task.
 
-Discovery and the choosing rules live with the agents (:mod:`maestro.agents.registry`); this
-is the decision the engine makes with them.
+Discovery (:mod:`maestro.agents.registry`) and the choosing rules (:mod:`maestro.agents.choosing`)
+live with the agents; this is the decision the engine makes with them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from maestro.agents.registry import Registry, choose_subagent, discover
+from maestro.agents.choosing import choose_subagent
+from maestro.agents.registry import Registry, discover
 from maestro.core.errors import DecisionError
 from maestro.core.records import Decision
 from maestro.decide.context import DecisionContext
