@@ -1,0 +1,184 @@
+"""Running sessions: ``run``, ``answer``, ``resume``, ``rollback``, ``demo``, and what Ctrl-C does meanwhile.
+
+The runner's ``[Maestro]`` lines are printed as they happen.  The first Ctrl-C pauses after the
+current step; the second kills the agents and stops at once (:class:`Stopped`, exit code 130).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from maestro.agents.factory import agent_from_config
+from maestro.agents.process import kill_all
+from maestro.cli._common import escaped, session_id
+from maestro.config.reader import load_config
+from maestro.core.errors import MaestroError
+from maestro.model.state import rebuild
+from maestro.store.filestore import Store
+
+__all__ = ["Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run"]
+
+
+class _MaestroLines(logging.Handler):
+    """Prints the runner's ``[Maestro]`` lines on stdout as they happen."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if text.startswith("[Maestro]"):
+            sys.stdout.write(escaped(text) + "\n")
+            sys.stdout.flush()
+
+
+def _show_log() -> logging.Handler:
+    handler = _MaestroLines(logging.INFO)
+    logger = logging.getLogger("maestro.run")  # the [Maestro] lines of every run module
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = logging.getLogger().level <= logging.DEBUG  # with -v the root handler shows them too
+    return handler
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    # imported here: start-up of the command line stays light
+    from maestro.run.runner import Runner
+
+    store = Store(args.repo)
+    config_path = Path(args.config) if args.config else store.config_path
+    config = load_config(config_path, missing_ok=args.config is None)
+    config = config.with_overrides(max_iterations=args.max_iterations, budget_usd=args.budget_usd)
+    section = dict(config.agent or {})
+    base = config_path.parent
+    if args.script:
+        section = {"kind": "scripted", "script": str(Path(args.script).resolve())}
+    elif args.agent and args.agent != section.get("kind"):
+        section = {"kind": args.agent}
+    agent = agent_from_config(section or None, base_dir=base, where=str(config_path))
+    if section:  # the session keeps the agent it ran with: resume builds the same one
+        config = config.with_overrides(agent=_absolute_paths(section, base))
+    config = config.with_overrides(max_minutes=args.max_minutes)
+    _show_log()
+    runner = Runner(store, config, agent)
+    with _ctrl_c(runner):
+        outcome = runner.run(
+            args.request,
+            prd_path=Path(args.prd) if args.prd else None,
+            tasks_path=Path(args.tasks) if args.tasks else None,
+            worktree=args.worktree,
+            allow_dirty=args.allow_dirty,
+        )
+    return _outcome(outcome)
+
+
+def _absolute_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
+    """The agent section with its script path absolute (a resume may run from another folder)."""
+    out = dict(section)
+    if isinstance(out.get("script"), str):
+        out["script"] = str((base / out["script"]).resolve())
+    return out
+
+
+def _outcome(outcome: Any) -> int:
+    out = sys.stdout
+    out.write(f"session {outcome.session_id}: {outcome.state}\n")
+    if outcome.report:
+        out.write(f"report: {outcome.report}\n")
+    if outcome.request_file:
+        out.write(f"decision request: {outcome.request_file}\n")
+        out.write(f"answer it: maestro answer {outcome.session_id} CHOICE [--note TEXT]; then: maestro resume "
+                  f"{outcome.session_id}\n")  # fmt: skip
+    return int(outcome.exit_code)
+
+
+class Stopped(Exception):
+    """The second Ctrl-C stopped a run at once: ``main`` says how to resume and exits 130."""
+
+    def __init__(self, session_id: str | None) -> None:
+        super().__init__(session_id)
+        self.session_id = session_id
+
+
+@contextlib.contextmanager
+def _ctrl_c(runner: Any) -> Iterator[None]:
+    """The first Ctrl-C pauses after the current step; the second kills the agents and stops at once."""
+    count = 0
+
+    def handler(signum: int, frame: Any) -> None:
+        nonlocal count
+        count += 1
+        if count == 1:
+            runner.interrupt()
+            sys.stderr.write("maestro: pausing after the current step (Ctrl-C again to stop at once)\n")
+            return
+        kill_all()
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise Stopped(runner.session_id) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def cmd_answer(args: argparse.Namespace) -> int:
+    # imported here: start-up of the command line stays light
+    from maestro.run.pauses import answer
+
+    store = Store(args.repo)
+    sid = session_id(store, args.session)
+    decision = answer(store, sid, args.choice, note=args.note)
+    sys.stdout.write(f"session {sid}: answered {decision.choice} ({decision.id}); continue with: maestro resume "
+                     f"{sid}\n")  # fmt: skip
+    return 0
+
+
+def cmd_resume(args: argparse.Namespace) -> int:
+    # imported here: start-up of the command line stays light
+    from maestro.run import Runner, load_run_inputs
+
+    store = Store(args.repo)
+    sid = session_id(store, args.session)
+    inputs = load_run_inputs(store, sid)
+    agent = agent_from_config(inputs.config.agent or None, base_dir=store.root, where=f"session {sid} run.json")
+    _show_log()
+    runner = Runner(store, inputs.config, agent)
+    limits = {"max_iterations": args.max_iterations, "budget_usd": args.budget_usd, "max_minutes": args.max_minutes}
+    with _ctrl_c(runner):
+        outcome = runner.resume(sid, limits=limits)
+    return _outcome(outcome)
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    # imported here: start-up of the command line stays light
+    from maestro.git.checkpoints import Checkpointer
+
+    store = Store(args.repo)
+    sid = session_id(store, args.session)
+    state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
+    if not state.checkpoints:
+        raise MaestroError(f"session {sid} has no checkpoint")
+    to = args.to if args.to is not None else state.checkpoints[-1].n
+    record = Checkpointer(store.repo, sid).rollback(to)
+    sys.stdout.write(f"session {sid}: the tree is at checkpoint {record.n} ({record.tag})\n")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    # imported here: start-up of the command line stays light
+    from maestro.run.demo import run_demo
+
+    _show_log()
+    outcome, folder = run_demo(Path(args.dir) if args.dir else None)
+    sys.stdout.write(f"session {outcome.session_id}: {outcome.state}\n")
+    sys.stdout.write(f"sample repository and plan: {folder}\n")
+    if outcome.report:
+        sys.stdout.write(f"report: {outcome.report}\n")
+    return outcome.exit_code
