@@ -1,0 +1,367 @@
+"""The working tree against its index, at the cost of the change: what changed, staged as a tree, written back.
+
+::
+
+    staging = Staging(repo)            # the repository whose object store takes the blobs and trees
+    staging.load(workdir_repo)         # the index, read once (again only if something else rewrote it)
+    scan = staging.scan()              # the working tree compared with the index by stat data
+    tree = staging.apply(scan, write_index=True)   # the tree of the working tree; the index updated
+    staging.write_changes(changes)     # the working tree and index follow changes to another tree (a rollback)
+
+A scan walks the tree once, skipping ignored folders, and hashes only the
+files whose stat data differ from the index (or that were written in the same
+timestamp tick as the index: git's racy-clean rule); the new tree is built from
+the index's tree by rewriting only the trees on changed paths.  Writing changes
+back touches only the files that differ.  ``.flow/`` (maestro's own state) is
+never scanned.  :class:`~maestro.git.checkpoints.Checkpointer` drives it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+from collections.abc import Callable, Iterable, Iterator
+
+import attrs
+from dulwich.diff_tree import TreeChange
+from dulwich.ignore import IgnoreFilterManager
+from dulwich.index import blob_from_path_and_stat, build_file_from_blob, index_entry_from_stat
+from dulwich.object_store import commit_tree_changes
+from dulwich.objects import Blob, ObjectID
+from dulwich.repo import Repo
+
+from maestro.core.errors import CheckpointError
+from maestro.git.index import MODE_BITS, GitIndex, StatKey, file_mode, signature
+from maestro.git.tree import TreeWalk
+
+__all__ = ["FLOW", "Scan", "Staging"]
+
+log = logging.getLogger("maestro")
+
+FLOW = b".flow"
+_GITLINK = 0o160000
+
+
+@attrs.define
+class Scan:
+    """What a walk of the working tree found against the index."""
+
+    changed: dict[bytes, tuple[int, ObjectID, os.stat_result]] = attrs.field(factory=dict)  # added or modified
+    removed: set[bytes] = attrs.field(factory=set)
+    restat: dict[bytes, os.stat_result] = attrs.field(factory=dict)  # same content, new stat data
+
+
+class Staging:
+    """One working tree and its index, held in memory between calls.
+
+    ``repo`` is the repository of the working tree (the main one or a session's
+    worktree), ``index`` its index and ``tree`` the tree that index stands for.
+    Blobs and trees go to the object store of ``main``.
+    """
+
+    def __init__(self, main: Repo) -> None:
+        self._main = main
+        self.repo: Repo | None = None
+        self.index: GitIndex | None = None
+        self.tree: ObjectID | None = None  # the tree our in-memory index stands for
+        self._tracked_dirs: set[bytes] = set()
+        self._ignore: IgnoreFilterManager | None = None
+        self._filemode = True
+
+    def forget(self) -> None:
+        """Drop the index held: the next :meth:`load` reads it again."""
+        self.index = None
+
+    def load(self, repo: Repo) -> None:
+        """Work on ``repo``'s working tree; read its index, unless the one in memory is still the one on disk."""
+        self.repo = repo
+        held = self.index
+        fresh = held is not None and held.path == repo.index_path() and held.signature is not None
+        if fresh and held is not None and held.signature == signature(held.path):
+            return
+        self.index = GitIndex.read(repo)
+        self.tree = self.index.tree(self._main.object_store)  # once per Staging (or after a foreign write)
+        self._tracked_dirs = set()
+        self._track(self.index.paths())
+        self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
+
+    def _track(self, paths: Iterable[bytes]) -> None:
+        """Note the folders that hold tracked files: a walk enters them even if ignored."""
+        dirs = self._tracked_dirs
+        for path in paths:
+            d = path.rpartition(b"/")[0]
+            while d and d not in dirs:
+                dirs.add(d)
+                d = d.rpartition(b"/")[0]
+
+    def _ignored(self, rel: bytes, is_dir: bool) -> bool:
+        """Whether an untracked file is ignored, or an untracked folder can be skipped whole.
+
+        A folder is skipped only when a pattern excludes it by name (``build/``):
+        ``logs/*`` with ``!logs/keep.txt`` must still be entered, as git does.
+        """
+        assert self._ignore is not None
+        if is_dir:
+            return self._ignore.may_prune_directory(os.fsdecode(rel) + "/")
+        return bool(self._ignore.is_ignored(os.fsdecode(rel)))
+
+    def scan(self) -> Scan:
+        """Walk the working tree once and compare it with the index by stat data.
+
+        The hot path is a file whose stat data match its index entry: it costs a
+        ``lstat`` and a few comparisons, nothing else (no path is even built).
+        """
+        assert self.index is not None and self.repo is not None
+        entries, dirs = self.index.entries, self.index.dirs
+        top = os.fsencode(self.repo.path)
+        sig = self.index.signature
+        racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
+        add_object = self._main.object_store.add_object
+        # Fresh every walk: .gitignore, .gitattributes and info/exclude may have changed since the last one.
+        self._ignore = IgnoreFilterManager.from_repo(self.repo)
+        normalize = self._normalizer()
+        scan = Scan()
+        visited: set[bytes] = set()
+        tracked_dirs = self._tracked_dirs
+        kept = self.index.kept
+        none: dict[bytes, StatKey] = {}
+
+        def prune(rel: bytes, e: os.DirEntry[bytes]) -> bool:
+            """Left out: a submodule (its commit stays as recorded), a nested repository, an ignored folder."""
+            if rel in kept:
+                return True
+            if rel in tracked_dirs:
+                return False
+            if os.path.lexists(e.path + b"/.git"):
+                log.warning("skipping %s: a nested git repository", os.fsdecode(rel))
+                return True
+            return self._ignored(rel, True)
+
+        for folder in TreeWalk(top, prune=prune, skip_top=(FLOW,)).folders():  # .git skipped everywhere
+            rel_dir = folder.rel
+            visited.add(rel_dir)
+            names = dirs.get(rel_dir, none)
+            prefix = rel_dir + b"/" if rel_dir else b""
+            matched = 0  # tracked names found here as files
+            for e in folder.entries:
+                name = e.name
+                if e.is_dir(follow_symlinks=False):
+                    if prefix + name in kept:  # a submodule: tracked, found
+                        matched += 1
+                    continue
+                st = e.stat(follow_symlinks=False)
+                key = names.get(name)
+                if (
+                    key is not None
+                    and key[1] == st.st_mtime_ns
+                    and key[0] == st.st_size
+                    and key[1] < racy_after
+                    and key[2] == st.st_ctime_ns
+                    and key[3] == st.st_ino
+                    and key[4] == st.st_mode & MODE_BITS
+                ):
+                    matched += 1
+                    continue  # unchanged: the content is what the index says
+                if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                    continue  # a fifo or socket: not content (a tracked one counts as deleted)
+                rel = prefix + name
+                if rel in kept:  # skip-worktree: git assumes it unchanged
+                    matched += 1
+                    continue
+                if key is None:
+                    if self._ignored(rel, False):
+                        continue
+                    blob = normalize(blob_from_path_and_stat(e.path, st), rel)
+                    add_object(blob)
+                    scan.changed[rel] = (self._mode(st.st_mode, None), blob.id, st)
+                    continue
+                matched += 1
+                entry = entries[rel]
+                mode = self._mode(st.st_mode, entry.mode)
+                blob = normalize(blob_from_path_and_stat(e.path, st), rel)
+                if blob.id == entry.sha and mode == entry.mode:
+                    scan.restat[rel] = st
+                else:
+                    add_object(blob)
+                    scan.changed[rel] = (mode, blob.id, st)
+            if matched != len(names):  # some tracked files of this folder are gone
+                scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
+                self._keep_present(scan, top, prefix, names)
+        for d, names in dirs.items():
+            if d not in visited:  # the whole folder is gone (or is a file now)
+                prefix = d + b"/" if d else b""
+                scan.removed.update(prefix + n for n in names)
+        scan.removed -= kept
+        return scan
+
+    def _normalizer(self) -> Callable[[Blob, bytes], Blob]:
+        """Check-in normalisation (``text=auto``, ``eol``, ``core.autocrlf``) as ``git add`` applies it.
+
+        Matching attributes costs about a millisecond a file in dulwich, so it is
+        skipped when nothing could ask for it: no ``.gitattributes`` anywhere in the
+        index or at the top, no ``info/attributes``, no ``core.autocrlf``.
+        """
+        assert self.repo is not None and self.index is not None
+        config = self.repo.get_config_stack()
+        try:
+            autocrlf: bytes | None = config.get((b"core",), b"autocrlf")
+        except KeyError:
+            autocrlf = None
+        attributes = (
+            any(b".gitattributes" in names for names in self.index.dirs.values())
+            or os.path.lexists(os.path.join(self.repo.path, ".gitattributes"))
+            or os.path.lexists(os.path.join(self._main.controldir(), "info", "attributes"))
+        )
+        if not attributes and autocrlf in (None, b"false"):
+            return _as_is
+        return self.repo.get_blob_normalizer().checkin_normalize
+
+    def _mode(self, st_mode: int, recorded: int | None) -> int:
+        """The mode to stage: with ``core.fileMode = false`` the execute bit is not the file's to say."""
+        mode = file_mode(st_mode)
+        if self._filemode or mode == 0o120000:
+            return mode
+        return recorded if recorded in (0o100644, 0o100755) else 0o100644
+
+    def _keep_present(self, scan: Scan, top: bytes, prefix: bytes, names: dict[bytes, StatKey]) -> None:
+        """Of a folder's tracked files first counted as removed, keep those still there as files."""
+        for n in names:
+            rel = prefix + n
+            if rel not in scan.removed:
+                continue
+            try:
+                st = os.lstat(top + b"/" + rel)
+            except FileNotFoundError:
+                continue
+            if stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode):
+                scan.removed.discard(rel)
+
+    def apply(self, scan: Scan, *, write_index: bool) -> ObjectID:
+        """The tree of the working tree: the index's tree with the scan's changes; update the index."""
+        assert self.index is not None and self.tree is not None
+        if not scan.changed and not scan.removed and not scan.restat:
+            return self.tree
+        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
+        files = set(scan.changed)
+        for path in sorted(scan.removed):
+            if not any(p in files for p in _parents(path)):  # a folder replaced by a file goes with it
+                changes.append((path, None, None))
+        changes += [(p, mode, sha) for p, (mode, sha, _st) in sorted(scan.changed.items())]
+        tree = commit_tree_changes(self._main.object_store, self.tree, changes) if changes else self.tree
+        if write_index:
+            self.stage(scan, tree)
+        return tree
+
+    def stage(self, scan: Scan, tree: ObjectID) -> None:
+        """Record the scan in the index (and write it): the index now stands for ``tree``."""
+        assert self.index is not None
+        if scan.changed or scan.removed or scan.restat:
+            index = self.index
+            for path in scan.removed:
+                index.remove(path)
+            for path, (mode, sha, st) in scan.changed.items():
+                index.set(path, index_entry_from_stat(st, sha, mode))
+            for path, st in scan.restat.items():
+                old = index.entries[path]
+                index.set(path, index_entry_from_stat(st, old.sha, old.mode))
+            self._track(scan.changed)
+            self.tree = tree
+            self.write_index()
+
+    def write_index(self) -> None:
+        assert self.index is not None
+        self.index.write()
+
+    def check_obstacles(self, changes: list[TreeChange]) -> None:
+        """Refuse a rollback that files nobody may delete (ignored ones) would stop half-way."""
+        assert self.repo is not None
+        top = os.fsencode(self.repo.path)
+        deleting = {ch.old.path for ch in changes if ch.type == "delete" and ch.old is not None and ch.old.path}
+        for ch in changes:
+            new = ch.new
+            if ch.type == "delete" or new is None or not new.path:
+                continue
+            replaced = False  # a parent that is a file or symlink the rollback deletes: nothing below it is in the way
+            for parent in reversed(list(_parents(new.path))):  # from the top down, never through a symlink
+                full = top + b"/" + parent
+                if os.path.islink(full) or os.path.isfile(full):
+                    if parent not in deleting:
+                        raise CheckpointError(f"{os.fsdecode(full)}: an ignored file is in the way of the checkpoint")
+                    replaced = True
+                    break
+            if replaced:
+                continue
+            full = top + b"/" + new.path
+            if os.path.isdir(full) and not os.path.islink(full):
+                for root, _dirs, files in os.walk(full):
+                    for f in files:
+                        rel = os.path.relpath(os.path.join(root, f), top)
+                        if rel not in deleting:
+                            where = os.fsdecode(os.path.join(root, f))
+                            raise CheckpointError(f"{where}: an ignored file is in the way of the checkpoint")
+
+    def write_changes(self, changes: list[TreeChange]) -> None:
+        """Make the working tree go from one tree to another, touching only what differs."""
+        assert self.index is not None and self.repo is not None
+        store = self._main.object_store
+        top = os.fsencode(self.repo.path)
+        index = self.index
+        # Deletions first (deepest first), so that a folder can become a file and back.
+        gone = [ch.old.path for ch in changes if ch.type == "delete" and ch.old is not None and ch.old.path]
+        for path in sorted(gone, reverse=True):
+            full = top + b"/" + path
+            with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+                os.unlink(full)
+            index.remove(path)
+            _remove_empty_parents(full, top)
+        for ch in changes:
+            new = ch.new
+            if ch.type == "delete" or new is None or new.path is None or new.sha is None or new.mode is None:
+                continue
+            if new.mode == _GITLINK:
+                continue
+            full = top + b"/" + new.path
+            parent = os.path.dirname(full)
+            if os.path.lexists(parent) and not os.path.isdir(parent):
+                os.unlink(parent)  # a file where a folder must be
+            os.makedirs(parent, exist_ok=True)
+            if os.path.isdir(full) and not os.path.islink(full):
+                _remove_empty_folders(full)  # as git does; a folder holding files stays, and is an error
+                if os.path.lexists(full):
+                    raise CheckpointError(f"{os.fsdecode(full)}: a folder with files is in the way of a file")
+            blob = store[new.sha]
+            assert isinstance(blob, Blob)
+            st = build_file_from_blob(blob, new.mode, full)
+            index.set(new.path, index_entry_from_stat(st, new.sha, new.mode))
+        self._tracked_dirs = set()
+        self._track(index.paths())
+
+
+def _as_is(blob: Blob, _path: bytes) -> Blob:
+    return blob
+
+
+def _parents(path: bytes) -> Iterator[bytes]:
+    d = path.rpartition(b"/")[0]
+    while d:
+        yield d
+        d = d.rpartition(b"/")[0]
+
+
+def _remove_empty_folders(folder: bytes) -> None:
+    """Remove ``folder`` if it holds nothing but empty folders."""
+    for root, _dirs, _files in os.walk(folder, topdown=False):
+        with contextlib.suppress(OSError):
+            os.rmdir(root)
+
+
+def _remove_empty_parents(full: bytes, top: bytes) -> None:
+    d = os.path.dirname(full)
+    while d != top and d.startswith(top):
+        try:
+            os.rmdir(d)
+        except OSError:
+            return
+        d = os.path.dirname(d)
