@@ -67,7 +67,6 @@ documented here.
 # No ``from __future__ import annotations`` here, and the standard library under private names: a
 # module's imports are its attributes, and this module's public attributes are its API alone.
 import logging as _logging
-import typing as _typing
 
 from maestro.agents import Agent, AgentRequest, Plan, PlanOutcome, PlanRequest
 from maestro.agents.aider import AiderAgent
@@ -112,6 +111,7 @@ from maestro.core.records import (
 )
 from maestro.core.seams import Clock, IdSource, RandomIds, SequentialIds, SystemClock, TickingClock
 from maestro.decide import DecisionContext, DecisionEngine
+from maestro.git.checkpoints import Checkpointer
 from maestro.model.chart import Chart, load_chart, parse_chart
 from maestro.model.guards import DEFAULT_GUARDS
 from maestro.model.machine import GuardContext
@@ -125,9 +125,6 @@ from maestro.run import Runner, RunOutcome, answer
 from maestro.run.redrive import RedriveReport, redrive
 from maestro.session import Session
 from maestro.store.filestore import Store
-
-if _typing.TYPE_CHECKING:
-    from maestro.git.checkpoints import Checkpointer
 
 __all__ = [
     "DEFAULT_GUARDS",
@@ -221,13 +218,8 @@ __all__ = [
 _logging.getLogger("maestro").addHandler(_logging.NullHandler())
 
 
-def __getattr__(name: str) -> _typing.Any:
-    """The two names computed on first use: ``Checkpointer`` and ``__version__``."""
-    if name == "Checkpointer":  # imported on first use: dulwich is heavy, and replay does not need it
-        from maestro.git.checkpoints import Checkpointer
-
-        globals()["Checkpointer"] = Checkpointer  # later uses are a plain attribute
-        return Checkpointer
+def __getattr__(name: str) -> str:
+    """``__version__``, read from the installed distribution's metadata on first use."""
     if name == "__version__":
         from importlib.metadata import PackageNotFoundError, version
 
