@@ -31,6 +31,7 @@ from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanReques
 from maestro.agents.changes import Change, changes_path, read_changes, snapshot, write_changes
 from maestro.agents.recording import RecordingAgent
 from maestro.agents.scripted import ScriptedAgent
+from maestro.cli.inspect import redrive_lines
 from maestro.config.model import Config
 from maestro.config.reader import load_config
 from maestro.core.records import AgentResult, Event
@@ -42,7 +43,6 @@ from maestro.run.redrive import (
     _compare,
     _copy_decision_history,
     _trace,
-    cmd_redrive_lines,
     effective_events,
     redrive,
 )
@@ -198,7 +198,7 @@ def test_the_demo_itself_redriven_is_the_same(tmp_path: Path) -> None:
     report = demo.redrive(tmp_path / "again")
     assert (report.same, report.first_difference) == (True, None)
     assert report.recorded_tree == demo.branch_tree()
-    assert cmd_redrive_lines(report) == [
+    assert redrive_lines(report) == [
         f"Re-drive of session {SID}: same",
         f"  re-driven as session {report.redriven_session} in {tmp_path / 'again'} (completed)",
         f"  steps compared: {len(demo.triggers())}",
@@ -259,7 +259,7 @@ def test_a_recorded_change_with_other_content_is_a_different_tree(sample: Sample
     assert report.first_difference.endswith(f"({label}), re-driven tree {report.redriven_tree} ({label})")
     assert 0 < report.steps_compared < len(sample.triggers())
     assert report.divergence is None
-    lines = cmd_redrive_lines(report)
+    lines = redrive_lines(report)
     assert lines[0] == f"Re-drive of session {SID}: DIFFERENT"
     assert lines[3:] == [
         f"  first difference: {report.first_difference}",
@@ -281,7 +281,7 @@ def test_a_recorded_change_that_breaks_a_task_is_the_step_where_the_task_went_an
     # core then wants an alternative attempt the recording does not have: the re-drive stopped there
     assert report.divergence is not None
     assert report.divergence.startswith("task core attempt 2: core attempt 2 is not in the recording of session")
-    assert f"  the re-drive stopped: {report.divergence}" in cmd_redrive_lines(report)
+    assert f"  the re-drive stopped: {report.divergence}" in redrive_lines(report)
 
 
 def test_a_missing_change_file_stops_the_redrive_naming_the_task_and_attempt(sample: Sample, tmp_path: Path) -> None:
@@ -483,7 +483,7 @@ def test_the_console_lines_of_a_redrive_that_stopped() -> None:
         recorded_tree="a" * 40, redriven_tree="b" * 40, redriven_session="s2", workdir=Path("/tmp/x"),
         session="s1", divergence="task ops attempt 2: gone", redriven_state="implementing",
     )  # fmt: skip
-    assert cmd_redrive_lines(report) == [
+    assert redrive_lines(report) == [
         "Re-drive of session s1: DIFFERENT",
         "  re-driven as session s2 in /tmp/x (implementing)",
         "  steps compared: 3",

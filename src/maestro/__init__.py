@@ -221,7 +221,7 @@ _logging.getLogger("maestro").addHandler(_logging.NullHandler())
 def __getattr__(name: str) -> str:
     """``__version__``, read from the installed distribution's metadata on first use."""
     if name == "__version__":
-        from importlib.metadata import PackageNotFoundError, version
+        from importlib.metadata import PackageNotFoundError, version  # read only when asked for (lazy)
 
         try:
             return version("maestro-orchestrator")

@@ -9,7 +9,7 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
@@ -22,6 +22,9 @@ from maestro.model.state import rebuild
 from maestro.replay import Step, replay
 from maestro.store.filestore import Store
 from maestro.store.views import final_report
+
+if TYPE_CHECKING:
+    from maestro.run.redrive import RedriveReport
 
 __all__ = ["cmd_agents", "cmd_replay", "cmd_report", "cmd_sessions", "cmd_statechart", "cmd_status"]
 
@@ -86,10 +89,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def _redrive(store: Store, sid: str) -> int:
     # imported here: start-up of the command line stays light
     from maestro.run.inputs import load_run_inputs
-    from maestro.run.redrive import cmd_redrive_lines, redrive  # as above
+    from maestro.run.redrive import redrive  # as above
 
     report = redrive(store, sid, config=load_run_inputs(store, sid).config)
-    sys.stdout.write("".join(line + "\n" for line in cmd_redrive_lines(report)))
+    sys.stdout.write("".join(line + "\n" for line in redrive_lines(report)))
     return 0 if report.same else 1
 
 
@@ -192,3 +195,23 @@ def cmd_agents(args: argparse.Namespace) -> int:
     for problem in reg.problems:
         out.write(f"skipped: {escaped(problem)}\n")
     return 0
+
+
+def redrive_lines(report: RedriveReport) -> list[str]:
+    """The report as console lines (``maestro replay SESSION --redrive``: exit 0 when same, 1 when not)."""
+    lines = [f"Re-drive of session {report.session}: " + ("same" if report.same else "DIFFERENT")]
+    lines.append(f"  re-driven as session {report.redriven_session} in {report.workdir}"
+                 + (f" ({report.redriven_state})" if report.redriven_state else ""))  # fmt: skip
+    lines.append(f"  steps compared: {report.steps_compared}")
+    if report.same:
+        lines.append(f"  final tree: {report.recorded_tree or 'none'} in both")
+        return lines
+    lines.append(f"  first difference: {report.first_difference}")
+    if report.divergence and report.divergence not in (report.first_difference or ""):
+        lines.append(f"  the re-drive stopped: {report.divergence}")
+    if report.recorded_tree != report.redriven_tree:
+        recorded, redriven = report.recorded_tree or "none", report.redriven_tree or "none"
+        lines.append(f"  final tree: recorded {recorded}, re-driven {redriven}")
+    else:
+        lines.append(f"  final tree: {report.recorded_tree or 'none'} in both")
+    return lines

@@ -3,7 +3,7 @@
 ::
 
     report = redrive(store, session_id, config=config)
-    print("\\n".join(cmd_redrive_lines(report)))
+    print(report.same, report.first_difference)
 
 :func:`redrive` copies the repository as it was when the session started (its
 checkpoint 0 commit, without ``.flow/``) into a new folder, runs the
@@ -27,7 +27,8 @@ If the re-driven session asks the replay agent for an attempt the recording
 does not have, the re-drive stops there (a
 :class:`~maestro.agents.replay.Divergence`) and the report names the task and
 the attempt.  Nothing is printed: progress goes to the ``maestro`` logger, and
-:func:`cmd_redrive_lines` formats the report.  ``docs/redrive.md`` says more.
+``maestro replay SESSION --redrive`` (:func:`maestro.cli.inspect.redrive_lines`) formats
+the report.  ``docs/redrive.md`` says more.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ from maestro.model.state import effective_events, rebuild
 from maestro.run.runner import Runner
 from maestro.store.filestore import EVENTS, Store, atomic_write
 
-__all__ = ["RedriveReport", "cmd_redrive_lines", "effective_events", "redrive"]
+__all__ = ["RedriveReport", "effective_events", "redrive"]
 
 log = logging.getLogger("maestro")
 
@@ -90,26 +91,6 @@ class RedriveReport:
     session: str = ""
     divergence: str | None = None
     redriven_state: str | None = None
-
-
-def cmd_redrive_lines(report: RedriveReport) -> list[str]:
-    """The report as console lines (``maestro replay SESSION --redrive``: exit 0 when same, 1 when not)."""
-    lines = [f"Re-drive of session {report.session}: " + ("same" if report.same else "DIFFERENT")]
-    lines.append(f"  re-driven as session {report.redriven_session} in {report.workdir}"
-                 + (f" ({report.redriven_state})" if report.redriven_state else ""))  # fmt: skip
-    lines.append(f"  steps compared: {report.steps_compared}")
-    if report.same:
-        lines.append(f"  final tree: {report.recorded_tree or 'none'} in both")
-        return lines
-    lines.append(f"  first difference: {report.first_difference}")
-    if report.divergence and report.divergence not in (report.first_difference or ""):
-        lines.append(f"  the re-drive stopped: {report.divergence}")
-    if report.recorded_tree != report.redriven_tree:
-        recorded, redriven = report.recorded_tree or "none", report.redriven_tree or "none"
-        lines.append(f"  final tree: recorded {recorded}, re-driven {redriven}")
-    else:
-        lines.append(f"  final tree: {report.recorded_tree or 'none'} in both")
-    return lines
 
 
 # -- the re-drive -----------------------------------------------------------------------------------------------------
