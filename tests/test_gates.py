@@ -17,10 +17,11 @@ from maestro.core.errors import GateError
 from maestro.core.records import Decision, Option
 from maestro.decide.engine import DecisionEngine
 from maestro.gates.acceptance import AcceptanceResult, CommandCheck, acceptance
-from maestro.gates.commands import GateCommand, failing_gates, gate_commands, missing_tool
+from maestro.gates.commands import GateCommand, gate_commands, missing_tool
 from maestro.gates.junit import FailedCase, JUnitCounts, parse_junit
 from maestro.gates.running import NO_COMMAND, run_gate, run_gates
 from maestro.gates.traceability import trace
+from maestro.model.guards import failing_gates
 from maestro.plan.tasks import Task, TaskGraph
 from tests.support.git import git_init
 

@@ -4,9 +4,9 @@
 
     commands = gate_commands(config.gates, gate_decisions)    # name -> GateCommand(command, required, source)
 
-Also here: :func:`failing_gates` (the required gates that block) and
-:func:`missing_tool` (a command whose tool is not installed: its gate is
-skipped, never reported as passed).
+Also here: :func:`missing_tool` (a command whose tool is not installed: its gate is
+skipped, never reported as passed).  The required gates that block are
+:func:`maestro.model.guards.failing_gates`.
 """
 
 from __future__ import annotations
@@ -20,11 +20,11 @@ from typing import Any, NamedTuple
 
 from maestro.agents.process import ProcessOutcome
 from maestro.core.errors import GateError
-from maestro.core.records import Decision, GateResult
+from maestro.core.records import Decision
 from maestro.core.text import one_line
 from maestro.decide.strategies.gate import GATES, gate_command
 
-__all__ = ["REQUIRED_BY_DEFAULT", "GateCommand", "failing_gates", "gate_commands", "missing_tool"]
+__all__ = ["REQUIRED_BY_DEFAULT", "GateCommand", "gate_commands", "missing_tool"]
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +118,6 @@ def _decisions_by_gate(decisions: Mapping[str, Decision] | Iterable[Decision]) -
             continue
         out[m["gate"]] = d  # a later decision for the same gate wins
     return out
-
-
-def failing_gates(results: Iterable[GateResult]) -> tuple[str, ...]:
-    """The required gates whose latest result is not ``passed`` (a skipped required gate blocks too)."""
-    latest = {g.name: g for g in results}
-    return tuple(n for n, g in latest.items() if g.required and g.status != "passed")
 
 
 _NOT_FOUND = re.compile(r"^(?:[^:\n]*: )?(?:(?:line )?\d+: )?(?P<name>[^\s:]+): (?:command )?not found\s*$", re.M)

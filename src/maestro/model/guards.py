@@ -10,14 +10,16 @@ session takes the same moves.  Pass any mapping to
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from types import MappingProxyType
 
+from maestro.core.records import GateResult
 from maestro.model.machine import Guard, GuardContext
 
 __all__ = [
     "DEFAULT_GUARDS",
     "attempts_left",
+    "failing_gates",
     "has_checkpoint",
     "required_gates_passed",
     "within_iteration_limit",
@@ -34,10 +36,19 @@ def within_iteration_limit(ctx: GuardContext) -> bool:
     return ctx.session.iteration < ctx.session.limits.max_iterations
 
 
+def failing_gates(results: Iterable[GateResult]) -> tuple[str, ...]:
+    """The required gates whose latest result is not ``passed``, sorted (a skipped required gate blocks too).
+
+    A gate run again (after a retry) counts as it last ran.  The one definition: the guard below, the
+    refinement decision and the runner's feedback all ask it.
+    """
+    latest = {g.name: g for g in results}
+    return tuple(sorted(n for n, g in latest.items() if g.required and g.status != "passed"))
+
+
 def required_gates_passed(ctx: GuardContext) -> bool:
     """The current validation round recorded gates, and the latest result of every required one passed."""
-    latest = {g.name: g for g in ctx.session.gates}  # a gate run again (after a retry) counts as it last ran
-    return bool(latest) and all(g.status == "passed" for g in latest.values() if g.required)
+    return bool(ctx.session.gates) and not failing_gates(ctx.session.gates)
 
 
 def attempts_left(ctx: GuardContext) -> bool:

@@ -28,8 +28,8 @@ from maestro.agents.registry import Registry, discover, overrides_from_config
 from maestro.core.errors import MaestroError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
 from maestro.core.text import first_line
-from maestro.decide.strategies.refinement import failing_required
 from maestro.gates.acceptance import AcceptanceResult, acceptance
+from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
 from maestro.run.pauses import Pause, guided_tasks
@@ -497,7 +497,7 @@ class Implementer:
         """Fresh rungs for every task, and for those still to do what the last validation found."""
         s = self.run.session
         latest = {g.name: g for g in s.state.gates}
-        failing = failing_required(s.state.gates)
+        failing = failing_gates(s.state.gates)
         feedback = "\n".join(f"{n}: {latest[n].summary}" for n in failing)
         for tid, tr in self.runs.items():
             if s.task_state(tid) == "pending":

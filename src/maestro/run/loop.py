@@ -26,13 +26,13 @@ from maestro.config.model import Config
 from maestro.core.errors import MaestroError, TransitionNotAllowed
 from maestro.core.records import CheckpointRecord, Decision, DecisionRequest
 from maestro.decide.capabilities import capabilities
-from maestro.decide.strategies.refinement import failing_required
 from maestro.gates.acceptance import acceptance
 from maestro.gates.commands import gate_commands
 from maestro.gates.running import run_gate
 from maestro.gates.traceability import Traceability, trace
 from maestro.git.checkpoints import Checkpointer
 from maestro.model.chart import load_chart
+from maestro.model.guards import failing_gates
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import Prd, load_prd
 from maestro.plan.tasks import TaskGraph
@@ -314,7 +314,7 @@ class SessionRun:
             undone=tuple(t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")),
             on_exhausted=self.config.recovery.on_exhausted,
         )
-        failing = failing_required(state.gates)
+        failing = list(failing_gates(state.gates))
         if d.choice == "ask":
             skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
             self.record(d)

@@ -17,19 +17,14 @@ required gate with its summary.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from maestro.core.errors import DecisionError
 from maestro.core.records import Decision, Evidence, GateResult, Option
 from maestro.decide.context import DecisionContext
+from maestro.model.guards import failing_gates
 
-__all__ = ["failing_required", "refinement"]
-
-
-def failing_required(gates: Iterable[GateResult]) -> list[str]:
-    """The required gates whose latest result did not pass, sorted (a gate run again counts as it last ran)."""
-    latest = {g.name: g for g in gates}
-    return sorted(n for n, g in latest.items() if g.required and g.status != "passed")
+__all__ = ["refinement"]
 
 
 def refinement(ctx: DecisionContext) -> Decision:
@@ -43,7 +38,7 @@ def refinement(ctx: DecisionContext) -> Decision:
     undone = tuple(p.get("undone", ()))
     on_exhausted = p.get("on_exhausted", "pause")
     latest = {g.name: g for g in gates}
-    failing = failing_required(gates)
+    failing = list(failing_gates(gates))
     facts = tuple(Evidence("fact", f"{n}: {latest[n].status}", latest[n].summary[:200]) for n in failing)
     left = max(0, max_iterations - iteration)
     only_skipped = bool(skipped) and not undone and failing == ["traceability"]
