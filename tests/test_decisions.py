@@ -106,7 +106,7 @@ def test_the_strategy_sees_params_state_and_repository(session: maestro.Session)
     ).payload()
     (ctx,) = seen
     assert ctx.params == {"style": "short"}
-    assert ctx.session is not None and ctx.session.state == "planning"
+    assert ctx.state is not None and ctx.state.state == "planning"
     assert ctx.repo == session.store.repo
 
 

@@ -22,7 +22,7 @@ class DecisionContext:
 
     ``params`` are the keyword arguments of :meth:`DecisionEngine.decide` (a
     capability for ``tech_stack``, a task graph for ``task_ordering`` …);
-    ``session`` is the asking session's state, if any; ``history`` holds the
+    ``state`` is the asking session's state, if any; ``history`` holds the
     earlier decisions of this kind across sessions, oldest first, as stored in
     ``decisions/<kind>.json`` (``{"session": id, "decision": {...}}``).
     """
@@ -30,7 +30,7 @@ class DecisionContext:
     kind: str
     repo: Path | None = None
     params: Mapping[str, Any] = attrs.field(factory=dict)
-    session: SessionState | None = None
+    state: SessionState | None = None
     history: Sequence[Mapping[str, Any]] = ()
     _scan: Callable[[Path], RepoFacts] | None = attrs.field(default=None, alias="scan", repr=False)
 
