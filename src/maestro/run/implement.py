@@ -116,8 +116,8 @@ class Implementer:
         """The engine's subagent decision for ``tid``, recorded."""
         run = self.run
         config = run.config
-        mapping, triggers = overrides_from_config({"subagents": config.subagents}) if config.subagents else ({}, {})
         try:
+            mapping, triggers = overrides_from_config({"subagents": config.subagents}) if config.subagents else ({}, {})
             d = run.runner.engine.decide(
                 "subagent",
                 state=run.session.state,
@@ -151,6 +151,7 @@ class Implementer:
             if not set(group) <= set(self.active):
                 self.active = group
                 run.say(f"Group {i}: {', '.join(group)}", note=True)
+            group = self.active  # back from recovering: the group as it started, its tasks done too
             if self.run_group(list(group)):
                 give_up = [t for t in self.needs if self.runs[t].give_up]
                 why = (
@@ -420,7 +421,8 @@ class Implementer:
         for tid in group:
             tr = self.runs[tid]
             state = s.task_state(tid)
-            if state == "succeeded" and self.rolled_back:  # the rollback took its work too: it runs again
+            # the rollback took its work too, or the group broke earlier work (it needs redoing): it runs again
+            if state == "succeeded" and (self.rolled_back or tid in self.needs):
                 tr.done = False
                 s.fire_task(tid, "reopen")
             elif state == "failed":

@@ -61,7 +61,8 @@ class Step:
     """The step of one session state: what it does (returning a trigger), and whether limits are checked first.
 
     Limits (and a Ctrl-C) are checked before a step that starts a phase; not inside the
-    recovery ladder (recovering, rolling back), which finishes what the phase began.
+    recovery ladder (recovering, rolling back, and implementing when it comes back from them),
+    which finishes what the phase began: the group's own checks (before each attempt) apply.
     """
 
     run: Callable[[SessionRun], str | tuple[str, str]]  # the trigger, or (the trigger, the reason)
@@ -183,7 +184,7 @@ class SessionRun:
                         f"session {self.session.id} cannot continue from state {state!r}: "
                         "it waits for an answer (`maestro resume`)"
                     )
-                if step.check_limits:
+                if step.check_limits and not self.work.needs:  # back from recovering: the group goes on
                     self.check_limits()
                 outcome = step.run(self)
                 trigger, reason = outcome if isinstance(outcome, tuple) else (outcome, None)
