@@ -363,7 +363,14 @@ def _attempt(move: Callable[[], str]) -> tuple[str, TransitionNotAllowed | None]
 
 def _without_clock(state: SessionState) -> SessionState:
     """``state`` with the fields every event moves (sequence, step count, time, the last step boundary) cleared."""
-    return attrs.evolve(state, last_seq=0, steps=0, updated_at=None, run_clock=(0.0, None, None), boundary=0)
+    return attrs.evolve(
+        state,
+        last_seq=0,
+        steps=0,
+        updated_at=None,
+        run_clock=(0.0, None, None),
+        marks=attrs.evolve(state.marks, boundary=0),
+    )
 
 
 # =====================================================================================

@@ -101,6 +101,21 @@ class TaskState:
 
 
 @attrs.frozen
+class Marks:
+    """What a resume needs of the log, kept together (:class:`SessionState` shows each as its own property).
+
+    One record, made anew only when one of them changes, so that a snapshot (one per replayed step) costs
+    one field for all five.
+    """
+
+    answer: Decision | None = None
+    guidance: Decision | None = None
+    last_request: DecisionRequest | None = None
+    boundary: int = 1
+    checkpoint_seq: int = 0
+
+
+@attrs.frozen
 class SessionState:
     """Everything the events of a session say, after a given event.
 
@@ -140,11 +155,27 @@ class SessionState:
     run_clock: tuple[float, str | None, str | None] = (0.0, None, None)  # see active_s
     rewinds: int = 0
     last_decision: int = 0
-    answer: Decision | None = None
-    guidance: Decision | None = None
-    last_request: DecisionRequest | None = None
-    boundary: int = 1
-    checkpoint_seq: int = 0
+    marks: Marks = attrs.field(factory=Marks)
+
+    @property
+    def answer(self) -> Decision | None:
+        return self.marks.answer
+
+    @property
+    def guidance(self) -> Decision | None:
+        return self.marks.guidance
+
+    @property
+    def last_request(self) -> DecisionRequest | None:
+        return self.marks.last_request
+
+    @property
+    def boundary(self) -> int:
+        return self.marks.boundary
+
+    @property
+    def checkpoint_seq(self) -> int:
+        return self.marks.checkpoint_seq
 
     @property
     def active_s(self) -> float:
@@ -208,6 +239,7 @@ class Reducer:
         self.guidance: Decision | None = None  # a guidance answer, until the step it was for is over
         self.boundary = 1  # the seq of the last step boundary (BOUNDARY_TRIGGERS, checkpoints)
         self.checkpoint_seq = 0
+        self._marks: Marks | None = None  # the record of the five above, while none changes
         # What a rewind does not undo: money spent, time run, decision ids used, the events themselves.
         self.events: list[Event] = []
         self.spent_usd = 0.0
@@ -239,6 +271,7 @@ class Reducer:
                 if self.started is not None:
                     raise self._fail(event, "a second 'session' event")
                 self.boundary = event.seq
+                self._marks = None
                 self.started = converter.structure(data, SessionStarted)
                 self.started_at = event.ts
                 self.limits = self.started.limits
@@ -246,6 +279,7 @@ class Reducer:
                 decision = converter.structure(data, Decision)
                 self.decisions.append(decision)
                 if decision.kind == "answer":
+                    self._marks = None
                     self.answer = decision
                     self.guidance = decision if decision.choice == "guidance" else None
                 if decision.id[1:].isdigit():
@@ -253,6 +287,7 @@ class Reducer:
             elif kind == "checkpoint":
                 self.checkpoints.append(converter.structure(data, CheckpointRecord))
                 self.boundary = self.checkpoint_seq = event.seq
+                self._marks = None
             elif kind == "agent":
                 result = converter.structure(data, AgentResult)
                 self.agent_results.append(result)
@@ -260,6 +295,7 @@ class Reducer:
             elif kind == "request":
                 self.request = self.last_request = converter.structure(data, DecisionRequest)
                 self.answer = None
+                self._marks = None
             elif kind == "limits":
                 self.limits = converter.structure(data, Limits)
             elif kind == "rewind":
@@ -344,8 +380,10 @@ class Reducer:
             self.request = None  # answered (or aborted): no longer waiting
         if trigger in BOUNDARY_TRIGGERS:
             self.boundary = event.seq
+            self._marks = None
         if trigger in ("tasks_ready", "refine"):
             self.guidance = None  # guidance is for the step the pause interrupted
+            self._marks = None
         self.state = dest
         self.steps += 1
 
@@ -413,12 +451,13 @@ class Reducer:
             run_clock=(self._closed_s, self._run_start, self._last_ts),
             rewinds=self.rewinds,
             last_decision=self.last_decision,
-            answer=self.answer,
-            guidance=self.guidance,
-            last_request=self.last_request,
-            boundary=self.boundary,
-            checkpoint_seq=self.checkpoint_seq,
+            marks=self._snapshot_marks(),
         )
+
+    def _snapshot_marks(self) -> Marks:
+        if self._marks is None:
+            self._marks = Marks(self.answer, self.guidance, self.last_request, self.boundary, self.checkpoint_seq)
+        return self._marks
 
 
 def rebuild(events: Iterable[Event], *, where: str = "") -> SessionState:
