@@ -1200,10 +1200,23 @@ def _giving_up(config: str) -> str:
 
 
 def test_every_state_but_paused_and_the_final_ones_has_one_step() -> None:
-    from maestro.run.loop import STEPS
+    from maestro.run.loop import STEPS, check_steps
 
     chart = maestro.load_chart("session")
     assert set(STEPS) == {s.name for s in chart.states if not s.final} - {"paused"}
+    check_steps(chart)  # every step's moves are declared, every declared move is a step's or a human's
+
+
+def test_the_loop_and_the_chart_must_agree(monkeypatch: pytest.MonkeyPatch) -> None:
+    from maestro.run import loop
+
+    chart = maestro.load_chart("session")
+    monkeypatch.setitem(loop.STEPS, "reviewing", loop.Step(loop.SessionRun.review, ("handoff", "refine")))
+    with pytest.raises(maestro.ChartError, match="'give_up' from reviewing is fired by no step"):
+        loop.check_steps(chart)
+    monkeypatch.setitem(loop.STEPS, "reviewing", loop.Step(loop.SessionRun.review, ("handoff", "refine", "complete")))
+    with pytest.raises(maestro.ChartError, match="the reviewing step may fire 'complete', not declared from reviewing"):
+        loop.check_steps(chart)
 
 
 def test_a_step_asking_for_a_move_the_chart_does_not_allow_is_refused(
@@ -1211,9 +1224,9 @@ def test_a_step_asking_for_a_move_the_chart_does_not_allow_is_refused(
 ) -> None:
     from maestro.run import loop
 
-    monkeypatch.setitem(loop.STEPS, "planning", loop.Step(lambda run: "complete"))
+    monkeypatch.setitem(loop.STEPS, "planning", loop.Step(lambda run: "complete", ("plan_ready",)))
     repo = make_repo(tmp_path)
-    with pytest.raises(MaestroError, match="the planning step asked for 'complete', which the session chart does not"):
+    with pytest.raises(MaestroError, match="the planning step returned 'complete', not one of its moves"):
         run_session(repo, tasks=[task("a")], script={"a": [{"actions": [write("a.txt", "a\n")]}]})
     (sid,) = maestro.Store(repo).session_ids()
     assert maestro.Store(repo).read_events(sid)[-1].data.get("trigger") == "start"  # nothing fired after it

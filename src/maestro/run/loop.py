@@ -23,7 +23,7 @@ import attrs
 
 from maestro.agents.base import PlanRequest
 from maestro.config.model import Config
-from maestro.core.errors import MaestroError, TransitionNotAllowed
+from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
 from maestro.core.records import CheckpointRecord, Decision, DecisionRequest
 from maestro.decide.capabilities import capabilities
 from maestro.gates.acceptance import acceptance
@@ -31,7 +31,7 @@ from maestro.gates.commands import gate_commands
 from maestro.gates.running import run_gate
 from maestro.gates.traceability import Traceability, trace
 from maestro.git.checkpoints import Checkpointer
-from maestro.model.chart import load_chart
+from maestro.model.chart import Chart, load_chart
 from maestro.model.guards import failing_gates
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import Prd, load_prd
@@ -46,7 +46,17 @@ from maestro.store.views import final_report
 if TYPE_CHECKING:
     from maestro.run.runner import Runner
 
-__all__ = ["EXIT_CODES", "EXIT_INTERRUPTED", "STEPS", "RunOutcome", "SessionRun", "Step"]
+__all__ = [
+    "BY_HAND_ONLY",
+    "EXIT_CODES",
+    "EXIT_INTERRUPTED",
+    "HUMAN_MOVES",
+    "STEPS",
+    "RunOutcome",
+    "SessionRun",
+    "Step",
+    "check_steps",
+]
 
 log = logging.getLogger("maestro.run")
 
@@ -66,6 +76,7 @@ class Step:
     """
 
     run: Callable[[SessionRun], str | tuple[str, str]]  # the trigger, or (the trigger, the reason)
+    may: tuple[str, ...]  # the triggers it may return: each declared from its state (checked when STEPS is built)
     check_limits: bool = True
     groups: bool = False  # it runs task groups: a pause in it may leave a group half done
 
@@ -107,6 +118,7 @@ class SessionRun:
         self.graph = graph
         self.workdir: Path = Path(checkpointer.workdir)
         self.chart = load_chart("session")
+        check_steps(self.chart)  # the loop and the chart agree, or nothing runs
         state = session.state
         self.last_checkpoint = state.checkpoints[-1].n if state.checkpoints else 0
         self.resumed = resumed
@@ -188,6 +200,9 @@ class SessionRun:
                     self.check_limits()
                 outcome = step.run(self)
                 trigger, reason = outcome if isinstance(outcome, tuple) else (outcome, None)
+                if trigger not in step.may:
+                    raise MaestroError(f"session {self.session.id}: the {state} step returned {trigger!r}, "
+                                       f"not one of its moves ({', '.join(step.may)})")  # fmt: skip
                 allowed = self.session.triggers()
                 if trigger not in allowed:
                     raise MaestroError(
@@ -425,15 +440,51 @@ class SessionRun:
 
 
 STEPS: dict[str, Step] = {
-    "created": Step(SessionRun.start),
-    "planning": Step(SessionRun.plan),
-    "generating_tasks": Step(SessionRun.generate_tasks),
-    "implementing": Step(lambda run: run.work.implement(), groups=True),
-    "recovering": Step(lambda run: run.work.recover(), check_limits=False),
-    "rolling_back": Step(lambda run: run.work.roll_back(), check_limits=False),
-    "validating": Step(SessionRun.validate),
-    "reviewing": Step(SessionRun.review),
-    "refining": Step(SessionRun.refine),
-    "handoff": Step(SessionRun.hand_off, check_limits=False),
+    "created": Step(SessionRun.start, ("start",)),
+    "planning": Step(SessionRun.plan, ("plan_ready",)),
+    "generating_tasks": Step(SessionRun.generate_tasks, ("tasks_ready",)),
+    "implementing": Step(lambda run: run.work.implement(), ("implementation_done", "error"), groups=True),
+    "recovering": Step(lambda run: run.work.recover(), ("rollback", "retry", "give_up"), check_limits=False),
+    "rolling_back": Step(lambda run: run.work.roll_back(), ("rolled_back",), check_limits=False),
+    "validating": Step(SessionRun.validate, ("validation_done",)),
+    "reviewing": Step(SessionRun.review, ("handoff", "refine", "give_up")),
+    "refining": Step(SessionRun.refine, ("tasks_ready",)),
+    "handoff": Step(SessionRun.hand_off, ("complete",), check_limits=False),
 }
-"""Session state → its step.  ``paused`` has none: only an answer (``maestro resume``) moves it."""
+"""Session state → its step.  ``paused`` has none: only an answer (``maestro resume``) moves it.
+
+The moves no step makes are a human's or a limit's: ``pause``, ``resume``, ``accept``, ``abort``
+(:data:`HUMAN_MOVES`).  :func:`check_steps` proves the table against the chart.
+"""
+
+HUMAN_MOVES = frozenset({"pause", "resume", "accept", "abort"})
+
+BY_HAND_ONLY = frozenset({("validating", "error"), ("refining", "error")})
+"""Moves the chart declares for sessions driven by hand (``Session.fire`` from the library) that the built-in
+loop never makes: its validating and refining steps have nothing to recover (a gate that cannot run is a failed
+or skipped gate).  :func:`check_steps` holds this set to exactly the chart's unfired moves."""
+
+
+def check_steps(chart: Chart) -> None:
+    """Every step's triggers are declared from its state, and every move of the chart is a step's or a human's.
+
+    Raises :class:`~maestro.ChartError` naming the first mismatch (a chart edited without the loop, or the
+    loop without the chart).
+    """
+    states = {s.name for s in chart.states if not s.final}
+    if set(STEPS) != states - {"paused"}:
+        raise ChartError(f"session chart: states without a step: {sorted(states - {'paused'} - set(STEPS))}, "
+                         f"steps without a state: {sorted(set(STEPS) - states)}")  # fmt: skip
+    moves = {(e.source, e.trigger) for e in chart.edges()}
+    fired: set[tuple[str, str]] = set()
+    for state, step in STEPS.items():
+        declared = {trigger for source, trigger in moves if source == state}
+        for trigger in step.may:
+            if trigger not in declared:
+                raise ChartError(f"session chart: the {state} step may fire {trigger!r}, not declared from {state}")
+            fired.add((state, trigger))
+    unfired = {(s, tr) for s, tr in moves if s in STEPS and tr not in HUMAN_MOVES and (s, tr) not in fired}
+    for state, trigger in sorted(unfired - BY_HAND_ONLY):
+        raise ChartError(f"session chart: {trigger!r} from {state} is fired by no step")
+    for state, trigger in sorted(BY_HAND_ONLY - unfired):
+        raise ChartError(f"session chart: {trigger!r} from {state} is listed as by hand only, but is not")
