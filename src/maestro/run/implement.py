@@ -84,7 +84,6 @@ class Implementer:
         self.needs: list[str] = []  # the tasks of the group that needs recovering
         self.active: tuple[str, ...] = ()  # the group running (its line is said once)
         self.rolled_back = False
-        self.batch: Batch[Outcome] | None = None
 
     # -- preparing -----------------------------------------------------------------------------------------------
     def prepare(self, graph: TaskGraph, *, quiet: bool = False) -> None:
@@ -279,11 +278,7 @@ class Implementer:
             limit=limit,
             budget_left=budget_left,
         )
-        self.batch = batch
-        try:
-            batch.run([t for t in tids if s.task_state(t) in ("ready", "retrying")])
-        finally:
-            self.batch = None
+        batch.run([t for t in tids if s.task_state(t) in ("ready", "retrying")])
 
     def start(self, tid: str, allowance: float | None) -> Callable[[], Outcome]:
         """Begin an attempt of ``tid`` (its ``start`` move) and return the work for a worker thread."""

@@ -320,19 +320,19 @@ class SessionRun:
     def review(self) -> str:
         """The refinement decision, carried out: hand off, refine, give up, or ask a human."""
         state = self.session.state
+        skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
         d = self.runner.engine.decide(
             "refinement",
             state=state,
             gates=tuple(state.gates),
             iteration=state.iteration,
             max_iterations=state.limits.max_iterations,
-            skipped=tuple(sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")),
+            skipped=tuple(skipped),
             undone=tuple(t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")),
             on_exhausted=self.config.recovery.on_exhausted,
         )
         failing = list(failing_gates(state.gates))
         if d.choice == "ask":
-            skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
             self.record(d)
             raise Pause(
                 f"Requirements are not met because tasks were skipped ({', '.join(skipped)}): hand off as is, "
