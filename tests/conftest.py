@@ -8,7 +8,17 @@ from pathlib import Path
 import pytest
 
 import maestro
+from maestro.git.places import ENV_ROOT
 from tests.support.git import git_init
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _worktrees_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Sessions' worktrees under the test run's temporary folder, not the user's cache (subprocesses inherit it)."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv(ENV_ROOT, str(tmp_path_factory.mktemp("worktrees")))
+    yield
+    mp.undo()
 
 
 @pytest.fixture

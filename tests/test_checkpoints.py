@@ -739,7 +739,8 @@ def test_worktree_mode_leaves_the_users_checkout_alone(repo: Path, dirty: bool) 
     cp = Checkpointer(repo, SID, worktree=True)
     rec0 = cp.start()
     wd = cp.workdir
-    assert wd.resolve() == (repo / ".flow" / "maestro" / "worktrees" / SID).resolve()
+    assert not wd.resolve().is_relative_to(repo.resolve())  # outside the user's working tree (and its .git)
+    assert wd.name == f"maestro-{SID}-integration"
     assert wd.is_dir()
     listing = git(repo, "worktree", "list", "--porcelain").split("\n\n")
     mine = [block for block in listing if f"worktree {wd.resolve()}" in block.splitlines()]
@@ -782,7 +783,7 @@ def test_worktree_mode_leaves_the_users_checkout_alone(repo: Path, dirty: bool) 
     assert again.start() == rec0
     assert again.workdir.resolve() == wd.resolve()
     assert _user_state(repo) == user
-    # and the user's own git status is unchanged by the worktree under .flow/
+    # and the user's own git status is unchanged by the worktree
     status = git(repo, "--no-optional-locks", "status", "--porcelain", "--untracked-files=all")
     assert ".flow" not in status
 

@@ -49,6 +49,7 @@ from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
 from maestro.core.seams import Clock, SystemClock
 from maestro.git.numstat import line_delta
+from maestro.git.places import worktree_dir
 from maestro.git.staging import Staging
 
 __all__ = ["Checkpointer"]
@@ -94,7 +95,8 @@ class Checkpointer:
         self.tag_prefix = f"refs/tags/maestro/{sid}/".encode()
         self.ref_prefix = f"refs/maestro/{sid}/".encode()
         top = Path(main.path).resolve()
-        self.workdir = top / ".flow" / "maestro" / "worktrees" / sid if worktree else top
+        # a worktree session works outside the user's working tree (maestro.git.places says where and why)
+        self.workdir = worktree_dir(main.commondir(), sid, "integration") if worktree else top
         self._repo: Repo | None = None
         self._staging = Staging(main)
         self._records: dict[int, CheckpointRecord] = {}
@@ -106,6 +108,8 @@ class Checkpointer:
         refs = self._main.refs
         existing = self._peel(self.tag_prefix + b"0")
         if existing is not None and self.branch in refs:
+            if self.worktree and not (self.workdir / ".git").exists():
+                self._add_worktree()  # removed (a cleaned session, a wiped cache): made again at the branch
             self._open_workdir()
             if not self.worktree and refs.read_ref(Ref(b"HEAD")) != b"ref: " + self.branch:
                 self._main.refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
@@ -178,34 +182,81 @@ class Checkpointer:
         scan = self._staging.scan()
         return bool(scan.changed or scan.removed) or self._staging.tree != self._commit(head).tree
 
+    @property
+    def repo(self) -> Repo:
+        """The user's repository (its object store holds every commit of the session)."""
+        return self._main
+
+    def head(self) -> ObjectID:
+        """The session branch's commit (the last checkpoint's, unless a run stopped before recording one)."""
+        return self._branch_head()
+
+    def show(self, commit: ObjectID) -> None:
+        """Put the session's working tree (and index) at ``commit`` without moving the branch: only what differs is written.
+
+        What the tree held that no commit has (a command that wrote files) is saved first, as a rollback saves it.
+        """
+        self._move_tree(commit, "before showing another commit", always=False)
+
+    def advance(self, commit: ObjectID, label: str, *, state: str | None = None) -> CheckpointRecord:
+        """Make ``commit`` (a child of the branch head) the next checkpoint: the branch moves to it (compare-and-swap)
+        and it is tagged.  The working tree is expected at ``commit`` already (:meth:`show`)."""
+        head = self._branch_head()
+        n = self._next_number()
+        if not self._main.refs.set_if_equals(self.branch, head, commit):
+            raise CheckpointError(f"{self.branch.decode()} moved while checkpointing (expected {head.decode()})")
+        self._tag(n, commit, label, state)
+        record = self._make_record(n, commit, label, head_tree=self._commit(head).tree)
+        self._records[n] = record
+        log.info("session %s: checkpoint %d at %s: %s", self.session, n, commit.decode()[:12], label)
+        return record
+
+    def commit_tree(self, tree: ObjectID, parents: builtins.list[ObjectID], label: str) -> ObjectID:
+        """A commit of ``tree`` with these parents (written to the object store; no ref moves)."""
+        return self._new_commit(tree, parents, label)
+
     def rollback(self, to: int | str) -> CheckpointRecord:
         """Restore the tree and index to checkpoint ``to`` (number, tag or commit) and move the branch there.
 
         The tree as it is first goes to ``refs/maestro/<session>/pre-rollback-<k>``.
         """
+        target_n, target = self._resolve(to)
+        k = self._move_tree(target, "before rollback")
+        self._open_workdir().refs[self.branch] = target
+        log.info("session %s: rolled back to checkpoint %d (tree before: pre-rollback-%d)", self.session, target_n, k)
+        return self._record(target_n)
+
+    def _move_tree(self, target: ObjectID, label: str, *, always: bool = True) -> int:
+        """The working tree and index at ``target``; what was there goes to a new pre-rollback ref (its number).
+
+        Without ``always`` the ref is made only when the tree held something its index did not (0: none made).
+        """
         repo = self._open_workdir()
         self._check_unlocked(repo)
-        target_n, target = self._resolve(to)
         head = self._branch_head()
         staging = self._staging
         staging.load(repo)
         # Save what is there now, staged exactly as a checkpoint would (the index is written
-        # only once the rollback is known to go through).
+        # only once the move is known to go through).
         scan = staging.scan()
+        shown = staging.tree
         tree = staging.apply(scan, write_index=False)
         want = self._commit(target).tree
         changes = list(tree_changes(self._main.object_store, tree, want))
         staging.check_obstacles(changes)  # before anything is written
         staging.stage(scan, tree)
-        saved = head if tree == self._commit(head).tree else self._new_commit(tree, [head], "before rollback")
+        if not always and tree == shown:
+            staging.write_changes(changes)
+            staging.tree = want
+            staging.write_index()
+            return 0
+        saved = head if tree == self._commit(head).tree else self._new_commit(tree, [head], label)
         k = 1 + max((int(r.rsplit(b"-", 1)[1]) for r in self._pre_rollback_refs()), default=0)
         repo.refs[Ref(self.ref_prefix + f"pre-rollback-{k}".encode())] = saved
         staging.write_changes(changes)
         staging.tree = want
         staging.write_index()
-        repo.refs[self.branch] = target
-        log.info("session %s: rolled back to checkpoint %d (tree before: pre-rollback-%d)", self.session, target_n, k)
-        return self._record(target_n)
+        return k
 
     def discard_after(self, n: int) -> builtins.list[int]:
         """Untag the checkpoints after ``n`` (made by a run that stopped before recording them); return them.
