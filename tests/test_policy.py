@@ -45,7 +45,7 @@ def test_the_recovery_ladder_in_order(
     if failure_class == "transient" and retries < max_retries and not stuck:
         expected = "retry"
     elif not human and alternatives < max_alternatives:
-        expected = "rollback_and_alternative"
+        expected = "alternative"
     elif not human and on_exhausted == "give_up":
         expected = "give_up"
     else:
@@ -56,11 +56,11 @@ def test_the_recovery_ladder_in_order(
 
 def test_scores_say_what_is_left_of_each_rung() -> None:
     fresh, used = recover(retries=0), recover(retries=2)
-    assert scores(fresh)["retry"] > scores(used)["retry"] > scores(used)["rollback_and_alternative"]
+    assert scores(fresh)["retry"] > scores(used)["retry"] > scores(used)["alternative"]
     assert fresh.rationale == "transient failure: retry 1 of 3 after 1.5 s backoff"
     stuck = recover(stuck=True)
-    assert (stuck.choice, scores(stuck)["retry"]) == ("rollback_and_alternative", 0.0)
-    assert stuck.rationale.startswith("the same error twice in a row: roll back to checkpoint 1, then alternative 1")
+    assert (stuck.choice, scores(stuck)["retry"]) == ("alternative", 0.0)
+    assert stuck.rationale.startswith("the same error twice in a row: alternative 1 of 2 from checkpoint 1")
     critical = recover(failure_class="critical", summary="Not logged in")
     assert (critical.choice, critical.rationale) == ("pause", "the agent cannot work: Not logged in")
 

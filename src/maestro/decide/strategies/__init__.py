@@ -4,7 +4,7 @@
 ``architecture`` (FR-3, :mod:`~maestro.decide.strategies.architecture`): which layout new code follows.
 ``gate`` (:mod:`~maestro.decide.strategies.gate`): which tool runs each validation gate.
 ``task_ordering`` (FR-4, :mod:`~maestro.decide.strategies.ordering`): the order and parallel groups of a task graph.
-``recovery`` and ``session_recovery`` (FR-5, :mod:`~maestro.decide.strategies.recovery`): the recovery ladder's rung.
+``recovery``, ``session_recovery`` and ``merge`` (FR-5, :mod:`~maestro.decide.strategies.recovery`): the recovery ladder's rung.
 ``refinement`` (FR-12, :mod:`~maestro.decide.strategies.refinement`): hand off, refine, ask or stop after validation.
 ``subagent`` (FR-14, :mod:`~maestro.decide.strategies.subagent`): which subagent works on a task.
 
@@ -18,7 +18,7 @@ from maestro.decide.context import Strategy
 from maestro.decide.strategies.architecture import architecture
 from maestro.decide.strategies.gate import GATES, gate, gate_command
 from maestro.decide.strategies.ordering import task_ordering
-from maestro.decide.strategies.recovery import recovery, session_recovery
+from maestro.decide.strategies.recovery import merge, recovery, session_recovery
 from maestro.decide.strategies.refinement import refinement
 from maestro.decide.strategies.subagent import subagent_strategy
 from maestro.decide.strategies.tech_stack import load_catalogue, tech_stack
@@ -30,6 +30,7 @@ __all__ = [
     "gate",
     "gate_command",
     "load_catalogue",
+    "merge",
     "recovery",
     "refinement",
     "session_recovery",
@@ -46,6 +47,7 @@ STRATEGIES: dict[str, Strategy] = {
     "subagent": subagent_strategy,
     "recovery": recovery,
     "session_recovery": session_recovery,
+    "merge": merge,
     "refinement": refinement,
 }
 """Decision kind → the strategy that decides it."""

@@ -2,17 +2,18 @@
 
 Two questions, two kinds:
 
-``recovery`` — a task attempt failed (or its group broke an earlier task's acceptance
-commands): retry it in place, roll back and take an alternative approach, pause for a
-human, or give up?  Asked as::
+``recovery`` — a task attempt failed (or its merge conflicted, or the merged tree broke an
+acceptance command): retry it in place, take an alternative approach, pause for a human, or
+give up?  A failed attempt never touched the session's branch (it ran in a worktree of its
+own), so no rung rolls anything back.  Asked as::
 
     engine.decide("recovery", task="b", failure_class="transient", summary="rate limited",
                   retries=0, max_retries=3, alternatives=0, max_alternatives=2, stuck=False,
                   last_checkpoint=1, next_delay_s=1.5)
 
 The rungs, in order: ``retry`` (only a ``transient`` failure, while retries are left and
-the error is not the same twice in a row), ``rollback_and_alternative`` (while
-alternatives are left), then ``pause`` (or ``give_up`` when ``on_exhausted="give_up"``:
+the error is not the same twice in a row), ``alternative`` (a new attempt from the
+session's head with the failure as feedback, while alternatives are left), then ``pause`` (or ``give_up`` when ``on_exhausted="give_up"``:
 an unattended run that must end rather than wait).  ``critical`` (the agent cannot work)
 and ``ambiguous`` (a human must decide) go to ``pause`` at once.  Each option's score is
 what is left of its rung (a retry scores between 0.7 and 0.9, an alternative between
@@ -20,11 +21,16 @@ what is left of its rung (a retry scores between 0.7 and 0.9, an alternative bet
 says why each rung is open or closed: the failure class, the rungs used, the same error
 twice, the money spent, and what earlier sessions chose for the same failure class.
 
-``session_recovery`` — the session is in ``recovering`` after a group needed it: roll the
-tree back to the last checkpoint, go straight back (``retry``: there is nothing to undo,
-the tree is already at the checkpoint), or give up.  Params: ``changed`` (the tree
-differs from the checkpoint), ``give_up`` (a task's recovery decided so), ``last_checkpoint``,
-``tasks`` (the tasks of the group that needs recovering).
+``session_recovery`` — the session is in ``recovering`` (a task gave up, or a session driven
+by hand asked for it): roll the session's tree back to the last checkpoint, go straight back
+(``retry``: there is nothing to undo, the tree is already at the checkpoint), or give up.
+Params: ``changed`` (the tree differs from the checkpoint), ``give_up`` (a task's recovery
+decided so), ``last_checkpoint``, ``tasks`` (the tasks that need recovering).
+
+``merge`` — a succeeded attempt does not merge onto the session branch (other tasks changed
+the same lines since it started): re-run it on the new head with the conflicting hunks as
+feedback (the recovery ladder then counts it as an alternative), or ask a human when the
+conflict is not in text.  Params: ``task_id``, ``conflicts`` (the paths).
 """
 
 from __future__ import annotations
@@ -36,9 +42,9 @@ from maestro.core.errors import DecisionError
 from maestro.core.records import Decision, Evidence, Option
 from maestro.decide.context import DecisionContext
 
-__all__ = ["RUNGS", "recovery", "session_recovery"]
+__all__ = ["RUNGS", "merge", "recovery", "session_recovery"]
 
-RUNGS = ("retry", "rollback_and_alternative", "pause", "give_up")
+RUNGS = ("retry", "alternative", "pause", "give_up")
 HUMAN = frozenset({"critical", "ambiguous"})
 _PAUSE_SCORE = 0.3
 _GIVE_UP_SCORE = 0.35  # above a pause: chosen over it only where the run was told to give up
@@ -74,7 +80,7 @@ def recovery(ctx: DecisionContext) -> Decision:
     failure_class = p.get("failure_class")
     if not isinstance(failure_class, str) or not failure_class:
         raise DecisionError(f"{ctx.kind}: pass failure_class= (transient, implementation, test_failure, critical, "
-                            "ambiguous or regression)")  # fmt: skip
+                            "ambiguous, regression or conflict)")  # fmt: skip
     task = p.get("task_id", "?")
     summary = str(p.get("summary", ""))
     retries, max_retries = _int(ctx, "retries"), _int(ctx, "max_retries")
@@ -105,7 +111,7 @@ def recovery(ctx: DecisionContext) -> Decision:
     else:
         retry_score = round(0.9 - 0.2 * retries / max(1, max_retries), 3)
         retry_why = f"{max_retries - retries} of {max_retries} retries left"
-    # roll back, then another approach
+    # another approach, from the session's head
     if failure_class in HUMAN:
         alt_score, alt_why = 0.0, f"a {failure_class} failure needs a human, not another approach"
     elif alternatives >= max_alternatives:
@@ -119,7 +125,7 @@ def recovery(ctx: DecisionContext) -> Decision:
     give_up_score = _GIVE_UP_SCORE if on_exhausted == "give_up" and not human else 0.0
     options = (
         Option("retry", retry_score, (*facts, Evidence("fact", retry_why))),
-        Option("rollback_and_alternative", alt_score, (cls, Evidence("fact", alt_why))),
+        Option("alternative", alt_score, (cls, Evidence("fact", alt_why))),
         Option("pause", pause_score, (cls, Evidence("fact", pause_why))),
         Option("give_up", give_up_score, (cls, Evidence("fact", f"on_exhausted: {on_exhausted}"))),
     )
@@ -127,19 +133,21 @@ def recovery(ctx: DecisionContext) -> Decision:
 
     if choice == "retry":
         rationale = f"transient failure: retry {retries + 1} of {max_retries} after {delay:g} s backoff"
-    elif choice == "rollback_and_alternative":
+    elif choice == "alternative":
+        nth = f"alternative {alternatives + 1} of {max_alternatives}"
         if failure_class == "regression":
-            rationale = f"regression: {summary}; roll back to checkpoint {checkpoint} and redo the group"
+            rationale = f"regression: {summary}; the merge is not kept: {nth} from checkpoint {checkpoint}"
+        elif failure_class == "conflict":
+            rationale = f"{summary}: {nth} on checkpoint {checkpoint} with the conflicting hunks as feedback"
         else:
             why = "the same error twice in a row" if stuck else failure_class
-            rationale = (f"{why}: roll back to checkpoint {checkpoint}, then alternative {alternatives + 1} of "
-                         f"{max_alternatives} with the failure as feedback")  # fmt: skip
+            rationale = f"{why}: {nth} from checkpoint {checkpoint} with the failure as feedback (nothing to roll back)"
     elif failure_class == "critical":
         rationale = f"the agent cannot work: {summary}"
     elif failure_class == "ambiguous":
         rationale = f"a human must decide: {summary}"
     elif failure_class == "regression":
-        rationale = f"the group keeps breaking earlier work ({alternatives} alternatives): {summary}"
+        rationale = f"the task keeps breaking earlier work ({alternatives} alternatives): {summary}"
     else:
         rationale = f"every rung used ({retries} retries, {alternatives} alternatives)"
         if choice == "give_up":
@@ -176,3 +184,26 @@ def session_recovery(ctx: DecisionContext) -> Decision:
         rationale = f"tasks {tasks}: every rung used, and the run gives up rather than wait for a human"
     return Decision("session_recovery", "The group needs recovering: how?", choice, rationale, options=options,
                     checkpoint=checkpoint)  # fmt: skip
+
+
+def merge(ctx: DecisionContext) -> Decision:
+    """What a conflicting merge leads to (see the module docstring)."""
+    task = ctx.params.get("task_id", "?")
+    paths = [str(c) for c in ctx.params.get("conflicts", ())]
+    if not paths:
+        raise DecisionError(f"{ctx.kind}: pass conflicts= (the conflicting paths)")
+    shown = ", ".join(paths[:5]) + (f" and {len(paths) - 5} more" if len(paths) > 5 else "")
+    where = Evidence("fact", f"conflicts in {shown}")
+    options = (
+        Option("rerun", 0.8, (where, Evidence("fact", "the task's agent sees the new code and the conflicting hunks"))),
+        Option("pause", 0.3, (where, Evidence("fact", "a human merges by hand"))),
+    )
+    return Decision(
+        "merge",
+        f"Task {task}'s work conflicts with what was merged since it started: what next?",
+        "rerun",
+        f"re-run task {task} on the session's head with the conflicting hunks of {shown} as feedback "
+        "(the recovery ladder counts it as an alternative)",
+        options=options,
+        confidence=0.8,
+    )
