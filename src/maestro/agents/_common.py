@@ -23,6 +23,7 @@ __all__ = [
     "exclude_from_git",
     "git_config_file",
     "is_long",
+    "request_env",
     "run_attempt",
     "tail",
     "tree_state",
@@ -116,6 +117,11 @@ class Attempt:
                 f"{self.agent} did not finish in time and was stopped" + (f"; last output: {last}" if last else ""),
             )  # fmt: skip
         return None
+
+
+def request_env(own: Mapping[str, str], extra: Mapping[str, str] | None) -> dict[str, str]:
+    """An adapter's own variables with a request's ``env`` laid over them (the request's win)."""
+    return {**own, **(extra or {})}
 
 
 def run_attempt(

@@ -50,6 +50,7 @@ from maestro.agents._common import (
     exclude_from_git,
     git_config_file,
     is_long,
+    request_env,
     run_attempt,
     tail,
     tree_state,
@@ -117,7 +118,9 @@ class AiderAgent:
                 message_file = Path(scratch) / "message.md"
                 message_file.write_text(prompt, encoding="utf-8")
             argv = self.command(prompt, tuple(request.task.files), history=history, message_file=message_file)
-            outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env)
+            outcome = run_attempt(
+                attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=request_env(self.env, request.env)
+            )
         if config is not None and config_before is not None and config.read_bytes() != config_before:
             # aider writes a placeholder identity ("Your Name") into a repository that has none: undo it
             log.warning("%s: aider changed the repository's git config; restored", config)

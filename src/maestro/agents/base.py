@@ -97,6 +97,13 @@ def _skills(value: Iterable[Skill]) -> tuple[Skill, ...]:
     return tuple(value)
 
 
+def _env_ok(_inst: object, _attr: object, value: Mapping[str, str] | None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise AgentError(f"AgentRequest.env: a mapping of variable names to strings, not {value!r}")
+
+
 @attrs.frozen
 class AgentRequest:
     """One attempt at one task.
@@ -105,7 +112,9 @@ class AgentRequest:
     another way, and the output of the failure before (the tail is kept).
     ``session_dir`` is where transcripts go (``<session_dir>/agents/``); without
     it nothing is saved.  ``budget_usd`` is what is left of the session's budget
-    (None: no limit); adapters that can cap spending pass it on.
+    (None: no limit); adapters that can cap spending pass it on.  ``env`` holds
+    extra environment variables for the agent's process, laid over the
+    adapter's own (for a worktree: :func:`maestro.decide.strategies.environment.worktree_env`).
     """
 
     task: Task
@@ -118,6 +127,7 @@ class AgentRequest:
     timeout_s: float = 1800.0
     budget_usd: float | None = None
     session_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    env: Mapping[str, str] | None = attrs.field(default=None, validator=_env_ok)
 
 
 @attrs.frozen

@@ -52,7 +52,7 @@ from typing import Any
 
 import attrs
 
-from maestro.agents._common import Attempt, budget_refusal, classify_text, is_long, run_attempt, tail
+from maestro.agents._common import Attempt, budget_refusal, classify_text, is_long, request_env, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
     PLAN_TASK,
@@ -196,8 +196,8 @@ class ClaudeAgent:
             return refused
         prompt = task_prompt(request)
         argv = self.command(prompt, subagent=request.subagent, budget_usd=request.budget_usd)
-        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
-                              stdin_text=self.stdin_text(prompt))  # fmt: skip
+        outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s,
+                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt))  # fmt: skip
         return self._judge(attempt, outcome)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:

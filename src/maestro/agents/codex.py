@@ -35,7 +35,7 @@ from typing import Any
 
 import attrs
 
-from maestro.agents._common import Attempt, classify_text, is_long, run_attempt, tail
+from maestro.agents._common import Attempt, classify_text, is_long, request_env, run_attempt, tail
 from maestro.agents.base import (
     PLAN_SCHEMA,
     PLAN_TASK,
@@ -173,7 +173,7 @@ class CodexAgent:
         if request.subagent is not None and request.subagent.prompt:
             prompt += f"\nAct as {request.subagent.name}:\n{request.subagent.prompt.strip()}\n"
         outcome = run_attempt(attempt, self.command(prompt), cwd=request.workdir, timeout_s=request.timeout_s,
-                              env=self.env, stdin_text=self.stdin_text(prompt))  # fmt: skip
+                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt))  # fmt: skip
         return self._judge(attempt, outcome)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:

@@ -12,7 +12,8 @@ For example ``my-agent --task {task_id} --prompt {prompt_file}``.  The command
 runs with ``sh -c`` in the working directory, in its own process group, killed
 at the timeout.  Exit 0 is success, any other exit a failure of class
 ``implementation`` (``critical`` for 126 and 127: the shell could not run it);
-a timeout is ``transient``.  The environment also carries ``MAESTRO_TASK_ID``,
+a timeout is ``transient``.  The environment is maestro's with the agent's
+``env`` and the request's ``env`` laid over it, and also carries ``MAESTRO_TASK_ID``,
 ``MAESTRO_ATTEMPT`` and ``MAESTRO_PROMPT_FILE``.  A template with an unknown
 placeholder, a conversion (``{task_id!r}``) or a format spec (``{attempt:d}``)
 is refused when the agent is made (:class:`~maestro.agents.AgentError`): the
@@ -30,7 +31,7 @@ from pathlib import Path
 
 import attrs
 
-from maestro.agents._common import Attempt, run_attempt, tail
+from maestro.agents._common import Attempt, request_env, run_attempt, tail
 from maestro.agents.base import PLAN_TASK, AgentError, AgentRequest, PlanOutcome, PlanRequest, task_prompt
 from maestro.agents.process import ProcessOutcome
 from maestro.core.records import AgentResult
@@ -91,8 +92,8 @@ class CommandAgent:
             else:
                 prompt_file = Path(tmp) / f"{request.task.id}.prompt.md"
             prompt_file.write_text(task_prompt(request), encoding="utf-8")
-            env = {**self.env, "MAESTRO_TASK_ID": request.task.id, "MAESTRO_ATTEMPT": str(request.attempt),
-                   "MAESTRO_PROMPT_FILE": str(prompt_file)}  # fmt: skip
+            env = {**request_env(self.env, request.env), "MAESTRO_TASK_ID": request.task.id,
+                   "MAESTRO_ATTEMPT": str(request.attempt), "MAESTRO_PROMPT_FILE": str(prompt_file)}  # fmt: skip
             outcome = run_attempt(attempt, self.command(request, prompt_file), cwd=request.workdir,
                                   timeout_s=request.timeout_s, env=env)  # fmt: skip
         return self._judge(attempt, outcome)

@@ -212,7 +212,8 @@ class ScriptedAgent:
             raise _Failed(
                 "timeout", "transient", f"run {command!r}: no time left of the {request.timeout_s:g} s timeout"
             )
-        env = {**os.environ, "MAESTRO_TASK_ID": request.task.id, "MAESTRO_ATTEMPT": str(request.attempt)}
+        env = {**os.environ, **(request.env or {}), "MAESTRO_TASK_ID": request.task.id,
+               "MAESTRO_ATTEMPT": str(request.attempt)}  # fmt: skip
         out = run_process(["sh", "-c", command], cwd=Path(request.workdir), timeout_s=remaining, env=env)
         ran.append(round(out.duration_s, 3))
         lines.extend(f"  | {s}" for s in out.stdout.splitlines())

@@ -7,6 +7,7 @@
 ``recovery``, ``session_recovery`` and ``merge`` (FR-5, :mod:`~maestro.decide.strategies.recovery`): the recovery ladder's rung.
 ``refinement`` (FR-12, :mod:`~maestro.decide.strategies.refinement`): hand off, refine, ask or stop after validation.
 ``subagent`` (FR-14, :mod:`~maestro.decide.strategies.subagent`): which subagent works on a task.
+``environment`` (:mod:`~maestro.decide.strategies.environment`): what commands in a worktree need to use its code.
 
 Each is a :data:`~maestro.decide.engine.Strategy`; :class:`~maestro.decide.engine.DecisionEngine`
 uses :data:`STRATEGIES` by default.
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from maestro.decide.context import Strategy
 from maestro.decide.strategies.architecture import architecture
+from maestro.decide.strategies.environment import environment
 from maestro.decide.strategies.gate import GATES, gate, gate_command
 from maestro.decide.strategies.ordering import task_ordering
 from maestro.decide.strategies.recovery import merge, recovery, session_recovery
@@ -49,5 +51,6 @@ STRATEGIES: dict[str, Strategy] = {
     "session_recovery": session_recovery,
     "merge": merge,
     "refinement": refinement,
+    "environment": environment,
 }
 """Decision kind → the strategy that decides it."""
