@@ -1,0 +1,591 @@
+"""maestro's own git worktrees: a session's integration worktree and a pool of attempt worktrees, never the user's.
+
+::
+
+    pool = WorktreePool(repo, session.id)          # repo: the user's repository (any path in it)
+    integration = pool.integration(base)           # <root>/<session>/maestro-<session>-integration, made once
+    wt = pool.acquire(head)                        # a free worktree (w1, w2, … made as needed) moved to head
+    commit, changed = wt.capture(head, "t1 attempt 1", b"refs/maestro/<session>/attempts/t1/1")
+    pool.release(wt)                               # back in the pool: the next acquire moves it
+    pool.remove_all()                              # folders and git's admin folders gone; refs stay
+
+Each worktree is a linked git worktree with a detached HEAD, in the folder
+:mod:`maestro.git.places` names (outside the user's working tree and outside
+``.git/``); its folder's name, ``maestro-<session>-<name>``, is also the name of
+its admin folder (``<git dir>/worktrees/<that name>``), unique in the repository.
+
+**Moving** a worktree to a commit (:meth:`Worktree.move`) is ``git checkout -f
+--detach`` that also undoes untracked files: its tree and index become exactly
+the commit's, whatever was left there (files modified, deleted or added by an
+attempt, even one killed half-way), and ignored files stay unless one is in the
+way of a file of the commit.  It costs what a checkpoint's scan costs (the index's
+stat data; only changed files are hashed, :mod:`maestro.git.staging`) plus the
+files that differ, the only ones written.  **Capturing** (:meth:`Worktree.capture`)
+commits the worktree as a checkpoint would stage it (``.flow/`` and ignored files
+never) onto a given parent, at a given ref.  **Making** a worktree writes the
+commit's files straight from the object store with their stat data going into
+the new index (no second pass, no rehash), on a few threads: file creation is
+system time, which threads overlap.
+
+Threads: the pool is driven from one thread (acquire, release, remove); moves and
+captures of different worktrees may run at once in others.  Each worktree holds
+its own repositories (object store, refs) and its own index in memory: they
+share no mutable state; the object store takes loose objects and refs are
+written under git's lock files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import shutil
+import stat
+from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from dulwich.diff_tree import TreeChange, tree_changes
+from dulwich.errors import NotGitRepository
+from dulwich.index import IndexEntry, index_entry_from_stat
+from dulwich.object_store import BaseObjectStore
+from dulwich.objects import Commit, ObjectID, Tree
+from dulwich.refs import Ref
+from dulwich.repo import Repo
+
+from maestro.core.errors import CheckpointError
+from maestro.core.records import SESSION_ID
+from maestro.core.seams import Clock, SystemClock
+from maestro.git.index import GitIndex
+from maestro.git.places import worktree_dir, worktrees_root
+from maestro.git.staging import Staging
+
+__all__ = ["Worktree", "WorktreePool", "session_worktrees"]
+
+log = logging.getLogger("maestro")
+
+INTEGRATION = "integration"
+_DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
+_TREE, _LINK, _GITLINK, _EXEC = 0o040000, 0o120000, 0o160000, 0o100755
+_POOLED = re.compile(r"w([1-9][0-9]*)\Z")
+_THREADED_FROM = 2_000  # files: below this, writing on one thread costs less than starting more
+_WRITERS = max(1, min(4, os.cpu_count() or 1))
+
+
+class _Staging(Staging):
+    """A :class:`Staging` that can be handed the index a new worktree was just written with."""
+
+    def adopt(self, repo: Repo, index: GitIndex, tree: ObjectID) -> None:
+        """Hold ``index`` (just written, standing for ``tree``) as :meth:`load` would after reading it.
+
+        ``load`` would read the index back and rebuild its tree, which costs as much as writing the
+        worktree did; this is the state it would reach.  (A public ``Staging.adopt`` would belong in staging.py.)
+        """
+        self.repo = repo
+        self.index = index
+        self.tree = tree
+        self._tracked_dirs = set()
+        self._track(index.paths())
+        self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
+
+
+class Worktree:
+    """One maestro-owned worktree: ``name`` (``integration``, ``w1`` …), ``path``, ``session``.
+
+    Its repositories (the worktree's, for HEAD and the index; the common one, for objects and refs)
+    and its index in memory are its own: different worktrees may be moved and captured on different
+    threads at once; one worktree is used by one thread at a time.
+    """
+
+    def __init__(self, common: Path, session: str, name: str, path: Path, clock: Clock) -> None:
+        self.name = name
+        self.path = path
+        self.session = session
+        self._clock = clock
+        self._common = common
+        self.admin = common / "worktrees" / path.name
+        try:
+            self._store = Repo(str(common))  # objects, refs and config; info/attributes of the repository
+            self._repo = Repo(str(path))
+        except (NotGitRepository, OSError) as exc:
+            raise CheckpointError(f"{path}: cannot open the worktree: {exc}") from exc
+        self._staging = _Staging(self._store)
+
+    def __repr__(self) -> str:
+        return f"Worktree({self.name!r}, {str(self.path)!r})"
+
+    # -- reading --------------------------------------------------------------------
+    def head(self) -> ObjectID:
+        """The commit its HEAD names (detached; a symbolic HEAD is followed)."""
+        try:
+            return self._repo.refs[Ref(b"HEAD")]
+        except KeyError:
+            raise CheckpointError(f"{self.admin / 'HEAD'}: the worktree's HEAD names no commit") from None
+
+    def has_changes(self) -> bool:
+        """Whether anything in it (tracked, or untracked and not ignored) differs from HEAD's tree.
+
+        The scan of a checkpoint: stat data, only changed files hashed (their blobs go to the object store).
+        """
+        staging = self._staging
+        staging.load(self._repo)
+        scan = staging.scan()
+        return bool(scan.changed or scan.removed) or staging.tree != self._tree_of(self.head())
+
+    # -- writing --------------------------------------------------------------------
+    def move(self, commit: ObjectID) -> int:
+        """Detach HEAD at ``commit``, the tree and the index exactly its tree; how many files were written or removed.
+
+        Whatever differs from the index (modified, deleted, untracked files not ignored) is undone;
+        ignored files stay, but one in the way of a file of the commit is removed (``git checkout -f``).
+        Only the files that differ are written.
+        """
+        self._check_unlocked()
+        want = self._tree_of(commit)
+        staging = self._staging
+        staging.load(self._repo)
+        scan = staging.scan()
+        current = staging.apply(scan, write_index=False)  # the tree as it is (untracked files in it)
+        changes = list(tree_changes(self._store.object_store, current, want))
+        staging.stage(scan, current)  # the index stands for what is there: the changes are relative to it
+        cleared = self._clear_the_way(changes)
+        staging.write_changes(changes)
+        staging.tree = want
+        staging.write_index()
+        self._write_head(commit)
+        return cleared + sum(1 for ch in changes if ch.type == "delete" or not _gitlink(ch))
+
+    def capture(
+        self, parent: ObjectID, message: str, ref: bytes, *, clock: Clock | None = None
+    ) -> tuple[ObjectID, bool]:
+        """Commit everything in the worktree (as a checkpoint stages it) on ``parent``; store it at ``ref``.
+
+        The index and HEAD move to the commit.  A commit is made even when nothing changed (its tree is
+        ``parent``'s): every attempt has one.  Returns the commit and whether its tree differs from ``parent``'s.
+        """
+        if not ref.startswith(b"refs/"):
+            raise CheckpointError(f"{self.path}: cannot capture at {ref!r}: not a ref under refs/")
+        self._check_unlocked()
+        parent_tree = self._tree_of(parent)
+        staging = self._staging
+        staging.load(self._repo)
+        scan = staging.scan()
+        tree = staging.apply(scan, write_index=True)
+        c = Commit()
+        c.tree = tree
+        c.parents = [parent]
+        c.author = c.committer = self._identity()
+        c.author_time = c.commit_time = int((clock or self._clock).now().timestamp())
+        c.author_timezone = c.commit_timezone = 0
+        c.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
+        self._store.object_store.add_object(c)
+        try:
+            self._store.refs[Ref(ref)] = c.id
+        except (OSError, ValueError) as exc:
+            where = ref.decode(errors="replace")
+            raise CheckpointError(f"{self.path}: cannot store the capture at {where}: {exc}") from exc
+        self._write_head(c.id)
+        return c.id, tree != parent_tree
+
+    def close(self) -> None:
+        """Release the open files (packs) of its repositories; the worktree stays on disk."""
+        self._repo.close()
+        self._store.close()
+
+    # -- creating -------------------------------------------------------------------
+    def _populate(self, commit: ObjectID) -> None:
+        """Write ``commit``'s files into the (new, empty) worktree, the index with them, and HEAD."""
+        tree = self._tree_of(commit)
+        store = self._store.object_store
+        dirs, files = _listing(store, tree)
+        top = os.fsencode(self.path)
+        try:
+            for d in dirs:
+                os.mkdir(top + b"/" + d)
+        except OSError as exc:
+            raise CheckpointError(f"{self.path}: cannot make the worktree's folders: {exc}") from exc
+        n = len(files)
+        parts = _WRITERS if n >= _THREADED_FROM else 1
+        chunks = [files[i * n // parts : (i + 1) * n // parts] for i in range(parts)]
+        if parts == 1:
+            written = [_write_files(store, top, files)]
+        else:
+            with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="maestro-worktree") as pool:
+                written = list(pool.map(lambda chunk: _write_files(store, top, chunk), chunks))
+        index = GitIndex(self._repo.index_path(), (e for part in written for e in part))
+        index.write()
+        self._staging.adopt(self._repo, index, tree)
+        self._write_head(commit)
+
+    # -- helpers --------------------------------------------------------------------
+    def _tree_of(self, commit: ObjectID) -> ObjectID:
+        try:
+            obj = self._store.object_store[commit]
+        except KeyError:
+            raise CheckpointError(
+                f"{self.path}: no commit {commit.decode(errors='replace')} in the repository"
+            ) from None
+        if not isinstance(obj, Commit):
+            raise CheckpointError(f"{self.path}: {commit.decode(errors='replace')} is not a commit")
+        tree: ObjectID = obj.tree
+        return tree
+
+    def _identity(self) -> bytes:
+        config = self._store.get_config_stack()
+        try:
+            name = config.get((b"user",), b"name")
+            email = config.get((b"user",), b"email")
+        except KeyError:
+            return _DEFAULT_IDENTITY
+        return name + b" <" + email + b">"
+
+    def _check_unlocked(self) -> None:
+        lock = Path(self._repo.index_path() + ".lock")
+        if lock.exists():
+            raise CheckpointError(f"{lock} exists: another git process is running (or one crashed; remove the file)")
+
+    def _write_head(self, commit: ObjectID) -> None:
+        """HEAD detached at ``commit``: ``HEAD.lock`` made exclusively, then renamed over ``HEAD`` (as git does)."""
+        _write_locked(self.admin / "HEAD", commit + b"\n")
+
+    def _clear_the_way(self, changes: Sequence[TreeChange]) -> int:
+        """Remove what would make a file of the target land elsewhere or fail: how many were removed.
+
+        Left after the scan, these are ignored (or skipped) entries: a file or symlink where the
+        target has a folder (a symlinked folder would be written through), a folder where it has a file.
+        """
+        top = os.fsencode(self.path)
+        removed = 0
+        for ch in changes:
+            new = ch.new
+            if ch.type == "delete" or new is None or not new.path:
+                continue
+            parts = new.path.split(b"/")
+            full = top
+            for i, part in enumerate(parts):
+                full = full + b"/" + part
+                try:
+                    st = os.lstat(full)
+                except (FileNotFoundError, NotADirectoryError):
+                    break  # nothing there, nor below
+                if stat.S_ISDIR(st.st_mode):
+                    if i == len(parts) - 1 and new.mode != _GITLINK:
+                        removed += _remove_tree(full)
+                    continue
+                if i < len(parts) - 1:  # a file or symlink where a folder must be
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(full)
+                    removed += 1
+                break
+        return removed
+
+
+class WorktreePool:
+    """A session's worktrees: its integration worktree and a pool of attempt worktrees (``w1``, ``w2`` …).
+
+    Driven from one thread: :meth:`acquire` hands a worktree to one worker (which may move and
+    capture it on its own thread) until :meth:`release` gives it back.
+    """
+
+    def __init__(self, repo: str | os.PathLike[str], session: str, *, clock: Clock | None = None) -> None:
+        if not isinstance(session, str) or not SESSION_ID.match(session) or session.endswith((".lock", ".")):
+            raise CheckpointError(f"bad session id {session!r}: it names worktrees (letters, digits, '.', '_', '-')")
+        self.session = session
+        self._clock = clock or SystemClock()
+        self._common = _common_dir(repo)
+        self.root = (worktrees_root(self._common) / session).absolute()  # git's admin files hold absolute paths
+        self._open: dict[str, Worktree] = {}
+        self._free: list[Worktree] = []
+
+    def integration(self, commit: ObjectID | None = None) -> Worktree:
+        """The session's integration worktree: opened if it exists, else made at ``commit``."""
+        wt = self._open.get(INTEGRATION) or self._open_existing(INTEGRATION)
+        if wt is not None:
+            return wt
+        if commit is None:
+            raise CheckpointError(
+                f"{self._path(INTEGRATION)}: no integration worktree yet: give the commit to make it at"
+            )
+        return self._create(INTEGRATION, commit)
+
+    def acquire(self, commit: ObjectID) -> Worktree:
+        """A free pooled worktree moved to ``commit``: one released before, one left on disk, or a new one."""
+        if self._free:
+            wt = self._free.pop()
+            try:
+                wt.move(commit)
+            except CheckpointError:
+                self._free.append(wt)  # still free: a later move starts from whatever it holds
+                raise
+            return wt
+        for name in self._pooled_on_disk():
+            if name not in self._open:
+                found = self._open_existing(name)
+                if found is not None:
+                    found.move(commit)
+                    return found
+        k = 1
+        while f"w{k}" in self._open or self._path(f"w{k}").exists() or (self._admin(f"w{k}")).exists():
+            k += 1
+        return self._create(f"w{k}", commit)
+
+    def release(self, wt: Worktree) -> None:
+        """Give ``wt`` back: the next :meth:`acquire` may hand it out (moved to its commit)."""
+        if self._open.get(wt.name) is not wt or wt.name == INTEGRATION:
+            raise CheckpointError(f"{wt.path}: not a pooled worktree of session {self.session}")
+        if wt not in self._free:
+            self._free.append(wt)
+
+    def existing(self) -> list[Worktree]:
+        """Every worktree of the session on disk (the integration one first), opened."""
+        out: list[Worktree] = []
+        for name in [INTEGRATION, *self._pooled_on_disk()]:
+            wt = self._open.get(name) or self._open_existing(name)
+            if wt is not None:
+                out.append(wt)
+        return out
+
+    def remove_all(self) -> list[Path]:
+        """Remove every worktree of the session: its folder and git's admin folder; refs and branches stay.
+
+        Returns the worktree folders removed (or whose admin folder was left when the folder had gone).
+        """
+        for wt in self._open.values():
+            wt.close()
+        self._open.clear()
+        self._free.clear()
+        removed = _remove_session(self._common, self.root)
+        log.info("session %s: %d worktree(s) removed", self.session, len(removed))
+        return removed
+
+    # -- helpers --------------------------------------------------------------------
+    def _path(self, name: str) -> Path:
+        return worktree_dir(self._common, self.session, name).absolute()
+
+    def _admin(self, name: str) -> Path:
+        return self._common / "worktrees" / self._path(name).name
+
+    def _pooled_on_disk(self) -> list[str]:
+        """The names of the pooled worktrees whose folders exist, in number order."""
+        prefix = f"maestro-{self.session}-"
+        try:
+            names = [p.name[len(prefix) :] for p in self.root.iterdir() if p.name.startswith(prefix)]
+        except FileNotFoundError:
+            return []
+        matched = [(int(m.group(1)), n) for n in names if (m := _POOLED.match(n))]
+        return [n for _k, n in sorted(matched)]
+
+    def _open_existing(self, name: str) -> Worktree | None:
+        """The worktree ``name`` if it is whole on disk (folder, ``.git`` file, admin folder, index, HEAD)."""
+        path, admin = self._path(name), self._admin(name)
+        whole = all(p.is_file() for p in (path / ".git", admin / "gitdir", admin / "HEAD", admin / "index"))
+        if not whole:
+            return None
+        try:
+            pointed = (admin / "gitdir").read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        if Path(pointed) != path / ".git":
+            return None  # the admin folder of another worktree of the same name (another clone of the cache?)
+        wt = Worktree(self._common, self.session, name, path, self._clock)
+        self._open[name] = wt
+        return wt
+
+    def _create(self, name: str, commit: ObjectID) -> Worktree:
+        """Make worktree ``name`` at ``commit`` (what a crashed attempt left of it removed first)."""
+        path, admin = self._path(name), self._admin(name)
+        for leftover in (path, admin):
+            if leftover.exists() or leftover.is_symlink():
+                log.warning("%s: removing what an unfinished worktree left", leftover)
+                _remove_tree(os.fsencode(leftover))
+        try:
+            path.mkdir(parents=True)
+            admin.mkdir(parents=True)
+            # "locked" while it is made, as git does: a `git worktree prune` meanwhile leaves it alone.
+            (admin / "locked").write_bytes(b"initializing\n")
+            (path / ".git").write_bytes(b"gitdir: " + os.fsencode(admin) + b"\n")
+            (admin / "commondir").write_bytes(b"../..\n")
+            (admin / "HEAD").write_bytes(commit + b"\n")
+            (admin / "gitdir").write_bytes(os.fsencode(path / ".git") + b"\n")
+            _share_info(self._common, admin)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot make the worktree: {exc.strerror or exc}") from exc
+        wt = Worktree(self._common, self.session, name, path, self._clock)
+        wt._populate(commit)
+        (admin / "locked").unlink()
+        self._open[name] = wt
+        log.info("session %s: worktree %s made at %s", self.session, path, commit.decode()[:12])
+        return wt
+
+
+def session_worktrees(repo: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """Every session with worktrees of ``repo`` (folders, or git admin folders whose folder has gone): their paths."""
+    common = _common_dir(repo)
+    root = worktrees_root(common).absolute()
+    out: dict[str, set[Path]] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for session_dir in root.iterdir():
+            for p in session_dir.iterdir() if session_dir.is_dir() else ():
+                if p.name.startswith(f"maestro-{session_dir.name}-"):
+                    out.setdefault(session_dir.name, set()).add(p)
+    for path in _admin_paths(common).values():
+        if path.parent.parent == root:
+            out.setdefault(path.parent.name, set()).add(path)
+    return {s: sorted(paths) for s, paths in sorted(out.items())}
+
+
+# -- module helpers ---------------------------------------------------------------------
+def _common_dir(repo: str | os.PathLike[str]) -> Path:
+    """The common git directory of the repository holding ``repo`` (a working tree's path, or any path in it)."""
+    path = Path(repo)
+    if not path.is_dir():
+        raise CheckpointError(f"{repo}: no such directory")
+    try:
+        found = Repo.discover(str(path))
+    except NotGitRepository:
+        raise CheckpointError(f"{repo}: not a git repository") from None
+    try:
+        return Path(found.commondir()).resolve()
+    finally:
+        found.close()
+
+
+def _admin_paths(common: Path) -> dict[Path, Path]:
+    """git's admin folders of the linked worktrees whose folder is named ``maestro-*``: admin → worktree folder."""
+    out: dict[Path, Path] = {}
+    with contextlib.suppress(FileNotFoundError):
+        for admin in (common / "worktrees").iterdir():
+            if not admin.name.startswith("maestro-"):
+                continue
+            try:
+                dotgit = Path((admin / "gitdir").read_text(encoding="utf-8").strip())
+            except (OSError, UnicodeDecodeError):
+                continue
+            out[admin] = dotgit.parent
+    return out
+
+
+def _remove_session(common: Path, root: Path) -> list[Path]:
+    """Remove the worktrees under ``root`` (one session's folder) and their admin folders; the folders removed."""
+    removed: set[Path] = set()
+    for admin, path in _admin_paths(common).items():
+        if path.parent == root:
+            _remove_tree(os.fsencode(path))
+            _remove_tree(os.fsencode(admin))
+            removed.add(path)
+    with contextlib.suppress(FileNotFoundError):
+        for path in root.iterdir():  # a folder whose admin folder had gone (`git worktree prune` would not know it)
+            if path.name.startswith(f"maestro-{root.name}-"):
+                _remove_tree(os.fsencode(path))
+                removed.add(path)
+    with contextlib.suppress(OSError):
+        root.rmdir()
+    with contextlib.suppress(OSError):
+        (common / "worktrees").rmdir()  # as git leaves it when the last linked worktree goes
+    return sorted(removed)
+
+
+def _share_info(common: Path, admin: Path) -> None:
+    """Let the worktree's ``info/exclude`` be the repository's, as git reads it.
+
+    git reads ``info/`` from the common directory; dulwich's ignore rules read it from the
+    worktree's admin folder.  A symlink there makes both agree (git never looks at it).
+    """
+    with contextlib.suppress(OSError):
+        os.symlink(common / "info", admin / "info", target_is_directory=True)
+
+
+def _listing(store: BaseObjectStore, tree: ObjectID) -> tuple[list[bytes], list[tuple[bytes, int, ObjectID]]]:
+    """The folders (parents first) and the files (path order) of ``tree``: paths relative to its top."""
+    dirs: list[bytes] = []
+    files: list[tuple[bytes, int, ObjectID]] = []
+    todo: list[tuple[bytes, ObjectID]] = [(b"", tree)]
+    getitem = store.__getitem__
+    while todo:
+        prefix, sha = todo.pop()
+        obj = getitem(sha)
+        if not isinstance(obj, Tree):
+            raise CheckpointError(f"{sha.decode(errors='replace')} is not a tree")
+        for name, mode, child in obj.iteritems():
+            path = prefix + name
+            if mode == _TREE:
+                dirs.append(path)
+                todo.append((path + b"/", child))
+            else:
+                files.append((path, mode, child))
+    files.sort()  # one writer's share of the files is a run of neighbouring folders
+    return dirs, files
+
+
+def _write_files(
+    store: BaseObjectStore, top: bytes, files: Iterable[tuple[bytes, int, ObjectID]]
+) -> list[tuple[bytes, IndexEntry]]:
+    """Write each file (its folder exists) and return its index entry, from the stat data of what was written."""
+    get_raw = store.get_raw
+    out: list[tuple[bytes, IndexEntry]] = []
+    append = out.append
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for path, mode, sha in files:
+        full = top + b"/" + path
+        try:
+            if mode == _GITLINK:  # a submodule: an empty folder, as git leaves it
+                os.mkdir(full)
+                st = os.lstat(full)
+            elif mode == _LINK:
+                os.symlink(get_raw(sha)[1], full)
+                st = os.lstat(full)
+            else:
+                fd = os.open(full, flags, 0o777 if mode == _EXEC else 0o666)
+                try:
+                    data = memoryview(get_raw(sha)[1])
+                    while data:
+                        data = data[os.write(fd, data) :]
+                    st = os.fstat(fd)
+                finally:
+                    os.close(fd)
+        except (OSError, KeyError) as exc:
+            raise CheckpointError(f"{os.fsdecode(full)}: cannot write the file: {exc}") from exc
+        append((path, index_entry_from_stat(st, sha, mode)))
+    return out
+
+
+def _write_locked(path: Path, data: bytes) -> None:
+    lock = str(path) + ".lock"
+    try:
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        raise CheckpointError(f"{lock} exists: another git process is running (or one crashed)") from None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+    try:
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
+        os.replace(lock, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+        raise CheckpointError(f"{path}: cannot write: {exc.strerror or exc}") from exc
+
+
+def _remove_tree(full: bytes) -> int:
+    """Remove a folder (never following a symlink) or a file; how many files (and symlinks) went."""
+    try:
+        st = os.lstat(full)
+    except FileNotFoundError:
+        return 0
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(full)
+        return 1
+    count = sum(len(names) for _root, _dirs, names in os.walk(full))
+    try:
+        shutil.rmtree(full)
+    except OSError as exc:
+        raise CheckpointError(f"{os.fsdecode(full)}: cannot remove: {exc.strerror or exc}") from exc
+    return count
+
+
+def _gitlink(ch: TreeChange) -> bool:
+    return ch.new is not None and ch.new.mode == _GITLINK
