@@ -26,18 +26,20 @@ user's tree) and compared with the main checkout:
                            interpreter on ``PATH`` (``*.pth`` files, ``direct_url.json`` with
                            ``"editable": true``).
 ``node-reuse-main``        ``package.json`` and the lockfile are byte-identical in both and the main
-                           checkout has ``node_modules/``: reused (``NODE_PATH``; Node's resolution
-                           also walks up from ``<repo>/.git/maestro/worktrees/…`` to
-                           ``<repo>/node_modules``).
-``node-install-in-worktree``  they differ (the evidence names the file), or the main checkout has
-                           no ``node_modules/``: the dependencies must be installed in the worktree.
+                           checkout has ``node_modules/``: reused (``NODE_PATH``, and its ``.bin``
+                           first on ``PATH``; a worktree inside the main checkout also finds it by
+                           Node's own walk up the folders).
+``node-install-in-worktree``  they differ (the evidence names the file), the main checkout has no
+                           ``node_modules/``, or the worktree is outside the main checkout and the
+                           project is one ``NODE_PATH`` cannot serve (``"type": "module"``,
+                           ``workspaces``, a ``tsconfig.json``): install the dependencies in the worktree.
 ``none``                   anything else: no variables.
 
 A project that is both gets both, joined by ``+`` (``python-worktree-first+node-reuse-main``).
 The chosen option's evidence holds what :func:`worktree_env` needs: each import root
-(a ``file`` relative to the worktree, detail :data:`ROOT_DETAIL`) and the reused
-``node_modules`` (an absolute ``file``, detail :data:`NODE_MODULES_DETAIL`), so a
-decision read back from ``decisions.json`` gives the same variables.
+(a ``file`` relative to the worktree, detail :data:`ROOT_DETAIL`), the reused
+``node_modules`` and its ``.bin`` (each an absolute ``file``, details :data:`NODE_MODULES_DETAIL`
+and :data:`BIN_DETAIL`), so a decision read back from ``decisions.json`` gives the same variables.
 """
 
 from __future__ import annotations
