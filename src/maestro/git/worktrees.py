@@ -295,8 +295,8 @@ class WorktreePool:
         self._clock = clock or SystemClock()
         self._common = _common_dir(repo)
         self.root = (worktrees_root(self._common) / session).absolute()  # git's admin files hold absolute paths
-        self._open: dict[str, Worktree] = {}
-        self._free: list[Worktree] = []
+        self._open: dict[str, Worktree] = {}  # opened or made by this pool
+        self._busy: set[str] = set()  # handed out by acquire, not released yet
 
     def integration(self, commit: ObjectID | None = None) -> Worktree:
         """The session's integration worktree: opened if it exists, else made at ``commit``."""
@@ -311,31 +311,26 @@ class WorktreePool:
 
     def acquire(self, commit: ObjectID) -> Worktree:
         """A free pooled worktree moved to ``commit``: one released before, one left on disk, or a new one."""
-        if self._free:
-            wt = self._free.pop()
-            try:
-                wt.move(commit)
-            except CheckpointError:
-                self._free.append(wt)  # still free: a later move starts from whatever it holds
-                raise
+        for name in self._free_names():
+            wt = self._open.get(name) or self._open_existing(name)
+            if wt is None:
+                wt = self._create(name, commit)  # what a crash left of it: made again
+            else:
+                wt.move(commit)  # on failure it stays free: a later move starts from whatever it holds
+            self._busy.add(name)
             return wt
-        for name in self._pooled_on_disk():
-            if name not in self._open:
-                found = self._open_existing(name)
-                if found is not None:
-                    found.move(commit)
-                    return found
         k = 1
-        while f"w{k}" in self._open or self._path(f"w{k}").exists() or (self._admin(f"w{k}")).exists():
+        while f"w{k}" in self._open or self._path(f"w{k}").exists():
             k += 1
-        return self._create(f"w{k}", commit)
+        wt = self._create(f"w{k}", commit)
+        self._busy.add(wt.name)
+        return wt
 
     def release(self, wt: Worktree) -> None:
         """Give ``wt`` back: the next :meth:`acquire` may hand it out (moved to its commit)."""
         if self._open.get(wt.name) is not wt or wt.name == INTEGRATION:
             raise CheckpointError(f"{wt.path}: not a pooled worktree of session {self.session}")
-        if wt not in self._free:
-            self._free.append(wt)
+        self._busy.discard(wt.name)
 
     def existing(self) -> list[Worktree]:
         """Every worktree of the session on disk (the integration one first), opened."""
@@ -354,7 +349,7 @@ class WorktreePool:
         for wt in self._open.values():
             wt.close()
         self._open.clear()
-        self._free.clear()
+        self._busy.clear()
         removed = _remove_session(self._common, self.root)
         log.info("session %s: %d worktree(s) removed", self.session, len(removed))
         return removed
@@ -365,6 +360,11 @@ class WorktreePool:
 
     def _admin(self, name: str) -> Path:
         return self._common / "worktrees" / self._path(name).name
+
+    def _free_names(self) -> list[str]:
+        """The pooled worktrees not handed out: those this pool opened first, then the others on disk."""
+        known = [n for n in self._open if n != INTEGRATION and n not in self._busy]
+        return known + [n for n in self._pooled_on_disk() if n not in self._open]
 
     def _pooled_on_disk(self) -> list[str]:
         """The names of the pooled worktrees whose folders exist, in number order."""
