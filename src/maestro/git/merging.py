@@ -63,6 +63,7 @@ import difflib
 import logging
 import os
 import stat
+from binascii import unhexlify
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, cast
 
@@ -72,6 +73,7 @@ from dulwich.objects import Blob, Commit, ObjectID, Tree, parse_tree
 from dulwich.refs import Ref
 
 from maestro.core.errors import CheckpointError
+from maestro.git.index import Objects
 
 if TYPE_CHECKING:
     from dulwich.object_store import BaseObjectStore
@@ -154,12 +156,12 @@ def merge_commits(repo: Repo, base: ObjectID, ours: ObjectID, theirs: ObjectID) 
         log.info("merge of %s onto %s: %d conflicting paths", theirs.decode()[:12], ours.decode()[:12],
                  len(merger.conflicts))  # fmt: skip
         return MergeResult(None, tuple(merger.conflicts))
-    for obj in merger.new_objects:
-        store.add_object(obj)
     if tree is None:  # everything deleted: the empty tree
-        empty = Tree()
-        store.add_object(empty)
-        tree = empty.id
+        tree = merger.new(b"tree", b"")
+    objects = Objects(store)  # loose objects, as git writes them
+    for kind, oid, data in merger.new_objects:
+        if not objects.has(oid):
+            objects.write(kind, oid, data)
     return MergeResult(tree)
 
 
@@ -218,7 +220,7 @@ class _TreeMerger:
         self.store = store
         self.oid_length = store.object_format.oid_length  # bytes of an id in a tree (20: SHA-1)
         self.conflicts: list[Conflict] = []
-        self.new_objects: list[Tree | Blob] = []
+        self.new_objects: list[tuple[bytes, ObjectID, bytes]] = []  # (kind, id, data): written if the merge is clean
 
     # trees ------------------------------------------------------------------------------------------------
     def merge_trees(self, base: ObjectID | None, ours: ObjectID | None, theirs: ObjectID | None) -> ObjectID | None:
@@ -231,7 +233,7 @@ class _TreeMerger:
         type_num, raw = self.store.get_raw(tree)
         if type_num != Tree.type_num:
             raise CheckpointError(f"merge: {tree.decode()} is not a tree")
-        return {name: (mode, ObjectID(sha)) for name, mode, sha in parse_tree(raw, self.oid_length)}
+        return cast("dict[bytes, _Entry]", {name: (mode, sha) for name, mode, sha in parse_tree(raw, self.oid_length)})
 
     def _trees(
         self, base: ObjectID | None, ours: ObjectID | None, theirs: ObjectID | None, prefix: bytes
@@ -255,11 +257,16 @@ class _TreeMerger:
                 merged[name] = result
         if not merged:
             return None
-        tree = Tree()
-        for name, (mode, sha) in merged.items():
-            tree.add(name, mode, sha)
-        self.new_objects.append(tree)
-        return tree.id
+        # git's order: a folder sorts as if its name ended with "/"
+        order = sorted(merged, key=lambda n: n + b"/" if stat.S_ISDIR(merged[n][0]) else n)
+        raw = b"".join(b"%o %s\0%s" % (merged[n][0], n, unhexlify(merged[n][1])) for n in order)
+        return self.new(b"tree", raw)
+
+    def new(self, kind: bytes, data: bytes) -> ObjectID:
+        """The id of a new object, to write if the merge is clean."""
+        oid = Objects.id_of(kind, data)
+        self.new_objects.append((kind, oid, data))
+        return oid
 
     def _path(self, be: _Entry | None, oe: _Entry | None, te: _Entry | None, path: bytes) -> _Entry | None:
         """One name all three sides have differently: its folder part and its file part merged apart."""
@@ -322,9 +329,7 @@ class _TreeMerger:
         if merged is None:
             self.conflicts.append(Conflict(_str(path), "content", _cap(hunks)))
             return oe
-        blob = Blob.from_string(merged)
-        self.new_objects.append(blob)
-        return mode, blob.id
+        return mode, self.new(b"blob", merged)
 
     def _data(self, entry: _Entry) -> bytes:
         if stat.S_ISDIR(entry[0]) or entry[0] == 0o160000:
