@@ -1,36 +1,51 @@
-"""Benchmark: git checkpoints and rollbacks by :class:`maestro.Checkpointer`, against the git CLI.
+"""Benchmark: capturing an attempt with :class:`maestro.Checkpointer`, shape by shape, against the git CLI.
 
-    python benchmarks/checkpoint.py [--json] [--quick] [--dir PATH]
+    python benchmarks/checkpoint.py [--json] [--quick] [--sizes 10000,50000] [--shapes modify,rename]
+                                    [--changes 100] [--rounds N] [--profile N] [--dir PATH]
 
-For each size (1,000, 10,000 and 50,000 files; 1,000 and 10,000 with ``--quick``)
-two identical repositories are built: nested folders of 50 small text files
-each, one initial commit made with the git CLI, then packed (``git gc``, as a
-clone or a maintained repository has it) with ``gc.auto=0`` in both, so that no
-background ``git gc --auto`` starts mid-measurement.  In the first, one
-``maestro.Checkpointer`` is started and reused for every round (one per session,
-as maestro uses it); in the second, the git CLI does the same work, one
-subprocess a command, on branch ``maestro/bench`` (what ``start()`` checks out).
-Every round gives both repositories the same change: 10 files modified (new
-content each round), 5 added, 2 deleted, chosen by a generator seeded with the
-round number.  Timed:
+For each size (10,000 and 50,000 files; 10,000 with ``--quick``) one repository
+is built — nested folders of 50 small Python modules, a ``.gitignore`` (caches,
+logs, ``build/``, ``.venv/``), an ignored ``.venv/`` of 500 files and an ignored
+``build/`` already there, one commit made with the git CLI, then packed (``git
+gc``, as a clone has it) with ``gc.auto=0`` so that no background ``git gc
+--auto`` starts mid-measurement — and copied (``cp -a``, then ``git
+update-index --refresh`` in the copy): two identical repositories.  In the
+first a ``maestro.Checkpointer`` is started once and reused for every round (one
+a session, as maestro uses it); in the second the git CLI does the same work.
 
-1. ``checkpoint`` — ``cp.checkpoint(label)`` after the change, against
-   ``git add -A``, ``git commit -q -m …``, ``git tag -a -m … maestro/bench/<n>``.
-   Target: at most 1.2x.
-2. ``no_change`` — ``cp.checkpoint(label)`` returning ``None``, against
-   ``git add -A`` then ``git diff --cached --quiet``: what git needs to find there
-   is nothing to commit, the first half of the checkpoint above.  Target: at most
-   1.2x.  ``git status --porcelain`` (which also lists untracked files) is
-   reported against the same subject for information.
-3. ``rollback`` — after the change and a checkpoint (untimed), ``cp.rollback(n)``
-   to the previous checkpoint, against ``git reset -q --hard <commit>`` then
-   ``git clean -fdq``.  Target: at most 1.5x.
+Every shape is a change both working trees get, the same (a generator seeded
+with the round number chooses the files), then a timed capture:
+``cp.checkpoint(label)`` against ``git add -A`` then ``git commit -q -m …`` (two
+subprocesses, timed together).  The shapes, ``--changes`` (C, default 100)
+files each:
 
-Rounds of subject and baselines are interleaved (their order rotates) after
-one warm-up round each, so that machine noise and a cold page cache hit all of
-them; ``gc.collect()`` runs before each timed run and the median of the rounds
-is quoted; ratio = maestro median / git median.  After the rounds, both
-working trees are compared file by file (they must be identical).  The
+``modify``
+    C tracked files rewritten in place (a new first line and one more line).
+``add_folders``
+    C new files in C/10 new folders, two levels deep under existing packages.
+``delete``
+    C tracked files deleted.
+``rename``
+    C tracked files moved to another folder under a new name (``os.rename``:
+    same inode and content).
+``ignored``
+    C ignored files written (``__pycache__/*.pyc`` in tracked folders, ``*.log``
+    beside tracked files, files under ``build/``), and 10 tracked files modified
+    so that there is something to commit.
+``after_rollback``
+    untimed: a mixed change (C/2 modified, C/4 added, C/4 deleted), its
+    capture, a rollback to the capture before (``cp.rollback(n)``; for git
+    ``git reset -q --hard HEAD~1`` and ``git clean -fdq``); then timed: the
+    capture of a new mixed change made right after the rollback.
+
+Target: maestro median / git median at most 1.2x for every shape at every
+size (issue 14).  Rounds of maestro and git alternate (their order rotating),
+after one warm-up round each; ``gc.collect()`` runs before each timed run and
+the median of the rounds is quoted; ratio = maestro median / git median.
+After every round the tree maestro committed must be the tree git committed
+(the same object id), and after all the rounds both working trees must hold
+the same files.  ``--profile N`` runs every maestro capture under cProfile and
+prints the N functions with the most cumulative time, shape by shape.  The
 temporary repositories are removed at the end.  The exit code is 0 whether or
 not a target is met: this is a report.  See docs/performance.md.
 """
@@ -38,14 +53,18 @@ not a target is met: this is a report.  See docs/performance.md.
 from __future__ import annotations
 
 import argparse
+import cProfile
 import hashlib
+import io
 import json
 import os
+import pstats
 import random
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -59,17 +78,20 @@ import attrs
 import maestro
 from _bench import Medians, file_system, fmt_s, interleaved
 
-CHECKPOINT_TARGET = 1.2  # maestro median / git CLI median, at most: checkpoint, and no change
-ROLLBACK_TARGET = 1.5  # the same, rollback
+TARGET = 1.2  # maestro median / git CLI median, at most, for every shape at every size
 
 PER_DIR = 50  # files a folder
 DIRS_PER_PACKAGE = 10  # folders a top-level package: src/p<k>/m<j>/f<i>.py
-MODIFIED, ADDED, DELETED = 10, 5, 2  # the change every round makes
+VENV_FILES = 500  # ignored files already there, under .venv/
+EXTRA_MODIFIED = 10  # the tracked files the `ignored` shape also modifies
 
-SIZES = (1_000, 10_000, 50_000)
-QUICK_SIZES = (1_000, 10_000)
-ROUNDS = {1_000: 21, 10_000: 15, 50_000: 9}
-QUICK_ROUNDS = {1_000: 9, 10_000: 7}
+SHAPES = ("modify", "add_folders", "delete", "rename", "ignored", "after_rollback")
+SIZES = (10_000, 50_000)
+QUICK_SIZES = (10_000,)
+ROUNDS = {10_000: 7, 50_000: 5}
+QUICK_ROUNDS = 5
+
+GITIGNORE = "__pycache__/\n*.py[cod]\n*.log\n/build/\n/dist/\n.venv/\n*.egg-info/\n.mypy_cache/\n"
 
 SESSION = "bench"
 GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
@@ -77,26 +99,26 @@ GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 
 @attrs.frozen
 class Row(Medians):
-    """One line of the report: a subject's rounds against a baseline's rounds, at a size, and the target if any."""
+    """One line of the report: a shape's rounds against the git CLI's, at a size."""
 
-    name: str
+    shape: str
     files: int
-    baseline: str
+    changes: int
     rounds_s: tuple[float, ...]
     baseline_rounds_s: tuple[float, ...]
-    max_ratio: float | None = None
+    baseline: str = "git_add_commit"
+    max_ratio: float = TARGET
 
     @property
-    def target(self) -> str | None:
-        return f"ratio <= {self.max_ratio}" if self.max_ratio is not None else None
-
-    @property
-    def meets_target(self) -> bool | None:
-        return self.ratio <= self.max_ratio if self.max_ratio is not None else None
+    def meets_target(self) -> bool:
+        return self.ratio <= self.max_ratio
 
     def to_json(self) -> dict[str, Any]:
-        keys = ("name", "files", "median_s", "baseline", "baseline_median_s", "ratio", "target", "meets_target")
-        return {k: getattr(self, k) for k in (*keys, "rounds_s", "baseline_rounds_s")}
+        keys = ("shape", "files", "changes", "median_s", "baseline", "baseline_median_s", "ratio", "meets_target")
+        return {**{k: getattr(self, k) for k in keys}, "target": f"ratio <= {self.max_ratio}"} | {
+            "rounds_s": self.rounds_s,
+            "baseline_rounds_s": self.baseline_rounds_s,
+        }
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -118,40 +140,89 @@ def module_text(rel: str, k: int) -> str:
 
 @attrs.define
 class Tree:
-    """A working tree the benchmark changes, and the tracked files it has (in creation order)."""
+    """A working tree the benchmark changes, and the tracked files it has."""
 
     root: Path
     live: list[str]
-    added: int = 0  # files added so far: names the next one
+    made: int = 0  # files and folders made so far: names the next one
     rounds: int = 0  # changes made so far: seeds the next one
 
-    def change(self) -> list[str]:
-        """Modify 10 files, add 5, delete 2, the same for every tree at the same round; ``live`` before it."""
-        before = list(self.live)
-        rng = random.Random(self.rounds)
-        picks = rng.sample(range(len(self.live)), MODIFIED + DELETED)
-        for i in picks[:MODIFIED]:
-            path = self.root / self.live[i]
+    def _rng(self) -> random.Random:
+        self.rounds += 1
+        return random.Random(self.rounds)
+
+    def _name(self) -> int:
+        self.made += 1
+        return self.made
+
+    def _write(self, rel: str, text: str) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+    def _pick(self, rng: random.Random, n: int) -> list[int]:
+        return rng.sample(range(len(self.live)), min(n, len(self.live)))
+
+    def modify(self, c: int, rng: random.Random | None = None) -> None:
+        rng = rng or self._rng()
+        for i in self._pick(rng, c):
+            rel = self.live[i]
+            path = self.root / rel
             lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
-            lines[0] = f'"""{self.live[i]}: changed in round {self.rounds}."""\n'
+            lines[0] = f'"""{rel}: changed in round {self.rounds}."""\n'
             lines.append(f"ROUND_{self.rounds} = {self.rounds}\n")
             path.write_text("".join(lines), encoding="utf-8")
-        gone = {self.live[i] for i in picks[MODIFIED:]}
+
+    def add_folders(self, c: int, rng: random.Random | None = None) -> None:
+        rng = rng or self._rng()
+        folders = max(1, c // 10)
+        for j in range(folders):
+            package = self.live[rng.randrange(len(self.live))].split("/")[1]
+            folder = f"src/{package}/n{self._name():05d}/sub"
+            for i in range(c // folders + (1 if j < c % folders else 0)):
+                rel = f"{folder}/a{i:03d}.py"
+                self._write(rel, module_text(rel, 200_000 + self.made * 100 + i))
+                self.live.append(rel)
+
+    def delete(self, c: int, rng: random.Random | None = None) -> None:
+        rng = rng or self._rng()
+        gone = {self.live[i] for i in self._pick(rng, c)}
         for rel in gone:
             (self.root / rel).unlink()
         self.live = [rel for rel in self.live if rel not in gone]
-        for _ in range(ADDED):
+
+    def rename(self, c: int, rng: random.Random | None = None) -> None:
+        rng = rng or self._rng()
+        picks = self._pick(rng, c)
+        for i in picks:
             folder = self.live[rng.randrange(len(self.live))].rpartition("/")[0]
-            rel = f"{folder}/new{self.added:05d}.py"
-            (self.root / rel).write_text(module_text(rel, 100_000 + self.added), encoding="utf-8")
-            self.live.append(rel)
-            self.added += 1
-        self.rounds += 1
-        return before
+            rel = f"{folder}/r{self._name():05d}.py"
+            os.rename(self.root / self.live[i], self.root / rel)
+            self.live[i] = rel
+
+    def ignored(self, c: int) -> None:
+        rng = self._rng()
+        for k in range(c):
+            folder = self.live[rng.randrange(len(self.live))].rpartition("/")[0]
+            n = self._name()
+            if k % 4 in (0, 1):
+                rel = f"{folder}/__pycache__/c{n:05d}.cpython-311.pyc"
+            elif k % 4 == 2:
+                rel = f"{folder}/run{n:05d}.log"
+            else:
+                rel = f"build/lib/{folder}/b{n:05d}.py"
+            self._write(rel, f"ignored {n}\n" * 20)
+        self.modify(EXTRA_MODIFIED, rng)
+
+    def mixed(self, c: int) -> None:
+        rng = self._rng()
+        self.modify(c // 2, rng)
+        self.add_folders(max(1, c // 4), rng)
+        self.delete(max(1, c // 4), rng)
 
 
-def build(path: Path, files: int) -> Tree:
-    """A repository of ``files`` small modules in folders of 50, committed once with the git CLI, then packed."""
+def build(path: Path, files: int) -> list[str]:
+    """A repository of ``files`` small modules in folders of 50, ignored files beside them, committed once, packed."""
     live: list[str] = []
     for k in range(files):
         d, i = divmod(k, PER_DIR)
@@ -161,12 +232,19 @@ def build(path: Path, files: int) -> Tree:
         rel = f"src/p{d // DIRS_PER_PACKAGE:03d}/m{d % DIRS_PER_PACKAGE:02d}/f{i:02d}.py"
         (path / rel).write_text(module_text(rel, k), encoding="utf-8")
         live.append(rel)
+    (path / ".gitignore").write_text(GITIGNORE, encoding="utf-8")
+    for k in range(VENV_FILES):
+        folder = path / ".venv" / "lib" / f"pkg{k // PER_DIR:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / f"v{k:03d}.py").write_text(f"V = {k}\n", encoding="utf-8")
+    (path / "build").mkdir()
+    (path / "build" / "out.txt").write_text("built\n", encoding="utf-8")
     git(path, "init", "-q", "-b", "main")
     git(path, "config", "gc.auto", "0")  # no background `git gc --auto` after a baseline commit
     git(path, "add", "-A")
     git(path, "commit", "-q", "-m", f"initial: {files} files")
     git(path, "gc", "-q")
-    return Tree(path, live)
+    return live
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -182,130 +260,178 @@ def tree_digest(root: Path) -> dict[str, str]:
     return out
 
 
-class GitCli:
-    """The git CLI doing what a Checkpointer does, one subprocess a command."""
+class Subject:
+    """A side of the benchmark: a working tree, and how it captures, rolls back and names its last tree."""
 
-    def __init__(self, repo: Path) -> None:
+    def __init__(self, tree: Tree) -> None:
+        self.tree = tree
+        self.trees: list[str] = []  # the tree of each timed capture, for comparison
+
+    def capture(self, label: str) -> None:
+        raise NotImplementedError
+
+    def undo_last(self) -> None:
+        raise NotImplementedError
+
+    def head_tree(self) -> str:
+        raise NotImplementedError
+
+
+class Maestro(Subject):
+    def __init__(self, tree: Tree, repo: Path) -> None:
+        self.cp = maestro.Checkpointer(repo, SESSION, clock=maestro.TickingClock())
+        self.cp.start()
+        tree.root = Path(getattr(self.cp, "workdir", repo))  # a worktree session works elsewhere
+        super().__init__(tree)
         self.repo = repo
-        self.n = 0
-        git(repo, "checkout", "-q", "-b", f"maestro/{SESSION}")
-        git(repo, "tag", "-a", "-m", "maestro checkpoint 0: start", f"maestro/{SESSION}/0")
+        self.numbers: list[int] = [0]
+        self.profile: cProfile.Profile | None = None
 
-    def checkpoint(self, label: str) -> None:
-        self.n += 1
+    def capture(self, label: str) -> None:
+        if self.profile is not None:
+            record = self.profile.runcall(self.cp.checkpoint, label)
+        else:
+            record = self.cp.checkpoint(label)
+        assert record is not None, "maestro found no change to capture"
+        self.numbers.append(record.n)
+
+    def undo_last(self) -> None:
+        self.numbers.pop()
+        self.cp.rollback(self.numbers[-1])
+
+    def head_tree(self) -> str:
+        return git(self.repo, "rev-parse", f"refs/heads/maestro/{SESSION}^{{tree}}").stdout.decode().strip()
+
+
+class GitCli(Subject):
+    def __init__(self, tree: Tree) -> None:
+        super().__init__(tree)
+        self.repo = tree.root
+
+    def capture(self, label: str) -> None:
         git(self.repo, "add", "-A")
-        git(self.repo, "commit", "-q", "-m", f"maestro({SESSION}): {label}")
-        git(self.repo, "tag", "-a", "-m", f"maestro checkpoint {self.n}: {label}", f"maestro/{SESSION}/{self.n}")
+        git(self.repo, "commit", "-q", "-m", label)
 
-    def no_change(self) -> None:
-        git(self.repo, "add", "-A")
-        git(self.repo, "diff", "--cached", "--quiet")  # exit 1 (an error here) if there were something to commit
-
-    def status(self) -> None:
-        out = git(self.repo, "status", "--porcelain").stdout
-        assert not out, f"git status: {out[:200]!r}"
-
-    def rollback(self, commit: str) -> None:
-        git(self.repo, "reset", "-q", "--hard", commit)
+    def undo_last(self) -> None:
+        git(self.repo, "reset", "-q", "--hard", "HEAD~1")
         git(self.repo, "clean", "-fdq")
 
-    def head(self) -> str:
-        return git(self.repo, "rev-parse", "HEAD").stdout.decode().strip()
+    def head_tree(self) -> str:
+        return git(self.repo, "rev-parse", "HEAD^{tree}").stdout.decode().strip()
 
 
-def bench_size(base: Path, files: int, rounds: int) -> list[Row]:
-    """The three rows of one size, and their information rows."""
-    trees = {"maestro": build(base / "maestro", files), "git": build(base / "git", files)}
-    cp = maestro.Checkpointer(trees["maestro"].root, SESSION, clock=maestro.TickingClock())
-    cp.start()
-    cli = GitCli(trees["git"].root)
-    labels = iter(f"round {i}" for i in range(1_000_000))
-    last: list[int] = []  # the numbers of maestro's checkpoints
+def change_for(shape: str, c: int) -> Callable[[Tree], None]:
+    """What a round of ``shape`` does to a tree before the capture it times."""
+    return {
+        "modify": lambda t: t.modify(c),
+        "add_folders": lambda t: t.add_folders(c),
+        "delete": lambda t: t.delete(c),
+        "rename": lambda t: t.rename(c),
+        "ignored": lambda t: t.ignored(c),
+        "after_rollback": lambda t: t.mixed(c),
+    }[shape]
 
-    def checkpoint() -> None:
-        record = cp.checkpoint(next(labels))
-        assert record is not None, "maestro found no change to checkpoint"
-        last.append(record.n)
 
-    def change(name: str) -> None:
-        trees[name].change()
+def bench_shape(sides: dict[str, Subject], shape: str, files: int, c: int, rounds: int) -> Row:
+    change = change_for(shape, c)
+    labels = iter(f"{shape} {i}" for i in range(1_000_000))
 
-    # 1. A checkpoint of a change.
-    t = interleaved({"maestro": checkpoint, "git": lambda: cli.checkpoint(next(labels))}, rounds, before=change)
-    rows = [Row("checkpoint", files, "git_add_commit_tag", t["maestro"], t["git"], CHECKPOINT_TARGET)]
+    def before(name: str) -> None:
+        side = sides[name]
+        if shape == "after_rollback":
+            saved = list(side.tree.live)
+            change(side.tree)
+            side.capture("before the rollback")
+            side.undo_last()
+            side.tree.live = saved
+        change(side.tree)
 
-    # 2. A checkpoint with nothing to commit.
-    def nothing() -> None:
-        assert cp.checkpoint(next(labels)) is None, "maestro checkpointed an unchanged tree"
+    def after(name: str) -> None:
+        side = sides[name]
+        side.trees.append(side.head_tree())
 
-    t = interleaved({"maestro": nothing, "git": cli.no_change, "git_status": cli.status}, rounds)
-    rows += [
-        Row("no_change", files, "git_add_diff_cached", t["maestro"], t["git"], CHECKPOINT_TARGET),
-        Row("no_change", files, "git_status_porcelain", t["maestro"], t["git_status"]),
-    ]
+    def capture(side: Subject) -> Callable[[], object]:
+        return lambda: side.capture(next(labels))
 
-    # 3. A rollback to the previous checkpoint, after a change and its checkpoint (untimed).
-    to_n, to_commit = last[-1], cli.head()
-    saved: dict[str, list[str]] = {}
+    subjects = {name: capture(side) for name, side in sides.items()}
+    t = interleaved(subjects, rounds, before, after)
+    mine, theirs = sides["maestro"].trees, sides["git"].trees
+    assert mine == theirs, f"{shape}, {files} files: maestro committed other trees than git: {mine} != {theirs}"
+    return Row(shape, files, c, t["maestro"], t["git"])
 
-    def change_and_checkpoint(name: str) -> None:
-        saved[name] = trees[name].change()
-        if name == "maestro":
-            checkpoint()
-        else:
-            cli.checkpoint(next(labels))
 
-    def restore(name: str) -> None:  # the tree is back at the previous checkpoint
-        trees[name].live = saved[name]
-
-    t = interleaved(
-        {"maestro": lambda: cp.rollback(to_n), "git": lambda: cli.rollback(to_commit)},
-        rounds,
-        before=change_and_checkpoint,
-        after=restore,
-    )
-    rows.append(Row("rollback", files, "git_reset_hard_clean", t["maestro"], t["git"], ROLLBACK_TARGET))
-
-    # Both did the same work: the same files, with the same content.
-    mine, theirs = tree_digest(trees["maestro"].root), tree_digest(trees["git"].root)
+def bench_size(base: Path, files: int, shapes: list[str], *, c: int, rounds: int, profile: int) -> list[Row]:
+    """The rows of one size, one a shape, on one pair of repositories changed alike."""
+    live = build(base / "maestro", files)
+    shutil.copytree(base / "maestro", base / "git", symlinks=True)
+    git(base / "git", "update-index", "-q", "--refresh")
+    sides: dict[str, Subject] = {
+        "maestro": Maestro(Tree(base / "maestro", list(live)), base / "maestro"),
+        "git": GitCli(Tree(base / "git", list(live))),
+    }
+    ours = sides["maestro"]
+    assert isinstance(ours, Maestro)
+    rows = []
+    for shape in shapes:
+        if profile:
+            ours.profile = cProfile.Profile()
+        rows.append(bench_shape(sides, shape, files, c, rounds))
+        if ours.profile is not None:
+            out = io.StringIO()
+            pstats.Stats(ours.profile, stream=out).sort_stats("cumulative").print_stats(profile)
+            print(f"--- profile: {shape}, {files:,} files, {rounds + 1} captures", file=sys.stderr)
+            print(out.getvalue(), file=sys.stderr)
+            ours.profile = None
+    mine, theirs = tree_digest(sides["maestro"].tree.root), tree_digest(sides["git"].tree.root)
     differ = sorted(set(mine.items()) ^ set(theirs.items()))
     assert not differ, f"the working trees differ after the rounds ({len(differ)} entries): {differ[:5]}"
-    assert len(mine) == len(trees["git"].live), "the trees hold the files the benchmark tracked"
     return rows
 
 
 def print_table(rows: list[Row], header: str) -> None:
     print(header)
-    cols = ("benchmark", "files", "median", "baseline", "baseline median", "ratio", "target", "met")
+    cols = ("shape", "files", "changes", "maestro", "git add+commit", "ratio", "target", "met")
     table = [cols]
     for r in rows:
-        met = "" if r.meets_target is None else "yes" if r.meets_target else "NO"
         median, base = fmt_s(r.median_s), fmt_s(r.baseline_median_s)
-        table.append((r.name, f"{r.files:,}", median, r.baseline, base, f"{r.ratio:.2f}x", r.target or "(info)", met))
+        met = "yes" if r.meets_target else "NO"
+        table.append((r.shape, f"{r.files:,}", str(r.changes), median, base, f"{r.ratio:.2f}x", f"<= {TARGET}x", met))
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
     for r in rows:
-        if r.meets_target is not None:
-            print(f"{'MET   ' if r.meets_target else 'MISSED'}  {r.name} [{r.files:,} files]: {r.target}")
+        print(f"{'MET   ' if r.meets_target else 'MISSED'}  {r.shape} [{r.files:,} files]: ratio <= {r.max_ratio}")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="maestro benchmark: checkpoints and rollbacks against the git CLI")
+    parser = argparse.ArgumentParser(description="maestro benchmark: capturing an attempt, by shape, against git")
     parser.add_argument("--json", action="store_true", help="one JSON object a line")
-    parser.add_argument("--quick", action="store_true", help="1,000 and 10,000 files only, fewer rounds")
+    parser.add_argument("--quick", action="store_true", help="10,000 files only, fewer rounds")
+    parser.add_argument("--sizes", help="comma-separated numbers of files (default 10000,50000)")
+    parser.add_argument("--shapes", help=f"comma-separated shapes (default all: {','.join(SHAPES)})")
+    parser.add_argument("--changes", type=int, default=100, help="files each shape changes (default 100)")
+    parser.add_argument("--rounds", type=int, help="timed rounds a shape (default 7 at 10k files, 5 at 50k)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N", help="print maestro's top N functions")
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where to make the temporary repositories")
     args = parser.parse_args(argv)
-    sizes, rounds = (QUICK_SIZES, QUICK_ROUNDS) if args.quick else (SIZES, ROUNDS)
+    sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else SIZES)
+    shapes = args.shapes.split(",") if args.shapes else list(SHAPES)
+    unknown = sorted(set(shapes) - set(SHAPES))
+    if unknown:
+        parser.error(f"unknown shape(s) {', '.join(unknown)}: choose among {', '.join(SHAPES)}")
+    if args.changes < 4:
+        parser.error("--changes: at least 4")
     git_version = subprocess.run(["git", "--version"], check=True, capture_output=True, text=True).stdout.strip()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="maestro-bench-", dir=args.dir) as tmp:
         base = Path(tmp)
         fs = file_system(base)
         for files in sizes:
+            rounds = args.rounds or (QUICK_ROUNDS if args.quick else ROUNDS.get(files, 5))
             where = base / str(files)
+            where.mkdir()
             try:
-                rows += bench_size(where, files, rounds[files])
+                rows += bench_size(where, files, shapes, c=args.changes, rounds=rounds, profile=args.profile)
             finally:
                 shutil.rmtree(where, ignore_errors=True)
     if args.json:
@@ -313,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({**r.to_json(), "git": git_version, "file_system": fs}))
     else:
         header = (
-            f"maestro checkpoint benchmark: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
+            f"maestro capture benchmark: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
             f"{git_version}, in {base} on {fs}"
         )
         print_table(rows, header)
