@@ -27,13 +27,12 @@ from collections.abc import Callable, Iterable, Iterator
 import attrs
 from dulwich.diff_tree import TreeChange
 from dulwich.ignore import IgnoreFilterManager
-from dulwich.index import blob_from_path_and_stat, build_file_from_blob, index_entry_from_stat
-from dulwich.object_store import commit_tree_changes
+from dulwich.index import build_file_from_blob, index_entry_from_stat
 from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
 from maestro.core.errors import CheckpointError
-from maestro.git.index import MODE_BITS, GitIndex, StatKey, file_mode, signature
+from maestro.git.index import MODE_BITS, Change, GitIndex, Objects, StatKey, file_mode, signature
 from maestro.git.tree import TreeWalk
 
 __all__ = ["FLOW", "Scan", "Staging"]
@@ -42,6 +41,7 @@ log = logging.getLogger("maestro")
 
 FLOW = b".flow"
 _GITLINK = 0o160000
+_KEEP_CONTENT = 32 << 20  # bytes of changed files a scan keeps for the line counts of the change
 
 
 @attrs.define
@@ -51,6 +51,7 @@ class Scan:
     changed: dict[bytes, tuple[int, ObjectID, os.stat_result]] = attrs.field(factory=dict)  # added or modified
     removed: set[bytes] = attrs.field(factory=set)
     restat: dict[bytes, os.stat_result] = attrs.field(factory=dict)  # same content, new stat data
+    contents: dict[ObjectID, bytes] = attrs.field(factory=dict)  # what the changed files hold (up to 32 MiB)
 
 
 class Staging:
@@ -63,6 +64,8 @@ class Staging:
 
     def __init__(self, main: Repo) -> None:
         self._main = main
+        self._objects = Objects(main.object_store)
+        self._made: tuple[Scan, ObjectID, dict[bytes, ObjectID]] | None = None  # what apply made, for stage
         self.repo: Repo | None = None
         self.index: GitIndex | None = None
         self.tree: ObjectID | None = None  # the tree our in-memory index stands for
@@ -82,7 +85,7 @@ class Staging:
         if fresh and held is not None and held.signature == signature(held.path):
             return
         self.index = GitIndex.read(repo)
-        self.tree = self.index.tree(self._main.object_store)  # once per Staging (or after a foreign write)
+        self.tree = self.index.tree(self._objects)  # once per Staging (or after a foreign write)
         self._tracked_dirs = set()
         self._track(self.index.paths())
         self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
@@ -118,11 +121,12 @@ class Staging:
         top = os.fsencode(self.repo.path)
         sig = self.index.signature
         racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
-        add_object = self._main.object_store.add_object
+        add = self._objects.add
         # Fresh every walk: .gitignore, .gitattributes and info/exclude may have changed since the last one.
         self._ignore = IgnoreFilterManager.from_repo(self.repo)
         normalize = self._normalizer()
         scan = Scan()
+        kept_bytes = 0
         visited: set[bytes] = set()
         tracked_dirs = self._tracked_dirs
         kept = self.index.kept
@@ -173,19 +177,22 @@ class Staging:
                 if key is None:
                     if self._ignored(rel, False):
                         continue
-                    blob = normalize(blob_from_path_and_stat(e.path, st), rel)
-                    add_object(blob)
-                    scan.changed[rel] = (self._mode(st.st_mode, None), blob.id, st)
+                    data = normalize(_read(e.path, st), rel)
+                    sha = add(b"blob", data)
+                    scan.changed[rel] = (self._mode(st.st_mode, None), sha, st)
+                    kept_bytes = _keep(scan, sha, data, kept_bytes)
                     continue
                 matched += 1
                 entry = entries[rel]
                 mode = self._mode(st.st_mode, entry.mode)
-                blob = normalize(blob_from_path_and_stat(e.path, st), rel)
-                if blob.id == entry.sha and mode == entry.mode:
+                data = normalize(_read(e.path, st), rel)
+                sha = Objects.id_of(b"blob", data)
+                if sha == entry.sha and mode == entry.mode:
                     scan.restat[rel] = st
                 else:
-                    add_object(blob)
-                    scan.changed[rel] = (mode, blob.id, st)
+                    add(b"blob", data)
+                    scan.changed[rel] = (mode, sha, st)
+                    kept_bytes = _keep(scan, sha, data, kept_bytes)
             if matched != len(names):  # some tracked files of this folder are gone
                 scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
                 self._keep_present(scan, top, prefix, names)
@@ -196,7 +203,7 @@ class Staging:
         scan.removed -= kept
         return scan
 
-    def _normalizer(self) -> Callable[[Blob, bytes], Blob]:
+    def _normalizer(self) -> Callable[[bytes, bytes], bytes]:
         """Check-in normalisation (``text=auto``, ``eol``, ``core.autocrlf``) as ``git add`` applies it.
 
         Matching attributes costs about a millisecond a file in dulwich, so it is
@@ -216,7 +223,12 @@ class Staging:
         )
         if not attributes and autocrlf in (None, b"false"):
             return _as_is
-        return self.repo.get_blob_normalizer().checkin_normalize
+        checkin = self.repo.get_blob_normalizer().checkin_normalize
+
+        def normalize(data: bytes, path: bytes) -> bytes:
+            return checkin(Blob.from_string(data), path).as_raw_string()
+
+        return normalize
 
     def _mode(self, st_mode: int, recorded: int | None) -> int:
         """The mode to stage: with ``core.fileMode = false`` the execute bit is not the file's to say."""
@@ -239,17 +251,17 @@ class Staging:
                 scan.removed.discard(rel)
 
     def apply(self, scan: Scan, *, write_index: bool) -> ObjectID:
-        """The tree of the working tree: the index's tree with the scan's changes; update the index."""
+        """The tree of the working tree: the index's tree with the scan's changes; update the index.
+
+        Only the trees of the folders holding a change (and those above them) are made.
+        """
         assert self.index is not None and self.tree is not None
         if not scan.changed and not scan.removed and not scan.restat:
             return self.tree
-        changes: list[tuple[bytes, int | None, ObjectID | None]] = []
-        files = set(scan.changed)
-        for path in sorted(scan.removed):
-            if not any(p in files for p in _parents(path)):  # a folder replaced by a file goes with it
-                changes.append((path, None, None))
-        changes += [(p, mode, sha) for p, (mode, sha, _st) in sorted(scan.changed.items())]
-        tree = commit_tree_changes(self._main.object_store, self.tree, changes) if changes else self.tree
+        changes: dict[bytes, Change] = dict.fromkeys(scan.removed)
+        changes.update((p, (mode, sha)) for p, (mode, sha, _st) in scan.changed.items())
+        tree, made = self.index.tree_with(changes, self._objects) if changes else (self.tree, {})
+        self._made = (scan, tree, made)
         if write_index:
             self.stage(scan, tree)
         return tree
@@ -266,6 +278,10 @@ class Staging:
             for path, st in scan.restat.items():
                 old = index.entries[path]
                 index.set(path, index_entry_from_stat(st, old.sha, old.mode))
+            made = self._made
+            if made is not None and made[0] is scan and made[1] == tree:
+                index.adopt(made[2])  # the folders' trees apply made, now the index's own
+            self._made = None
             self._track(scan.changed)
             self.tree = tree
             self.write_index()
@@ -339,8 +355,24 @@ class Staging:
         self._track(index.paths())
 
 
-def _as_is(blob: Blob, _path: bytes) -> Blob:
-    return blob
+def _as_is(data: bytes, _path: bytes) -> bytes:
+    return data
+
+
+def _read(path: bytes, st: os.stat_result) -> bytes:
+    """What git stages for a file or symlink: its bytes, or the symlink's target."""
+    if stat.S_ISLNK(st.st_mode):
+        return os.readlink(path)
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
+def _keep(scan: Scan, sha: ObjectID, data: bytes, kept: int) -> int:
+    """Keep a changed file's content in the scan while the scan holds less than its limit; the bytes held."""
+    if kept + len(data) <= _KEEP_CONTENT:
+        scan.contents[sha] = data
+        return kept + len(data)
+    return kept
 
 
 def _parents(path: bytes) -> Iterator[bytes]:

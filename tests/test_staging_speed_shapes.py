@@ -1,0 +1,288 @@
+"""Staging a working tree, shape by shape: the tree made is the tree ``git add -A && git write-tree`` gives.
+
+The shapes are the ones ``benchmarks/checkpoint.py`` times (issue 14): files
+modified in place, files added in new folders, deletions (a whole folder
+among them), renames, ignored files written, a capture right after a
+rollback; and the corners of the cache tree (a file becoming a folder and
+back, the last file of a folder going, symlinks and the execute bit) and of
+git's racy-clean rule.  Each checks the tree a :class:`Checkpointer` commits,
+or the one :class:`Staging` makes, against git run on a copy of the repository
+made before; the line counts :meth:`Staging.file_changes` gives against
+``git diff --numstat``; and an index read afresh from disk against the one
+kept in memory.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from dulwich.index import index_entry_from_stat
+from dulwich.repo import Repo
+
+from maestro import Checkpointer
+from maestro.git.index import GitIndex, Objects
+from maestro.git.staging import Staging
+from tests.support.checkpoints import (
+    SID,
+    add_all_tree,
+    assert_git_clean,
+    commit_tree,
+    git,
+    git_changes,
+    link,
+    make_repo,
+    put,
+    rev,
+    tree_files,
+)
+
+IGNORES = "__pycache__/\n*.pyc\n*.log\n/build/\n.venv/\nlogs/*\n!logs/keep.txt\n/vendor/\n"
+
+
+def module(path: str, k: int) -> str:
+    return f'"""{path}"""\n\nVALUE = {k}\n\n\ndef f(x: int) -> int:\n    return x + VALUE\n'
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A committed repository of 120 modules in nested folders, a .gitignore, a file tracked in an ignored folder
+    (``git add -f``), and ignored files already there."""
+    files: dict[str, str | bytes] = {".gitignore": IGNORES, "README.md": "readme\n"}
+    for k in range(120):
+        files[f"src/p{k // 40}/m{k // 10 % 4}/f{k % 10}.py"] = module(f"f{k}", k)
+    r = make_repo(tmp_path / "repo", files)
+    put(r, "vendor/lib/keep.py", "kept\n")
+    git(r, "add", "-f", "vendor/lib/keep.py")
+    git(r, "commit", "-q", "-m", "a tracked file in an ignored folder")
+    put(r, ".venv/lib/site.py", "venv\n")
+    put(r, "build/out.txt", "built\n")
+    put(r, "src/p0/m0/__pycache__/f0.cpython-311.pyc", b"\0pyc")
+    return r
+
+
+def modify(r: Path) -> None:
+    for k in (0, 7, 33, 61, 119):
+        p = r / f"src/p{k // 40}/m{k // 10 % 4}/f{k % 10}.py"
+        p.write_text(p.read_text() + f"CHANGED = {k}\n")
+    put(r, "README.md", "READ!!\n")  # same size: stat data alone tell it
+
+
+def add_folders(r: Path) -> None:
+    for j in range(3):
+        for i in range(4):
+            put(r, f"src/p1/new{j}/deep/er/a{i}.py", module(f"a{j}{i}", i))
+    put(r, "top/level/file.txt", "new\n")
+
+
+def delete(r: Path) -> None:
+    shutil.rmtree(r / "src/p2/m3")  # a whole folder
+    for name in ("src/p0/m1/f0.py", "src/p1/m0/f9.py", "src/p2/m2/f1.py"):
+        (r / name).unlink()
+
+
+def rename(r: Path) -> None:
+    os.rename(r / "src/p0/m0/f1.py", r / "src/p2/m2/moved.py")
+    os.rename(r / "src/p1/m1", r / "src/p1/renamed")  # a folder
+    os.rename(r / "README.md", r / "docs.md")
+
+
+def ignored(r: Path) -> None:
+    put(r, "src/p0/m2/__pycache__/f3.cpython-311.pyc", b"\0pyc")
+    put(r, "src/p0/m2/run.log", "log\n")
+    put(r, "build/lib/x.py", "x\n")
+    put(r, ".venv/bin/python", "#!\n")
+    put(r, "logs/a.txt", "ignored: logs/*\n")
+    put(r, "logs/keep.txt", "kept: !logs/keep.txt\n")
+    put(r, "vendor/lib/new.py", "ignored: in an ignored folder, beside a tracked file\n")
+    put(r, "vendor/lib/keep.py", "kept, and changed\n")
+    put(r, "src/p1/m1/f0.py", "changed beside the ignored files\n")
+
+
+def kinds(r: Path) -> None:
+    """A file becomes a folder, a folder a file, a file a symlink, a mode changes."""
+    (r / "src/p0/m0/f2.py").unlink()
+    put(r, "src/p0/m0/f2.py/inner.py", "a folder now\n")
+    shutil.rmtree(r / "src/p0/m3")
+    put(r, "src/p0/m3", "a file now\n")
+    (r / "src/p1/m2/f4.py").unlink()
+    link(r, "src/p1/m2/f4.py", "../m0/f0.py")
+    (r / "src/p2/m0/f5.py").chmod(0o755)
+
+
+SHAPES: dict[str, Callable[[Path], None]] = {
+    "modify": modify,
+    "add_folders": add_folders,
+    "delete": delete,
+    "rename": rename,
+    "ignored": ignored,
+    "kinds": kinds,
+}
+
+
+def fresh_tree(r: Path) -> str:
+    """The tree of the repository's index read afresh from disk (a full build, nothing remembered)."""
+    repo = Repo(str(r))
+    try:
+        return GitIndex.read(repo).tree(Objects(repo.object_store)).decode()
+    finally:
+        repo.close()
+
+
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_a_checkpoint_of_each_shape_commits_what_git_add_all_stages(tree: Path, shape: str) -> None:
+    cp = Checkpointer(tree, SID)
+    cp.start()
+    for rnd in range(2):  # twice: the second on the index and trees the first left in memory
+        if rnd == 0:
+            SHAPES[shape](tree)
+        else:
+            put(tree, f"round{rnd}/x.txt", "more\n")
+        want = add_all_tree(tree)
+        rec = cp.checkpoint(f"{shape} {rnd}")
+        assert rec is not None
+        assert commit_tree(tree, rec.commit) == want
+        assert git(tree, "write-tree") == want  # the index written stands for the tree
+        assert fresh_tree(tree) == want
+        parent = git(tree, "rev-parse", f"{rec.commit}^")
+        assert rec.files == git_changes(tree, parent, rec.commit)
+        assert_git_clean(tree)
+
+
+def test_a_capture_right_after_a_rollback_commits_what_git_stages(tree: Path) -> None:
+    cp = Checkpointer(tree, SID)
+    zero = cp.start()
+    modify(tree)
+    add_folders(tree)
+    one = cp.checkpoint("one")
+    assert one is not None
+    delete(tree)
+    rename(tree)
+    two = cp.checkpoint("two")
+    assert two is not None
+    cp.rollback(one.n)
+    assert git(tree, "write-tree") == commit_tree(tree, one.commit)
+    kinds(tree)
+    ignored(tree)
+    want = add_all_tree(tree)
+    three = cp.checkpoint("after the rollback")
+    assert three is not None
+    assert commit_tree(tree, three.commit) == want
+    assert fresh_tree(tree) == want
+    assert three.files == git_changes(tree, one.commit, three.commit)
+    cp.rollback(zero.n)  # and back to the start: every tree made on the way is still whole
+    assert git(tree, "write-tree") == commit_tree(tree, zero.commit)
+    assert_git_clean(tree)
+
+
+def test_staging_without_writing_the_index_leaves_it_as_it_was(tree: Path) -> None:
+    repo = Repo(str(tree))
+    staging = Staging(repo)
+    staging.load(repo)
+    before = staging.tree
+    modify(tree)
+    delete(tree)
+    scan = staging.scan()
+    made = staging.apply(scan, write_index=False)
+    assert made.decode() == add_all_tree(tree)
+    assert staging.tree == before
+    assert staging.index is not None and staging.index.tree(Objects(repo.object_store)) == before
+    staging.stage(scan, made)  # what a rollback does next: now the index takes it
+    assert staging.tree == made
+    assert git(tree, "write-tree") == made.decode()
+
+
+def test_every_object_written_is_one_git_reads(tree: Path) -> None:
+    cp = Checkpointer(tree, SID)
+    cp.start()
+    add_folders(tree)
+    put(tree, "big.bin", os.urandom(300_000))
+    rec = cp.checkpoint("objects")
+    assert rec is not None
+    files = tree_files(tree, rec.commit)
+    assert files["big.bin"][1] == (tree / "big.bin").read_bytes()
+    loose = list((tree / ".git" / "objects").glob("??/*"))
+    assert loose, "the new objects are loose, as git writes them"
+    assert all(not p.name.startswith("tmp_obj_") for p in loose)
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o444 for p in loose)
+    assert_git_clean(tree)  # fsck --strict reads every one
+
+
+def _racy_setup(r: Path) -> tuple[Repo, Path, int]:
+    """The index holds README.md with the stat data of its content now, but the blob of what it held before."""
+    git(r, "add", "-A")
+    readme = r / "README.md"
+    old = git(r, "rev-parse", ":README.md").encode()
+    readme.write_text("racy!!\n")  # the same size as "readme\n"
+    repo = Repo(str(r))
+    index = GitIndex.read(repo)
+    e = index.entries[b"README.md"]
+    index.set(b"README.md", index_entry_from_stat(os.lstat(readme), old, e.mode))
+    index.write()
+    return repo, readme, os.lstat(readme).st_mtime_ns
+
+
+def test_a_racy_entry_is_hashed_again(tree: Path) -> None:
+    """Written in the same tick as the index, a file's stat data cannot vouch for it: git hashes it; so does a scan."""
+    repo, _readme, mtime = _racy_setup(tree)
+    index_path = repo.index_path()
+    os.utime(index_path, ns=(mtime, mtime))  # the index written in the file's own tick
+    staging = Staging(repo)
+    staging.load(repo)
+    scan = staging.scan()
+    assert set(scan.changed) == {b"README.md"}
+    made = staging.apply(scan, write_index=False)
+    want = add_all_tree(tree)  # git on a copy: it sees the change too
+    assert made.decode() == want
+    assert tree_files(tree, want)["README.md"][1] == b"racy!!\n"
+
+
+def test_a_non_racy_entry_is_trusted(tree: Path) -> None:
+    """The same entry with the index written a second later: its stat data are trusted, nothing is hashed."""
+    repo, _readme, mtime = _racy_setup(tree)
+    later = mtime + 1_000_000_000
+    os.utime(repo.index_path(), ns=(later, later))
+    staging = Staging(repo)
+    staging.load(repo)
+    scan = staging.scan()
+    assert b"README.md" not in scan.changed  # what the racy rule exists for: only it catches the change
+
+
+def test_a_racy_clean_entry_is_restatted_not_restaged(tree: Path) -> None:
+    git(tree, "add", "-A")
+    repo = Repo(str(tree))
+    readme = tree / "README.md"
+    mtime = os.lstat(readme).st_mtime_ns
+    os.utime(repo.index_path(), ns=(mtime, mtime))
+    staging = Staging(repo)
+    staging.load(repo)
+    before = staging.tree
+    scan = staging.scan()
+    assert b"README.md" in scan.restat  # hashed, and found unchanged
+    assert not scan.changed and not scan.removed
+    assert staging.apply(scan, write_index=True) == before
+    assert rev(tree, "HEAD^{tree}") == before.decode()
+
+
+def test_after_a_rollback_that_only_deletes_the_next_capture_has_no_stale_folder(tree: Path) -> None:
+    """The rollback removes a file from a folder nothing later touches: that folder's tree must be made again."""
+    cp = Checkpointer(tree, SID)
+    zero = cp.start()
+    put(tree, "src/p2/m1/extra.py", "extra\n")
+    put(tree, "solo/only.py", "only\n")
+    one = cp.checkpoint("extra files")
+    assert one is not None
+    cp.rollback(zero.n)
+    assert not (tree / "src/p2/m1/extra.py").exists()
+    put(tree, "src/p0/m0/f0.py", "elsewhere\n")
+    want = add_all_tree(tree)
+    two = cp.checkpoint("a change elsewhere")
+    assert two is not None
+    assert commit_tree(tree, two.commit) == want
+    assert "src/p2/m1/extra.py" not in tree_files(tree, two.commit)
+    assert "solo/only.py" not in tree_files(tree, two.commit)
+    assert two.files == git_changes(tree, zero.commit, two.commit)
