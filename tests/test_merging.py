@@ -33,7 +33,7 @@ pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs the g
 
 Files = Mapping[str, bytes | tuple[bytes, int]]  # path -> content, or (content, mode)
 AUTHOR = b"maestro test <test@example.com>"
-EXEC, LINK = 0o100755, 0o120000
+EXEC, LINK, GITLINK = 0o100755, 0o120000, 0o160000
 
 
 # =====================================================================================
@@ -288,6 +288,46 @@ def test_symlinks_changed_on_both_sides_conflict(repo: Repo) -> None:
     assert "(symlink to b)" in result.conflicts[0].hunks
     result, _, _ = merge(repo, {"l": (b"a", LINK)}, {"l": b"a file now\n"}, {"l": (b"c", LINK)})
     assert [(c.path, c.kind) for c in result.conflicts] == [("l", "mode")]
+
+
+def test_submodules_changed_on_both_sides_conflict(repo: Repo) -> None:
+    """A submodule's commit is not merged (git would look for a fast-forward in the submodule, absent here)."""
+    c1, c2, c3 = (ObjectID(b"%d" % i * 40) for i in (1, 2, 3))
+    base = {"a": TEXT}
+    trees = []
+    for sha in (c1, c2, c3):
+        tree = repo.object_store[write_tree(repo, base)]
+        assert isinstance(tree, Tree)
+        tree.add(b"sub", GITLINK, sha)
+        repo.object_store.add_object(tree)
+        trees.append(tree.id)
+    commits = []
+    for i, tree_id in enumerate(trees):
+        c = Commit()
+        c.tree, c.parents = tree_id, commits[:1]
+        c.author = c.committer = AUTHOR
+        c.author_time = c.commit_time = 1_700_000_000 + i
+        c.author_timezone = c.commit_timezone = 0
+        c.message = b"sub\n"
+        repo.object_store.add_object(c)
+        commits.append(c.id)
+    b, o, t = commits
+    repo.refs[b"refs/heads/ours"], repo.refs[b"refs/heads/theirs"] = o, t
+    result = merge_commits(repo, b, o, t)
+    assert [(c.path, c.kind) for c in result.conflicts] == [("sub", "content")]
+    assert f"(submodule at commit {c2.decode()})" in result.conflicts[0].hunks
+    assert git_merge(repo) == (None, {"sub"})
+
+
+def test_a_sha256_repository_is_refused(tmp_path: Path) -> None:
+    r = Repo.init(str(tmp_path / "r256"), mkdir=True, object_format="sha256")
+    try:
+        blob = Blob.from_string(b"x")
+        r.object_store.add_object(blob)
+        with pytest.raises(CheckpointError, match="a sha256 repository"):
+            merge_commits(r, blob.id, blob.id, blob.id)
+    finally:
+        r.close()
 
 
 def test_everything_deleted_is_the_empty_tree(repo: Repo) -> None:

@@ -147,6 +147,10 @@ def merge_commits(repo: Repo, base: ObjectID, ours: ObjectID, theirs: ObjectID) 
     Writes the merged objects when the merge is clean, nothing when it conflicts.
     """
     store = repo.object_store
+    if store.object_format.oid_length != 20:
+        raise CheckpointError(
+            f"merge: {repo.path}: a {store.object_format.name} repository (maestro merges SHA-1 ones)"
+        )
     base_tree, ours_tree, theirs_tree = (_commit_tree(store, c) for c in (base, ours, theirs))
     if ours == base:
         return MergeResult(theirs_tree, fast_forward=True)
@@ -218,7 +222,7 @@ class _TreeMerger:
 
     def __init__(self, store: BaseObjectStore) -> None:
         self.store = store
-        self.oid_length = store.object_format.oid_length  # bytes of an id in a tree (20: SHA-1)
+        self.oid_length = store.object_format.oid_length  # bytes of an id in a tree (20: SHA-1, the only one)
         self.conflicts: list[Conflict] = []
         self.new_objects: list[tuple[bytes, ObjectID, bytes]] = []  # (kind, id, data): written if the merge is clean
 
@@ -316,7 +320,7 @@ class _TreeMerger:
         if be is not None and te[1] == be[1]:
             return mode, oe[1]
         if be is None:
-            self._conflict(path, "add/add", *_marked_whole(self._data(oe), self._data(te)))
+            self._conflict(path, "add/add", self._text(oe), self._text(te))
             return oe
         if not stat.S_ISREG(mode):  # a symlink's target, a submodule's commit: no line merge
             self._conflict(path, "content", self._text(oe), self._text(te))
@@ -332,8 +336,6 @@ class _TreeMerger:
         return mode, self.new(b"blob", merged)
 
     def _data(self, entry: _Entry) -> bytes:
-        if stat.S_ISDIR(entry[0]) or entry[0] == 0o160000:
-            return entry[1] + b"\n"  # a submodule's commit
         type_num, raw = self.store.get_raw(entry[1])
         if type_num != Blob.type_num:
             raise CheckpointError(f"merge: {entry[1].decode()} is not a blob")
@@ -595,10 +597,6 @@ def _markers(ours: str, theirs: str) -> str:
         return text if not text or text.endswith("\n") else text + "\n"
 
     return f"<<<<<<< {OURS_LABEL}\n{block(ours)}=======\n{block(theirs)}>>>>>>> {THEIRS_LABEL}\n"
-
-
-def _marked_whole(ours: bytes, theirs: bytes) -> tuple[str, str]:
-    return ours.decode("utf-8", "replace"), theirs.decode("utf-8", "replace")
 
 
 def _cap(text: str) -> str:
