@@ -19,13 +19,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from dulwich.diff_tree import tree_changes
 from dulwich.objects import ObjectID
+from dulwich.repo import Repo
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from maestro import CheckpointError, TickingClock
 from maestro.git.places import worktrees_root
-from maestro.git.worktrees import Worktree, WorktreePool, session_worktrees
+from maestro.git.worktrees import Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
 from tests.support.checkpoints import (
     GITLINK,
     add_all_tree_in_place,
@@ -65,7 +67,10 @@ def worktree_list(repo: Path) -> list[tuple[str, str]]:
     """``git worktree list --porcelain``: (path, HEAD commit or branch) of each worktree."""
     out: list[tuple[str, str]] = []
     for block in git(repo, "worktree", "list", "--porcelain").split("\n\n"):
-        fields = dict(line.split(" ", 1) if " " in line else (line, "") for line in block.splitlines())
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            fields[key] = value
         out.append((fields["worktree"], fields["HEAD"] if "detached" in fields else fields.get("branch", "")))
     return out
 
@@ -149,11 +154,80 @@ def test_a_new_worktree_of_many_files_is_written_on_threads_and_is_exact(tmp_pat
     put(repo, "pkg00/tool", "#!/bin/sh\n", exe=True)
     link(repo, "pkg01/alias", "m00.py")
     head = commit_all(repo, "tools")
+    git(repo, "gc", "-q")  # packed, as a clone is: the worktree's files come through the pack reader
     pool = WorktreePool(repo, SID)
     wt = pool.acquire(head)
     assert walk(wt.path) == tree_files(repo, "HEAD")
     assert status(wt.path) == ""
     assert git(wt.path, "diff", "--stat") == ""
+    pool.remove_all()
+
+
+def _history(repo: Path) -> None:
+    """Versions of similar files, so that packing makes delta chains (some deep), and a binary file."""
+    for version in range(12):  # each version one step from the last: chains of up to 5 deltas
+        for i in range(40):
+            lines = (f"line {k} of {i}{' v' + str(version) if k < version * 5 else ''}\n" for k in range(60 + version))
+            put(repo, f"d{i % 4}/f{i}.txt", "".join(lines))
+        put(repo, "blob.bin", bytes(range(256)) * (version + 1))
+        commit_all(repo, f"v{version}")
+
+
+class _NoFallback:
+    """A store the reader must not need: every object is in a pack it reads itself."""
+
+    def get_raw(self, sha: ObjectID) -> tuple[int, bytes]:
+        raise AssertionError(f"fell back to dulwich for {sha!r}")
+
+
+@pytest.mark.parametrize(
+    ("repack", "fallback"),
+    [
+        (("-c", "pack.depth=250", "repack", "-a", "-d", "-f", "--window=50"), False),  # deep offset-delta chains
+        (("-c", "repack.useDeltaBaseOffset=false", "repack", "-a", "-d", "-f"), True),  # reference deltas
+    ],
+)
+def test_the_pack_reader_reads_every_object_as_dulwich_does(
+    tmp_path: Path, repack: tuple[str, ...], fallback: bool
+) -> None:
+    repo = make_repo(tmp_path / "packed", {"README": "r\n"})
+    _history(repo)
+    git(repo, *repack)
+    put(repo, "d0/f0.txt", "a loose object after the pack\n")
+    commit_all(repo, "loose")
+    everything = git(repo, "cat-file", "--batch-all-objects", "--batch-check=%(objectname)").split()
+    main = Repo(str(repo))
+    store = main.object_store
+    packed = {ObjectID(o.encode()) for o in git_out_lines(repo, "verify-pack")}
+    with _PackReader(repo / ".git" / "objects", store) as reader:
+        for hexsha in everything:
+            assert reader.get(ObjectID(hexsha.encode())) == store.get_raw(ObjectID(hexsha.encode()))
+    if not fallback:
+        with _PackReader(repo / ".git" / "objects", _NoFallback()) as reader:  # type: ignore[arg-type]
+            for sha in packed:
+                assert reader.get(sha) == store.get_raw(sha)
+    main.close()
+
+
+def git_out_lines(repo: Path, what: str) -> list[str]:
+    """The object ids of every pack of ``repo`` (``git verify-pack -v``)."""
+    out: list[str] = []
+    for idx in (repo / ".git" / "objects" / "pack").glob("*.idx"):
+        for line in git(repo, "verify-pack", "-v", str(idx)).splitlines():
+            first = line.split(" ", 1)[0]
+            if len(first) == 40 and all(c in "0123456789abcdef" for c in first):
+                out.append(first)
+    assert out, what
+    return out
+
+
+def test_a_new_worktree_is_exact_from_packs_with_delta_chains(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path / "deltas", {"README": "r\n"})
+    _history(repo)
+    git(repo, "-c", "pack.depth=250", "repack", "-a", "-d", "-f")
+    pool = WorktreePool(repo, SID)
+    wt = pool.acquire(oid(repo, "HEAD~3"))
+    assert walk(wt.path) == tree_files(repo, "HEAD~3") and status(wt.path) == ""
     pool.remove_all()
 
 
@@ -606,6 +680,8 @@ def test_after_any_work_a_move_gives_exactly_the_commit(ops: list[tuple[object, 
     with tempfile.TemporaryDirectory(prefix="maestro-worktrees-") as d:
         repo = make_repo(Path(d) / "repo", {".gitignore": IGNORE, "a": "a\n"})
         pool = WorktreePool(repo, SID, clock=TickingClock())
+        main = Repo(str(repo))
+        store = main.object_store
         try:
             head = oid(repo, "HEAD")
             wt = pool.acquire(head)
@@ -645,10 +721,14 @@ def test_after_any_work_a_move_gives_exactly_the_commit(ops: list[tuple[object, 
                 else:
                     assert isinstance(op[1], int)
                     target = captured[op[1] % len(captured)]
+                    trees = [ObjectID(commit_tree(repo, c.decode()).encode()) for c in (wt.head(), target)]
+                    ours, dulwichs = _tree_diff(store, trees[0], trees[1]), tree_changes(store, trees[0], trees[1])
+                    assert set(ours) == set(dulwichs)  # the lean diff is dulwich's
                     wt.move(target)
                     assert status(wt.path) == ""
                     assert tracked(wt.path) == tree_files(repo, target.decode())
                     assert wt.head() == target
                     assert {rel: (wt.path / rel).read_bytes() for rel in ignored} == ignored
         finally:
+            main.close()
             pool.remove_all()
