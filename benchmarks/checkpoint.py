@@ -1,7 +1,7 @@
 """Benchmark: capturing an attempt with :class:`maestro.Checkpointer`, shape by shape, against the git CLI.
 
     python benchmarks/checkpoint.py [--json] [--quick] [--sizes 10000,50000] [--shapes modify,rename]
-                                    [--changes 100] [--rounds N] [--profile N] [--dir PATH]
+                                    [--changes 100] [--rounds N] [--profile N] [--proposed] [--dir PATH]
 
 For each size (10,000 and 50,000 files; 10,000 with ``--quick``) one repository
 is built — nested folders of 50 small Python modules, a ``.gitignore`` (caches,
@@ -45,7 +45,11 @@ the median of the rounds is quoted; ratio = maestro median / git median.
 After every round the tree maestro committed must be the tree git committed
 (the same object id), and after all the rounds both working trees must hold
 the same files.  ``--profile N`` runs every maestro capture under cProfile and
-prints the N functions with the most cumulative time, shape by shape.  The
+prints the N functions with the most cumulative time, shape by shape.
+``--proposed`` measures the change to ``git/checkpoints.py`` proposed in issue
+14 (monkeypatched here): a checkpoint's line counts from the paths its staging
+changed (``Staging.file_changes``) instead of a diff of two trees read back
+from the object store.  The
 temporary repositories are removed at the end.  The exit code is 0 whether or
 not a target is met: this is a report.  See docs/performance.md.
 """
@@ -320,6 +324,19 @@ class GitCli(Subject):
         return git(self.repo, "rev-parse", "HEAD^{tree}").stdout.decode().strip()
 
 
+def propose() -> None:
+    """Patch ``Checkpointer._changes`` as issue 14 proposes: ask the staging first, diff trees only if it cannot say."""
+    from maestro.git.checkpoints import Checkpointer  # imported here: only --proposed patches it
+
+    diff_trees = Checkpointer._changes
+
+    def _changes(self: Any, a: Any, b: Any) -> Any:
+        known = self._staging.file_changes(a, b) if b is not None else None
+        return known if known is not None else diff_trees(self, a, b)
+
+    Checkpointer._changes = _changes  # type: ignore[method-assign]
+
+
 def change_for(shape: str, c: int) -> Callable[[Tree], None]:
     """What a round of ``shape`` does to a tree before the capture it times."""
     return {
@@ -412,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--changes", type=int, default=100, help="files each shape changes (default 100)")
     parser.add_argument("--rounds", type=int, help="timed rounds a shape (default 7 at 10k files, 5 at 50k)")
     parser.add_argument("--profile", type=int, default=0, metavar="N", help="print maestro's top N functions")
+    parser.add_argument("--proposed", action="store_true", help="with the checkpoints.py change issue 14 proposes")
     parser.add_argument("--dir", type=Path, default=Path.cwd(), help="where to make the temporary repositories")
     args = parser.parse_args(argv)
     sizes = [int(s) for s in args.sizes.split(",")] if args.sizes else list(QUICK_SIZES if args.quick else SIZES)
@@ -421,6 +439,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown shape(s) {', '.join(unknown)}: choose among {', '.join(SHAPES)}")
     if args.changes < 4:
         parser.error("--changes: at least 4")
+    if args.proposed:
+        propose()
     git_version = subprocess.run(["git", "--version"], check=True, capture_output=True, text=True).stdout.strip()
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="maestro-bench-", dir=args.dir) as tmp:
@@ -436,11 +456,11 @@ def main(argv: list[str] | None = None) -> int:
                 shutil.rmtree(where, ignore_errors=True)
     if args.json:
         for r in rows:
-            print(json.dumps({**r.to_json(), "git": git_version, "file_system": fs}))
+            print(json.dumps({**r.to_json(), "proposed": args.proposed, "git": git_version, "file_system": fs}))
     else:
         header = (
             f"maestro capture benchmark: {os.cpu_count()} CPUs, python {sys.version.split()[0]}, "
-            f"{git_version}, in {base} on {fs}"
+            f"{git_version}, in {base} on {fs}{', with the proposed checkpoints.py change' if args.proposed else ''}"
         )
         print_table(rows, header)
     return 0

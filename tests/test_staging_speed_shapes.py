@@ -153,6 +153,23 @@ def test_a_checkpoint_of_each_shape_commits_what_git_add_all_stages(tree: Path, 
         assert_git_clean(tree)
 
 
+@pytest.mark.parametrize("shape", sorted(SHAPES))
+def test_staging_knows_the_line_counts_of_what_it_staged(tree: Path, shape: str) -> None:
+    repo = Repo(str(tree))
+    staging = Staging(repo)
+    staging.load(repo)
+    before = staging.tree
+    assert before is not None
+    SHAPES[shape](tree)
+    tree_id = staging.apply(staging.scan(), write_index=True)
+    assert tree_id.decode() == add_all_tree(tree)
+    files = staging.file_changes(before, tree_id)
+    assert files == git_changes(tree, before.decode(), tree_id.decode())
+    assert files  # every shape changes something git commits
+    assert staging.file_changes(tree_id, before) is None  # not the change it made: it does not say
+    assert staging.file_changes(before, before) is None
+
+
 def test_a_capture_right_after_a_rollback_commits_what_git_stages(tree: Path) -> None:
     cp = Checkpointer(tree, SID)
     zero = cp.start()

@@ -6,14 +6,40 @@
 
 The counts are those of a shortest edit script (Myers' algorithm, git's
 default); binary content counts ``(0, 0)``, as in git.  A checkpoint's
-:class:`~maestro.core.records.FileChange` carries them.
+:class:`~maestro.core.records.FileChange` carries them: :func:`file_changes`
+makes them from a list of changed paths (a tree diff's, or the one
+:meth:`~maestro.git.staging.Staging.file_changes` kept of a checkpoint).
 """
 
 from __future__ import annotations
 
 import difflib
+import os
+from collections.abc import Callable, Iterable
 
-__all__ = ["line_delta"]
+from dulwich.objects import ObjectID
+
+from maestro.core.records import FileChange
+
+__all__ = ["PathChange", "file_changes", "line_delta"]
+
+#: A changed path, its mode and blob before (``None``: added) and after (``None``: deleted).
+PathChange = tuple[bytes, tuple[int, ObjectID] | None, tuple[int, ObjectID] | None]
+
+
+def file_changes(changes: Iterable[PathChange], blob: Callable[[ObjectID], bytes]) -> tuple[FileChange, ...]:
+    """The changes with their line counts, sorted by path; ``blob(sha)`` gives a blob's bytes (empty for what is
+    not a blob, such as a submodule's commit)."""
+    out: list[FileChange] = []
+    for path, old, new in changes:
+        if old is None:
+            assert new is not None
+            out.append(FileChange(os.fsdecode(path), "added", *line_delta(b"", blob(new[1]))))
+        elif new is None:
+            out.append(FileChange(os.fsdecode(path), "deleted", *line_delta(blob(old[1]), b"")))
+        else:
+            out.append(FileChange(os.fsdecode(path), "modified", *line_delta(blob(old[1]), blob(new[1]))))
+    return tuple(sorted(out, key=lambda f: f.path))
 
 
 def _lines(data: bytes) -> list[bytes]:

@@ -32,7 +32,9 @@ from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
 
 from maestro.core.errors import CheckpointError
+from maestro.core.records import FileChange
 from maestro.git.index import MODE_BITS, Change, GitIndex, Objects, StatKey, file_mode, signature
+from maestro.git.numstat import PathChange, file_changes
 from maestro.git.tree import TreeWalk
 
 __all__ = ["FLOW", "Scan", "Staging"]
@@ -66,6 +68,8 @@ class Staging:
         self._main = main
         self._objects = Objects(main.object_store)
         self._made: tuple[Scan, ObjectID, dict[bytes, ObjectID]] | None = None  # what apply made, for stage
+        # The last apply: the tree before and after, the paths it changed and the content the scan kept.
+        self._last: tuple[ObjectID, ObjectID, list[PathChange], dict[ObjectID, bytes]] | None = None
         self.repo: Repo | None = None
         self.index: GitIndex | None = None
         self.tree: ObjectID | None = None  # the tree our in-memory index stands for
@@ -257,14 +261,41 @@ class Staging:
         """
         assert self.index is not None and self.tree is not None
         if not scan.changed and not scan.removed and not scan.restat:
+            self._last = (self.tree, self.tree, [], {})
             return self.tree
         changes: dict[bytes, Change] = dict.fromkeys(scan.removed)
         changes.update((p, (mode, sha)) for p, (mode, sha, _st) in scan.changed.items())
         tree, made = self.index.tree_with(changes, self._objects) if changes else (self.tree, {})
         self._made = (scan, tree, made)
+        entries = self.index.entries
+        paths: list[PathChange] = []
+        for path, change in changes.items():
+            e = entries.get(path)
+            paths.append((path, None if e is None else (e.mode, e.sha), change))
+        self._last = (self.tree, tree, paths, scan.contents)
         if write_index:
             self.stage(scan, tree)
         return tree
+
+    def file_changes(self, old: ObjectID | None, new: ObjectID) -> tuple[FileChange, ...] | None:
+        """What changed from tree ``old`` to tree ``new``, with line counts, if the last :meth:`apply` went from
+        one to the other (``None`` if not: ask a tree diff); no tree is read, only the blobs of the change."""
+        last = self._last
+        if last is None or last[0] != old or last[1] != new:
+            return None
+        contents, store = last[3], self._main.object_store
+
+        def blob(sha: ObjectID) -> bytes:
+            data = contents.get(sha)
+            if data is not None:
+                return data
+            try:
+                obj = store[sha]
+            except KeyError:
+                return b""
+            return obj.as_raw_string() if isinstance(obj, Blob) else b""
+
+        return file_changes(last[2], blob)
 
     def stage(self, scan: Scan, tree: ObjectID) -> None:
         """Record the scan in the index (and write it): the index now stands for ``tree``."""
