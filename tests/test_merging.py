@@ -16,7 +16,6 @@ from __future__ import annotations
 import shutil
 import stat
 import subprocess
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -489,11 +488,11 @@ def histories(draw: st.DrawFn) -> tuple[dict[str, bytes | tuple[bytes, int]], ..
 
 
 @pytest.fixture(scope="module")
-def shared_repo() -> Iterator[Repo]:
-    with tempfile.TemporaryDirectory() as tmp:
-        r = Repo.init(tmp)
-        yield r
-        r.close()
+def shared_repo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Repo]:
+    """One repository for all the examples of a property (objects are content-addressed: they do not clash)."""
+    r = Repo.init(str(tmp_path_factory.mktemp("merges")))
+    yield r
+    r.close()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
