@@ -158,6 +158,7 @@ def test_a_new_worktree_of_many_files_is_written_on_threads_and_is_exact(tmp_pat
     pool = WorktreePool(repo, SID)
     wt = pool.acquire(head)
     assert walk(wt.path) == tree_files(repo, "HEAD")
+    assert git(wt.path, "diff-files", "--name-only") == ""  # before any refresh: the index has the files' stat data
     assert status(wt.path) == ""
     assert git(wt.path, "diff", "--stat") == ""
     pool.remove_all()
