@@ -224,10 +224,16 @@ class Plan:
         return (self.session_dir / "final-report.md").read_text(encoding="utf-8")
 
     def tree(self) -> str:
-        """The tree of the repository's HEAD commit."""
-        out = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], cwd=self.repo, capture_output=True, text=True,
-                             check=True)  # fmt: skip
+        """The tree of the session's branch (its result; the user's checkout is never written)."""
+        out = subprocess.run(["git", "rev-parse", f"maestro/{self.sid}^{{tree}}"], cwd=self.repo, capture_output=True,
+                             text=True, check=True)  # fmt: skip
         return out.stdout.strip()
+
+    def file(self, path: str) -> str | None:
+        """A file of the session's branch (None when it has none)."""
+        out = subprocess.run(["git", "show", f"maestro/{self.sid}:{path}"], cwd=self.repo, capture_output=True,
+                             text=True)  # fmt: skip
+        return out.stdout if out.returncode == 0 else None
 
 
 def make_plan(

@@ -159,15 +159,20 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     # imported here: start-up of the command line stays light
     from maestro.git.checkpoints import Checkpointer
+    from maestro.store.filestore import Lock
 
     store = Store(args.repo)
     sid = session_id(store, args.session)
-    state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
-    if not state.checkpoints:
-        raise MaestroError(f"session {sid} has no checkpoint")
-    to = args.to if args.to is not None else state.checkpoints[-1].n
-    record = Checkpointer(store.repo, sid).rollback(to)
-    sys.stdout.write(f"session {sid}: the tree is at checkpoint {record.n} ({record.tag})\n")
+    lock = Lock(store.session_dir(sid) / "lock", sid)  # no run of the session moves its branch meanwhile
+    try:
+        state = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
+        if not state.checkpoints:
+            raise MaestroError(f"session {sid} has no checkpoint")
+        to = args.to if args.to is not None else state.checkpoints[-1].n
+        record = Checkpointer(store.repo, sid, worktree=True).rollback(to)
+    finally:
+        lock.release()
+    sys.stdout.write(f"session {sid}: branch maestro/{sid} is at checkpoint {record.n} ({record.tag})\n")
     return 0
 
 

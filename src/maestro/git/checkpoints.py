@@ -104,7 +104,8 @@ class Checkpointer:
     # -- public -------------------------------------------------------------------
     def start(self, *, state: str | None = None) -> CheckpointRecord:
         """Set up the session branch (once) and return checkpoint 0."""
-        self._check_unlocked(self._main)
+        if not self.worktree:  # a worktree session only reads the user's index: a git running there is no obstacle
+            self._check_unlocked(self._main)
         refs = self._main.refs
         existing = self._peel(self.tag_prefix + b"0")
         if existing is not None and self.branch in refs:
@@ -192,7 +193,7 @@ class Checkpointer:
         return self._branch_head()
 
     def show(self, commit: ObjectID) -> None:
-        """Put the session's working tree (and index) at ``commit`` without moving the branch: only what differs is written.
+        """Put the session's tree (and index) at ``commit`` without moving the branch: only what differs is written.
 
         What the tree held that no commit has (a command that wrote files) is saved first, as a rollback saves it.
         """
@@ -221,10 +222,20 @@ class Checkpointer:
         The tree as it is first goes to ``refs/maestro/<session>/pre-rollback-<k>``.
         """
         target_n, target = self._resolve(to)
-        k = self._move_tree(target, "before rollback")
-        self._open_workdir().refs[self.branch] = target
+        if self.worktree and not (self.workdir / ".git").exists():  # an ended session: its branch alone
+            k = self._save_branch()
+            self._main.refs[self.branch] = target
+        else:
+            k = self._move_tree(target, "before rollback")
+            self._open_workdir().refs[self.branch] = target
         log.info("session %s: rolled back to checkpoint %d (tree before: pre-rollback-%d)", self.session, target_n, k)
         return self._record(target_n)
+
+    def _save_branch(self) -> int:
+        """The branch head at a new pre-rollback ref (its number)."""
+        k = 1 + max((int(r.rsplit(b"-", 1)[1]) for r in self._pre_rollback_refs()), default=0)
+        self._main.refs[Ref(self.ref_prefix + f"pre-rollback-{k}".encode())] = self._branch_head()
+        return k
 
     def _move_tree(self, target: ObjectID, label: str, *, always: bool = True) -> int:
         """The working tree and index at ``target``; what was there goes to a new pre-rollback ref (its number).

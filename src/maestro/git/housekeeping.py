@@ -35,12 +35,10 @@ def deleted_paths(workdir: Path) -> list[str]:
     return sorted(p for p in changed if not (workdir / p).exists() and not os.path.islink(workdir / p))
 
 
-def index_locks(repo: Path, session_id: str, worktree: bool) -> list[Path]:
-    """Where a run of the session writes a git index lock: the repository's, and its worktree's."""
-    locks = [repo / ".git" / "index.lock"]
-    if worktree:
-        locks.append(repo / ".git" / "worktrees" / session_id / "index.lock")
-    return locks
+def index_locks(repo: Path, session_id: str) -> list[Path]:
+    """Where a run of the session writes a git index lock: its worktrees' (``.git/worktrees/maestro-<session>-*``)."""
+    admin = repo / ".git" / "worktrees"
+    return sorted(d / "index.lock" for d in admin.glob(f"maestro-{session_id}-*") if d.is_dir())
 
 
 def clear_stale_index_locks(locks: Iterable[Path], last_event_ts: str | None) -> None:

@@ -1,17 +1,25 @@
-"""Implementing, recovering, rolling back: the steps that run the task groups and carry out the recovery ladder.
+"""Implementing, recovering, rolling back: the scheduler, the task attempts, the merge queue and the recovery ladder.
 
-``implementing`` runs the groups in order, each task's attempts on the scheduler
-(:mod:`maestro.run.scheduler`), a checkpoint after each group.  Each failed attempt is a
-``recovery`` decision of the engine (retry with backoff, roll back and take another
-approach, pause, give up), recorded and then carried out.  A group that needs its tree back
-(a task's alternative, or a regression of an earlier task's acceptance) ends the step with
-``error``; in ``recovering`` the engine's ``session_recovery`` decision says how (roll back,
-go straight back when there is nothing to undo, or give up); ``rolling_back`` restores the
-last checkpoint.  Back in ``implementing`` the group runs again.
+``implementing`` starts each task as soon as all its dependencies are merged, up to
+``parallel.max_workers`` at once, the ready tasks in the ordering decision's priority
+(:mod:`maestro.run.scheduler`).  Each attempt runs in a pooled worktree of its own at the
+integration head (the session branch), and its changes become a commit kept at
+``refs/maestro/<session>/attempts/<task>/<n>``, failed or not.  A failed attempt changes
+nothing else: the engine's ``recovery`` decision retries it in place (transient failures, with
+backoff), starts an alternative from the current head with the failure as feedback, gives up,
+or pauses.
 
-The same task failing twice in a row with the same error skips its remaining retries
-(stuck detection).  A rollback restores the whole tree to the checkpoint before the group,
-so the group's other tasks run again too (their earlier results stay in the log).
+A succeeded attempt enters the merge queue (in completion order, in the coordinating thread):
+a three-way merge onto the session branch (:mod:`maestro.git.merging`); a conflict is a
+``merge`` decision and the task runs again on the new head with the conflicting hunks as
+feedback.  The merged tree is shown in the session's integration worktree and revalidated
+(the task's acceptance commands and those of the tasks merged before it, each once, several
+at a time); a regression leaves the branch where it was and sends the task back onto the
+ladder; otherwise the merge becomes the next checkpoint.  So no task's failure re-runs
+another's work.  A task that gives up ends the step with ``error``; in ``recovering`` the
+engine's ``session_recovery`` decision gives up (or, when the integration tree holds something
+no checkpoint has, rolls it back first).  The same failure twice in a row (not a transient
+one) skips the remaining retries (stuck detection).
 """
 
 from __future__ import annotations
@@ -22,6 +30,8 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
+from dulwich.diff_tree import tree_changes
+from dulwich.objects import Commit, ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
 from maestro.agents.registry import Registry, discover, overrides_from_config
@@ -29,6 +39,8 @@ from maestro.core.errors import MaestroError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
 from maestro.core.text import first_line
 from maestro.gates.acceptance import AcceptanceResult, acceptance
+from maestro.git.merging import merge_commits
+from maestro.git.worktrees import Worktree, WorktreePool
 from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
@@ -39,11 +51,20 @@ from maestro.run.scheduler import Batch
 if TYPE_CHECKING:
     from maestro.run.loop import SessionRun
 
-__all__ = ["Implementer", "TaskRun"]
+__all__ = ["Attempt", "Implementer", "TaskRun"]
 
 _VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(\.\d+)?")
 
-Outcome = tuple[AgentResult, AcceptanceResult | None]
+
+@attrs.frozen
+class Attempt:
+    """What one attempt left: the agent's result, its acceptance, and its commit on top of the base it started from."""
+
+    result: AgentResult
+    acceptance: AcceptanceResult | None
+    base: ObjectID
+    commit: ObjectID
+    worktree: Worktree
 
 
 def _first(text: str) -> str:
@@ -68,28 +89,35 @@ class TaskRun:
     feedback: str | None = None
     last_signature: str | None = None
     done: bool = False
-    needs_rollback: bool = False
     give_up: bool = False
     chosen: bool = False
 
 
 class Implementer:
-    """The task groups of one session run, and the recovery ladder's steps."""
+    """The scheduler, the attempts and the merge queue of one session run, and the recovery ladder's steps."""
 
     def __init__(self, run: SessionRun) -> None:
         self.run = run
         self.runs: dict[str, TaskRun] = {}
-        self.groups: tuple[tuple[str, ...], ...] = ()
+        self.groups: tuple[tuple[str, ...], ...] = ()  # the planned view (the ordering decision's groups)
+        self.priority: dict[str, int] = {}
         self.registry: Registry | None = None
-        self.needs: list[str] = []  # the tasks of the group that needs recovering
-        self.active: tuple[str, ...] = ()  # the group running (its line is said once)
-        self.rolled_back = False
+        self.needs: list[str] = []  # the tasks that gave up (the step ends with ``error``)
+        self._pool: WorktreePool | None = None
+
+    @property
+    def pool(self) -> WorktreePool:
+        """The session's pool of attempt worktrees (made on first use)."""
+        if self._pool is None:
+            self._pool = WorktreePool(self.run.cp.repo.path, self.run.session.id, clock=self.run.runner.clock)
+        return self._pool
 
     # -- preparing -----------------------------------------------------------------------------------------------
     def prepare(self, graph: TaskGraph, *, quiet: bool = False) -> None:
-        """The groups (the ordering is deterministic: a resume computes the same) and a run for each task."""
+        """The planned groups and the priorities (the ordering is deterministic: a resume computes the same)."""
         ordering = order_tasks(graph, max_parallel=self.run.config.parallel.max_workers)
         self.groups = ordering.groups
+        self.priority = {tid: i for i, tid in enumerate(t for g in ordering.groups for t in g)}
         for t in graph:
             self.runs.setdefault(t.id, TaskRun(t))
         if not quiet:
@@ -136,99 +164,37 @@ class Implementer:
 
     # -- implementing --------------------------------------------------------------------------------------------
     def implement(self) -> str | tuple[str, str]:
-        """Run every group not done yet; ``error`` when one needs recovering, else ``implementation_done``."""
-        run, s = self.run, self.run.session
+        """Run every task not done yet; ``error`` when one gave up, else ``implementation_done``."""
+        run = self.run
         if run.resumed:
             self.reconcile()
             run.resumed = False
         self.after_recovery()
-        todo = {tid for tid in self.runs if s.task_state(tid) not in ("succeeded", "skipped")}
-        for i, whole in enumerate(self.groups, 1):
-            group = tuple(t for t in whole if t in todo)
-            if not group:
-                continue
-            if not set(group) <= set(self.active):
-                self.active = group
-                run.say(f"Group {i}: {', '.join(group)}", note=True)
-            group = self.active  # back from recovering: the group as it started, its tasks done too
-            if self.run_group(list(group)):
-                give_up = [t for t in self.needs if self.runs[t].give_up]
-                why = (
-                    f"tasks {', '.join(give_up)} give up"
-                    if give_up
-                    else f"tasks {', '.join(self.needs)} need a rollback"
-                )
-                return "error", why
-            self.active = ()
-            # a checkpoint even when nothing changed: each group's end is on record (a resume starts after it)
-            rec = run.cp.checkpoint(f"group {i}: {', '.join(group)}", allow_empty=True, state=s.current)
-            if rec is not None:
-                run.record_checkpoint(rec)
-                run.say(f"Checkpoint {rec.n}: {rec.tag} ({len(rec.files)} files)")
-            run.check_limits()
-        return "implementation_done"
-
-    def run_group(self, group: list[str]) -> bool:
-        """Run the group's unfinished tasks; True if it needs recovering (a pause raised inside is mid-group)."""
         try:
-            return self._run_group(group)
+            self.run_attempts()
         except Pause as pause:
             pause.context["mid_group"] = True  # its unfinished work is redone on resume
             raise
-
-    def _run_group(self, group: list[str]) -> bool:
-        s = self.run.session
-        pending = [t for t in group if not self.runs[t].done]
-        if not pending:
-            return False
-        for tid in pending:
-            if s.task_state(tid) in ("pending", "blocked"):
-                s.fire_task(tid, "ready")
-            if not self.runs[tid].chosen:
-                self.runs[tid].chosen = True
-                self.choose_subagent(tid)
-        self.run_attempts(pending)
-        self.needs = [t for t in group if self.runs[t].needs_rollback or self.runs[t].give_up]
+        self.needs = sorted((t for t, tr in self.runs.items() if tr.give_up), key=self._rank)
         if self.needs:
-            return True
-        graph = self.run.graph
-        assert graph is not None
-        earlier = [t for t in graph if t.id not in group and s.task_state(t.id) == "succeeded"]
-        found = regression(
-            self.run.workdir,
-            [self.runs[t].task for t in group],
-            earlier,
-            workers=self.run.config.parallel.max_workers,
-            timeout_s=self.run.runner.agent_timeout_s,
-        )
-        if found is None:
-            return False
-        line, feedback = found
-        self.run.say(line, note=True)
-        self.regressed(group, feedback)
-        self.needs = list(group)
-        return True
+            return "error", f"tasks {', '.join(self.needs)} give up"
+        return "implementation_done"
 
-    def regressed(self, group: list[str], feedback: str) -> None:
-        """The recovery decision for each task of a group that broke earlier work, carried out (or a pause)."""
-        decisions = {t: self.ask_recovery(t, "regression", _first(feedback)) for t in group}
-        stop = next((d for d in decisions.values() if d.choice == "pause"), None)
-        if stop is not None:
-            self.run.decide(stop)
-            raise Pause(
-                f"Group {', '.join(group)} keeps breaking earlier work: {_first(feedback)}",
-                ("retry", "skip", "abort", "guidance"),
-                {"group": group, "output": feedback[-2000:]},
-            )
-        for t, d in decisions.items():
-            self.run.decide(d)
-            tr = self.runs[t]
-            if d.choice == "give_up":
-                tr.give_up = True
+    def _rank(self, tid: str) -> int:
+        return self.priority.get(tid, len(self.priority))
+
+    def ready(self) -> list[str]:
+        """The tasks that may start now, best first: not done, not given up, every dependency merged."""
+        s, graph = self.run.session, self.run.graph
+        assert graph is not None
+        out = []
+        for t in graph:
+            tr = self.runs[t.id]
+            if tr.give_up or s.task_state(t.id) not in ("pending", "ready", "retrying", "blocked"):
                 continue
-            tr.feedback = feedback
-            tr.approach = "keep every earlier task's acceptance commands passing"
-            tr.alternatives += 1
+            if all(s.task_state(d) == "succeeded" for d in t.depends_on):
+                out.append(t.id)
+        return sorted(out, key=self._rank)
 
     def ask_recovery(self, tid: str, failure_class: str, summary: str, *, stuck: bool = False) -> Decision:
         """The engine's ``recovery`` decision for a failure of ``tid`` (not recorded yet)."""
@@ -256,8 +222,8 @@ class Implementer:
         )
 
     # -- attempts ------------------------------------------------------------------------------------------------
-    def run_attempts(self, tids: list[str]) -> None:
-        """Run every task in ``tids`` (concurrently) until each succeeded or needs recovering; pause on critical."""
+    def run_attempts(self) -> None:
+        """Run the ready tasks (concurrently) until none is ready or running; pause on critical."""
         run, s = self.run, self.run.session
 
         def budget_left() -> float | None:
@@ -271,86 +237,99 @@ class Implementer:
                 return p
             return None
 
-        batch: Batch[Outcome] = Batch(
+        batch: Batch[Attempt] = Batch(
             workers=run.config.parallel.max_workers,
             start=self.start,
             settle=self.settle,
             limit=limit,
             budget_left=budget_left,
         )
-        batch.run([t for t in tids if s.task_state(t) in ("ready", "retrying")])
+        batch.run(self.ready)
 
-    def start(self, tid: str, allowance: float | None) -> Callable[[], Outcome]:
-        """Begin an attempt of ``tid`` (its ``start`` move) and return the work for a worker thread."""
-        run = self.run
-        run.session.fire_task(tid, "start")
-        attempt = run.session.state.tasks[tid].attempts
+    def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
+        """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread."""
+        run, s = self.run, self.run.session
+        if s.task_state(tid) in ("pending", "blocked"):
+            s.fire_task(tid, "ready")
+        if not self.runs[tid].chosen:
+            self.runs[tid].chosen = True
+            self.choose_subagent(tid)
+        s.fire_task(tid, "start")
+        attempt = s.state.tasks[tid].attempts
         tr = self.runs[tid]
+        base = run.cp.head()
+        wt = self.pool.acquire(base)
         req = AgentRequest(
             tr.task,
-            run.workdir,
+            wt.path,
             budget_usd=allowance,
             attempt=attempt,
             subagent=tr.subagent,
             approach=tr.approach,
             feedback=tr.feedback,
             timeout_s=run.runner.agent_timeout_s,
-            session_dir=run.session.dir,
+            session_dir=s.dir,
+            env=run.env_for(wt.path),
         )
         run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
-        return lambda: self.attempt(req)
+        ref = f"refs/maestro/{s.id}/attempts/{tid}/{attempt}".encode()
+        return lambda: self.attempt(req, wt, base, ref)
 
-    def attempt(self, request: AgentRequest) -> Outcome:
-        """In a worker thread: the agent's attempt, then the task's acceptance commands."""
+    def attempt(self, request: AgentRequest, wt: Worktree, base: ObjectID, ref: bytes) -> Attempt:
+        """In a worker thread: the agent's attempt, the task's acceptance commands, then the attempt's commit."""
         result = self.run.runner.agent.run(request)
-        if result.status != "succeeded":
-            return result, None
-        return result, acceptance(request.task, request.workdir, timeout_s=self.run.runner.agent_timeout_s)
+        acc = None
+        if result.status == "succeeded":
+            env = self.run.env_for(request.workdir, whole=True)
+            acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.agent_timeout_s, env=env)
+        label = f"task {request.task.id} attempt {request.attempt}: {result.status}"
+        commit, _ = wt.capture(base, label, ref)
+        return Attempt(result, acc, base, commit, wt)
 
-    def settle(self, tid: str, outcome: Outcome) -> bool | Pause:
-        """Record an attempt's outcome and carry out the recovery decision; True to run it again now."""
-        run, s = self.run, self.run.session
-        result, acc = outcome
+    def settle(self, tid: str, attempt: Attempt) -> Pause | None:
+        """Record an attempt's outcome: merge a success, or carry out the recovery decision for a failure."""
+        s = self.run.session
+        self.pool.release(attempt.worktree)
+        result, acc = attempt.result, attempt.acceptance
         s.record(result)
-        tr = self.runs[tid]
         cost = f", ${result.cost_usd:.4f}" if result.cost_usd else ""
         if result.status == "succeeded" and acc is not None and acc.passed:
-            s.fire_task(tid, "succeed")
-            tr.done = True
-            run.say(f"Task {tid}: succeeded ({result.summary}{cost})")
-            return False
+            return self.merge(tid, attempt, f"{result.summary}{cost}")
         if result.status == "succeeded":  # the agent finished but an acceptance command failed
             assert acc is not None
-            failure_class = "test_failure"
             output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
-            summary = f"acceptance failed: {_first(output)}"
-        else:
-            failure_class = result.failure_class or "transient"
-            output = result.summary
-            summary = result.summary
+            return self.failed(tid, "test_failure", f"acceptance failed: {_first(output)}", output)
+        return self.failed(tid, result.failure_class or "transient", result.summary, result.summary)
+
+    def failed(self, tid: str, failure_class: str, summary: str, output: str) -> Pause | None:
+        """A failed attempt (or merge): the recovery decision, recorded and carried out; a pause when it says so."""
+        run, s = self.run, self.run.session
+        tr = self.runs[tid]
         s.fire_task(tid, "fail", reason=f"{failure_class}: {summary}"[:500])
         run.say(f"Task {tid}: failed ({failure_class}): {summary}")
         signature = hashlib.sha256(f"{failure_class}:{_normalise(output)}".encode()).hexdigest()[:12]
-        stuck = signature == tr.last_signature
+        stuck = failure_class != "transient" and signature == tr.last_signature  # a transient error may repeat
         tr.last_signature = signature
         d = run.decide(self.ask_recovery(tid, failure_class, summary, stuck=stuck))
         if d.choice == "retry":
             tr.retries += 1
             refused = self.retry_task(tid)
-            if refused is not None:
-                return refused
-            run.runner.sleep(run.config.recovery.backoff.delay(tr.retries))
-            return True
-        if d.choice == "rollback_and_alternative":
+            if refused is None:
+                run.runner.sleep(run.config.recovery.backoff.delay(tr.retries))
+            return refused
+        if d.choice == "alternative":
             why = "the same error twice in a row" if stuck else failure_class
             tr.alternatives += 1
-            tr.needs_rollback = True
             tr.feedback = output
             tr.approach = f"alternative {tr.alternatives}: the previous attempt failed ({why}); take another approach"
-            return False
+            if failure_class == "regression":
+                tr.approach = "keep every earlier task's acceptance commands passing"
+            elif failure_class == "conflict":
+                tr.approach = "redo the task on the current code: other tasks changed the same lines"
+            return self.retry_task(tid)
         if d.choice == "give_up":
             tr.give_up = True
-            return False
+            return None
         if failure_class == "critical":
             return Pause(
                 f"{run.runner.agent.name} cannot work: {summary}",
@@ -379,12 +358,71 @@ class Implementer:
             )
         return None
 
+    # -- the merge queue ---------------------------------------------------------------------------------------------
+    def merge(self, tid: str, attempt: Attempt, summary: str) -> Pause | None:
+        """Merge a succeeded attempt onto the session branch, revalidate, and make it the next checkpoint."""
+        run, s = self.run, self.run.session
+        cp = run.cp
+        task = self.runs[tid].task
+        head = cp.head()
+        merged = merge_commits(cp.repo, attempt.base, head, attempt.commit)
+        if merged.tree is None:
+            paths = ", ".join(c.path for c in merged.conflicts[:5])
+            run.decide(
+                run.runner.engine.decide(
+                    "merge",
+                    state=s.state,
+                    task=tid,
+                    task_id=tid,
+                    conflicts=tuple(c.path for c in merged.conflicts),
+                    checkpoint=run.last_checkpoint,
+                )
+            )
+            return self.failed(tid, "conflict", f"merge conflict in {paths}", merged.feedback())
+        label = f"task {tid}: {task.title}"
+        commit = attempt.commit if merged.fast_forward else cp.commit_tree(merged.tree, [head, attempt.commit], label)
+        cp.show(commit)
+        earlier = [t for t in run.graph or () if t.id != tid and s.task_state(t.id) == "succeeded"]
+        found = regression(
+            run.workdir,
+            [task],
+            [task, *earlier],
+            workers=run.config.parallel.max_workers,
+            timeout_s=run.runner.agent_timeout_s,
+            deleted=self._deleted(attempt),
+            env=run.env_for(run.workdir, whole=True),
+        )
+        if found is not None:
+            line, feedback = found
+            cp.show(head)  # the branch never moved: the integration tree goes back to it
+            run.say(line, note=True)
+            return self.failed(tid, "regression", _first(feedback), feedback)
+        s.fire_task(tid, "succeed")
+        self.runs[tid].done = True
+        rec = run.record_checkpoint(cp.advance(commit, label, state=s.current))
+        run.say(f"Task {tid}: succeeded ({summary}); merged as checkpoint {rec.n} ({len(rec.files)} files)")
+        return None
+
+    def _deleted(self, attempt: Attempt) -> list[str]:
+        """The files the attempt deleted (from its base to its commit)."""
+        store = self.run.cp.repo.object_store
+        trees = []
+        for sha in (attempt.base, attempt.commit):
+            c = store[sha]
+            assert isinstance(c, Commit)
+            trees.append(c.tree)
+        out = []
+        for ch in tree_changes(store, trees[0], trees[1]):
+            if ch.type == "delete" and ch.old is not None and ch.old.path is not None:
+                out.append(ch.old.path.decode("utf-8", "surrogateescape"))
+        return sorted(out)
+
     # -- recovering, rolling back -----------------------------------------------------------------------------------
     def recover(self) -> str:
         """The engine's ``session_recovery`` decision, carried out: ``rollback``, ``retry`` or ``give_up``."""
         run = self.run
         if not self.needs:
-            raise MaestroError(f"session {run.session.id} is recovering, but no group of this run needs it")
+            raise MaestroError(f"session {run.session.id} is recovering, but no task of this run needs it")
         give_up = any(self.runs[t].give_up for t in self.needs)
         changed = give_up or run.cp.has_changes()
         d = run.decide(
@@ -400,38 +438,33 @@ class Implementer:
         return d.choice
 
     def roll_back(self) -> str:
-        """The tree back at the last checkpoint (what was there is kept in a pre-rollback ref)."""
+        """The session's tree back at the last checkpoint (what was there is kept in a pre-rollback ref)."""
         run = self.run
         run.cp.rollback(run.last_checkpoint)
         run.say(f"Rolled back to checkpoint {run.last_checkpoint}", note=True)
-        self.rolled_back = True
         return "rolled_back"
 
     def after_recovery(self) -> None:
-        """Back in implementing after recovering: what a rollback undid runs again, failed tasks retry."""
+        """Back in implementing after recovering: the failed tasks retry."""
         if not self.needs:
             return
-        s = self.run.session
-        group = self.active or tuple(self.needs)
-        for tid in group:
+        for tid in self.needs:
             tr = self.runs[tid]
-            state = s.task_state(tid)
-            # the rollback took its work too, or the group broke earlier work (it needs redoing): it runs again
-            if state == "succeeded" and (self.rolled_back or tid in self.needs):
-                tr.done = False
-                s.fire_task(tid, "reopen")
-            elif state == "failed":
+            if self.run.session.task_state(tid) == "failed":
                 refused = self.retry_task(tid)
                 if refused is not None:
                     refused.context["mid_group"] = True
                     raise refused
-            tr.needs_rollback = False
+            tr.give_up = False
         self.needs = []
-        self.rolled_back = False
 
     # -- resuming, skipping, refining --------------------------------------------------------------------------------
     def reconcile(self) -> None:
-        """After a resume: the tree at the last checkpoint, and every task whose work is not in it pending again."""
+        """After a resume: the session's tree at the last checkpoint, every task whose work is not in it pending again.
+
+        An attempt in flight at a crash is void: its task starts again from a clean worktree (a pooled worktree is
+        moved to the head before each attempt, whatever the dead run left in it).
+        """
         run, s = self.run, self.run.session
         run.cp.rollback(run.last_checkpoint)
         run.say(f"The tree is back at checkpoint {run.last_checkpoint}", note=True)
@@ -440,12 +473,12 @@ class Implementer:
             st = s.task_state(tid)
             ts = state.tasks.get(tid)
             redone = st == "succeeded" and ts is not None and ts.succeeded_seq > state.checkpoint_seq
-            if st in ("ready", "failed", "retrying") or redone:
+            if st in ("ready", "running", "failed", "retrying") or redone:
                 s.fire_task(tid, "reopen", reason="redone after the resume (its work is not in a checkpoint)")
                 tr.done = False
             tr.retries = tr.alternatives = 0
             tr.last_signature = None
-            tr.needs_rollback = tr.give_up = False
+            tr.give_up = False
         self.needs = []
         state = s.state
         if state.guidance is not None:

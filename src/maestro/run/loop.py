@@ -15,6 +15,7 @@ and rolling back are in :mod:`maestro.run.implement`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -26,6 +27,7 @@ from maestro.config.model import Config
 from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
 from maestro.core.records import CheckpointRecord, Decision, DecisionRequest
 from maestro.decide.capabilities import capabilities
+from maestro.decide.strategies.environment import worktree_env
 from maestro.gates.acceptance import acceptance
 from maestro.gates.commands import gate_commands
 from maestro.gates.running import run_gate
@@ -256,6 +258,7 @@ class SessionRun:
         for capability in capabilities(s.state.request + " " + " ".join(r.text for r in self.prd.requirements)):
             self.decide_repo("tech_stack", capability=capability)
         self.gate_decisions = [self.decide_repo("gate", gate=g) for g in GATES]
+        self.decide_repo("environment", worktree=self.workdir, main=self.runner.store.repo)
         return "plan_ready"
 
     def decide_repo(self, kind: str, **params: Any) -> Decision | None:
@@ -266,6 +269,15 @@ class SessionRun:
             self.session.note(f"{kind}: no decision: {exc}")
             return None
         return self.decide(d)
+
+    def env_for(self, worktree: Path, *, whole: bool = False) -> dict[str, str] | None:
+        """The variables commands in ``worktree`` need to use its code (the ``environment`` decision); with
+        ``whole``, the whole environment for a process (None: the process inherits maestro's unchanged)."""
+        d = next((d for d in reversed(self.session.state.decisions) if d.kind == "environment"), None)
+        extra = worktree_env(d, worktree) if d is not None else {}
+        if not extra:
+            return None
+        return {**os.environ, **extra} if whole else extra
 
     def generate_tasks(self) -> str:
         if self.graph is None:
@@ -298,6 +310,7 @@ class SessionRun:
                 command,
                 required=required,
                 workdir=self.workdir,
+                env=self.env_for(self.workdir, whole=True),
                 transcript_dir=s.dir / "gates",
                 timeout_s=gate.timeout_s if gate is not None else 1800.0,
             )
@@ -305,7 +318,9 @@ class SessionRun:
             self.say(f"Gate {name} ({source}): {g.status} — {g.summary}")
         succeeded = {t.id for t in self.graph if s.task_state(t.id) == "succeeded"}
         passed = {
-            t.id: acceptance(t, self.workdir, timeout_s=self.runner.agent_timeout_s).passed
+            t.id: acceptance(
+                t, self.workdir, timeout_s=self.runner.agent_timeout_s, env=self.env_for(self.workdir, whole=True)
+            ).passed
             for t in self.graph
             if t.id in succeeded
         }
@@ -361,9 +376,21 @@ class SessionRun:
     # -- ending, pausing, answering ----------------------------------------------------------------------------------
     def ended(self, state: str) -> RunOutcome:
         report = self.write_report()
+        self.clean_up()
         if state == "completed":
-            self.say(f"Completed. Report: {report}")
+            self.say(f"Completed on branch maestro/{self.session.id}. Report: {report}")
+            self.say(f"To take the work into your branch: maestro land {self.session.id}")
         return RunOutcome(self.session.id, state, EXIT_CODES.get(state, 1), report=report)
+
+    def clean_up(self) -> None:
+        """The session has ended: its worktrees go (the branch, its tags and the attempt refs stay)."""
+        try:
+            removed = self.work.pool.remove_all()
+        except (MaestroError, OSError) as exc:
+            self.session.note(f"cleanup: the session's worktrees could not all be removed: {exc}")
+            return
+        if removed:
+            self.say(f"Removed the session's {len(removed)} worktrees (branch, tags and attempt refs stay)")
 
     def write_report(self) -> Path:
         """``final-report.md`` with the net changes of the session and the requirement matrix."""

@@ -37,7 +37,7 @@ from maestro.core.records import Rewind
 from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
 from maestro.git.checkpoints import Checkpointer
-from maestro.git.housekeeping import clear_stale_index_locks, dirty_paths, index_locks
+from maestro.git.housekeeping import clear_stale_index_locks, index_locks
 from maestro.model.chart import load_chart
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import load_prd
@@ -97,20 +97,17 @@ class Runner:
         worktree: bool = False,
         allow_dirty: bool = False,
     ) -> RunOutcome:
-        """Run a session for ``request``; bad input raises before anything is written."""
+        """Run a session for ``request``; bad input raises before anything is written.
+
+        The session never writes to the user's checkout: it starts from the tree as it is (HEAD plus any
+        uncommitted work, saved as the session's base) and works in worktrees of its own (``worktree`` and
+        ``allow_dirty`` are accepted for compatibility and change nothing).
+        """
         repo = self.store.repo
-        if not allow_dirty:
-            dirty = dirty_paths(repo)
-            if dirty:
-                shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
-                raise MaestroError(
-                    f"{repo}: the working tree has uncommitted changes ({shown}): commit or stash "
-                    "them, or pass --allow-dirty to have maestro save them as the session's base"
-                )
         prd = load_prd(prd_path) if prd_path is not None else None
         graph = load_tasks(tasks_path, requirement_ids=prd.requirement_ids if prd else None) if tasks_path else None
         # What resuming needs is written with the session, before its log: the inputs and the options.
-        files = {RUN_FILE: RunInputs(self.config, worktree, prd is not None, graph is not None).to_json()}
+        files = {RUN_FILE: RunInputs(self.config, True, prd is not None, graph is not None).to_json()}
         if prd is not None:
             files["prd.md"] = prd.text
         if graph is not None:
@@ -122,7 +119,7 @@ class Runner:
         session = Session.create(self.store, request, **kwargs)
         self.session_id = session.id
         try:
-            checkpointer = Checkpointer(repo, session.id, worktree=worktree, clock=self.clock)
+            checkpointer = Checkpointer(repo, session.id, worktree=True, clock=self.clock)
             run = SessionRun(self, session, checkpointer, prd, graph)
             run.record_checkpoint(checkpointer.start(state=session.current))
             run.say(f"Session {session.id} started on branch maestro/{session.id}", note=True)
@@ -142,15 +139,15 @@ class Runner:
         limits.  A session held by a live process raises
         :class:`~maestro.SessionLocked` with its pid.
         """
-        inputs = load_run_inputs(self.store, session_id)
+        load_run_inputs(self.store, session_id)  # the session's saved inputs, or a one-line error naming the file
         self.session_id = session_id
         session = Session.open(self.store, session_id, clock=self.clock, guards=self.engine.guards())
         try:
             state = session.state
             if load_chart("session").is_final(state.state):
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
-            cp = Checkpointer(self.store.repo, session.id, worktree=inputs.worktree, clock=self.clock)
-            clear_stale_index_locks(index_locks(self.store.repo, session_id, inputs.worktree), state.updated_at)
+            cp = Checkpointer(self.store.repo, session.id, worktree=True, clock=self.clock)
+            clear_stale_index_locks(index_locks(self.store.repo, session_id), state.updated_at)
             new_limits = raised_limits(state.limits, limits or {})
             if state.state == "paused":
                 choice = resume_choice(state, new_limits)

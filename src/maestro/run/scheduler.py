@@ -1,11 +1,13 @@
-"""The scheduler: a batch of task attempts on a thread pool, a new attempt starting as soon as one settles.
+"""The scheduler: task attempts on a thread pool, each task starting as soon as it is ready.
 
-It knows nothing of agents or the log: ``start`` begins a task's attempt (and returns the
-work to do in a worker thread), ``settle`` records how it went (and says whether the task
-runs again at once, or the run must pause), ``limit`` says whether a limit stops new
-attempts, and ``budget_free`` what is left of the budget for the next one.  Attempts that
-start together share the budget left; an attempt started while others run gets what their
-allowances leave, so together they cannot overspend.
+It knows nothing of agents, git or the log: ``ready`` lists the tasks that may start now
+(their dependencies merged), best first; ``start`` begins a task's attempt (and returns the
+work to do in a worker thread); ``settle`` records how it went (in the coordinating thread,
+one outcome at a time: this is where the merge queue runs) and may ask the run to pause;
+``limit`` says whether a limit stops new attempts, and ``budget_left`` what is left of the
+budget.  Attempts that start together share the budget that the running attempts' allowances
+leave free, so together they cannot overspend.  After a pause is asked for, no attempt
+starts; those running finish and settle.
 """
 
 from __future__ import annotations
@@ -22,14 +24,14 @@ R = TypeVar("R")
 
 
 class Batch(Generic[R]):
-    """One batch of attempts; :attr:`allowances` holds the budget given to the attempts running now."""
+    """One run of the scheduler; :attr:`allowances` holds the budget given to the attempts running now."""
 
     def __init__(
         self,
         *,
         workers: int,
         start: Callable[[str, float | None], Callable[[], R]],
-        settle: Callable[[str, R], bool | Pause],
+        settle: Callable[[str, R], Pause | None],
         limit: Callable[[], Pause | None],
         budget_left: Callable[[], float | None],
     ) -> None:
@@ -39,40 +41,54 @@ class Batch(Generic[R]):
         self._limit = limit
         self._budget_left = budget_left
         self.allowances: dict[str, float] = {}
+        self.started: list[str] = []  # every attempt started, in order (a task once per attempt)
 
     def budget_free(self) -> float | None:
         """What is left of the budget once the running attempts' allowances are set aside (None: no budget)."""
         left = self._budget_left()
         return None if left is None else max(0.0, left - sum(self.allowances.values()))
 
-    def run(self, tids: list[str]) -> None:
-        """Run every task in ``tids`` until each settled for good; raise the first :class:`Pause` asked for."""
+    def run(self, ready: Callable[[], list[str]]) -> None:
+        """Start ready tasks up to ``workers`` at a time until none is ready or running; raise the first pause.
+
+        ``ready`` is asked again after every settled attempt: a merge may make new tasks ready, and a
+        task that runs again (a retry, an alternative) is ready again.
+        """
         pause: Pause | None = None
         pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="maestro-task")
         running: dict[cf.Future[R], str] = {}
 
-        def submit(tid: str, allowance: float | None) -> None:
-            if allowance is not None:
-                self.allowances[tid] = allowance
-            running[pool.submit(self._start(tid, allowance))] = tid
+        def fill() -> Pause | None:
+            busy = set(running.values())
+            candidates = [t for t in ready() if t not in busy]
+            slots = self.workers - len(running)
+            if not candidates or slots <= 0:
+                return None
+            stop = self._limit()  # a limit reached: the agents running finish, no new attempt starts
+            if stop is not None:
+                return stop
+            chosen = candidates[:slots]
+            free = self.budget_free()
+            share = None if free is None else free / len(chosen)
+            for tid in chosen:
+                if share is not None:
+                    self.allowances[tid] = share
+                self.started.append(tid)
+                running[pool.submit(self._start(tid, share))] = tid
+            return None
 
         try:
-            pause = self._limit()
-            free = self.budget_free()  # shared among the attempts that start together
-            for tid in tids if pause is None else ():
-                submit(tid, None if free is None else free / max(1, min(self.workers, len(tids))))
+            pause = fill()
             while running:
                 done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
                 for fut in done:
                     tid = running.pop(fut)
                     self.allowances.pop(tid, None)
-                    again = self._settle(tid, fut.result())
-                    if isinstance(again, Pause):
-                        pause = pause or again
-                    elif again and pause is None:
-                        pause = self._limit()  # a limit reached: the agents running finish, no new attempt starts
-                        if pause is None:
-                            submit(tid, self.budget_free())
+                    outcome = self._settle(tid, fut.result())
+                    if isinstance(outcome, Pause):
+                        pause = pause or outcome
+                if pause is None:
+                    pause = fill()
         except BaseException:  # a second Ctrl-C: do not wait for the agents still working
             pool.shutdown(wait=False, cancel_futures=True)
             raise
