@@ -37,7 +37,7 @@ def snapshot(repo: Path) -> dict[str, str]:
     out: dict[str, str] = {}
     for path in sorted(repo.rglob("*")):
         rel = path.relative_to(repo).as_posix()
-        if rel == ".flow" or rel.startswith(".flow/") or rel.startswith(".git/"):
+        if rel == ".flow" or rel.startswith((".flow/", ".git/")):
             continue
         if path.is_file() and not path.is_symlink():
             out[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
