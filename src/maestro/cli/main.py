@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import NoReturn
 
 from maestro.cli import init as init_cli
-from maestro.cli import inspect, plan, run
+from maestro.cli import inspect, plan, run, sessions
 from maestro.core.errors import MaestroError
 from maestro.model.chart import CHART_NAMES
 
@@ -157,6 +157,36 @@ def _build_parser() -> argparse.ArgumentParser:
     rb.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     rb.add_argument("--to", type=_step_number, metavar="N", help="the checkpoint (default: the last one)")
 
+    la = sub.add_parser(
+        "land",
+        help="bring a session's branch into your current branch",
+        description="Bring branch maestro/SESSION into your current branch: a fast-forward when your branch has "
+        "not moved since the session started, else a merge commit; your index and files then follow (only the "
+        "files that differ are written). Refused, with nothing written, when your tree has uncommitted changes, "
+        "HEAD is detached, the session is running or did not complete (see --force), or the merge conflicts. "
+        "Landing a session again does nothing.",
+    )
+    la.add_argument("session", help="the session id, or 'last'")
+    la.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    la.add_argument(
+        "--force", action="store_true", help="land a session that did not complete: whatever its branch holds"
+    )
+
+    cl = sub.add_parser(
+        "clean",
+        help="remove the worktrees sessions left",
+        description="Remove the worktrees a session left (a session that ends removes its own; a paused or "
+        "stopped one keeps them). A paused session may be cleaned: `maestro resume` makes its worktrees again. "
+        "A running session is refused (with --all: skipped). Branches, tags and refs/maestro/* stay.",
+    )
+    cl.add_argument("session", nargs="?", help="the session id, or 'last'")
+    cl.add_argument(
+        "--all",
+        action="store_true",
+        help="every session's worktrees, and git's entries of maestro worktrees whose folder has gone",
+    )
+    cl.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+
     dm = sub.add_parser(
         "demo",
         help="run a whole session on a sample repository with the scripted agent",
@@ -248,6 +278,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "answer": run.cmd_answer,
         "init": _cmd_init,
         "resume": run.cmd_resume,
+        "land": sessions.cmd_land,
+        "clean": sessions.cmd_clean,
     }[args.command]
     try:
         return handler(args)
