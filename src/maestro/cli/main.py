@@ -2,7 +2,8 @@
 
 Each command group has its module: :mod:`maestro.cli.inspect` (statechart, replay,
 sessions, status, report, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
-:mod:`maestro.cli.run` (run, answer, resume, rollback, demo, Ctrl-C) and
+:mod:`maestro.cli.run` (run, answer, resume, rollback, demo, Ctrl-C), :mod:`maestro.cli.sessions`
+(land, clean) and
 :mod:`maestro.cli.init` (init).
 
 Exit codes: 0 success, 2 bad input or a maestro error (one line on stderr),
@@ -114,8 +115,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-iterations", type=_positive, metavar="N", help="refinement iterations at most")
     rn.add_argument("--budget-usd", type=_dollars, metavar="X", help="spend at most X dollars on agents, in all")
     rn.add_argument("--max-minutes", type=_minutes, metavar="M", help="run for at most M minutes (paused time aside)")
-    rn.add_argument("--worktree", action="store_true", help="work in a separate worktree; your checkout stays as is")
-    rn.add_argument("--allow-dirty", action="store_true", help="save uncommitted changes as the session's base")
+    rn.add_argument("--worktree", action="store_true",
+                    help="kept for compatibility: every session works in worktrees of its own")  # fmt: skip
+    rn.add_argument("--allow-dirty", action="store_true",
+                    help="kept for compatibility: uncommitted work is always part of the session's base")  # fmt: skip
 
     an = sub.add_parser(
         "answer",
@@ -151,7 +154,10 @@ def _build_parser() -> argparse.ArgumentParser:
     rp2.add_argument("--repo", default=".", help="the repository (default: the current directory)")
 
     rb = sub.add_parser(
-        "rollback", help="restore the tree to a checkpoint", description="Restore the working tree to a checkpoint."
+        "rollback",
+        help="move the session branch back to a checkpoint",
+        description="Move the session's branch (and its worktree, if it has one) back to a checkpoint; "
+        "your checkout is not touched.",
     )
     rb.add_argument("session", help="the session id, or 'last'")
     rb.add_argument("--repo", default=".", help="the repository (default: the current directory)")
