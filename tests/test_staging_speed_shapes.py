@@ -17,12 +17,15 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from dulwich.index import index_entry_from_stat
 from dulwich.repo import Repo
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from maestro import Checkpointer
 from maestro.git.index import GitIndex, Objects
@@ -303,3 +306,67 @@ def test_after_a_rollback_that_only_deletes_the_next_capture_has_no_stale_folder
     assert "src/p2/m1/extra.py" not in tree_files(tree, two.commit)
     assert "solo/only.py" not in tree_files(tree, two.commit)
     assert two.files == git_changes(tree, zero.commit, two.commit)
+
+
+# =====================================================================================
+# ignore rules, asked top down during the walk: what git add -A leaves out, and nothing more
+# =====================================================================================
+
+_RULES = (
+    ("*",),
+    ("*", "!keep*"),
+    ("*", "!*/"),
+    ("!keep.txt",),
+    ("*.log", "!keep.log"),
+    ("b/",),
+    ("/b",),
+    ("c",),
+    ("**/d/*.txt",),
+    ("b/**",),
+    ("*.TXT",),
+    ("[ck]eep.txt",),
+    ("e\\ ",),
+)
+_FILES = (
+    "x.txt", "keep.txt", "a.log", "keep.log", "a/x.txt", "a/keep.txt", "a/a.log", "a/b/x.txt", "a/b/keep.txt",
+    "a/b/c/x.txt", "a/b/c/keep.txt", "a/c", "a/d/x.txt", "a/d/keep.log", "b/x.txt", "b/keep.txt", "c/x.txt",
+    "a/b/d/deep/x.txt", "e ", "a/e ",
+)  # fmt: skip
+_RULE_LISTS = st.lists(st.sampled_from(_RULES), max_size=3).map(lambda groups: [p for g in groups for p in g])
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    top=_RULE_LISTS,
+    a=_RULE_LISTS,
+    ab=_RULE_LISTS,
+    user=_RULE_LISTS,
+    files=st.lists(st.sampled_from(_FILES), min_size=1, max_size=12, unique=True),
+    tracked=st.lists(st.sampled_from(_FILES), max_size=3, unique=True),
+)
+def test_the_walk_ignores_what_git_add_all_ignores(
+    top: list[str], a: list[str], ab: list[str], user: list[str], files: list[str], tracked: list[str]
+) -> None:
+    """Nested .gitignore files (a folder's own rules re-including what its parent's exclude), core.excludesFile,
+    files tracked in ignored folders: the tree staged is git's."""
+    with tempfile.TemporaryDirectory(prefix="maestro-ignore-") as d:
+        r = make_repo(Path(d) / "repo", {"README": "r\n"})
+        for name in tracked:  # tracked before the rules exist: git add -A keeps them whatever the rules say
+            put(r, name, f"tracked {name}\n")
+        git(r, "add", "-A")
+        git(r, "commit", "-q", "--allow-empty", "-m", "tracked")
+        put(r, ".gitignore", "".join(f"{p}\n" for p in top))
+        put(r, "a/.gitignore", "".join(f"{p}\n" for p in a))
+        put(r, "a/b/.gitignore", "".join(f"{p}\n" for p in ab))
+        put(Path(d), "user-ignore", "".join(f"{p}\n" for p in user))
+        git(r, "config", "core.excludesFile", str(Path(d) / "user-ignore"))
+        for name in files:
+            put(r, name, f"{name}\n")
+        want = add_all_tree(r)
+        repo = Repo(str(r))
+        try:
+            staging = Staging(repo)
+            staging.load(repo)
+            assert staging.apply(staging.scan(), write_index=False).decode() == want
+        finally:
+            repo.close()

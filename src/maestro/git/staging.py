@@ -25,8 +25,8 @@ import stat
 from collections.abc import Callable, Iterable, Iterator
 
 import attrs
+from dulwich.config import StackedConfig
 from dulwich.diff_tree import TreeChange
-from dulwich.ignore import IgnoreFilterManager
 from dulwich.index import build_file_from_blob, index_entry_from_stat
 from dulwich.objects import Blob, ObjectID
 from dulwich.repo import Repo
@@ -35,7 +35,7 @@ from maestro.core.errors import CheckpointError
 from maestro.core.records import FileChange
 from maestro.git.index import MODE_BITS, Change, GitIndex, Objects, StatKey, file_mode, signature
 from maestro.git.numstat import PathChange, file_changes
-from maestro.git.tree import TreeWalk
+from maestro.git.tree import IgnoreRules, TreeWalk
 
 __all__ = ["FLOW", "Scan", "Staging"]
 
@@ -74,7 +74,7 @@ class Staging:
         self.index: GitIndex | None = None
         self.tree: ObjectID | None = None  # the tree our in-memory index stands for
         self._tracked_dirs: set[bytes] = set()
-        self._ignore: IgnoreFilterManager | None = None
+        self._ignore: IgnoreRules | None = None
         self._filemode = True
 
     def forget(self) -> None:
@@ -110,9 +110,7 @@ class Staging:
         ``logs/*`` with ``!logs/keep.txt`` must still be entered, as git does.
         """
         assert self._ignore is not None
-        if is_dir:
-            return self._ignore.may_prune_directory(os.fsdecode(rel) + "/")
-        return bool(self._ignore.is_ignored(os.fsdecode(rel)))
+        return self._ignore.ignored(rel, is_dir)
 
     def scan(self) -> Scan:
         """Walk the working tree once and compare it with the index by stat data.
@@ -126,9 +124,12 @@ class Staging:
         sig = self.index.signature
         racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
         add = self._objects.add
-        # Fresh every walk: .gitignore, .gitattributes and info/exclude may have changed since the last one.
-        self._ignore = IgnoreFilterManager.from_repo(self.repo)
-        normalize = self._normalizer()
+        # Fresh every walk: .gitignore, .gitattributes, info/exclude and the config may have changed since the last.
+        config = self.repo.get_config_stack()
+        if self._ignore is None or self._ignore.top != top:
+            self._ignore = IgnoreRules(top, self.repo.commondir())
+        self._ignore.begin(config)
+        normalize = self._normalizer(config)
         scan = Scan()
         kept_bytes = 0
         visited: set[bytes] = set()
@@ -207,7 +208,7 @@ class Staging:
         scan.removed -= kept
         return scan
 
-    def _normalizer(self) -> Callable[[bytes, bytes], bytes]:
+    def _normalizer(self, config: StackedConfig) -> Callable[[bytes, bytes], bytes]:
         """Check-in normalisation (``text=auto``, ``eol``, ``core.autocrlf``) as ``git add`` applies it.
 
         Matching attributes costs about a millisecond a file in dulwich, so it is
@@ -215,7 +216,6 @@ class Staging:
         index or at the top, no ``info/attributes``, no ``core.autocrlf``.
         """
         assert self.repo is not None and self.index is not None
-        config = self.repo.get_config_stack()
         try:
             autocrlf: bytes | None = config.get((b"core",), b"autocrlf")
         except KeyError:

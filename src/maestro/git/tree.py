@@ -21,16 +21,31 @@ everywhere, names in ``skip_top`` at the top only.  A folder that vanishes
 during the walk is passed over; another error reading a folder goes to
 ``onerror`` (which then gets every error, the folder passed over) or is raised.
 Symlinks are entries, never followed.
+
+:class:`IgnoreRules` answers what such a walk asks of git's ignore rules, top
+down: whether an untracked file is ignored, whether an untracked folder can
+be left out whole.  It reads a folder's ``.gitignore`` only when something in
+that folder is asked about (again only once it changed), and matches a path
+against all the patterns of one file in a single regular expression.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
+import stat
 from collections import deque
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from typing import AnyStr, Generic, NamedTuple
 
-__all__ = ["Folder", "TreeEntry", "TreeWalk"]
+from dulwich.config import StackedConfig
+from dulwich.ignore import IgnoreFilter, default_user_ignore_filter_path
+from dulwich.repo import Repo
+
+__all__ = ["Folder", "IgnoreRules", "TreeEntry", "TreeWalk"]
+
+log = logging.getLogger("maestro")
 
 
 class Folder(Generic[AnyStr]):
@@ -192,3 +207,159 @@ class TreeWalk(Generic[AnyStr]):
 
 def _name(entry: os.DirEntry[AnyStr]) -> AnyStr:
     return entry.name
+
+
+class _Rules:
+    """The patterns of one ignore file, matched all at once: the last pattern matching a path decides."""
+
+    __slots__ = ("_dirs", "_files", "excludes")
+
+    def __init__(self, source: str, lines: Sequence[bytes], ignorecase: bool) -> None:
+        patterns = [p for p in IgnoreFilter(lines, ignorecase, path=source).patterns if not p.is_empty]
+        self.excludes = [p.is_exclude for p in patterns]
+        flags = re.MULTILINE | re.DOTALL | (re.IGNORECASE if ignorecase else 0)
+
+        def combined(which: list[int]) -> re.Pattern[bytes] | None:
+            if not which:
+                return None
+            alternatives = []
+            for i in reversed(which):  # the last pattern first: the first alternative matching is the one
+                body = patterns[i]._name_re.pattern.removeprefix(b"(?ms)")  # the flags go on the whole
+                alternatives.append(b"(?P<p%d>%s)" % (i, body))
+            return re.compile(b"|".join(alternatives), flags)
+
+        self._files = combined([i for i, p in enumerate(patterns) if not p.is_directory_only])
+        self._dirs = combined(list(range(len(patterns))))
+
+    def decide(self, rel: bytes, is_dir: bool) -> bool | None:
+        """True: the last pattern matching ``rel`` (relative to the file's folder) excludes it; False: it
+        re-includes it; None: no pattern matches."""
+        regex = self._dirs if is_dir else self._files
+        if regex is None:
+            return None
+        m = regex.match(rel)
+        if m is None:
+            return None
+        name = m.lastgroup
+        assert name is not None
+        return self.excludes[int(name[1:])]
+
+
+class IgnoreRules:
+    """git's ignore rules for one working tree, asked top down during a walk (see the module docstring).
+
+    A path is ignored when the last pattern matching it excludes it, the
+    ``.gitignore`` of its own folder first, then those of the folders above,
+    then ``info/exclude``, then ``core.excludesFile``; a directory-only pattern
+    (``build/``) matches folders only; and whatever is below an excluded folder
+    is ignored (nothing can re-include it), even in a folder a walk enters
+    because it holds tracked files.  Call :meth:`begin` before each walk.
+    ``top`` is the working tree, ``common_dir`` the repository's (shared) git
+    folder, where ``info/exclude`` is.
+    """
+
+    def __init__(self, top: bytes, common_dir: str) -> None:
+        self.top = top
+        self._common_dir = common_dir
+        self.ignorecase = False
+        self._global_paths: list[str] = []
+        self._files: dict[str, tuple[tuple[int, int, int, int], _Rules]] = {}  # parsed, by path, with their stat
+        self._chains: dict[bytes, list[tuple[bytes, _Rules]]] = {}  # a folder's rules (its folder, the rules)
+        self._excluded: dict[bytes, bool] = {b"": False}
+
+    @classmethod
+    def of(cls, repo: Repo) -> IgnoreRules:
+        """The rules of ``repo``'s working tree (a linked worktree shares ``info/exclude`` with its repository)."""
+        rules = cls(os.fsencode(repo.path), repo.commondir())
+        rules.begin(repo.get_config_stack())
+        return rules
+
+    def begin(self, config: StackedConfig) -> None:
+        """Before a walk: take the configuration as it is, forget what the last walk learnt of the tree (its
+        .gitignore files are checked again, and parsed again if they changed)."""
+        ignorecase = config.get_boolean((b"core",), b"ignorecase", False)
+        if ignorecase != self.ignorecase:
+            self._files = {}
+            self.ignorecase = ignorecase
+        self._global_paths = [
+            os.path.join(self._common_dir, "info", "exclude"),
+            os.path.expanduser(default_user_ignore_filter_path(config)),
+        ]
+        self._chains = {}
+        self._excluded = {b"": False}
+
+    def ignored(self, rel: bytes, is_dir: bool) -> bool:
+        """Whether the untracked file (or folder: then it can be left out whole) at ``rel`` is ignored."""
+        folder = rel.rpartition(b"/")[0]
+        if self._folder_excluded(folder):
+            return True
+        return self._decide(rel, is_dir, self._chain(folder)) is True
+
+    def _folder_excluded(self, folder: bytes) -> bool:
+        known = self._excluded.get(folder)
+        if known is not None:
+            return known
+        parent = folder.rpartition(b"/")[0]
+        out = self._folder_excluded(parent) or self._decide(folder, True, self._chain(parent)) is True
+        self._excluded[folder] = out
+        return out
+
+    @staticmethod
+    def _decide(rel: bytes, is_dir: bool, chain: list[tuple[bytes, _Rules]]) -> bool | None:
+        for where, rules in reversed(chain):  # the deepest .gitignore first; the global files last
+            verdict = rules.decide(rel[len(where) + 1 :] if where else rel, is_dir)
+            if verdict is not None:
+                return verdict
+        return None
+
+    def _chain(self, folder: bytes) -> list[tuple[bytes, _Rules]]:
+        """The rules that apply in ``folder``: the global ones, then each .gitignore from the top down to it."""
+        chain = self._chains.get(folder)
+        if chain is not None:
+            return chain
+        if folder:
+            chain = list(self._chain(folder.rpartition(b"/")[0]))
+        else:
+            chain = [(b"", r) for path in reversed(self._global_paths) if (r := self._load(path)) is not None]
+        where = self.top + b"/" + folder if folder else self.top
+        own = self._load(os.fsdecode(where + b"/.gitignore"))
+        if own is not None:
+            chain.append((folder, own))
+        self._chains[folder] = chain
+        return chain
+
+    def _load(self, path: str) -> _Rules | None:
+        """An ignore file's rules (parsed again only when its stat data change); None if there is none."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            if stat.S_ISLNK(st.st_mode):
+                log.debug("%s: a symbolic link, not read (as git does)", path)
+            return None
+        sig = (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+        known = self._files.get(path)
+        if known is not None and known[0] == sig:
+            return known[1]
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return None
+        rules = _Rules(path, _lines(data), self.ignorecase)
+        self._files[path] = (sig, rules)
+        return rules
+
+
+def _lines(data: bytes) -> list[bytes]:
+    """The patterns of an ignore file, as git reads them (comments, blank lines and trailing spaces dropped)."""
+    out = []
+    for raw in data.removeprefix(b"\xef\xbb\xbf").split(b"\n"):  # a UTF-8 byte order mark is skipped, as git does
+        line = raw.rstrip(b"\r\n")
+        if not line.strip() or line.startswith(b"#"):
+            continue
+        while line.endswith(b" ") and not line.endswith(b"\\ "):
+            line = line[:-1]
+        out.append(line.replace(b"\\ ", b" "))
+    return out
