@@ -8,6 +8,8 @@ must be byte-identical through everything the pool does.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import os
 import shutil
 import signal
@@ -26,8 +28,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from maestro import CheckpointError, TickingClock
+from maestro.git import worktrees
 from maestro.git.places import worktrees_root
-from maestro.git.worktrees import Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
+from maestro.git.staging import Staging
+from maestro.git.worktrees import _LIBC, Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
 from tests.support.checkpoints import (
     GITLINK,
     add_all_tree_in_place,
@@ -425,6 +429,170 @@ def test_a_tracked_file_in_an_ignored_folder_is_kept_by_a_new_worktree(base: Pat
 
 
 # =====================================================================================
+# the watch: an idle worktree is not scanned, and every change is still seen
+# =====================================================================================
+
+needs_inotify = pytest.mark.skipif(_LIBC is None, reason="inotify (Linux) only")
+
+
+@pytest.fixture
+def scans(monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """The worktrees Staging.scan walked, in order."""
+    walked: list[Path] = []
+    real = Staging.scan
+
+    def counting(self: Staging) -> object:
+        assert self.repo is not None
+        walked.append(Path(self.repo.path))
+        return real(self)
+
+    monkeypatch.setattr(Staging, "scan", counting)
+    return walked
+
+
+def pool_path(repo: Path, name: str) -> Path:
+    return worktrees_root(repo / ".git") / SID / f"maestro-{SID}-{name}"
+
+
+def foreign(script: str, cwd: Path) -> None:
+    """Run a Python snippet in another process, in ``cwd``: what an agent or a command does."""
+    subprocess.run([sys.executable, "-c", script], cwd=cwd, check=True)
+
+
+@needs_inotify
+def test_an_idle_worktree_is_moved_and_captured_without_a_scan(
+    base: Path, pool: WorktreePool, scans: list[Path]
+) -> None:
+    a = oid(base, "HEAD")
+    put(base, "src/app.py", "print('b')\n")
+    b = commit_all(base, "b")
+    wt = pool.acquire(a)
+    wt.move(b)
+    wt.move(a)
+    _, changed = wt.capture(a, "nothing", b"refs/maestro/s1/attempts/t/1")
+    assert not changed and not wt.has_changes()
+    wt.move(b)
+    assert scans == []  # nothing happened there but maestro's own writes
+    foreign("open('src/app.py', 'a').write('# edited\\n')", wt.path)
+    wt.move(b)
+    assert scans == [wt.path] and status(wt.path) == "" and tracked(wt.path) == tree_files(base, b.decode())
+
+
+@pytest.mark.parametrize("watch", [True, False])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "open('src/lib/util.py', 'w').write('edited in place')",
+        "import os; os.makedirs('n1/n2/n3'); open('n1/n2/n3/deep.py', 'w').write('new')",
+        "import os; os.chmod('README.md', 0o755)",
+        "import os; os.remove('src/lib/util.py')",
+        "import os; os.rename('src', 'moved')",
+        "import os; os.rename('src/lib', 'lib2'); open('lib2/x.py', 'w').write('x')",
+        "import os; os.symlink('README.md', 'src/lib/alias')",
+        "import os; os.utime('README.md', (1, 1))",
+    ],
+)
+def test_a_change_made_while_the_worktree_is_idle_is_undone(base: Path, change: str, watch: bool) -> None:
+    pool = WorktreePool(base, SID, watch=watch)
+    head = oid(base, "HEAD")
+    wt = pool.acquire(head)
+    wt.move(head)  # idle after a move of maestro's own
+    foreign(change, wt.path)
+    wt.move(head)
+    assert status(wt.path) == "" and tracked(wt.path) == tree_files(base, "HEAD")
+    pool.remove_all()
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_folder_an_attempt_made_is_watched_once_captured(base: Path, watch: bool) -> None:
+    pool = WorktreePool(base, SID, watch=watch)
+    head = oid(base, "HEAD")
+    wt = pool.acquire(head)
+    foreign("import os; os.makedirs('new/deep'); open('new/deep/x.py', 'w').write('x = 1')", wt.path)
+    commit, _ = wt.capture(head, "attempt", b"refs/maestro/s1/attempts/t/1")
+    foreign("open('new/deep/x.py', 'w').write('x = 2')", wt.path)  # after the capture, in the attempt's folder
+    foreign("import os; os.makedirs('new/deep/deeper'); open('new/deep/deeper/y.py', 'w').write('y')", wt.path)
+    assert wt.has_changes()
+    wt.move(commit)
+    assert status(wt.path) == "" and tracked(wt.path) == tree_files(base, commit.decode())
+    pool.remove_all()
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_folder_a_gitignore_stops_ignoring_is_watched(base: Path, watch: bool) -> None:
+    head = oid(base, "HEAD")
+    WorktreePool(base, SID, watch=watch).acquire(head)
+    put(pool_path(base, "w1"), "build/a.bin", "ignored\n")
+    pool = WorktreePool(base, SID, watch=watch)  # another process: its watch starts with build/ ignored, unwatched
+    wt = pool.acquire(head)
+    assert wt.path == pool_path(base, "w1")
+    put(wt.path, ".gitignore", "")  # build/ is not ignored any more
+    commit, _ = wt.capture(head, "unignore", b"refs/maestro/s1/attempts/t/1")
+    assert "build/a.bin" in tree_files(base, commit.decode())
+    foreign("open('build/later.bin', 'w').write('later')", wt.path)  # in a folder that was ignored
+    wt.move(commit)
+    assert not (wt.path / "build" / "later.bin").exists()
+    assert status(wt.path) == "" and tracked(wt.path) == tree_files(base, commit.decode())
+    pool.remove_all()
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_change_to_info_exclude_is_seen(base: Path, watch: bool) -> None:
+    pool = WorktreePool(base, SID, watch=watch)
+    head = oid(base, "HEAD")
+    (base / ".git" / "info").mkdir(exist_ok=True)
+    (base / ".git" / "info" / "exclude").write_text("cache/\n")
+    wt = pool.acquire(head)
+    put(wt.path, "cache/c.bin", "ignored\n")
+    wt.move(head)
+    assert (wt.path / "cache" / "c.bin").exists()
+    (base / ".git" / "info" / "exclude").write_text("")  # the user's rule goes: cache/ is untracked now
+    wt.move(head)
+    assert not (wt.path / "cache").exists() and status(wt.path) == ""
+    pool.remove_all()
+
+
+@pytest.mark.parametrize("watch", [True, False])
+def test_a_change_made_during_an_operation_is_seen_by_the_next(
+    base: Path, watch: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = WorktreePool(base, SID, watch=watch)
+    head = oid(base, "HEAD")
+    wt = pool.acquire(head)
+    put(wt.path, "dirty.txt", "so that the capture scans\n")
+    real = Staging.scan
+
+    def scan_then_someone_writes(self: Staging) -> object:
+        found = real(self)
+        foreign("open('src/app.py', 'w').write('written after the scan passed')", wt.path)
+        return found
+
+    monkeypatch.setattr(Staging, "scan", scan_then_someone_writes)
+    commit, _ = wt.capture(head, "attempt", b"refs/maestro/s1/attempts/t/1")
+    monkeypatch.undo()
+    wt.move(commit)
+    assert status(wt.path) == "" and tracked(wt.path) == tree_files(base, commit.decode())
+    pool.remove_all()
+
+
+@needs_inotify
+def test_the_watch_gives_up_for_a_scan_when_the_kernel_refuses(base: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_args: object) -> int:
+        ctypes.set_errno(errno.ENOSPC)
+        return -1
+
+    pool = WorktreePool(base, SID)
+    head = oid(base, "HEAD")
+    monkeypatch.setattr(worktrees._LIBC, "inotify_add_watch", refuse)
+    wt = pool.acquire(head)  # the user's limit of watches reached: scans from now on
+    monkeypatch.undo()
+    foreign("open('README.md', 'w').write('edited')", wt.path)
+    wt.move(head)
+    assert status(wt.path) == ""
+    pool.remove_all()
+
+
+# =====================================================================================
 # capturing
 # =====================================================================================
 
@@ -675,12 +843,13 @@ def _clear(root: Path, rel: str) -> None:
         shutil.rmtree(p)
 
 
+@pytest.mark.parametrize("watch", [True, False])
 @settings(max_examples=40, deadline=None, phases=PHASES, suppress_health_check=[HealthCheck.too_slow])
 @given(ops=OPS)
-def test_after_any_work_a_move_gives_exactly_the_commit(ops: list[tuple[object, ...]]) -> None:
+def test_after_any_work_a_move_gives_exactly_the_commit(watch: bool, ops: list[tuple[object, ...]]) -> None:
     with tempfile.TemporaryDirectory(prefix="maestro-worktrees-") as d:
         repo = make_repo(Path(d) / "repo", {".gitignore": IGNORE, "a": "a\n"})
-        pool = WorktreePool(repo, SID, clock=TickingClock())
+        pool = WorktreePool(repo, SID, clock=TickingClock(), watch=watch)
         main = Repo(str(repo))
         store = main.object_store
         try:

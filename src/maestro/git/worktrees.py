@@ -37,6 +37,9 @@ written under git's lock files.
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
+import errno
 import logging
 import mmap
 import os
@@ -44,6 +47,8 @@ import re
 import shutil
 import stat
 import struct
+import sys
+import weakref
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -51,6 +56,7 @@ from pathlib import Path
 
 from dulwich.diff_tree import TreeChange
 from dulwich.errors import NotGitRepository
+from dulwich.ignore import IgnoreFilterManager, default_user_ignore_filter_path
 from dulwich.index import IndexEntry
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit, ObjectID, Tree, TreeEntry, parse_tree
@@ -63,7 +69,7 @@ from maestro.core.records import SESSION_ID
 from maestro.core.seams import Clock, SystemClock
 from maestro.git.index import GitIndex
 from maestro.git.places import worktree_dir, worktrees_root
-from maestro.git.staging import Staging
+from maestro.git.staging import FLOW, Scan, Staging
 
 __all__ = ["Worktree", "WorktreePool", "session_worktrees"]
 
@@ -75,6 +81,27 @@ _TREE, _LINK, _GITLINK, _EXEC = 0o040000, 0o120000, 0o160000, 0o100755
 _POOLED = re.compile(r"w([1-9][0-9]*)\Z")
 _THREADED_FROM = 2_000  # files: below this, writing on one thread costs less than starting more
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
+
+# inotify (Linux): the events a watch asks for, and the flags of a read event
+_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW, _IN_ISDIR = 0x4000, 0x8000, 0x1000000, 0x2000000, 0x40000000
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.inotify_init1.argtypes = [ctypes.c_int]
+        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 class _Staging(Staging):
@@ -102,7 +129,7 @@ class Worktree:
     threads at once; one worktree is used by one thread at a time.
     """
 
-    def __init__(self, common: Path, session: str, name: str, path: Path, clock: Clock) -> None:
+    def __init__(self, common: Path, session: str, name: str, path: Path, clock: Clock, *, watch: bool = True) -> None:
         self.name = name
         self.path = path
         self.session = session
@@ -115,6 +142,8 @@ class Worktree:
         except (NotGitRepository, OSError) as exc:
             raise CheckpointError(f"{path}: cannot open the worktree: {exc}") from exc
         self._staging = _Staging(self._store)
+        self._watching = watch and _LIBC is not None  # False once a watch could not be kept
+        self._watch: _Watch | None = None
 
     def __repr__(self) -> str:
         return f"Worktree({self.name!r}, {str(self.path)!r})"
@@ -133,9 +162,12 @@ class Worktree:
         The scan of a checkpoint: stat data, only changed files hashed (their blobs go to the object store).
         """
         staging = self._staging
-        staging.load(self._repo)
-        scan = staging.scan()
-        return bool(scan.changed or scan.removed) or staging.tree != self._tree_of(self.head())
+        quiet = self._begin()
+        scan = Scan() if quiet else staging.scan()
+        changed = bool(scan.changed or scan.removed)
+        if not changed:
+            self._end(())
+        return changed or staging.tree != self._tree_of(self.head())
 
     # -- writing --------------------------------------------------------------------
     def move(self, commit: ObjectID) -> int:
@@ -148,8 +180,8 @@ class Worktree:
         self._check_unlocked()
         want = self._tree_of(commit)
         staging = self._staging
-        staging.load(self._repo)
-        scan = staging.scan()
+        quiet = self._begin()
+        scan = Scan() if quiet else staging.scan()  # quiet: nothing happened since it matched its index
         current = staging.apply(scan, write_index=False)  # the tree as it is (untracked files in it)
         changes = _tree_diff(self._store.object_store, current, want)
         if scan.changed or scan.removed:
@@ -159,6 +191,7 @@ class Worktree:
         staging.tree = want
         staging.write_index()
         self._write_head(commit)
+        self._end(p for ch in changes for p in (ch.old.path if ch.old else None, ch.new.path if ch.new else None) if p)
         return cleared + sum(1 for ch in changes if ch.type == "delete" or not _gitlink(ch))
 
     def capture(
@@ -174,8 +207,8 @@ class Worktree:
         self._check_unlocked()
         parent_tree = self._tree_of(parent)
         staging = self._staging
-        staging.load(self._repo)
-        scan = staging.scan()
+        quiet = self._begin()
+        scan = Scan() if quiet else staging.scan()
         tree = staging.apply(scan, write_index=True)
         c = Commit()
         c.tree = tree
@@ -191,12 +224,81 @@ class Worktree:
             where = ref.decode(errors="replace")
             raise CheckpointError(f"{self.path}: cannot store the capture at {where}: {exc}") from exc
         self._write_head(c.id)
+        self._end(())  # nothing written in the worktree: any event is someone else's
         return c.id, tree != parent_tree
 
     def close(self) -> None:
-        """Release the open files (packs) of its repositories; the worktree stays on disk."""
+        """Release the open files (packs) of its repositories and its watch; the worktree stays on disk."""
+        self._unwatch()
         self._repo.close()
         self._store.close()
+
+    # -- the watch: no scan when nothing happened --------------------------------------
+    def _begin(self) -> bool:
+        """Load the index; whether the worktree is known to still match it (no event since it did), without a scan.
+
+        The watch is brought up to date first (new folders watched), so that a scan that follows
+        covers anything an event would not report.
+        """
+        staging = self._staging
+        held = staging.index
+        staging.load(self._repo)
+        watch = self._watch
+        try:
+            if watch is None:
+                if not self._watching:
+                    return False
+                watch = self._watch = _Watch(self.path, self._repo, self._rules())
+                assert staging.index is not None
+                watch.watch_all(staging.index.dirs)
+                return False
+            seen = watch.drain()
+            if seen is None:
+                assert staging.index is not None
+                watch.watch_all(staging.index.dirs)
+        except OSError as exc:
+            log.info("%s: changes are found by scanning (%s)", self.path, exc)
+            self._unwatch()
+            self._watching = False
+            return False
+        quiet = watch.quiet and seen == set() and staging.index is held  # a foreign index: scan
+        watch.quiet = False
+        return quiet
+
+    def _end(self, ours: Iterable[bytes]) -> None:
+        """The worktree matches its index now: quiet, unless something but ``ours`` (paths written) happened."""
+        watch = self._watch
+        if watch is None:
+            return
+        try:
+            seen = watch.drain()
+        except OSError as exc:
+            log.info("%s: changes are found by scanning (%s)", self.path, exc)
+            self._unwatch()
+            self._watching = False
+            return
+        if seen is None:
+            return  # watched again from the top; the next operation scans
+        allowed: set[bytes] = set()
+        for written in ours:
+            path = written
+            while path and path not in allowed:
+                allowed.add(path)
+                path = path.rpartition(b"/")[0]
+        watch.quiet = seen <= allowed
+
+    def _unwatch(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
+            self._watch = None
+
+    def _rules(self) -> list[Path]:
+        """The files whose change changes what is ignored or how content is staged, besides ``.gitignore`` files."""
+        info = self._common / "info"
+        rules = [info / "exclude", info / "attributes"]
+        with contextlib.suppress(KeyError, OSError):
+            rules.append(Path(os.path.expanduser(default_user_ignore_filter_path(self._store.get_config_stack()))))
+        return rules
 
     # -- creating -------------------------------------------------------------------
     def _populate(self, commit: ObjectID) -> None:
@@ -222,6 +324,15 @@ class Worktree:
         index.write()
         self._staging.adopt(self._repo, index, tree)
         self._write_head(commit)
+        if self._watching:
+            try:
+                watch = self._watch = _Watch(self.path, self._repo, self._rules())
+                watch.watch(dirs)  # every folder there is: nobody else has written here yet
+                watch.quiet = True
+            except OSError as exc:
+                log.info("%s: changes are found by scanning (%s)", self.path, exc)
+                self._unwatch()
+                self._watching = False
 
     # -- helpers --------------------------------------------------------------------
     def _tree_of(self, commit: ObjectID) -> ObjectID:
@@ -293,11 +404,14 @@ class WorktreePool:
     capture it on its own thread) until :meth:`release` gives it back.
     """
 
-    def __init__(self, repo: str | os.PathLike[str], session: str, *, clock: Clock | None = None) -> None:
+    def __init__(
+        self, repo: str | os.PathLike[str], session: str, *, clock: Clock | None = None, watch: bool = True
+    ) -> None:
         if not isinstance(session, str) or not SESSION_ID.match(session) or session.endswith((".lock", ".")):
             raise CheckpointError(f"bad session id {session!r}: it names worktrees (letters, digits, '.', '_', '-')")
         self.session = session
         self._clock = clock or SystemClock()
+        self._watch = watch
         self._common = _common_dir(repo)
         self.root = (worktrees_root(self._common) / session).absolute()  # git's admin files hold absolute paths
         self._open: dict[str, Worktree] = {}  # opened or made by this pool
@@ -393,7 +507,7 @@ class WorktreePool:
             return None
         if Path(pointed) != path / ".git":
             return None  # the admin folder of another worktree of the same name (another clone of the cache?)
-        wt = Worktree(self._common, self.session, name, path, self._clock)
+        wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
         self._open[name] = wt
         return wt
 
@@ -416,7 +530,7 @@ class WorktreePool:
             _share_info(self._common, admin)
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot make the worktree: {exc.strerror or exc}") from exc
-        wt = Worktree(self._common, self.session, name, path, self._clock)
+        wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
         wt._populate(commit)
         (admin / "locked").unlink()
         self._open[name] = wt
@@ -499,6 +613,145 @@ def _share_info(common: Path, admin: Path) -> None:
     """
     with contextlib.suppress(OSError):
         os.symlink(common / "info", admin / "info", target_is_directory=True)
+
+
+class _Watch:
+    """What happened in a worktree's folders since it last matched its index: Linux's inotify, one instance a worktree.
+
+    Every folder that may hold something a scan would see is watched (not ``.git``, ``.flow/``,
+    nested repositories, nor folders ignored by name unless they hold tracked files).  A folder
+    created later is watched when its creation is read (and walked then: anything made in it
+    before is covered by the scan that a change always causes).  An overflow of the queue, a
+    watched folder moved, or a change to the ignore rules (a ``.gitignore``, ``info/exclude``,
+    the global excludes file) makes it watch everything again and say "unknown".  What inotify
+    does not report: writes through ``mmap``, through another hard link, or from another machine
+    on a network file system.
+    """
+
+    _MASK = _IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE | _IN_DELETE_SELF
+    _FLAGS = _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW
+
+    def __init__(self, top: Path, repo: Repo, rules: Sequence[Path]) -> None:
+        if _LIBC is None:
+            raise OSError("no inotify here")
+        fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        self._fd = fd
+        self._close = weakref.finalize(self, os.close, fd)
+        self._top = os.fsencode(top)
+        self._repo = repo
+        self._rules = rules
+        self._signature = self._rules_signature()
+        self._folders: dict[int, bytes] = {}  # watch descriptor -> folder (relative; b"" for the top)
+        self.quiet = False  # the worktree matched its index when the events were last read
+
+    def close(self) -> None:
+        self._close()
+
+    def watch(self, folders: Iterable[bytes]) -> None:
+        """Watch these folders (and the top): a new worktree's, all known."""
+        for rel in (b"", *folders):
+            self._add(rel)
+
+    def watch_all(self, tracked: Iterable[bytes]) -> None:
+        """Watch every folder a scan would enter, and every folder holding tracked files (with their parents)."""
+        self._folders.clear()  # the kernel gives the same descriptors back for folders it already watches
+        ignore = IgnoreFilterManager.from_repo(self._repo)
+        self._add_tree(b"", ignore)
+        for folder in tracked:
+            rel = folder
+            while rel:
+                self._add(rel)
+                rel = rel.rpartition(b"/")[0]
+
+    def drain(self) -> set[bytes] | None:
+        """The paths with events since the last drain, new folders watched on the way; None when unknown."""
+        paths: set[bytes] = set()
+        unknown = False
+        rules = False
+        created: list[bytes] = []
+        event, folders = _EVENT, self._folders
+        while True:
+            try:
+                buf = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                break
+            pos = 0
+            while pos < len(buf):
+                wd, mask, _cookie, length = event.unpack_from(buf, pos)
+                name = buf[pos + event.size : pos + event.size + length].rstrip(b"\0")
+                pos += event.size + length
+                if mask & _IN_Q_OVERFLOW:
+                    unknown = True
+                    continue
+                folder = folders.get(wd)
+                if mask & _IN_IGNORED:
+                    folders.pop(wd, None)  # its folder is gone; its parent reported that
+                    continue
+                if folder is None:
+                    continue  # a folder watched before a rescan and since moved out of the way
+                path = (folder + b"/" + name if folder else name) if name else folder
+                paths.add(path)
+                if mask & _IN_MOVE_SELF:
+                    unknown = True  # every path under it moved: watch again from the top
+                elif mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO):
+                    created.append(path)
+                if name == b".gitignore":
+                    rules = True
+        signature = self._rules_signature()
+        if signature != self._signature:
+            self._signature, rules = signature, True
+        if unknown or rules:
+            return None
+        if created:
+            ignore = IgnoreFilterManager.from_repo(self._repo)
+            for rel in created:
+                self._add_tree(rel, ignore)
+        return paths
+
+    def _add_tree(self, rel: bytes, ignore: IgnoreFilterManager) -> None:
+        todo = [rel]
+        while todo:
+            d = todo.pop()
+            if not self._add(d):
+                continue
+            full = self._top + b"/" + d if d else self._top
+            try:
+                with os.scandir(full) as it:
+                    subfolders = [e for e in it if e.is_dir(follow_symlinks=False)]
+            except OSError:
+                continue  # gone meanwhile (its parent's event says so)
+            for e in subfolders:
+                if e.name == b".git" or (not d and e.name == FLOW) or os.path.lexists(e.path + b"/.git"):
+                    continue
+                child = d + b"/" + e.name if d else e.name
+                if not ignore.may_prune_directory(os.fsdecode(child) + "/"):
+                    todo.append(child)
+
+    def _add(self, rel: bytes) -> bool:
+        assert _LIBC is not None
+        full = self._top + b"/" + rel if rel else self._top
+        wd = _LIBC.inotify_add_watch(self._fd, full, self._MASK | self._FLAGS)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise OSError(err, f"{os.fsdecode(full)}: cannot watch: {os.strerror(err)}")  # ENOSPC: the user's limit
+        self._folders[wd] = rel
+        return True
+
+    def _rules_signature(self) -> list[tuple[int, int, int] | None]:
+        out: list[tuple[int, int, int] | None] = []
+        for p in self._rules:
+            try:
+                st = os.stat(p)
+            except OSError:
+                out.append(None)
+            else:
+                out.append((st.st_mtime_ns, st.st_size, st.st_ino))
+        return out
 
 
 class _PackReader:
