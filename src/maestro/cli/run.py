@@ -159,7 +159,7 @@ def cmd_resume(args: argparse.Namespace) -> int:
 def cmd_rollback(args: argparse.Namespace) -> int:
     # imported here: start-up of the command line stays light
     from maestro.git.checkpoints import Checkpointer
-    from maestro.store.filestore import Lock
+    from maestro.store.filestore import Lock  # (the same: only this command takes a lock by itself)
 
     store = Store(args.repo)
     sid = session_id(store, args.session)
