@@ -1,10 +1,13 @@
 """End-to-end sessions (issue 7): the runner on temporary git repositories, with the scripted agent.
 
-Every test builds a real repository (dulwich, no git binary), a PRD, a task graph and a
-script, runs :class:`maestro.run.runner.Runner` and checks what the session left behind: its
-outcome, the event log (rebuilt with :func:`maestro.rebuild`), the decisions, the tasks and
-their attempts, the checkpoints (tags and commits), the decision request of a pause, the
-final report and the working tree.  Backoffs are recorded, not slept.
+Every test builds a real repository (dulwich), a PRD, a task graph and a script, runs
+:class:`maestro.run.runner.Runner` and checks what the session left behind: its outcome, the
+event log (rebuilt with :func:`maestro.rebuild`), the decisions, the tasks and their attempts
+(each one's commit at ``refs/maestro/<session>/attempts/<task>/<n>``), the checkpoints (one per
+merged task: tags and commits on the session branch ``maestro/<session>``, which holds the
+result), the decision request of a pause, the final report, and the user's checkout, which a
+session never writes (issue 14: every session works in worktrees of its own, outside the
+checkout, removed when it ends).  Backoffs are recorded, not slept.
 
 The bugs these tests found in the runner (the alternative attempt never ran, a late retry crashed, files
 deleted far outside a task went unnoticed, a refinement iteration ignored dependencies, ``last`` could
@@ -188,6 +191,41 @@ def file_at(repo: Path, commit: bytes | str, path: str) -> bytes | None:
         return r[sha].as_raw_string()
 
 
+BRANCH = f"refs/heads/maestro/{SID}"  # the session's result
+
+
+def on_branch(repo: Path, path: str) -> bytes | None:
+    """A file of the session's branch (None when it has none)."""
+    return file_at(repo, BRANCH, path)
+
+
+def refs_under(repo: Path, prefix: str) -> list[str]:
+    """The names of the refs under ``prefix``, sorted."""
+    with Repo(str(repo)) as r:
+        return sorted(k.decode() for k in r.refs.allkeys() if k.startswith(prefix.encode()))
+
+
+def checkout(repo: Path) -> dict[str, bytes]:
+    """The user's checkout as a session must leave it: every file (maestro's ``.flow/`` and ``.git/`` aside), by
+    path, and HEAD (``.git/HEAD``, the commit it names) and the index, byte for byte."""
+    out = {
+        str(p.relative_to(repo)): p.read_bytes()
+        for p in repo.rglob("*")
+        if p.is_file() and p.relative_to(repo).parts[0] not in (".git", ".flow")
+    }
+    with Repo(str(repo)) as r:
+        out[".git/HEAD"] = (repo / ".git" / "HEAD").read_bytes()
+        out["HEAD commit"] = r.refs[b"HEAD"]
+    out[".git/index"] = (repo / ".git" / "index").read_bytes()
+    return out
+
+
+def worktrees(repo: Path) -> list[str]:
+    """The linked worktrees git knows of (their admin folders under ``.git/worktrees``)."""
+    admin = repo / ".git" / "worktrees"
+    return sorted(p.name for p in admin.iterdir()) if admin.is_dir() else []
+
+
 # -- 1. the happy path: two parallel groups -------------------------------------------------------------------------
 
 PYPROJECT = '[project]\nname = "pkg"\nversion = "0.1.0"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
@@ -195,7 +233,9 @@ PKG = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "tests/__init__.py": 
 C_PY = "from pkg.a import one\nfrom pkg.b import two\n\nTHREE = one() + two()\n"
 
 
-def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Path) -> None:
+def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_merge_is_a_checkpoint(
+    tmp_path: Path,
+) -> None:
     repo = make_repo(tmp_path, PKG)
     bar = tmp_path / "barrier"
     bar.mkdir()
@@ -230,43 +270,61 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
     }  # fmt: skip
     reqs = [("FR-1", "one", "P0"), ("FR-2", "two", "P1"), ("FR-3", "three", "P1"), ("FR-4", "docs", "P3")]
     tests_gate = f"{PY} -m pytest -q -p no:cacheprovider --junitxml={{junit}}"
+    before = checkout(repo)
     done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=tests_gate))
 
     assert done.outcome == RunOutcome(SID, "completed", 0, report=done.dir / "final-report.md", request_file=None)
     assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
                                "handoff", "complete"]  # fmt: skip
     assert done.state.state == "completed"
-    # the ordering decision: two groups, at most two wide
+    # the ordering decision: the planned view, two groups, at most two wide
     (ordering,) = done.decisions("task_ordering")
     assert "G1: a, b | G2: c, d" in ordering.rationale
     # a and b ran at the same time: each waited for the other to start (the barrier), at their first attempt
     assert done.tasks() == {"a": ("succeeded", 1), "b": ("succeeded", 1), "c": ("succeeded", 1), "d": ("succeeded", 1)}
     assert done.results("a") == done.results("b") == [(1, "succeeded", None)]
-    # group 1, checkpoint 1, group 2, checkpoint 2, validation: in that order in the log
-    cp1 = done.index("checkpoint", n=1)
-    cp2 = done.index("checkpoint", n=2)
+    # one checkpoint per merged task, numbered in merge order; a and b in either order (they ran together)
+    cps = done.checkpoints()
+    assert cps[0] == (0, "start", [".gitignore", "README.md", "pkg/__init__.py", "pyproject.toml", "tests/__init__.py"])
+    assert [n for n, _, _ in cps] == [0, 1, 2, 3, 4]
+    merged = {label: (n, files) for n, label, files in cps[1:]}
+    assert {label: files for label, (_, files) in merged.items()} == {
+        "task a: A": ["pkg/a.py", "tests/test_a.py"],
+        "task b: B": ["pkg/b.py", "tests/test_b.py"],
+        "task c: C": ["pkg/c.py", "tests/test_c.py"],
+        "task d: D": ["docs.md"],
+    }
+    n_of = {label[5]: n for label, (n, _) in merged.items()}
+    assert {n_of["a"], n_of["b"]} == {1, 2}  # both ran before either merged: c and d wait for a
+    cp = {tid: done.index("checkpoint", n=n) for tid, n in n_of.items()}
     for tid in "ab":
-        assert done.index("task", task=tid, trigger="start") < done.index("agent", task=tid) < cp1
-        assert done.index("task", task=tid, trigger="succeed") < cp1
-    for tid in "cd":
-        assert cp1 < done.index("task", task=tid, trigger="ready") < done.index("agent", task=tid) < cp2
-    assert cp2 < done.index("transition", trigger="implementation_done")
-    assert done.checkpoints() == [
-        (0, "start", [".gitignore", "README.md", "pkg/__init__.py", "pyproject.toml", "tests/__init__.py"]),
-        (1, "group 1: a, b", ["pkg/a.py", "pkg/b.py", "tests/test_a.py", "tests/test_b.py"]),
-        (2, "group 2: c, d", ["docs.md", "pkg/c.py", "tests/test_c.py"]),
-    ]
-    # each checkpoint is a commit with its tag on the session branch; the checkout is on that branch
-    cps = done.state.checkpoints
-    for c in cps:
+        assert done.index("task", task=tid, trigger="start") < min(cp["a"], cp["b"])
+    # each task starts once every dependency is merged, and is merged as the checkpoint after its success
+    for t in tasks:
+        tid = t["id"]
+        for dep in t.get("depends_on", []):
+            assert cp[dep] < done.index("task", task=tid, trigger="ready")
+        assert done.index("task", task=tid, trigger="start") < done.index("agent", task=tid)
+        assert done.index("agent", task=tid) < done.index("task", task=tid, trigger="succeed") < cp[tid]
+    assert max(cp.values()) < done.index("transition", trigger="implementation_done")
+    # each checkpoint is a commit with its tag on the session branch, which holds the result
+    records = done.state.checkpoints
+    for c in records:
         assert c.tag == f"maestro/{SID}/{c.n}"
-    assert read_ref(repo, f"refs/heads/maestro/{SID}") == cps[2].commit.encode()
-    assert file_at(repo, f"refs/tags/maestro/{SID}/1", "pkg/a.py") == b"def one():\n    return 1\n"
-    assert file_at(repo, f"refs/tags/maestro/{SID}/1", "pkg/c.py") is None
-    assert file_at(repo, f"refs/tags/maestro/{SID}/2", "pkg/c.py") is not None
+    assert read_ref(repo, BRANCH) == records[4].commit.encode()
+    assert file_at(repo, f"refs/tags/maestro/{SID}/{n_of['a']}", "pkg/a.py") == b"def one():\n    return 1\n"
+    assert file_at(repo, f"refs/tags/maestro/{SID}/{n_of['a']}", "pkg/c.py") is None
+    assert file_at(repo, f"refs/tags/maestro/{SID}/{n_of['c']}", "pkg/c.py") == C_PY.encode()
+    assert on_branch(repo, "pkg/c.py") == C_PY.encode()
+    assert on_branch(repo, "docs.md") == b"usage: import pkg\n"
+    # the user's checkout is as it was (same branch, commit, index and files: none of the work), and the
+    # session's worktrees are gone
+    assert checkout(repo) == before
     with Repo(str(repo)) as r:
-        assert r.refs.read_ref(b"HEAD") == f"ref: refs/heads/maestro/{SID}".encode()
+        assert r.refs.read_ref(b"HEAD") == b"ref: refs/heads/master"
+    assert not (repo / "pkg" / "c.py").exists()
     assert dirty_paths(repo) == []
+    assert worktrees(repo) == []
     # decisions, by kind
     kinds = [d.kind for d in done.state.decisions]
     assert kinds.count("gate") == 4
@@ -283,9 +341,6 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
     for name in ("lint", "typecheck", "security"):
         assert (gates[name].status, gates[name].summary) == ("skipped", NO_GATE)
     assert (gates["traceability"].status, gates["traceability"].summary) == ("passed", "4 of 4 requirements met")
-    # the working tree holds the work
-    assert (repo / "pkg" / "c.py").read_text() == C_PY
-    assert (repo / "docs.md").read_text() == "usage: import pkg\n"
     # the report
     report = done.report()
     assert sections(report) == [*REPORT_SECTIONS[:8], "Tasks", "Next Steps"]
@@ -294,7 +349,7 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
     assert "- Outcome: completed" in summary
     assert "- Tasks completed: 4/4" in summary
     assert "- Tests passed: 3 passed, 0 failed" in summary
-    assert "- Checkpoints: 3" in summary
+    assert "- Checkpoints: 5" in summary
     assert "- Agent calls: 4; cost: $0.0300" in summary
     assert any(line.startswith("- Duration: ") for line in summary)
     assert section(report, "Changes Made") == [
@@ -314,16 +369,17 @@ def test_happy_path_two_parallel_groups_with_checkpoints_after_each(tmp_path: Pa
     ]
     assert section(report, "Recovery") == ["- no failures"]
     assert section(report, "Checkpoints") == [
-        f"- {c.n}: commit {c.commit[:12]} `maestro/{SID}/{c.n}` — {c.label}" for c in cps
+        f"- {c.n}: commit {c.commit[:12]} `maestro/{SID}/{c.n}` — {c.label}" for c in records
     ]
     # the derived views agree with the log
     meta = json.loads((done.dir / "metadata.json").read_text())
     assert meta["state"] == "completed"
     assert meta["tasks"] == {k: {"state": s, "attempts": n} for k, (s, n) in done.tasks().items()}
-    assert "Checkpoint 2" in (done.dir / "execution-log.md").read_text()
+    log = (done.dir / "execution-log.md").read_text()
+    assert [f"Checkpoint {c.n}: {c.commit[:12]} {c.label}" in log for c in records] == [True] * 5
 
 
-def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
+def test_no_more_than_max_workers_tasks_run_at_once_and_library_users_get_the_log(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="maestro.run")
@@ -333,19 +389,31 @@ def test_groups_are_never_wider_than_max_workers_and_library_users_get_the_log(
     done = run_session(repo, tasks=tasks, script=script, config=config_text(workers=1))
     assert done.outcome.state == "completed"
     assert "G1: a | G2: b" in done.decisions("task_ordering")[0].rationale
+    # one worker: b, ready from the start, waits for a's attempt to end (and merge), in priority order
     assert done.checkpoints() == [
         (0, "start", [".gitignore", "README.md"]),
-        (1, "group 1: a", ["a.txt"]),
-        (2, "group 2: b", ["b.txt"]),
+        (1, "task a: A", ["a.txt"]),
+        (2, "task b: B", ["b.txt"]),
     ]
     assert done.index("checkpoint", n=1) < done.index("task", task="b", trigger="start")
-    # the [Maestro] log, through the maestro.run logger
+    # the [Maestro] log, through the maestro.run logger: the planned view, then the actual timeline (no groups)
     lines = [r.getMessage() for r in caplog.records if r.name == "maestro.run"]
     assert lines[0] == f"[Maestro] Session {SID} started on branch maestro/{SID}"
     assert all(line.startswith("[Maestro] ") for line in lines)
-    assert lines.index("[Maestro] Group 1: a") < lines.index("[Maestro] Group 2: b")
-    assert f"[Maestro] Checkpoint 1: maestro/{SID}/1 (1 files)" in lines
-    assert lines[-1] == f"[Maestro] Completed. Report: {done.dir / 'final-report.md'}"
+    assert "[Maestro] 2 tasks in 2 groups: G1: a | G2: b" in lines
+    assert not any(line.startswith("[Maestro] Group ") for line in lines)
+    timeline = [
+        "[Maestro] Task a: attempt 1",
+        "[Maestro] Task a: succeeded (1 action done); merged as checkpoint 1 (1 files)",
+        "[Maestro] Task b: attempt 1",
+        "[Maestro] Task b: succeeded (1 action done); merged as checkpoint 2 (1 files)",
+    ]
+    assert [line for line in lines if line in timeline] == timeline
+    assert lines[-3:] == [
+        "[Maestro] Removed the session's 2 worktrees (branch, tags and attempt refs stay)",
+        f"[Maestro] Completed on branch maestro/{SID}. Report: {done.dir / 'final-report.md'}",
+        f"[Maestro] To take the work into your branch: maestro land {SID}",
+    ]
 
 
 # -- 2. the recovery ladder ------------------------------------------------------------------------------------------
@@ -390,7 +458,7 @@ def test_transient_failures_are_retried_with_the_configured_backoff(tmp_path: Pa
     assert f"  - {first_retry.id} [a] retry: transient failure: retry 1 of 3 after 1.5 s backoff" in recovery
 
 
-def test_the_same_error_twice_in_a_row_skips_the_remaining_retries(tmp_path: Path) -> None:
+def test_the_same_transient_error_twice_in_a_row_is_retried_all_the_same(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     script = {
         "a": [
@@ -403,32 +471,44 @@ def test_the_same_error_twice_in_a_row_skips_the_remaining_retries(tmp_path: Pat
         repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
         config=config_text(retries=3, alternatives=0),
     )  # fmt: skip
-    assert done.delays == [1.5]  # one retry of three: then stuck
-    assert done.recoveries() == [("a", "retry"), ("a", "pause")]
-    assert done.results("a") == [(1, "failed", "transient"), (2, "failed", "transient")]
-    assert done.outcome.state == "paused"
-    assert (
-        done.request()["question"]
-        == "Task a still fails after 1 retries and 0 alternatives: API Error: 429 (request req_42)"
-    )
+    # stuck detection is for non-transient failures only: a rate limit may well say the same thing twice
+    assert done.delays == [1.5, 4.5]
+    assert done.recoveries() == [("a", "retry"), ("a", "retry")]
+    assert [d.rationale for d in done.decisions("recovery")] == [
+        "transient failure: retry 1 of 3 after 1.5 s backoff",
+        "transient failure: retry 2 of 3 after 4.5 s backoff",
+    ]
+    assert done.results("a") == [(1, "failed", "transient"), (2, "failed", "transient"), (3, "succeeded", None)]
+    assert done.outcome.state == "completed"
+    assert [r.approach for r in done.agent.of("a")] == [None, None, None]  # a retry is the same attempt again
 
 
-def test_stuck_detection_escalates_to_an_alternative(tmp_path: Path) -> None:
+def test_the_same_non_transient_error_twice_in_a_row_is_stuck_and_the_alternative_says_so(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     script = {
         "a": [
-            {"fail": {"kind": "transient", "message": "timeout after 30 s"}},
-            {"fail": {"kind": "transient", "message": "timeout after 31 s"}},
+            {"fail": {"kind": "implementation", "message": "gave up after 30 turns"}},
+            {"fail": {"kind": "implementation", "message": "gave up after 31 turns"}},  # the same, numbers aside
             {"actions": [write("a.txt", "a\n")]},
         ]
     }
     done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
-                       config=config_text(retries=3, alternatives=1))  # fmt: skip
-    assert done.delays == [1.5]
-    assert done.recoveries()[:2] == [("a", "retry"), ("a", "rollback_and_alternative")]
-    assert done.decisions("recovery")[1].rationale == (
-        "the same error twice in a row: roll back to checkpoint 0, then alternative 1 of 1 with the failure as feedback"
-    )
+                       config=config_text(retries=3, alternatives=2))  # fmt: skip
+    assert done.delays == []  # not transient: never retried in place
+    assert done.recoveries() == [("a", "alternative"), ("a", "alternative")]
+    assert [d.rationale for d in done.decisions("recovery")] == [
+        "implementation: alternative 1 of 2 from checkpoint 0 with the failure as feedback (nothing to roll back)",
+        "the same error twice in a row: alternative 2 of 2 from checkpoint 0 with the failure as feedback "
+        "(nothing to roll back)",
+    ]
+    assert [r.approach for r in done.agent.of("a")] == [
+        None,
+        "alternative 1: the previous attempt failed (implementation); take another approach",
+        "alternative 2: the previous attempt failed (the same error twice in a row); take another approach",
+    ]
+    assert done.agent.of("a")[2].feedback == "gave up after 31 turns"
+    assert done.outcome.state == "completed"
+    assert done.tasks() == {"a": ("succeeded", 3)}
 
 
 def _failing_then_fixed(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any], str]:
@@ -454,20 +534,26 @@ def _failing_then_fixed(kind: str) -> tuple[list[dict[str, Any]], dict[str, Any]
 
 
 @pytest.mark.parametrize("kind", ["implementation", "test_failure"])
-def test_an_implementation_or_test_failure_rolls_back_to_the_last_checkpoint(tmp_path: Path, kind: str) -> None:
+def test_an_implementation_or_test_failure_is_kept_in_its_attempt_and_rolls_nothing_back(
+    tmp_path: Path, kind: str
+) -> None:
     repo = make_repo(tmp_path)
     tasks, script, _feedback = _failing_then_fixed(kind)
+    before = checkout(repo)
     done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
+    assert done.outcome.state == "completed"
     cp1 = done.state.checkpoints[1]
-    assert (cp1.n, cp1.label) == (1, "group 1: a")
+    assert (cp1.n, cp1.label) == (1, "task a: A")
     rec = done.decisions("recovery")[0]
-    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "rollback_and_alternative", 1)
-    assert rec.rationale == (f"{kind}: roll back to checkpoint 1, then alternative 1 of 1 with the failure as feedback")
+    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "alternative", 1)
+    assert rec.rationale == (
+        f"{kind}: alternative 1 of 1 from checkpoint 1 with the failure as feedback (nothing to roll back)"
+    )
     scores = {o.name: o.score for o in rec.options}  # the engine's: what is left of each rung
-    assert list(scores) == ["retry", "rollback_and_alternative", "pause", "give_up"]
+    assert list(scores) == ["retry", "alternative", "pause", "give_up"]
     assert scores["retry"] == 0.0  # not transient: a retry would fail the same way
     assert scores["give_up"] == 0.0  # the run pauses rather than give up (recovery.on_exhausted: pause)
-    assert scores["rollback_and_alternative"] > scores["pause"] > 0.0
+    assert scores["alternative"] > scores["pause"] > 0.0
     assert any(e.value == f"a {kind} failure does not go away by itself" for e in rec.options[0].evidence)
     # an implementation failure is the agent's; a test failure is an agent success whose acceptance failed
     assert done.results("b")[0] == (
@@ -475,16 +561,23 @@ def test_an_implementation_or_test_failure_rolls_back_to_the_last_checkpoint(tmp
     )
     fail = next(e for e in done.events if e.kind == "task" and e.data["task"] == "b" and e.data["trigger"] == "fail")
     assert fail.data["reason"].startswith(f"{kind}: ")
-    # the session chart's recovery moves, in order, after the failure
-    moves = done.triggers()
-    i = moves.index("error")
-    assert moves[i : i + 3] == ["error", "rollback", "rolled_back"]
-    err = next(e for e in done.events if e.kind == "transition" and e.data["trigger"] == "error")
-    assert err.data["reason"] == "tasks b need a rollback"
-    # the partial work is gone from the tree, the earlier group's work kept, and nothing lost: it is saved
-    assert not (repo / "junk.txt").exists()
-    assert (repo / "a.txt").read_text() == "a\n"
-    assert file_at(repo, f"refs/maestro/{SID}/pre-rollback-1", "junk.txt") == b"half done\n"
+    # the session never leaves implementing: no rollback, no session recovery; b alone runs again, a is untouched
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
+                               "handoff", "complete"]  # fmt: skip
+    assert done.decisions("session_recovery") == []
+    assert done.task_triggers("b") == ["ready", "start", "fail", "retry", "start", "succeed"]
+    assert done.task_triggers("a") == ["ready", "start", "succeed"]
+    assert refs_under(repo, f"refs/maestro/{SID}/pre-rollback") == []
+    # the failed attempt's work is kept (its commit on top of checkpoint 1), and reached no checkpoint
+    first = f"refs/maestro/{SID}/attempts/b/1"
+    assert file_at(repo, first, "junk.txt") == b"half done\n"
+    assert file_at(repo, first, "b.txt") == (b"half\n" if kind == "implementation" else b"wrong\n")
+    with Repo(str(repo)) as r:
+        assert r[read_ref(repo, first)].parents == [cp1.commit.encode()]
+    assert done.checkpoints()[1:] == [(1, "task a: A", ["a.txt"]), (2, "task b: B", ["b.txt"])]
+    assert on_branch(repo, "junk.txt") is None
+    assert (on_branch(repo, "a.txt"), on_branch(repo, "b.txt")) == (b"a\n", b"right\n")
+    assert checkout(repo) == before
 
 
 @pytest.mark.parametrize("kind", ["implementation", "test_failure"])
@@ -503,8 +596,13 @@ def test_an_implementation_or_test_failure_gets_an_alternative_attempt_with_feed
     assert feedback.strip() in prompt
     assert done.tasks()["b"] == ("succeeded", 2)
     assert done.outcome.state == "completed"
-    assert (repo / "b.txt").read_text() == "right\n"
-    assert not (repo / "junk.txt").exists()
+    # the alternative started clean from the session's head: its commit holds b.txt alone on top of checkpoint 1
+    second = f"refs/maestro/{SID}/attempts/b/2"
+    assert (file_at(repo, second, "b.txt"), file_at(repo, second, "junk.txt")) == (b"right\n", None)
+    with Repo(str(repo)) as r:
+        assert r[read_ref(repo, second)].parents == [done.state.checkpoints[1].commit.encode()]
+    assert (on_branch(repo, "b.txt"), on_branch(repo, "junk.txt")) == (b"right\n", None)
+    assert not (repo / "b.txt").exists()  # the result is the branch; the checkout is never written
 
 
 def test_a_task_runs_only_after_its_dependencies_succeeded(tmp_path: Path) -> None:
@@ -539,7 +637,7 @@ def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedb
     # b's first attempt succeeded on its own terms, then broke a's acceptance command
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     (rec,) = done.decisions("recovery")
-    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "rollback_and_alternative", 1)
+    assert (rec.task, rec.choice, rec.checkpoint) == ("b", "alternative", 1)
     assert rec.rationale == (
         "regression: Your change broke task a (A): its acceptance command failed:; "
         "roll back to checkpoint 1 and redo the group"
@@ -561,7 +659,7 @@ def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedb
     assert done.checkpoints()[1:] == [(1, "group 1: a", ["a.txt"]), (2, "group 2: b", ["b.txt"])]
     assert done.latest_gates()["traceability"] == "passed"
     recovery = section(done.report(), "Recovery")
-    assert any("[b] rollback_and_alternative: regression: Your change broke task a" in line for line in recovery)
+    assert any("[b] alternative: regression: Your change broke task a" in line for line in recovery)
 
 
 def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None:
@@ -573,7 +671,7 @@ def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None
     }
     done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
     assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
-    assert done.recoveries() == [("b", "rollback_and_alternative"), ("b", "pause")]  # the pause is a decision too
+    assert done.recoveries() == [("b", "alternative"), ("b", "pause")]  # the pause is a decision too
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     req = done.request()
     assert (
@@ -607,7 +705,7 @@ def test_deleting_files_far_outside_the_task_is_a_regression(tmp_path: Path) -> 
         ],
     }
     done = run_session(repo, tasks=tasks, script=script)
-    assert done.recoveries() == [("b", "rollback_and_alternative")]
+    assert done.recoveries() == [("b", "alternative")]
     assert (repo / "README.md").read_text() == "# sample\n"
     assert (repo / "docs" / "guide.md").read_text() == "# guide\n"
     assert done.outcome.state == "completed"
@@ -715,7 +813,7 @@ def test_every_rung_used_after_the_alternatives_pauses(tmp_path: Path) -> None:
         ]
     }
     done = run_session(repo, tasks=[task("a")], script=script, config=config_text(retries=2, alternatives=1))
-    assert done.recoveries() == [("a", "rollback_and_alternative"), ("a", "pause")]
+    assert done.recoveries() == [("a", "alternative"), ("a", "pause")]
     assert done.results("a") == [(1, "failed", "implementation"), (2, "failed", "implementation")]
     assert done.request()["question"] == (
         "Task a still fails after 0 retries and 1 alternatives: second approach failed"
@@ -1243,7 +1341,7 @@ def test_a_failure_that_left_nothing_to_undo_goes_straight_back_without_a_rollba
     assert how.choice == "retry"
     assert {o.name: o.score for o in how.options} == {"rollback": 0.0, "retry": 1.0, "give_up": 0.0}
     assert how.options[1].evidence[0].value == "the tree is at the checkpoint"
-    assert done.recoveries() == [("a", "rollback_and_alternative")]
+    assert done.recoveries() == [("a", "alternative")]
     assert done.task_triggers("a") == ["ready", "start", "fail", "retry", "start", "succeed"]
 
 
@@ -1265,7 +1363,7 @@ def test_a_run_told_to_give_up_ends_failed_through_the_charts_give_up(tmp_path: 
                        config=_giving_up(config_text(retries=0, alternatives=1)))  # fmt: skip
     assert (done.outcome.state, done.outcome.exit_code) == ("failed", 1)
     assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "retry", "error", "give_up"]
-    assert done.recoveries() == [("a", "rollback_and_alternative"), ("a", "give_up")]
+    assert done.recoveries() == [("a", "alternative"), ("a", "give_up")]
     assert done.decisions("recovery")[1].rationale == (
         "every rung used (0 retries, 1 alternatives): giving up (on_exhausted: give_up)"
     )
