@@ -3,10 +3,10 @@
 The moment comes from the environment:
 
 * ``MAESTRO_KILL_AT_SEQ=N``: right after event N is written to the log (fsync'd);
-* ``MAESTRO_KILL_IN=STAGE`` with ``MAESTRO_KILL_NTH=K``: inside the K-th group checkpoint, at
-  ``commit`` (the commit object is written, the branch not moved), ``tag`` (the branch moved and
-  the tag made, the checkpoint not recorded) or ``index`` (half-way through writing the git index:
-  ``index.lock`` is left behind).
+* ``MAESTRO_KILL_IN=STAGE`` with ``MAESTRO_KILL_NTH=K``: inside the K-th merge, at ``commit``
+  (the merged commit is written and shown in the integration worktree, the branch not moved),
+  ``tag`` (the branch moved and the tag made, the checkpoint not recorded) or ``index`` (half-way
+  through writing the integration worktree's index: its ``index.lock`` is left behind).
 
 A real SIGKILL to this process: nothing runs after it (no ``finally``, no atexit).
 """
@@ -55,48 +55,38 @@ def _arm() -> None:
     if stage is None:
         return
     nth = int(os.environ.get("MAESTRO_KILL_NTH", "1"))
-    calls = {"n": 0, "armed": False}
-    checkpoint = Checkpointer.checkpoint
+    calls = {"show": 0, "advance": 0}
 
-    def counted(self: Any, label: str, **kw: Any) -> Any:
-        calls["n"] += 1
-        calls["armed"] = calls["n"] == nth
-        try:
-            return checkpoint(self, label, **kw)
-        finally:
-            calls["armed"] = False
-
-    Checkpointer.checkpoint = counted  # type: ignore[method-assign]
-    if stage == "commit":
-        new_commit = Checkpointer._new_commit
-
-        def commit_then_die(self: Any, *a: Any, **kw: Any) -> Any:
-            sha = new_commit(self, *a, **kw)
-            if calls["armed"]:
-                _die()
-            return sha
-
-        Checkpointer._new_commit = commit_then_die  # type: ignore[method-assign]
-    elif stage == "tag":
-        tag = Checkpointer._tag
-
-        def tag_then_die(self: Any, *a: Any, **kw: Any) -> None:
-            tag(self, *a, **kw)
-            if calls["armed"]:
-                _die()
-
-        Checkpointer._tag = tag_then_die  # type: ignore[method-assign]
-    elif stage == "index":
+    if stage in ("commit", "index"):
+        show = Checkpointer.show
         write = GitIndex.write
 
-        def die_mid_write(self: Any) -> None:
-            if calls["armed"]:
-                with open(self.path + ".lock", "wb") as fh:  # what a write cut short leaves
-                    fh.write(b"DIRC")
-                _die()
-            write(self)
+        def die_mid_write(self: Any) -> None:  # what a write cut short leaves: a lock with half an index
+            with open(self.path + ".lock", "wb") as fh:
+                fh.write(b"DIRC")
+            _die()
 
-        GitIndex.write = die_mid_write  # type: ignore[method-assign]
+        def shown(self: Any, commit: Any) -> None:
+            calls["show"] += 1
+            if stage == "index" and calls["show"] == nth:
+                GitIndex.write = die_mid_write  # type: ignore[method-assign]
+            show(self, commit)
+            GitIndex.write = write  # type: ignore[method-assign]
+            if stage == "commit" and calls["show"] == nth:
+                _die()  # the merge's commit is written and shown in the integration worktree; the branch not moved
+
+        Checkpointer.show = shown  # type: ignore[method-assign]
+    elif stage == "tag":
+        advance = Checkpointer.advance
+
+        def advance_then_die(self: Any, *a: Any, **kw: Any) -> Any:
+            record = advance(self, *a, **kw)
+            calls["advance"] += 1
+            if calls["advance"] == nth:
+                _die()  # the branch moved and the tag made; the checkpoint not recorded
+            return record
+
+        Checkpointer.advance = advance_then_die  # type: ignore[method-assign]
     else:
         raise SystemExit(f"crash_driver: unknown MAESTRO_KILL_IN {stage!r}")
 

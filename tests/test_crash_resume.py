@@ -1,14 +1,17 @@
-"""Crash resume (issue 8): SIGKILL a real ``maestro run`` anywhere, then ``maestro resume`` it.
+"""Crash resume (issues 8 and 14): SIGKILL a real ``maestro run`` anywhere, then ``maestro resume`` it.
 
-A small session (three tasks; two of them in a parallel group, one with a transient failure
-and a retry; a third that depends on both; a tests gate) is run once without interruption.
-Then, for every event of its log, a fresh copy is run and killed with SIGKILL right after that
-event is written; and again at random moments while agents work, and inside a checkpoint.
-Each is resumed with ``maestro resume`` and must end as the uninterrupted run did:
+A small session (three tasks; two of them run at once, one with a transient failure and a
+retry; a third that depends on both; a tests gate) is run once without interruption.  Then,
+for every event of its log, a fresh copy is run and killed with SIGKILL right after that
+event is written; and again at random moments while agents work, and inside a merge.  Each
+is resumed with ``maestro resume`` and must end as the uninterrupted run did:
 
-* the same final tree;
+* the same final tree on the session branch, and the user's checkout untouched;
 * the same effective event log (the events a ``rewind`` voided left out), compared per task
-  (tasks of a parallel group may interleave differently) and in order for the rest;
+  (tasks running at once may interleave differently) and in order for the rest.  Every merge
+  is a checkpoint, so a task may be running at the boundary a resume goes back to: its
+  attempt is void, and the task is reopened (its attempt count goes back) and started again.
+  That ``start`` … ``reopen`` and the ``ready`` after it are the one difference allowed;
 * nothing recorded before the kill lost: the log before the kill is a byte prefix of the log after.
 """
 
@@ -123,7 +126,25 @@ def _shape(events: list[maestro.Event]) -> tuple[list[str], dict[str, list[str]]
             per_task.setdefault(who, []).append(line)
         else:
             common.append(line)
-    return common, per_task
+    return common, {t: _without_voided_attempts(lines) for t, lines in per_task.items()}
+
+
+def _without_voided_attempts(lines: list[str]) -> list[str]:
+    """A task's events without an attempt a resume voided: its ``start`` (and whatever the dead run recorded of
+    it, which the rewind already left out), the ``reopen`` from running, and the ``ready`` that follows."""
+    out: list[str] = []
+    skip_ready = False
+    for line in lines:
+        if line.startswith("task ") and '"source": "running"' in line and '"trigger": "reopen"' in line:
+            assert out and '"trigger": "start"' in out[-1], line
+            out.pop()
+            skip_ready = True
+            continue
+        if skip_ready and '"trigger": "ready"' in line:
+            skip_ready = False
+            continue
+        out.append(line)
+    return out
 
 
 class Baseline:
@@ -158,7 +179,7 @@ def _resume_and_compare(repo: Path, base: Baseline, what: str) -> list[maestro.E
     state = maestro.rebuild(events)
     assert state.state == "completed", what
     assert _tree(repo) == base.tree, f"{what}: the final tree differs"
-    assert _worktree_files(repo) == base.files, f"{what}: the working tree differs"
+    assert _worktree_files(repo) == base.files, f"{what}: the user's checkout differs"
     common, per_task = _shape(events)
     assert per_task == base.shape[1], f"{what}: a task's events differ"
     assert common == base.shape[0], f"{what}: the session's events differ"
@@ -186,8 +207,9 @@ def _killed_at(root: Path, seq: int, base: Baseline) -> str:
 def test_the_small_session_is_small_and_exercises_a_retry_and_a_parallel_group(baseline: Baseline) -> None:
     state = maestro.rebuild(baseline.events)
     assert {t: s.attempts for t, s in state.tasks.items()} == {"a": 2, "b": 1, "c": 1}
-    assert [c.label for c in state.checkpoints] == ["start", "group 1: a, b", "group 2: c"]
+    assert [c.label for c in state.checkpoints] == ["start", "task a: A", "task b: B", "task c: C"]
     assert 30 <= len(baseline.events) <= 80
+    assert baseline.files == {".gitignore": "__pycache__/\n.pytest_cache/\n", "README.md": "# sample\n"}
 
 
 def test_sigkill_after_every_event_then_resume_ends_as_the_uninterrupted_run(
@@ -228,7 +250,7 @@ def test_sigkill_at_a_random_moment_then_resume_ends_as_the_uninterrupted_run(
 
 
 def test_sigkill_while_an_agent_works_then_resume(baseline: Baseline, tmp_path: Path) -> None:
-    """Killed while b's agent sleeps (a parallel group mid-way): the group is redone from checkpoint 0."""
+    """Killed while b's agent sleeps, a merged: a's merge is kept (a checkpoint), b's attempt is void and redone."""
     repo, args = _sample(tmp_path)
     proc = subprocess.Popen([sys.executable, str(DRIVER), *args], cwd=repo, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
@@ -240,7 +262,7 @@ def test_sigkill_while_an_agent_works_then_resume(baseline: Baseline, tmp_path: 
                 state = maestro.rebuild(store.read_events(sid))
             except (ValueError, maestro.MaestroError):
                 continue
-            if state.task_state("a") == "succeeded" and state.task_state("b") == "running":
+            if len(state.checkpoints) == 2 and state.task_state("b") == "running":
                 break
             time.sleep(0.005)
         proc.send_signal(signal.SIGKILL)
@@ -249,12 +271,15 @@ def test_sigkill_while_an_agent_works_then_resume(baseline: Baseline, tmp_path: 
     events = _resume_and_compare(repo, baseline, "kill while b's agent works")
     rewind = next(e for e in events if e.kind == "rewind")
     state_at = maestro.rebuild([e for e in events if e.seq <= rewind.data["to"]])
-    assert state_at.task_state("a") != "succeeded"  # a's success was after the boundary: voided and redone
-    assert rewind.data["checkpoint"] == 0
+    assert state_at.task_state("a") == "succeeded"  # a's merge is the boundary: kept, not redone
+    assert state_at.task_state("b") == "running"  # b's attempt was in flight: void
+    assert rewind.data["checkpoint"] == 1
+    state = maestro.rebuild(events)
+    assert {t: s.attempts for t, s in state.tasks.items()} == {"a": 2, "b": 1, "c": 1}  # the void attempt not counted
 
 
 @pytest.mark.parametrize("stage", ["commit", "tag", "index"])
-@pytest.mark.parametrize("nth", [1, 2])
+@pytest.mark.parametrize("nth", [1, 3])
 def test_sigkill_inside_a_checkpoint_then_resume(baseline: Baseline, tmp_path: Path, stage: str, nth: int) -> None:
     repo, args = _sample(tmp_path)
     out = _maestro(repo, *args, env={"MAESTRO_KILL_IN": stage, "MAESTRO_KILL_NTH": str(nth)})
@@ -262,7 +287,7 @@ def test_sigkill_inside_a_checkpoint_then_resume(baseline: Baseline, tmp_path: P
     store, sid = _session(repo)
     recorded = [c.n for c in maestro.rebuild(store.read_events(sid)).checkpoints]
     assert recorded == list(range(nth)), "the checkpoint being made was not recorded"
-    lock = repo / ".git" / "index.lock"
+    lock = repo / ".git" / "worktrees" / f"maestro-{sid}-integration" / "index.lock"
     if stage == "index":
         assert lock.exists()
         time.sleep(2.1)  # resume takes over a lock made after the log's last event and older than a live git's
@@ -278,7 +303,8 @@ def test_sigkill_inside_a_checkpoint_then_resume(baseline: Baseline, tmp_path: P
         assert interrupted == [f"refs/maestro/{sid}/interrupted-{nth}".encode()]
     else:
         assert interrupted == []
-    assert [e.data["n"] for e in effective_events(events) if e.kind == "checkpoint"] == [0, 1, 2]
+    assert [e.data["n"] for e in effective_events(events) if e.kind == "checkpoint"] == [0, 1, 2, 3]
+    assert not (repo / ".git" / "index.lock").exists()  # the user's index was never locked
 
 
 def test_resume_refuses_a_session_whose_holder_is_alive(baseline: Baseline, tmp_path: Path) -> None:

@@ -93,7 +93,7 @@ class Prefix(Sequence[T], Generic[T]):
 
 @attrs.frozen
 class TaskState:
-    """Where one task stands: its state and how many attempts it has started."""
+    """Where one task stands: its state and how many attempts it has started (an attempt voided by a crash aside)."""
 
     state: str
     attempts: int = 0
@@ -400,6 +400,8 @@ class Reducer:
         attempts = current.attempts if current is not None else 0
         if dest == "running":
             attempts += 1
+        elif trigger == "reopen" and source == "running":  # reopened mid-attempt (a crash resume): void, redone
+            attempts -= 1
         done_at = event.seq if dest == "succeeded" else (current.succeeded_seq if current is not None else 0)
         self.tasks[task] = TaskState(dest, attempts, done_at)
         reason = data.get("reason")
