@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -38,6 +39,7 @@ from maestro.config.model import Config
 from maestro.config.reader import parse_config
 from maestro.core.records import Decision, Event
 from maestro.git.housekeeping import dirty_paths
+from maestro.git.places import ENV_ROOT, worktree_dir
 from maestro.run import Runner, RunOutcome
 from tests.support.fakes import FAKES_DIR, fake_env, invocations
 from tests.support.runs import Recorder, barrier, config_text, make_repo, prd_text, task, write
@@ -226,7 +228,7 @@ def worktrees(repo: Path) -> list[str]:
     return sorted(p.name for p in admin.iterdir()) if admin.is_dir() else []
 
 
-# -- 1. the happy path: two parallel groups -------------------------------------------------------------------------
+# -- 1. the happy path: each task as soon as its dependencies are merged --------------------------------------------
 
 PYPROJECT = '[project]\nname = "pkg"\nversion = "0.1.0"\n\n[tool.pytest.ini_options]\ntestpaths = ["tests"]\n'
 PKG = {"pyproject.toml": PYPROJECT, "pkg/__init__.py": "", "tests/__init__.py": ""}
@@ -451,7 +453,7 @@ def test_transient_failures_are_retried_with_the_configured_backoff(tmp_path: Pa
     ]
     assert done.task_triggers("a") == ["ready", "start"] + ["fail", "retry", "start"] * 3 + ["succeed"]
     assert done.tasks() == {"a": ("succeeded", 4)}
-    assert "error" not in done.triggers()  # a retry needs no rollback
+    assert "error" not in done.triggers()  # a retry happens inside implementing
     recovery = section(done.report(), "Recovery")
     assert recovery[0] == "- a attempt 1: failed (transient) — rate limited"
     first_retry = done.decisions("recovery")[0]
@@ -622,7 +624,9 @@ def test_a_task_runs_only_after_its_dependencies_succeeded(tmp_path: Path) -> No
     assert done.index("task", task="a", trigger="succeed") < done.index("task", task="b", trigger="start")
 
 
-def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedback(tmp_path: Path) -> None:
+def test_a_regression_is_not_merged_and_the_task_alone_runs_again_with_the_breakage_as_feedback(
+    tmp_path: Path,
+) -> None:
     repo = make_repo(tmp_path)
     tasks = [task("a", acceptance=["grep -qx A a.txt"]), task("b", deps=["a"], acceptance=["test -f b.txt"])]
     script = {
@@ -634,17 +638,21 @@ def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedb
     }
     done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
     assert done.outcome.state == "completed"
-    # b's first attempt succeeded on its own terms, then broke a's acceptance command
+    # b's first attempt succeeded on its own terms, then broke a's acceptance command in the merged tree
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     (rec,) = done.decisions("recovery")
     assert (rec.task, rec.choice, rec.checkpoint) == ("b", "alternative", 1)
     assert rec.rationale == (
         "regression: Your change broke task a (A): its acceptance command failed:; "
-        "roll back to checkpoint 1 and redo the group"
+        "the merge is not kept: alternative 1 of 1 from checkpoint 1"
     )
-    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "rollback", "rolled_back",
-                               "implementation_done", "validation_done", "handoff", "complete"]  # fmt: skip
-    assert done.task_triggers("b") == ["ready", "start", "succeed", "reopen", "ready", "start", "succeed"]
+    fail = next(e for e in done.events if e.kind == "task" and e.data["task"] == "b" and e.data["trigger"] == "fail")
+    assert fail.data["reason"] == "regression: Your change broke task a (A): its acceptance command failed:"
+    # the session stays in implementing; b alone runs again, a is neither re-run nor reopened
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
+                               "handoff", "complete"]  # fmt: skip
+    assert done.task_triggers("b") == ["ready", "start", "fail", "retry", "start", "succeed"]
+    assert done.task_triggers("a") == ["ready", "start", "succeed"]
     assert done.tasks() == {"a": ("succeeded", 1), "b": ("succeeded", 2)}
     # the redo carries the approach and the broken task's output
     first, second = done.agent.of("b")
@@ -653,16 +661,18 @@ def test_a_regression_rolls_back_and_redoes_the_group_with_the_breakage_as_feedb
     assert second.approach == "keep every earlier task's acceptance commands passing"
     assert second.feedback == "Your change broke task a (A): its acceptance command failed:\n$ grep -qx A a.txt\n"
     assert "Take another approach: keep every earlier task's acceptance commands passing" in task_prompt(second)
-    # rolled back to checkpoint 1 (the broken tree saved first), redone, checkpointed
-    assert file_at(repo, f"refs/maestro/{SID}/pre-rollback-1", "a.txt") == b"simplified\n"
-    assert (repo / "a.txt").read_text() == "A\n"
-    assert done.checkpoints()[1:] == [(1, "group 1: a", ["a.txt"]), (2, "group 2: b", ["b.txt"])]
+    # the breaking attempt is kept in its ref; the branch never held it: no checkpoint, nothing rolled back
+    assert file_at(repo, f"refs/maestro/{SID}/attempts/b/1", "a.txt") == b"simplified\n"
+    assert refs_under(repo, f"refs/maestro/{SID}/pre-rollback") == []
+    assert done.checkpoints()[1:] == [(1, "task a: A", ["a.txt"]), (2, "task b: B", ["b.txt"])]
+    assert (on_branch(repo, "a.txt"), on_branch(repo, "b.txt")) == (b"A\n", b"b\n")
+    assert not (repo / "a.txt").exists()
     assert done.latest_gates()["traceability"] == "passed"
     recovery = section(done.report(), "Recovery")
     assert any("[b] alternative: regression: Your change broke task a" in line for line in recovery)
 
 
-def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None:
+def test_a_task_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     tasks = [task("a", acceptance=["grep -qx A a.txt"]), task("b", deps=["a"], acceptance=["test -f b.txt"])]
     script = {
@@ -672,17 +682,29 @@ def test_a_group_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None
     done = run_session(repo, tasks=tasks, script=script, config=config_text(alternatives=1))
     assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
     assert done.recoveries() == [("b", "alternative"), ("b", "pause")]  # the pause is a decision too
+    assert done.decisions("recovery")[1].rationale == (
+        "the task keeps breaking earlier work (1 alternatives): "
+        "Your change broke task a (A): its acceptance command failed:"
+    )
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     req = done.request()
-    assert (
-        req["question"]
-        == "Group b keeps breaking earlier work: Your change broke task a (A): its acceptance command failed:"
+    assert req["question"] == (
+        "Task b still fails after 0 retries and 1 alternatives: "
+        "Your change broke task a (A): its acceptance command failed:"
     )
     assert req["options"] == ["retry", "skip", "abort", "guidance"]
-    assert req["context"]["group"] == ["b"]
+    assert set(req["context"]) == {"task", "failure_class", "output", "mid_group"}
+    assert (req["context"]["task"], req["context"]["failure_class"], req["context"]["mid_group"]) == (
+        "b", "regression", True
+    )  # fmt: skip
     assert "$ grep -qx A a.txt" in req["context"]["output"]
     assert (req["session"], req["paused_from"]) == (SID, "implementing")
     assert done.state.paused_from == "implementing"
+    # neither breaking attempt was merged: the branch is at checkpoint 1, a's work intact
+    assert [c.n for c in done.state.checkpoints] == [0, 1]
+    assert read_ref(repo, BRANCH) == done.state.checkpoints[1].commit.encode()
+    assert on_branch(repo, "a.txt") == b"A\n"
+    assert f"maestro-{SID}-integration" in worktrees(repo)  # a paused session keeps its worktrees
 
 
 def test_deleting_files_far_outside_the_task_is_a_regression(tmp_path: Path) -> None:
@@ -706,8 +728,16 @@ def test_deleting_files_far_outside_the_task_is_a_regression(tmp_path: Path) -> 
     }
     done = run_session(repo, tasks=tasks, script=script)
     assert done.recoveries() == [("b", "alternative")]
-    assert (repo / "README.md").read_text() == "# sample\n"
-    assert (repo / "docs" / "guide.md").read_text() == "# guide\n"
+    assert [e.data["reason"] for e in done.events if e.kind == "task" and e.data["trigger"] == "fail"] == [
+        "regression: Your change deleted files outside the task's files (README.md, docs/guide.md): "
+        "keep to the task's files"
+    ]
+    # the deletions stay in b's first attempt; the branch keeps the files
+    first = f"refs/maestro/{SID}/attempts/b/1"
+    assert (file_at(repo, first, "README.md"), file_at(repo, first, "docs/guide.md")) == (None, None)
+    assert on_branch(repo, "README.md") == b"# sample\n"
+    assert on_branch(repo, "docs/guide.md") == b"# guide\n"
+    assert on_branch(repo, "src/b.py") == b"B = 2\n"
     assert done.outcome.state == "completed"
 
 
@@ -735,7 +765,7 @@ def test_a_critical_failure_pauses_at_once_after_the_running_tasks_finish(tmp_pa
         "context": {"task": "a", "failure_class": "critical", "fix": "Credit balance is too low", "mid_group": True},
         "paused_from": "implementing",
     }
-    # no retry, no alternative: one attempt; b (running at the time) finished; c never started
+    # no retry, no alternative: one attempt; b (running at the time) finished; c (needing a) never started
     assert done.results("a") == [(1, "failed", "critical")]
     assert done.delays == []
     assert done.recoveries() == [("a", "pause")]
@@ -744,7 +774,11 @@ def test_a_critical_failure_pauses_at_once_after_the_running_tasks_finish(tmp_pa
     assert done.tasks() == {"a": ("failed", 1), "b": ("succeeded", 1)}
     assert done.triggers()[-1] == "pause"
     assert "error" not in done.triggers()
-    assert [c.n for c in done.state.checkpoints] == [0]  # the group never finished: no checkpoint
+    # b, running at the time, finished and was merged before the pause (a checkpoint of its own)
+    assert done.checkpoints()[1:] == [(1, "task b: B", ["b.txt"])]
+    assert done.index("checkpoint", n=1) < done.index("transition", trigger="pause")
+    assert read_ref(repo, BRANCH) == done.state.checkpoints[1].commit.encode()
+    assert on_branch(repo, "b.txt") == b"b\n"
     assert done.state.state == "paused"
     assert done.state.paused_from == "implementing"
     report = done.report()
@@ -761,6 +795,8 @@ def test_a_path_outside_the_repository_is_critical(tmp_path: Path) -> None:
     req = done.request()
     assert req["context"]["failure_class"] == "critical"
     assert req["question"] == "scripted cannot work: refused: ../outside.txt: '..' leaves the repository"
+    wt = done.agent.of("a")[0].workdir  # the attempt's worktree: "../" is beside it, not beside the checkout
+    assert not (wt.parent / "outside.txt").exists()
     assert not (tmp_path / "outside.txt").exists()
 
 
@@ -1011,75 +1047,77 @@ def _dirty(repo: Path) -> None:
     (repo / "new.txt").write_text("untracked\n", encoding="utf-8")
 
 
-def test_a_dirty_tree_is_refused_before_anything_is_written(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path)
-    with Repo(str(repo)) as r:
-        refs_before = {k: r.refs[k] for k in r.refs.allkeys()}
-    _dirty(repo)
-    with pytest.raises(MaestroError) as info:
-        run_session(repo, tasks=[task("a")], script={"a": [{}]})
-    assert str(info.value) == (
-        f"{repo}: the working tree has uncommitted changes (README.md, new.txt): commit or stash them, "
-        "or pass --allow-dirty to have maestro save them as the session's base"
-    )
-    assert not (repo / ".flow").exists()
-    with Repo(str(repo)) as r:
-        assert {k: r.refs[k] for k in r.refs.allkeys()} == refs_before
-    assert (repo / "README.md").read_text() == "# sample\n\nwork in progress\n"
-    assert dirty_paths(repo) == ["README.md", "new.txt"]
-
-
-def test_a_dirty_tree_with_allow_dirty_is_saved_as_the_base(tmp_path: Path) -> None:
+@pytest.mark.parametrize("allow_dirty", [False, True], ids=["plain", "allow_dirty"])
+def test_a_dirty_tree_is_the_base_and_stays_untouched_in_the_checkout(tmp_path: Path, allow_dirty: bool) -> None:
     repo = make_repo(tmp_path)
     head = read_ref(repo, "HEAD")
     _dirty(repo)
-    tasks = [task("a", acceptance=["test -f a.txt", "grep -q 'work in progress' README.md"])]
-    done = run_session(repo, tasks=tasks, script={"a": [{"actions": [write("a.txt", "a\n")]}]}, allow_dirty=True)
+    (repo / "secret.env").write_text("TOKEN=1\n", encoding="utf-8")  # ignored: never in the base, never touched
+    with open(repo / ".gitignore", "a", encoding="utf-8") as f:
+        f.write("*.env\n")
+    before = checkout(repo)
+    tasks = [task("a", acceptance=["test -f a.txt", "grep -q 'work in progress' README.md", "test ! -e secret.env"])]
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}]}
+    done = run_session(repo, tasks=tasks, script=script, allow_dirty=allow_dirty)  # --allow-dirty changes nothing
     assert done.outcome.state == "completed"
+    # the uncommitted work (not the ignored file) is checkpoint 0, a commit on top of HEAD at the base ref
     zero = done.state.checkpoints[0]
     assert (zero.n, zero.label) == (0, "start (uncommitted work saved as base)")
-    assert sorted((f.path, f.change) for f in zero.files) == [("README.md", "modified"), ("new.txt", "added")]
+    assert sorted((f.path, f.change) for f in zero.files) == [
+        (".gitignore", "modified"), ("README.md", "modified"), ("new.txt", "added")
+    ]  # fmt: skip
     base = read_ref(repo, f"refs/maestro/{SID}/base")
     assert base == zero.commit.encode()
     with Repo(str(repo)) as r:
         assert r[base].parents == [head]
     assert file_at(repo, base, "README.md") == b"# sample\n\nwork in progress\n"
     assert file_at(repo, base, "new.txt") == b"untracked\n"
-    # the dirty work is still there, under the session's work
-    assert (repo / "README.md").read_text() == "# sample\n\nwork in progress\n"
-    assert (repo / "new.txt").read_text() == "untracked\n"
-    assert done.checkpoints()[1] == (1, "group 1: a", ["a.txt"])
+    assert file_at(repo, base, "secret.env") is None
+    # the session's work is on its branch, on top of the base (the agent saw the uncommitted work: acceptance)
+    assert done.checkpoints()[1] == (1, "task a: A", ["a.txt"])
     assert section(done.report(), "Changes Made") == ["- a.txt: added (+1 -0)"]
+    assert (on_branch(repo, "a.txt"), on_branch(repo, "new.txt")) == (b"a\n", b"untracked\n")
+    assert on_branch(repo, "README.md") == b"# sample\n\nwork in progress\n"
+    # the checkout: byte for byte as it was, the uncommitted work still uncommitted, on the same commit
+    assert checkout(repo) == before
+    assert (repo / "README.md").read_text() == "# sample\n\nwork in progress\n"
+    assert (repo / "secret.env").read_text() == "TOKEN=1\n"
+    assert read_ref(repo, "HEAD") == head
+    assert dirty_paths(repo) == [".gitignore", "README.md", "new.txt"]
 
 
-# -- 5. --worktree -------------------------------------------------------------------------------------------------
+# -- 5. worktrees: every session's, outside the checkout (--worktree is accepted and changes nothing) ------------
 
 
-def test_worktree_leaves_the_users_checkout_untouched(tmp_path: Path) -> None:
+@pytest.mark.parametrize("worktree", [False, True], ids=["plain", "worktree"])
+def test_a_session_works_in_worktrees_outside_the_checkout_and_leaves_it_untouched(
+    tmp_path: Path, worktree: bool
+) -> None:
     repo = make_repo(tmp_path, {"notes.txt": "mine\n"})
-    with Repo(str(repo)) as r:
-        head_ref = r.refs.read_ref(b"HEAD")
-        head = r.refs[b"HEAD"]
+    before = checkout(repo)
     tasks = [task("a", acceptance=["test -f a.txt", "grep -qx changed notes.txt"])]
     script = {"a": [{"actions": [write("a.txt", "a\n"), write("notes.txt", "changed\n")]}]}
-    done = run_session(repo, tasks=tasks, script=script, worktree=True)
+    done = run_session(repo, tasks=tasks, script=script, worktree=worktree)
     assert done.outcome.state == "completed"
-    # the user's checkout: same branch, same commit, same files, nothing new
-    with Repo(str(repo)) as r:
-        assert r.refs.read_ref(b"HEAD") == head_ref
-        assert r.refs[b"HEAD"] == head
+    # the user's checkout: same branch, same commit, same index, same files, nothing new
+    assert checkout(repo) == before
     assert not (repo / "a.txt").exists()
     assert (repo / "notes.txt").read_text() == "mine\n"
     assert dirty_paths(repo) == []
-    # the work: in the session's worktree, on the session's branch
-    wt = repo / ".flow" / "maestro" / "worktrees" / SID
-    assert (wt / "a.txt").read_text() == "a\n"
-    assert (wt / "notes.txt").read_text() == "changed\n"
-    branch = read_ref(repo, f"refs/heads/maestro/{SID}")
-    assert branch == done.state.checkpoints[-1].commit.encode()
-    assert file_at(repo, branch, "a.txt") == b"a\n"
-    assert done.checkpoints()[1] == (1, "group 1: a", ["a.txt", "notes.txt"])
+    # the attempt ran in a pooled worktree under $MAESTRO_WORKTREES (tests/conftest.py), not in the checkout
+    wt = worktree_dir(repo / ".git", SID, "w1")
     assert done.agent.of("a")[0].workdir == wt
+    assert wt.parent.parent.parent == Path(os.environ[ENV_ROOT])
+    assert repo not in wt.parents
+    # the work: on the session's branch; the session's worktrees are gone now that it ended
+    branch = read_ref(repo, BRANCH)
+    assert branch == done.state.checkpoints[-1].commit.encode()
+    assert (file_at(repo, branch, "a.txt"), file_at(repo, branch, "notes.txt")) == (b"a\n", b"changed\n")
+    assert done.checkpoints()[1] == (1, "task a: A", ["a.txt", "notes.txt"])
+    assert not wt.exists()
+    assert not worktree_dir(repo / ".git", SID, "integration").exists()
+    assert worktrees(repo) == []
+    assert refs_under(repo, f"refs/maestro/{SID}/attempts/") == [f"refs/maestro/{SID}/attempts/a/1"]  # refs stay
 
 
 # -- 6. the Claude Code adapter with its fake CLI -----------------------------------------------------------------
@@ -1100,12 +1138,14 @@ def test_a_session_through_the_claude_adapter(tmp_path: Path) -> None:
     assert result.transcript == "agents/a.1.claude.out"
     assert (done.dir / "agents" / "a.1.claude.out").is_file()
     (call,) = invocations(log, "claude")
-    assert call["cwd"] == str(repo)
+    assert call["cwd"] == str(done.agent.of("a")[0].workdir) == str(worktree_dir(repo / ".git", SID, "w1"))
     argv = call["argv"]
     assert isinstance(argv, list)
     assert argv[:2] == ["-p", task_prompt(done.agent.of("a")[0])]
     assert argv[1].startswith("Task a: A\n")
-    assert (repo / "a.txt").read_text() == "A\n"
+    assert file_at(repo, f"refs/maestro/{SID}/attempts/a/1", "a.txt") == b"A\n"  # what it wrote in its worktree
+    assert on_branch(repo, "a.txt") == b"A\n"
+    assert not (repo / "a.txt").exists()
     assert f"- Agent calls: 1; cost: ${result.cost_usd:.4f}" in section(done.report(), "Summary")
 
 
@@ -1121,7 +1161,7 @@ def test_claude_not_logged_in_pauses_with_the_login_fix(tmp_path: Path) -> None:
     assert req["context"]["fix"].startswith("claude is not logged in: run `claude` and `/login`")
     assert req["options"] == ["retry", "abort"]
     assert req["paused_from"] == "implementing"
-    # both tasks of the group were running; no retry after the critical failures
+    # both tasks were running (two workers, no dependency); no retry after the critical failures
     assert len(invocations(log, "claude")) == 2
     assert sorted(r.attempt for r in done.state.agent_results) == [1, 1]
     assert {r.failure_class for r in done.state.agent_results} == {"critical"}
@@ -1177,6 +1217,7 @@ def _run_args(p: Mapping[str, Path], script: str, *extra: str) -> list[str]:
 
 def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, Path]) -> None:
     repo = cli_plan["repo"]
+    before = checkout(repo)
     out = maestro_cli(*_run_args(cli_plan, "script"), cwd=repo)
     assert (out.returncode, out.stderr) == (0, "")
     lines = out.stdout.splitlines()
@@ -1184,11 +1225,19 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
     (sid,) = store.session_ids()
     report = store.session_dir(sid) / "final-report.md"
     assert lines[0] == f"[Maestro] Session {sid} started on branch maestro/{sid}"
-    assert lines[-2:] == [f"session {sid}: completed", f"report: {report}"]
+    assert lines[-4:] == [
+        f"[Maestro] Completed on branch maestro/{sid}. Report: {report}",
+        f"[Maestro] To take the work into your branch: maestro land {sid}",
+        f"session {sid}: completed",
+        f"report: {report}",
+    ]
     assert all(line.startswith("[Maestro] ") for line in lines[:-2])
-    assert "[Maestro] Group 1: a, b" in lines
-    assert f"[Maestro] Completed. Report: {report}" in lines
-    assert (repo / "a.txt").read_text() == "a\n"
+    assert "[Maestro] 2 tasks in 1 groups: G1: a, b" in lines  # the planned view; no "Group" lines at run time
+    assert not any(line.startswith("[Maestro] Group ") for line in lines)
+    assert {"[Maestro] Task a: attempt 1", "[Maestro] Task b: attempt 1"} <= set(lines)
+    branch = f"refs/heads/maestro/{sid}"
+    assert (file_at(repo, branch, "a.txt"), file_at(repo, branch, "b.txt")) == (b"a\n", b"b\n")
+    assert checkout(repo) == before
 
     status = maestro_cli("status", "last", "--json", cwd=repo)
     assert status.returncode == 0
@@ -1197,10 +1246,12 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
     assert doc["session"] == sid
     assert doc["state"] == "completed"
     assert doc["tasks"] == {"a": "succeeded", "b": "succeeded"}
-    assert [(c["n"], c["tag"], c["label"]) for c in doc["checkpoints"]] == [
-        (0, f"maestro/{sid}/0", "start"),
-        (1, f"maestro/{sid}/1", "group 1: a, b"),
-    ]
+    cps = [(c["n"], c["tag"], c["label"]) for c in doc["checkpoints"]]
+    assert cps[0] == (0, f"maestro/{sid}/0", "start")
+    assert sorted(cps[1:], key=lambda c: c[2]) in (  # a and b ran together: merged in either order
+        [(1, f"maestro/{sid}/1", "task a: A"), (2, f"maestro/{sid}/2", "task b: B")],
+        [(2, f"maestro/{sid}/2", "task a: A"), (1, f"maestro/{sid}/1", "task b: B")],
+    )
     assert doc["cost_usd"] == pytest.approx(0.03)
 
     shown = maestro_cli("report", "last", cwd=repo)
@@ -1210,12 +1261,15 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
     back = maestro_cli("rollback", "last", "--to", "0", cwd=repo)
     assert (back.returncode, back.stdout, back.stderr) == (
         0,
-        f"session {sid}: the tree is at checkpoint 0 (maestro/{sid}/0)\n",
+        f"session {sid}: branch maestro/{sid} is at checkpoint 0 (maestro/{sid}/0)\n",
         "",
     )
-    assert not (repo / "a.txt").exists()
-    assert not (repo / "b.txt").exists()
-    assert (repo / "README.md").read_text() == "# sample\n"
+    # the session's branch moved back; the checkout was not touched
+    with Repo(str(repo)) as r:
+        assert r.refs[branch.encode()] == r.get_peeled(f"refs/tags/maestro/{sid}/0".encode())
+    assert (file_at(repo, branch, "a.txt"), file_at(repo, branch, "b.txt")) == (None, None)
+    assert file_at(repo, branch, "README.md") == b"# sample\n"
+    assert checkout(repo) == before
 
 
 def test_cli_run_paused_exits_3_with_the_decision_request(cli_plan: dict[str, Path]) -> None:
@@ -1244,20 +1298,26 @@ def test_cli_run_paused_exits_3_with_the_decision_request(cli_plan: dict[str, Pa
     assert doc["cost_usd"] == 0
 
 
-def test_cli_dirty_tree_exits_2_and_writes_nothing(cli_plan: dict[str, Path]) -> None:
+def test_cli_a_dirty_tree_is_the_base_and_the_checkout_stays_as_it_was(cli_plan: dict[str, Path]) -> None:
     repo = cli_plan["repo"]
     (repo / "README.md").write_text("# edited\n", encoding="utf-8")
-    out = maestro_cli(*_run_args(cli_plan, "script"), cwd=repo)
-    assert (out.returncode, out.stdout) == (2, "")
-    assert out.stderr == (
-        f"maestro: error: {repo}: the working tree has uncommitted changes (README.md): commit or stash them, "
-        "or pass --allow-dirty to have maestro save them as the session's base\n"
-    )
-    assert not (repo / ".flow").exists()
-    ok = maestro_cli(*_run_args(cli_plan, "script", "--allow-dirty"), cwd=repo)
-    assert ok.returncode == 0
-    assert ok.stdout.splitlines()[-2].endswith(": completed")
+    before = checkout(repo)
+    for extra in ((), ("--allow-dirty",)):  # --allow-dirty is accepted and changes nothing
+        out = maestro_cli(*_run_args(cli_plan, "script", *extra), cwd=repo)
+        assert (out.returncode, out.stderr) == (0, "")
+        assert out.stdout.splitlines()[-2].endswith(": completed")
+    store = maestro.Store(repo)
+    sids = store.session_ids()
+    assert len(sids) == 2
+    for sid in sids:
+        state = maestro.rebuild(store.read_events(sid))
+        assert state.checkpoints[0].label == "start (uncommitted work saved as base)"
+        branch = f"refs/heads/maestro/{sid}"
+        assert file_at(repo, branch, "README.md") == b"# edited\n"
+        assert file_at(repo, branch, "a.txt") == b"a\n"
+    assert checkout(repo) == before
     assert (repo / "README.md").read_text() == "# edited\n"
+    assert dirty_paths(repo) == ["README.md"]
 
 
 def test_cli_bad_input_exits_2_and_writes_nothing(cli_plan: dict[str, Path]) -> None:
@@ -1330,30 +1390,32 @@ def test_a_step_asking_for_a_move_the_chart_does_not_allow_is_refused(
     assert maestro.Store(repo).read_events(sid)[-1].data.get("trigger") == "start"  # nothing fired after it
 
 
-def test_a_failure_that_left_nothing_to_undo_goes_straight_back_without_a_rollback(tmp_path: Path) -> None:
+@pytest.mark.parametrize("left", [None, "half.txt"], ids=["left_nothing", "changed_files"])
+def test_a_task_failure_never_leaves_implementing_and_rolls_nothing_back(tmp_path: Path, left: str | None) -> None:
     repo = make_repo(tmp_path)
-    script = {"a": [{"fail": {"kind": "implementation", "message": "no idea"}}, {"actions": [write("a.txt", "a\n")]}]}
+    first: dict[str, Any] = {"fail": {"kind": "implementation", "message": "no idea"}}
+    if left is not None:
+        first["actions"] = [write(left, "x\n")]
+    script = {"a": [first, {"actions": [write("a.txt", "a\n")]}]}
     done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script)
     assert done.outcome.state == "completed"
-    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "retry", "implementation_done",
-                               "validation_done", "handoff", "complete"]  # fmt: skip
-    (how,) = done.decisions("session_recovery")
-    assert how.choice == "retry"
-    assert {o.name: o.score for o in how.options} == {"rollback": 0.0, "retry": 1.0, "give_up": 0.0}
-    assert how.options[1].evidence[0].value == "the tree is at the checkpoint"
+    # no error, recovering, rollback: the task's recovery decision is carried out in implementing
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
+                               "handoff", "complete"]  # fmt: skip
+    assert done.decisions("session_recovery") == []
     assert done.recoveries() == [("a", "alternative")]
     assert done.task_triggers("a") == ["ready", "start", "fail", "retry", "start", "succeed"]
-
-
-def test_a_failure_that_changed_the_tree_rolls_back(tmp_path: Path) -> None:
-    repo = make_repo(tmp_path)
-    script = {"a": [{"actions": [write("half.txt", "x\n")], "fail": {"kind": "implementation", "message": "broke"}},
-                    {"actions": [write("a.txt", "a\n")]}]}  # fmt: skip
-    done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script)
-    assert done.outcome.state == "completed"
-    assert done.triggers()[3:6] == ["error", "rollback", "rolled_back"]
-    assert [d.choice for d in done.decisions("session_recovery")] == ["rollback"]
-    assert not (repo / "half.txt").exists()
+    assert refs_under(repo, f"refs/maestro/{SID}/pre-rollback") == []
+    # what the failed attempt left is in its commit, and only there
+    first_ref = f"refs/maestro/{SID}/attempts/a/1"
+    with Repo(str(repo)) as r:
+        attempt = r[read_ref(repo, first_ref)]
+        assert attempt.parents == [done.state.checkpoints[0].commit.encode()]
+        assert (attempt.tree == r[attempt.parents[0]].tree) is (left is None)  # nothing left: an empty attempt
+    if left is not None:
+        assert file_at(repo, first_ref, left) == b"x\n"
+        assert on_branch(repo, left) is None
+    assert done.checkpoints()[1:] == [(1, "task a: A", ["a.txt"])]
 
 
 def test_a_run_told_to_give_up_ends_failed_through_the_charts_give_up(tmp_path: Path) -> None:
@@ -1362,13 +1424,18 @@ def test_a_run_told_to_give_up_ends_failed_through_the_charts_give_up(tmp_path: 
     done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])], script={"a": [fail, fail]},
                        config=_giving_up(config_text(retries=0, alternatives=1)))  # fmt: skip
     assert (done.outcome.state, done.outcome.exit_code) == ("failed", 1)
-    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "retry", "error", "give_up"]
+    # the alternative runs inside implementing; only the task's giving up takes the session to recovering
+    assert done.triggers() == ["start", "plan_ready", "tasks_ready", "error", "give_up"]
+    err = next(e for e in done.events if e.kind == "transition" and e.data["trigger"] == "error")
+    assert err.data["reason"] == "tasks a give up"
     assert done.recoveries() == [("a", "alternative"), ("a", "give_up")]
     assert done.decisions("recovery")[1].rationale == (
         "every rung used (0 retries, 1 alternatives): giving up (on_exhausted: give_up)"
     )
-    assert [d.choice for d in done.decisions("session_recovery")] == ["retry", "give_up"]
+    assert [d.choice for d in done.decisions("session_recovery")] == ["give_up"]
+    assert done.task_triggers("a") == ["ready", "start", "fail", "retry", "start", "fail"]
     assert done.state.state == "failed"
+    assert worktrees(repo) == []  # a failed session's worktrees are removed too
     assert done.outcome.report is not None and "failed" in done.outcome.report.read_text(encoding="utf-8")
 
 
