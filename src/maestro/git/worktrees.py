@@ -187,6 +187,7 @@ class Worktree:
         if scan.changed or scan.removed:
             staging.stage(scan, current)  # the index stands for what is there: the changes are relative to it
         cleared = self._clear_the_way(changes)
+        self._unlink_modified(changes)
         staging.write_changes(changes)
         staging.tree = want
         staging.write_index()
@@ -364,6 +365,18 @@ class Worktree:
     def _write_head(self, commit: ObjectID) -> None:
         """HEAD detached at ``commit``: ``HEAD.lock`` made exclusively, then renamed over ``HEAD`` (as git does)."""
         _write_locked(self.admin / "HEAD", commit + b"\n")
+
+    def _unlink_modified(self, changes: Sequence[TreeChange]) -> None:
+        """Remove the files about to be rewritten, so that each is written as a new file (as git does).
+
+        Rewriting a file in place truncates it, and ext4 (``auto_da_alloc``) then writes its blocks out
+        on close: a disk wait a file, where a new file's blocks go out later with everything else.
+        """
+        top = os.fsencode(self.path)
+        for ch in changes:
+            if ch.type == "modify" and ch.new is not None and ch.new.path and ch.new.mode != _GITLINK:
+                with contextlib.suppress(FileNotFoundError, IsADirectoryError, NotADirectoryError):
+                    os.unlink(top + b"/" + ch.new.path)
 
     def _clear_the_way(self, changes: Sequence[TreeChange]) -> int:
         """Remove what would make a file of the target land elsewhere or fail: how many were removed.
