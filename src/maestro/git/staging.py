@@ -19,6 +19,7 @@ never scanned.  :class:`~maestro.git.checkpoints.Checkpointer` drives it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import stat
@@ -35,7 +36,7 @@ from maestro.core.errors import CheckpointError
 from maestro.core.records import FileChange
 from maestro.git.index import MODE_BITS, Change, GitIndex, Objects, StatKey, file_mode, signature
 from maestro.git.numstat import PathChange, file_changes
-from maestro.git.tree import IgnoreRules, TreeWalk
+from maestro.git.tree import IgnoreRules
 
 __all__ = ["FLOW", "Scan", "Staging"]
 
@@ -54,6 +55,51 @@ class Scan:
     removed: set[bytes] = attrs.field(factory=set)
     restat: dict[bytes, os.stat_result] = attrs.field(factory=dict)  # same content, new stat data
     contents: dict[ObjectID, bytes] = attrs.field(factory=dict)  # what the changed files hold (up to 32 MiB)
+
+
+class _ScanJob:
+    """What a scan does with a file its stat data do not vouch for: hash it, and stage it if it changed."""
+
+    def __init__(self, staging: Staging, normalize: Callable[[bytes, bytes], bytes]) -> None:
+        assert staging.index is not None
+        self.staging = staging
+        self.entries = staging.index.entries
+        self.kept = staging.index.kept
+        self.add = staging._objects.add
+        self.normalize = normalize
+        self.scan = Scan()
+        self.kept_bytes = 0
+
+    def file(self, rel: bytes, full: bytes, st: os.stat_result, tracked: bool) -> bool:
+        """Look at file ``rel`` (at ``full``); whether it is a tracked name found."""
+        scan = self.scan
+        if rel in self.kept:  # skip-worktree: git assumes it unchanged
+            return True
+        if not tracked:
+            if self.staging._ignored(rel, False):
+                return False
+            data = self.normalize(_read(full, st), rel)
+            sha = self.add(b"blob", data)
+            scan.changed[rel] = (self.staging._mode(st.st_mode, None), sha, st)
+            self._keep(sha, data)
+            return False
+        entry = self.entries[rel]
+        mode = self.staging._mode(st.st_mode, entry.mode)
+        data = self.normalize(_read(full, st), rel)
+        sha = Objects.id_of(b"blob", data)
+        if sha == entry.sha and mode == entry.mode:
+            scan.restat[rel] = st
+        else:
+            self.add(b"blob", data)
+            scan.changed[rel] = (mode, sha, st)
+            self._keep(sha, data)
+        return True
+
+    def _keep(self, sha: ObjectID, data: bytes) -> None:
+        """Keep a changed file's content for the line counts, while the scan holds less than its limit."""
+        if self.kept_bytes + len(data) <= _KEEP_CONTENT:
+            self.scan.contents[sha] = data
+            self.kept_bytes += len(data)
 
 
 class Staging:
@@ -115,98 +161,97 @@ class Staging:
     def scan(self) -> Scan:
         """Walk the working tree once and compare it with the index by stat data.
 
-        The hot path is a file whose stat data match its index entry: it costs a
-        ``lstat`` and a few comparisons, nothing else (no path is even built).
+        The hot path is a file whose stat data match its index entry: it costs an
+        ``lstat`` relative to its folder (``fstatat``: no path to resolve) and a few
+        comparisons, nothing else (no path is even built).  The walk is the scan's
+        own loop (``listdir``, then one ``fstatat`` a name, which also tells the
+        folders), not :class:`~maestro.git.tree.TreeWalk` and its ``DirEntry``
+        objects: 15% of the scan's time.
         """
         assert self.index is not None and self.repo is not None
-        entries, dirs = self.index.entries, self.index.dirs
+        index = self.index
+        dirs = index.dirs
         top = os.fsencode(self.repo.path)
-        sig = self.index.signature
+        sig = index.signature
         racy_after = sig[0] if sig else 0  # entries not older than the index are hashed (git's racy rule)
-        add = self._objects.add
         # Fresh every walk: .gitignore, .gitattributes, info/exclude and the config may have changed since the last.
         config = self.repo.get_config_stack()
         if self._ignore is None or self._ignore.top != top:
             self._ignore = IgnoreRules(top, self.repo.commondir())
         self._ignore.begin(config)
-        normalize = self._normalizer(config)
-        scan = Scan()
-        kept_bytes = 0
+        job = _ScanJob(self, self._normalizer(config))
+        scan = job.scan
         visited: set[bytes] = set()
-        tracked_dirs = self._tracked_dirs
-        kept = self.index.kept
+        tracked_dirs, kept = self._tracked_dirs, index.kept
+        lstat, listdir, is_reg, is_lnk = os.stat, os.listdir, stat.S_ISREG, stat.S_ISLNK
+        dir_bits, file_type = stat.S_IFDIR, 0o170000
         none: dict[bytes, StatKey] = {}
-
-        def prune(rel: bytes, e: os.DirEntry[bytes]) -> bool:
-            """Left out: a submodule (its commit stays as recorded), a nested repository, an ignored folder."""
-            if rel in kept:
-                return True
-            if rel in tracked_dirs:
-                return False
-            if os.path.lexists(e.path + b"/.git"):
-                log.warning("skipping %s: a nested git repository", os.fsdecode(rel))
-                return True
-            return self._ignored(rel, True)
-
-        for folder in TreeWalk(top, prune=prune, skip_top=(FLOW,)).folders():  # .git skipped everywhere
-            rel_dir = folder.rel
+        todo: list[tuple[bytes, bytes]] = [(b"", top)]
+        while todo:
+            rel_dir, path = todo.pop()
+            try:
+                fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+            except (FileNotFoundError, NotADirectoryError):
+                continue  # gone, or a file now: nothing to walk
+            except OSError as exc:
+                if exc.errno == errno.ELOOP:
+                    continue  # a symlink now: not entered
+                raise
             visited.add(rel_dir)
             names = dirs.get(rel_dir, none)
             prefix = rel_dir + b"/" if rel_dir else b""
-            matched = 0  # tracked names found here as files
-            for e in folder.entries:
-                name = e.name
-                if e.is_dir(follow_symlinks=False):
-                    if prefix + name in kept:  # a submodule: tracked, found
+            matched = 0  # tracked names found here as files (or submodules)
+            try:
+                for name in listdir(path):
+                    if name == b".git" or (name == FLOW and not rel_dir):
+                        continue  # git's own, and maestro's
+                    try:
+                        st = lstat(name, dir_fd=fd, follow_symlinks=False)  # fstatat: no path to resolve
+                    except FileNotFoundError:
+                        continue  # gone meanwhile
+                    key = names.get(name)
+                    if (
+                        key is not None
+                        and key[1] == st.st_mtime_ns
+                        and key[0] == st.st_size
+                        and key[1] < racy_after
+                        and key[2] == st.st_ctime_ns
+                        and key[3] == st.st_ino
+                        and key[4] == st.st_mode & MODE_BITS
+                    ):
                         matched += 1
-                    continue
-                st = e.stat(follow_symlinks=False)
-                key = names.get(name)
-                if (
-                    key is not None
-                    and key[1] == st.st_mtime_ns
-                    and key[0] == st.st_size
-                    and key[1] < racy_after
-                    and key[2] == st.st_ctime_ns
-                    and key[3] == st.st_ino
-                    and key[4] == st.st_mode & MODE_BITS
-                ):
-                    matched += 1
-                    continue  # unchanged: the content is what the index says
-                if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
-                    continue  # a fifo or socket: not content (a tracked one counts as deleted)
-                rel = prefix + name
-                if rel in kept:  # skip-worktree: git assumes it unchanged
-                    matched += 1
-                    continue
-                if key is None:
-                    if self._ignored(rel, False):
+                        continue  # unchanged: the content is what the index says
+                    if st.st_mode & file_type == dir_bits:
+                        child = prefix + name
+                        if child in kept:  # a submodule: tracked, found, its commit left as recorded
+                            matched += 1
+                            continue
+                        full = path + b"/" + name
+                        if child in tracked_dirs or not self._prune(child, full):
+                            todo.append((child, full))
                         continue
-                    data = normalize(_read(e.path, st), rel)
-                    sha = add(b"blob", data)
-                    scan.changed[rel] = (self._mode(st.st_mode, None), sha, st)
-                    kept_bytes = _keep(scan, sha, data, kept_bytes)
-                    continue
-                matched += 1
-                entry = entries[rel]
-                mode = self._mode(st.st_mode, entry.mode)
-                data = normalize(_read(e.path, st), rel)
-                sha = Objects.id_of(b"blob", data)
-                if sha == entry.sha and mode == entry.mode:
-                    scan.restat[rel] = st
-                else:
-                    add(b"blob", data)
-                    scan.changed[rel] = (mode, sha, st)
-                    kept_bytes = _keep(scan, sha, data, kept_bytes)
+                    if not (is_reg(st.st_mode) or is_lnk(st.st_mode)):
+                        continue  # a fifo or socket: not content (a tracked one counts as deleted)
+                    if job.file(prefix + name, path + b"/" + name, st, key is not None):
+                        matched += 1
+            finally:
+                os.close(fd)
             if matched != len(names):  # some tracked files of this folder are gone
                 scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
                 self._keep_present(scan, top, prefix, names)
-        for d, names in dirs.items():
+        for d, tracked in dirs.items():
             if d not in visited:  # the whole folder is gone (or is a file now)
                 prefix = d + b"/" if d else b""
-                scan.removed.update(prefix + n for n in names)
+                scan.removed.update(prefix + n for n in tracked)
         scan.removed -= kept
         return scan
+
+    def _prune(self, rel: bytes, full: bytes) -> bool:
+        """An untracked folder left out: a nested repository, an ignored folder."""
+        if os.path.lexists(full + b"/.git"):
+            log.warning("skipping %s: a nested git repository", os.fsdecode(rel))
+            return True
+        return self._ignored(rel, True)
 
     def _normalizer(self, config: StackedConfig) -> Callable[[bytes, bytes], bytes]:
         """Check-in normalisation (``text=auto``, ``eol``, ``core.autocrlf``) as ``git add`` applies it.
@@ -396,14 +441,6 @@ def _read(path: bytes, st: os.stat_result) -> bytes:
         return os.readlink(path)
     with open(path, "rb") as fh:
         return fh.read()
-
-
-def _keep(scan: Scan, sha: ObjectID, data: bytes, kept: int) -> int:
-    """Keep a changed file's content in the scan while the scan holds less than its limit; the bytes held."""
-    if kept + len(data) <= _KEEP_CONTENT:
-        scan.contents[sha] = data
-        return kept + len(data)
-    return kept
 
 
 def _parents(path: bytes) -> Iterator[bytes]:

@@ -1,5 +1,6 @@
-"""Walking a working tree: the one ``os.scandir`` walk behind the recording agent's snapshots, the
-checkpointer's scan and the repository facts.
+"""Walking a working tree: the ``os.scandir`` walk behind the recording agent's snapshots and the
+repository facts, and git's ignore rules as a walk asks them (the checkpointer's scan, whose hot loop is
+its own in :mod:`maestro.git.staging`, asks them too).
 
 :class:`TreeWalk` lists each folder once (``os.scandir``: a folder's entries
 come with their type, and their ``lstat`` data is fetched once, on demand) and
@@ -8,7 +9,7 @@ deeper than ``max_depth``.  Read it two ways:
 
 * :meth:`TreeWalk.folders` — each folder walked (:class:`Folder`: its relative
   path, its entries, the subfolders entered), for a caller that works folder by
-  folder (the checkpointer compares each folder with the index);
+  folder;
 * iterating the walk — its entries one by one (:class:`TreeEntry`: relative
   path, ``os.DirEntry``, and with ``stat=True`` the ``lstat`` data), the
   subfolders entered and everything that is not a folder, ``max_files``
