@@ -77,7 +77,10 @@ def test_the_demo_completes_and_prints_where_the_report_is(run: Demo) -> None:
     assert run.state.state == "completed"
     assert (run.folder / "README.txt").read_text() == (
         f"maestro demo: session {run.sid} (completed)\nrepository: {run.repo}\nreport: {report}\n"
+        f"landed: maestro/{run.sid} into master (fast-forward, 7 files)\n"
     )
+    assert f"[Maestro] To take the work into your branch: maestro land {run.sid}" in run.lines
+    assert run.lines[-4] == f"[Maestro] Landed maestro/{run.sid} into master (fast-forward)"
     assert sorted(p.name for p in (run.folder / "plan").iterdir()) == [
         "config.yaml",
         "prd.md",
@@ -95,8 +98,8 @@ def test_the_report_has_every_section(run: Demo) -> None:
     assert "- Outcome: completed" in summary
     assert "- Tasks completed: 4/4" in summary
     assert "- Tests passed: 5 passed, 0 failed" in summary
-    assert "- Checkpoints: 3" in summary
-    assert "- Agent calls: 7; cost: $0.0700" in summary
+    assert "- Checkpoints: 5" in summary
+    assert "- Agent calls: 6; cost: $0.0650" in summary  # no task ran again for another's failure
     assert any(line.startswith("- Duration: ") for line in summary)
     assert section(report, "Requirements")[2:] == [
         "| FR-1 | P0 | met | core | task core succeeded and its acceptance passes |",
@@ -112,9 +115,15 @@ def test_the_report_has_every_section(run: Demo) -> None:
     recovery = section(report, "Recovery")
     assert "- ops attempt 1: failed (transient) — API Error: 429 rate_limit_error (try again shortly)" in recovery
     assert any("[ops] retry: transient failure: retry 1 of 2 after 0.2 s backoff" in line for line in recovery)
-    assert any("[cli] rollback_and_alternative: regression: Your change broke task core" in line for line in recovery)
-    checkpoints = section(report, "Checkpoints")
-    assert [line.split(" — ")[1] for line in checkpoints] == ["start", "group 1: core, ops", "group 2: cli, docs"]
+    assert any("[cli] alternative: regression: Your change broke task core" in line for line in recovery)
+    checkpoints = [line.split(" — ")[1] for line in section(report, "Checkpoints")]
+    assert checkpoints[0] == "start" and checkpoints[4] == "task cli: Command line"
+    assert sorted(checkpoints[1:4]) == [
+        "task core: Add and subtract",
+        "task docs: Document the usage",
+        "task ops: Multiply and divide",
+    ]
+    assert checkpoints.index("task docs: Document the usage") > checkpoints.index("task core: Add and subtract")
 
 
 def test_the_sample_repository_tests_pass(run: Demo) -> None:
@@ -129,55 +138,60 @@ def test_the_sample_repository_tests_pass(run: Demo) -> None:
     assert "5 passed" in out.stdout
     cli = subprocess.run([sys.executable, "-m", "calc", "add", "1", "2"], cwd=run.repo, capture_output=True, text=True)
     assert cli.stdout == "3.0\n"
-    # the regression was rolled back: core is as its own task wrote it, not as cli's first attempt left it
+    # landed; the regression was never merged: core is as its own task wrote it, not as cli's first attempt left it
     assert (run.repo / "calc" / "core.py").read_text() == demo.CORE
     assert "python -m calc add 1 2" in (run.repo / "README.md").read_text()
 
 
-def test_two_parallel_groups_with_a_checkpoint_after_each(run: Demo) -> None:
+def test_each_task_starts_once_its_dependencies_are_merged_and_each_merge_is_a_checkpoint(run: Demo) -> None:
     (ordering,) = [d for d in run.state.decisions if d.kind == "task_ordering"]
-    assert "G1: core, ops | G2: cli, docs" in ordering.rationale
-    assert [(c.n, c.label) for c in run.state.checkpoints] == [
-        (0, "start"),
-        (1, "group 1: core, ops"),
-        (2, "group 2: cli, docs"),
-    ]
-    assert "[Maestro] Group 1: core, ops" in run.lines
-    assert "[Maestro] Group 2: cli, docs" in run.lines
+    assert "G1: core, ops | G2: cli, docs" in ordering.rationale  # the planned view
+    merged = {c.label.split(":")[0].removeprefix("task "): c.n for c in run.state.checkpoints[1:]}
+    assert sorted(merged) == ["cli", "core", "docs", "ops"]
+    assert merged["docs"] > merged["core"] and merged["cli"] > max(merged["core"], merged["ops"])
+    starts = [(e.data["task"], e.seq) for e in run.events if e.kind == "task" and e.data["trigger"] == "start"]
+    first_start = dict(reversed(starts))
+    cp_seq = {e.data["n"]: e.seq for e in run.events if e.kind == "checkpoint"}
+    assert first_start["docs"] > cp_seq[merged["core"]]  # docs waited for core alone, not for ops
+    assert first_start["docs"] < cp_seq[merged["ops"]] or merged["ops"] < merged["docs"]
+    assert not any(line.startswith("[Maestro] Group ") for line in run.lines)
     assert {k: (t.state, t.attempts) for k, t in run.state.tasks.items()} == {
         "core": ("succeeded", 1),
         "ops": ("succeeded", 2),
         "cli": ("succeeded", 2),
-        "docs": ("succeeded", 2),
+        "docs": ("succeeded", 1),
     }
 
 
-def test_the_log_shows_the_retry_and_the_regression_rollback(run: Demo) -> None:
+def test_the_log_shows_the_retry_and_the_regression_that_was_not_merged(run: Demo) -> None:
     recoveries = [(d.task, d.choice) for d in run.state.decisions if d.kind == "recovery"]
-    assert recoveries == [("ops", "retry"), ("cli", "rollback_and_alternative"), ("docs", "rollback_and_alternative")]
+    assert recoveries == [("ops", "retry"), ("cli", "alternative")]
     results = [(r.task, r.attempt, r.status, r.failure_class) for r in run.state.agent_results]
     assert ("ops", 1, "failed", "transient") in results
     assert ("ops", 2, "succeeded", None) in results
-    assert ("cli", 1, "succeeded", None) in results  # on its own terms; then core's tests failed
+    assert ("cli", 1, "succeeded", None) in results  # on its own terms; then core's tests failed once merged
     assert ("cli", 2, "succeeded", None) in results
     triggers = [e.data["trigger"] for e in run.events if e.kind == "transition"]
-    assert triggers == ["start", "plan_ready", "tasks_ready", "error", "rollback", "rolled_back",
-                        "implementation_done", "validation_done", "handoff", "complete"]  # fmt: skip
+    assert triggers == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done", "handoff",
+                        "complete"]  # fmt: skip
     # on the console
     assert "[Maestro] Task ops: failed (transient): API Error: 429 rate_limit_error (try again shortly)" in run.lines
     assert "[Maestro] Decision (recovery): retry — transient failure: retry 1 of 2 after 0.2 s backoff" in run.lines
-    assert "[Maestro] Regression: task core's acceptance now fails after group cli, docs" in run.lines
-    assert "[Maestro] Rolled back to checkpoint 1" in run.lines
+    assert "[Maestro] Regression: task core's acceptance now fails after merging cli" in run.lines
+    assert not any("Rolled back" in line for line in run.lines)
     # and in the session's execution log
     log = (run.dir / "execution-log.md").read_text(encoding="utf-8")
     assert "Decision (recovery, by policy): retry — transient failure: retry 1 of 2 after 0.2 s backoff" in log
-    assert "[Maestro] recovering → rolling_back (rollback)" in log
-    assert "Decision (recovery, by policy): rollback_and_alternative — regression: Your change broke task core" in log
-    # the broken tree was saved before the rollback
+    assert "Decision (recovery, by policy): alternative — regression: Your change broke task core" in log
+    # the broken attempt is kept at its attempt ref; the branch never had it
     with Repo(str(run.repo)) as r:
-        saved = r[r.refs[f"refs/maestro/{run.sid}/pre-rollback-1".encode()]]
-        _mode, sha = tree_lookup_path(r.__getitem__, saved.tree, b"calc/core.py")
+        kept = r[r.refs[f"refs/maestro/{run.sid}/attempts/cli/1".encode()]]
+        _mode, sha = tree_lookup_path(r.__getitem__, kept.tree, b"calc/core.py")
         assert r[sha].as_raw_string() == demo.CORE_BROKEN.encode()
+        core_n = next(c.n for c in run.state.checkpoints if c.label.startswith("task core"))
+        for c in run.state.checkpoints[core_n:]:
+            _mode, sha = tree_lookup_path(r.__getitem__, r[c.commit.encode()].tree, b"calc/core.py")
+            assert r[sha].as_raw_string() == demo.CORE.encode()
     meta = json.loads((run.dir / "metadata.json").read_text(encoding="utf-8"))
     assert meta["state"] == "completed"
 

@@ -1,18 +1,21 @@
 """``maestro demo``: a whole session on a sample repository, with the scripted agent, in seconds.
 
 The sample is a tiny Python calculator package with a PRD (four requirements)
-and a task graph of four tasks in two parallel groups.  The script makes the
-session meet every part of the machinery once:
+and a task graph of four tasks.  The script makes the session meet every part
+of the machinery once:
 
-* group 1 runs ``core`` and ``ops`` at once; ``ops`` first hits a rate limit
-  (``transient``) and is retried after a backoff;
-* group 2 runs ``cli`` and ``docs``; ``cli``'s first attempt "simplifies"
-  ``calc/core.py`` and breaks ``core``'s tests — a regression, so the tree is
-  rolled back to the checkpoint after group 1 and ``cli`` gets an alternative
-  attempt with the failure as feedback;
-* validation runs the real test suite with pytest (JUnit counts) and traces
-  every requirement to the tasks that serve it;
-* the session hands off with ``final-report.md``.
+* ``core`` and ``ops`` start at once, each in a worktree of its own; ``ops``
+  first hits a rate limit (``transient``) and is retried in place after a backoff;
+* ``docs`` starts as soon as ``core`` is merged, ``cli`` once ``core`` and ``ops``
+  are; ``cli``'s first attempt "simplifies" ``calc/core.py`` and breaks ``core``'s
+  tests — a regression found when its merge is revalidated, so the merge is not
+  kept and ``cli`` gets an alternative attempt with the failure as feedback (no
+  other task runs again);
+* every merge is a checkpoint; validation runs the real test suite with pytest
+  (JUnit counts) and traces every requirement to the tasks that serve it;
+* the session hands off with ``final-report.md``, and the demo lands the
+  session's branch in the sample repository (as ``maestro land`` does) so that
+  its files show the result.
 
 Nothing here needs a network, an account or a git binary.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import shlex
 import shutil
 import sys
@@ -32,10 +36,13 @@ from dulwich import porcelain
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.reader import load_config
 from maestro.core.errors import MaestroError
+from maestro.run.landing import land
 from maestro.run.runner import Runner, RunOutcome
 from maestro.store.filestore import Store, atomic_write
 
 __all__ = ["make_sample", "run_demo"]
+
+log = logging.getLogger("maestro.run")
 
 REQUEST = "Add a small calculator package with a command line"
 
@@ -289,10 +296,17 @@ def run_demo(target: Path | None = None, *, keep: bool = True) -> tuple[RunOutco
         agent = ScriptedAgent.load(script)
         store = Store(repo)
         outcome = Runner(store, config, agent).run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+        landed = ""
+        if outcome.state == "completed":  # the sample's own branch takes the result, as `maestro land` would
+            done = land(store, outcome.session_id)
+            landed = (
+                f"landed: maestro/{outcome.session_id} into {done.branch} ({done.how}, {done.files_changed} files)\n"
+            )
+            log.info("[Maestro] Landed maestro/%s into %s (%s)", outcome.session_id, done.branch, done.how)
         atomic_write(
             base / "README.txt",
             f"maestro demo: session {outcome.session_id} ({outcome.state})\n"
-            f"repository: {repo}\nreport: {outcome.report}\n",
+            f"repository: {repo}\nreport: {outcome.report}\n{landed}",
         )
     except BaseException:
         if not keep:
