@@ -39,7 +39,9 @@ files each:
     capture of a new mixed change made right after the rollback.
 
 Target: maestro median / git median at most 1.2x for every shape at every
-size (issue 14).  Rounds of maestro and git alternate (their order rotating),
+size (issue 14).  For information, the ratio of CPU times (medians; this
+process and the git processes it waited for) is reported too: on a busy
+machine it moves less than the wall-clock one.  Rounds of maestro and git alternate (their order rotating),
 after one warm-up round each; ``gc.collect()`` runs before each timed run and
 the median of the rounds is quoted; ratio = maestro median / git median.
 After every round the tree maestro committed must be the tree git committed
@@ -64,10 +66,13 @@ import json
 import os
 import pstats
 import random
+import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -110,6 +115,8 @@ class Row(Medians):
     changes: int
     rounds_s: tuple[float, ...]
     baseline_rounds_s: tuple[float, ...]
+    cpu_rounds_s: tuple[float, ...] = ()  # CPU time of the same rounds (this process and its children)
+    baseline_cpu_rounds_s: tuple[float, ...] = ()
     baseline: str = "git_add_commit"
     max_ratio: float = TARGET
 
@@ -117,12 +124,26 @@ class Row(Medians):
     def meets_target(self) -> bool:
         return self.ratio <= self.max_ratio
 
+    @property
+    def cpu_ratio(self) -> float:
+        """Median CPU time of maestro's rounds over git's: steadier than wall time on a busy machine."""
+        return statistics.median(self.cpu_rounds_s) / statistics.median(self.baseline_cpu_rounds_s)
+
     def to_json(self) -> dict[str, Any]:
         keys = ("shape", "files", "changes", "median_s", "baseline", "baseline_median_s", "ratio", "meets_target")
         return {**{k: getattr(self, k) for k in keys}, "target": f"ratio <= {self.max_ratio}"} | {
+            "cpu_ratio": self.cpu_ratio,
             "rounds_s": self.rounds_s,
             "baseline_rounds_s": self.baseline_rounds_s,
+            "cpu_rounds_s": self.cpu_rounds_s,
+            "baseline_cpu_rounds_s": self.baseline_cpu_rounds_s,
         }
+
+
+def cpu_s() -> float:
+    """CPU time used so far by this process and the children it waited for (the git CLI's processes)."""
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + kids.ru_utime + kids.ru_stime
 
 
 def git(repo: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
@@ -367,14 +388,21 @@ def bench_shape(sides: dict[str, Subject], shape: str, files: int, c: int, round
         side = sides[name]
         side.trees.append(side.head_tree())
 
-    def capture(side: Subject) -> Callable[[], object]:
-        return lambda: side.capture(next(labels))
+    cpu: dict[str, list[float]] = {name: [] for name in sides}
 
-    subjects = {name: capture(side) for name, side in sides.items()}
-    t = interleaved(subjects, rounds, before, after)
+    def capture(name: str) -> Callable[[], object]:
+        def run() -> None:
+            c0 = cpu_s()
+            sides[name].capture(next(labels))
+            cpu[name].append(cpu_s() - c0)
+
+        return run
+
+    t = interleaved({name: capture(name) for name in sides}, rounds, before, after)
     mine, theirs = sides["maestro"].trees, sides["git"].trees
     assert mine == theirs, f"{shape}, {files} files: maestro committed other trees than git: {mine} != {theirs}"
-    return Row(shape, files, c, t["maestro"], t["git"])
+    ours, git_cpu = tuple(cpu["maestro"][1:]), tuple(cpu["git"][1:])  # the warm-up round left out
+    return Row(shape, files, c, t["maestro"], t["git"], ours, git_cpu)
 
 
 def bench_size(base: Path, files: int, shapes: list[str], *, c: int, rounds: int, profile: int) -> list[Row]:
@@ -407,12 +435,13 @@ def bench_size(base: Path, files: int, shapes: list[str], *, c: int, rounds: int
 
 def print_table(rows: list[Row], header: str) -> None:
     print(header)
-    cols = ("shape", "files", "changes", "maestro", "git add+commit", "ratio", "target", "met")
+    cols = ("shape", "files", "changes", "maestro", "git add+commit", "ratio", "target", "met", "cpu ratio")
     table = [cols]
     for r in rows:
         median, base = fmt_s(r.median_s), fmt_s(r.baseline_median_s)
         met = "yes" if r.meets_target else "NO"
-        table.append((r.shape, f"{r.files:,}", str(r.changes), median, base, f"{r.ratio:.2f}x", f"<= {TARGET}x", met))
+        ratio, cpu = f"{r.ratio:.2f}x", f"{r.cpu_ratio:.2f}x"
+        table.append((r.shape, f"{r.files:,}", str(r.changes), median, base, ratio, f"<= {TARGET}x", met, cpu))
     widths = [max(len(line[i]) for line in table) for i in range(len(cols))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
