@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 from dulwich.object_store import tree_lookup_path
+from dulwich.objects import Commit, Tag
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 import maestro
@@ -177,17 +179,25 @@ def section(report: str, name: str) -> list[str]:
 
 def read_ref(repo: Path, ref: str) -> bytes:
     with Repo(str(repo)) as r:
-        return r.refs[ref.encode()]
+        return r.refs[Ref(ref.encode())]
+
+
+def commit_at(repo: Path, rev: bytes | str) -> Commit:
+    """The commit a ref names (a tag peeled), or the commit whose sha is ``rev``."""
+    with Repo(str(repo)) as r:
+        obj = r[r.get_peeled(Ref(rev.encode())) if isinstance(rev, str) else rev]
+        while isinstance(obj, Tag):
+            obj = r[obj.object[1]]
+    assert isinstance(obj, Commit)
+    return obj
 
 
 def file_at(repo: Path, commit: bytes | str, path: str) -> bytes | None:
     """A file's content in a commit (through tags), or None when the commit does not have it."""
+    tree = commit_at(repo, commit).tree
     with Repo(str(repo)) as r:
-        obj = r[commit.encode() if isinstance(commit, str) else commit]
-        while obj.type_name == b"tag":
-            obj = r[obj.object[1]]
         try:
-            _mode, sha = tree_lookup_path(r.__getitem__, obj.tree, path.encode())
+            _mode, sha = tree_lookup_path(r.__getitem__, tree, path.encode())
         except KeyError:
             return None
         return r[sha].as_raw_string()
@@ -217,7 +227,7 @@ def checkout(repo: Path) -> dict[str, bytes]:
     }
     with Repo(str(repo)) as r:
         out[".git/HEAD"] = (repo / ".git" / "HEAD").read_bytes()
-        out["HEAD commit"] = r.refs[b"HEAD"]
+        out["HEAD commit"] = r.refs[Ref(b"HEAD")]
     out[".git/index"] = (repo / ".git" / "index").read_bytes()
     return out
 
@@ -322,8 +332,7 @@ def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_m
     # the user's checkout is as it was (same branch, commit, index and files: none of the work), and the
     # session's worktrees are gone
     assert checkout(repo) == before
-    with Repo(str(repo)) as r:
-        assert r.refs.read_ref(b"HEAD") == b"ref: refs/heads/master"
+    assert (repo / ".git" / "HEAD").read_bytes() == b"ref: refs/heads/master\n"
     assert not (repo / "pkg" / "c.py").exists()
     assert dirty_paths(repo) == []
     assert worktrees(repo) == []
@@ -574,8 +583,7 @@ def test_an_implementation_or_test_failure_is_kept_in_its_attempt_and_rolls_noth
     first = f"refs/maestro/{SID}/attempts/b/1"
     assert file_at(repo, first, "junk.txt") == b"half done\n"
     assert file_at(repo, first, "b.txt") == (b"half\n" if kind == "implementation" else b"wrong\n")
-    with Repo(str(repo)) as r:
-        assert r[read_ref(repo, first)].parents == [cp1.commit.encode()]
+    assert commit_at(repo, first).parents == [cp1.commit.encode()]
     assert done.checkpoints()[1:] == [(1, "task a: A", ["a.txt"]), (2, "task b: B", ["b.txt"])]
     assert on_branch(repo, "junk.txt") is None
     assert (on_branch(repo, "a.txt"), on_branch(repo, "b.txt")) == (b"a\n", b"right\n")
@@ -601,8 +609,7 @@ def test_an_implementation_or_test_failure_gets_an_alternative_attempt_with_feed
     # the alternative started clean from the session's head: its commit holds b.txt alone on top of checkpoint 1
     second = f"refs/maestro/{SID}/attempts/b/2"
     assert (file_at(repo, second, "b.txt"), file_at(repo, second, "junk.txt")) == (b"right\n", None)
-    with Repo(str(repo)) as r:
-        assert r[read_ref(repo, second)].parents == [done.state.checkpoints[1].commit.encode()]
+    assert commit_at(repo, second).parents == [done.state.checkpoints[1].commit.encode()]
     assert (on_branch(repo, "b.txt"), on_branch(repo, "junk.txt")) == (b"right\n", None)
     assert not (repo / "b.txt").exists()  # the result is the branch; the checkout is never written
 
@@ -1068,8 +1075,7 @@ def test_a_dirty_tree_is_the_base_and_stays_untouched_in_the_checkout(tmp_path: 
     ]  # fmt: skip
     base = read_ref(repo, f"refs/maestro/{SID}/base")
     assert base == zero.commit.encode()
-    with Repo(str(repo)) as r:
-        assert r[base].parents == [head]
+    assert commit_at(repo, base).parents == [head]
     assert file_at(repo, base, "README.md") == b"# sample\n\nwork in progress\n"
     assert file_at(repo, base, "new.txt") == b"untracked\n"
     assert file_at(repo, base, "secret.env") is None
@@ -1265,8 +1271,7 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
         "",
     )
     # the session's branch moved back; the checkout was not touched
-    with Repo(str(repo)) as r:
-        assert r.refs[branch.encode()] == r.get_peeled(f"refs/tags/maestro/{sid}/0".encode())
+    assert commit_at(repo, branch).id == commit_at(repo, f"refs/tags/maestro/{sid}/0").id
     assert (file_at(repo, branch, "a.txt"), file_at(repo, branch, "b.txt")) == (None, None)
     assert file_at(repo, branch, "README.md") == b"# sample\n"
     assert checkout(repo) == before
@@ -1408,10 +1413,9 @@ def test_a_task_failure_never_leaves_implementing_and_rolls_nothing_back(tmp_pat
     assert refs_under(repo, f"refs/maestro/{SID}/pre-rollback") == []
     # what the failed attempt left is in its commit, and only there
     first_ref = f"refs/maestro/{SID}/attempts/a/1"
-    with Repo(str(repo)) as r:
-        attempt = r[read_ref(repo, first_ref)]
-        assert attempt.parents == [done.state.checkpoints[0].commit.encode()]
-        assert (attempt.tree == r[attempt.parents[0]].tree) is (left is None)  # nothing left: an empty attempt
+    attempt = commit_at(repo, first_ref)
+    assert attempt.parents == [done.state.checkpoints[0].commit.encode()]
+    assert (attempt.tree == commit_at(repo, attempt.parents[0]).tree) is (left is None)  # nothing left: no change
     if left is not None:
         assert file_at(repo, first_ref, left) == b"x\n"
         assert on_branch(repo, left) is None
