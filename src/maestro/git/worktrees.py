@@ -14,18 +14,23 @@ Each worktree is a linked git worktree with a detached HEAD, in the folder
 ``.git/``); its folder's name, ``maestro-<session>-<name>``, is also the name of
 its admin folder (``<git dir>/worktrees/<that name>``), unique in the repository.
 
-**Moving** a worktree to a commit (:meth:`Worktree.move`) is ``git checkout -f
---detach`` that also undoes untracked files: its tree and index become exactly
-the commit's, whatever was left there (files modified, deleted or added by an
-attempt, even one killed half-way), and ignored files stay unless one is in the
-way of a file of the commit.  It costs what a checkpoint's scan costs (the index's
-stat data; only changed files are hashed, :mod:`maestro.git.staging`) plus the
-files that differ, the only ones written.  **Capturing** (:meth:`Worktree.capture`)
-commits the worktree as a checkpoint would stage it (``.flow/`` and ignored files
-never) onto a given parent, at a given ref.  **Making** a worktree writes the
-commit's files straight from the object store with their stat data going into
-the new index (no second pass, no rehash), on a few threads: file creation is
-system time, which threads overlap.
+The one idea of this module: maestro's worktrees, each operation on them costing
+the change, not the repository.  **Moving** a worktree to a commit
+(:meth:`Worktree.move`) is ``git checkout -f --detach`` that also undoes
+untracked files: its tree and index become exactly the commit's, whatever was
+left there (files modified, deleted or added by an attempt, even one killed
+half-way), and ignored files stay unless one is in the way of a file of the
+commit.  Only the files that differ are written (removed first, then written
+anew, as git does).  **Capturing** (:meth:`Worktree.capture`) commits the
+worktree as a checkpoint would stage it (``.flow/`` and ignored files never)
+onto a given parent, at a given ref.  Both find what changed with a checkpoint's
+scan (:mod:`maestro.git.staging`: the index's stat data, only changed files
+hashed), unless the worktree's **watch** (:class:`_Watch`, Linux's inotify) says
+nothing at all happened there since it last matched its index: then there is
+nothing to scan.  **Making** a worktree writes the commit's files straight from
+the packs (:class:`_PackReader`, five times leaner than dulwich's per-object
+path) on a few threads (file creation is system time, which threads overlap),
+their stat data going into the new index: no second pass, no rehash.
 
 Threads: the pool is driven from one thread (acquire, release, remove); moves and
 captures of different worktrees may run at once in others.  Each worktree holds
