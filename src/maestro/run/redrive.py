@@ -12,12 +12,15 @@ agent call answered with what the session recorded, its recorded changes
 re-applied — and compares the two sessions:
 
 * the session's transitions (trigger, source, dest), in order;
-* each task's transitions, in order (the tasks of a parallel group may finish
-  in another order: they are compared task by task);
+* each task's transitions, in order (tasks that run at once may finish in
+  another order: they are compared task by task);
 * the decisions (kind, choice): those about a task task by task, the others
   in order;
 * the gate results (name, status), in order;
-* the checkpoints (number, label, tree);
+* each task's merges (the checkpoints labelled ``task <id>: …``), task by task:
+  what each merge changed (its files and their contents) — tasks merge in the
+  order they finish, so a merge's whole tree may differ while its change is
+  the same; the other checkpoints (number, label, tree) in order;
 * the final tree: the tree of each session's last checkpoint.
 
 Event ids, timestamps, commit ids, durations, reasons and notes are not
@@ -34,15 +37,18 @@ the report.  ``docs/redrive.md`` says more.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import logging
 import math
+import re
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
+from dulwich.diff_tree import tree_changes
 from dulwich.index import build_index_from_tree
 from dulwich.object_store import iter_tree_contents
 from dulwich.objects import S_ISGITLINK, Commit, ObjectID, Tree
@@ -297,6 +303,20 @@ def _trace(repo: Path, events: Sequence[Event]) -> _Trace:
                 trees[commit] = obj.tree.decode("ascii") if isinstance(obj, Commit) else commit
             return trees[commit]
 
+        def change_of(commit: str) -> tuple[tuple[bytes, bytes | None], ...]:
+            """What a checkpoint's commit changed from its first parent: (path, new blob or None) pairs."""
+            obj = r[ObjectID(commit.encode("ascii"))]
+            assert isinstance(obj, Commit)
+            parent = r[obj.parents[0]] if obj.parents else None
+            before = parent.tree if isinstance(parent, Commit) else None
+            out = []
+            for ch in tree_changes(r.object_store, before, obj.tree):
+                new = ch.new if ch.new is not None and ch.new.path is not None else None
+                path = new.path if new is not None else (ch.old.path if ch.old is not None else None)
+                assert path is not None
+                out.append((path, new.sha if new is not None else None))
+            return tuple(sorted(out))
+
         final: str | None = None
         for e in events:
             d = e.data
@@ -319,13 +339,30 @@ def _trace(repo: Path, events: Sequence[Event]) -> _Trace:
             elif e.kind == "checkpoint":
                 rec = e.payload()
                 final = tree_of(rec.commit)
+                merged = _MERGED.match(rec.label)
+                if merged:  # a task's merge: tasks merge in the order they finish, so what it changed is compared
+                    change = change_of(rec.commit)
+                    key = (rec.label, change)
+                    text = f"changes {_digest(change)} ({rec.label})"
+                    seqs.setdefault(f"checkpoint:{merged.group(1)}", []).append(_Item(key, text, e.seq))
+                    continue
                 key = (rec.n, final) if rec.n == 0 else (rec.n, rec.label, final)
                 seqs.setdefault("checkpoint", []).append(_Item(key, f"tree {final} ({rec.label})", e.seq))
     return _Trace(seqs, final, state, transitions)
 
 
+_MERGED = re.compile(r"task ([^:]+): ")
+
+
+def _digest(change: tuple[tuple[bytes, bytes | None], ...]) -> str:
+    """A short name for a checkpoint's change (its files and their contents)."""
+    return hashlib.sha256(repr(change).encode()).hexdigest()[:12] + f", {len(change)} files"
+
+
 def _where(name: str, i: int, a: Sequence[_Item], b: Sequence[_Item]) -> str:
     """How the i-th item of sequence ``name`` is named in the report."""
+    if name.startswith("checkpoint:"):
+        return f"task {name[11:]} checkpoint"
     if name == "step":
         return f"step {i + 1}"
     if name.startswith("task:"):
