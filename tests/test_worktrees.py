@@ -11,6 +11,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -279,6 +280,40 @@ def test_a_worktree_at_an_unknown_commit_is_refused_naming_the_path(base: Path, 
     tree = ObjectID(commit_tree(base, head.decode()).encode())
     with pytest.raises(CheckpointError, match=f"maestro-s1-w1: {tree.decode()} is not a commit"):
         wt.move(tree)
+
+
+@pytest.mark.parametrize("name", ["..", ".git", ".GIT"])
+def test_a_tree_with_a_path_git_refuses_is_refused(base: Path, pool: WorktreePool, name: str) -> None:
+    blob = git_write_blob(base, b"escaped\n")
+    entry = b"100644 " + name.encode() + b"\0" + bytes.fromhex(blob)
+    inner = git_hash(base, "tree", entry)
+    top = git_hash(base, "tree", b"40000 sub\0" + bytes.fromhex(inner))
+    bad = ObjectID(git(base, "commit-tree", top, "-m", "bad").encode())
+    with pytest.raises(CheckpointError, match=f"sub/{re.escape(name)}: a path git refuses to check out"):
+        pool.integration(bad)
+    wt = pool.acquire(oid(base, "HEAD"))
+    with pytest.raises(CheckpointError, match=f"sub/{re.escape(name)}: a path git refuses to check out"):
+        wt.move(bad)
+    assert not (base / "escaped").exists() and status(wt.path) == ""
+
+
+def git_write_blob(repo: Path, data: bytes) -> str:
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "--stdin"], cwd=repo, input=data, capture_output=True, check=True
+    )
+    return proc.stdout.decode().strip()
+
+
+def git_hash(repo: Path, kind: str, data: bytes) -> str:
+    """Write an object git's own commands would refuse to make (``--literally``)."""
+    proc = subprocess.run(
+        ["git", "hash-object", "-w", "--literally", "-t", kind, "--stdin"],
+        cwd=repo,
+        input=data,
+        capture_output=True,
+        check=True,
+    )
+    return proc.stdout.decode().strip()
 
 
 # =====================================================================================

@@ -778,7 +778,7 @@ class _PackReader:
     dulwich reads an object through several layers (index bisection, object header classes, an
     LRU cache, delta resolution with checks): about 25 µs a small blob, five times what the
     bytes cost.  Writing a whole tree reads every blob once, so this reader maps each pack
-    (``.idx`` version 2 and ``.pack``) itself: one dict from binary id to offset, then per
+    (``.idx`` version 2 and ``.pack``, up to 250,000 objects) itself: one dict from binary id to offset, then per
     object a header, one ``zlib`` call and dulwich's C ``apply_delta`` down an offset-delta
     chain, bases kept while they fit a budget.  What it does not handle (a loose object, an
     alternate, a reference delta, another index version or object format) goes to dulwich.
@@ -786,6 +786,7 @@ class _PackReader:
     """
 
     _BUDGET = 64 << 20  # bytes of delta bases kept
+    _MAPPED_MAX = 250_000  # objects in a pack mapped (a map costs about 100 bytes an object)
 
     def __init__(self, objects: Path, store: BaseObjectStore) -> None:
         self._store = store
@@ -801,6 +802,8 @@ class _PackReader:
         if data[:8] != b"\xfftOc\x00\x00\x00\x02":
             return  # index version 1, or another format: dulwich reads those
         n = int.from_bytes(data[8 + 255 * 4 : 8 + 256 * 4], "big")
+        if n > self._MAPPED_MAX:
+            return  # a map would cost more than dulwich's lookups save: dulwich reads this pack
         names_at, size = 8 + 256 * 4, 20
         if len(data) < names_at + n * (size + 8) + 2 * size:
             return  # not SHA-1 names (or a torn file)
@@ -886,6 +889,15 @@ class _PackReader:
         self._cached += len(data)
 
 
+_BAD_NAMES = frozenset((b"", b".", b"..", b".git"))
+
+
+def _check_name(name: bytes, path: bytes) -> None:
+    """Refuse a tree entry git would refuse to check out: it could write outside the worktree or into ``.git``."""
+    if name.lower() in _BAD_NAMES or b"/" in name or b"\0" in name:
+        raise CheckpointError(f"{os.fsdecode(path)}: a path git refuses to check out (in a tree of the repository)")
+
+
 def _inflate(mm: mmap.mmap, pos: int, size: int) -> bytes:
     """The ``size`` bytes of the zlib stream at ``pos`` (which never takes more than size + size/1000 + 64 bytes)."""
     return zlib.decompressobj().decompress(mm[pos : pos + size + size // 1000 + 64])
@@ -903,6 +915,7 @@ def _listing(reader: _PackReader, tree: ObjectID) -> tuple[list[bytes], list[tup
             raise CheckpointError(f"{sha.decode(errors='replace')} is not a tree")
         for name, mode, child in parse_tree(raw, len(sha) // 2):
             path = prefix + name
+            _check_name(name, path)
             if mode == _TREE:
                 dirs.append(path)  # after its parent's
                 todo.append((path + b"/", ObjectID(child)))
@@ -937,6 +950,7 @@ def _tree_diff(store: BaseObjectStore, a: ObjectID, b: ObjectID) -> list[TreeCha
             if x == y:
                 continue
             path = prefix + name
+            _check_name(name, path)
             x_dir = x is not None and x[0] == _TREE
             y_dir = y is not None and y[0] == _TREE
             if x_dir and y_dir:
