@@ -962,11 +962,6 @@ def test_a_gate_that_keeps_failing_pauses_after_max_iterations(tmp_path: Path) -
     assert "- tests: failed — exit status 1: 2 tests failed" in quality
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14 item 6 not done: SessionRun.validate (run/loop.py) runs gates with no check of the files they "
-    "change; a required gate that rewrites files passes",
-)
 def test_a_gate_that_changes_files_fails_when_required_and_its_changes_are_discarded(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     fixer = "sh -c 'echo fixed > a.txt; echo new > gate.txt'"  # a formatter or fixer, run on the final head
@@ -980,6 +975,7 @@ def test_a_gate_that_changes_files_fails_when_required_and_its_changes_are_disca
     assert "gate.txt" in lint[0].summary
     assert on_branch(repo, "a.txt") == b"a\n"
     assert on_branch(repo, "gate.txt") is None
+    assert f"kept at refs/maestro/{done.outcome.session_id}/pre-rollback-" in lint[0].summary
 
 
 def test_a_missing_tool_is_skipped_never_passed(tmp_path: Path) -> None:
@@ -1017,14 +1013,15 @@ def test_a_required_gate_skipped_blocks_the_handoff(tmp_path: Path) -> None:
 
 def test_traceability_verdicts_met_unmet_uncovered_and_only_p0_p1_block(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
+    gate, check = _breaks_b_once(tmp_path)
     tasks = [
         task("a", reqs=["FR-1"], acceptance=["test -f a.txt"]),
-        task("b", reqs=["FR-2"], acceptance=["test -f b.txt"]),
+        task("b", reqs=["FR-2"], acceptance=["test -f b.txt", check]),
     ]
     script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
     reqs = [("FR-1", "one", "P0"), ("FR-2", "two", "P2"), ("FR-3", "three", "P3")]
-    # the tests gate removes b.txt: b's acceptance fails in the final validation, so FR-2 is unmet
-    done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests="rm -f b.txt"))
+    # the tests gate breaks b's acceptance in the final validation, so FR-2 is unmet
+    done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=gate))
     assert done.outcome.state == "completed"
     trace = {g.name: g for g in done.state.gates}["traceability"]
     assert (trace.status, trace.required, trace.passed, trace.failed) == ("passed", True, 1, 2)
@@ -1038,21 +1035,28 @@ def test_traceability_verdicts_met_unmet_uncovered_and_only_p0_p1_block(tmp_path
     ]
 
 
+def _breaks_b_once(tmp_path: Path) -> tuple[str, str]:
+    """A tests gate that breaks task b's acceptance the next time it runs (a marker outside the repository: a gate
+    may not change the tree), and b's acceptance command that checks it (and takes the marker away)."""
+    marker = tmp_path / "gate-ran"
+    return f"touch {marker}", f"! rm {marker} 2>/dev/null"
+
+
 @pytest.mark.parametrize(
-    ("priority", "gate_command", "verdict"),
+    ("priority", "verdict"),
     [
-        ("P1", "true", "uncovered: no task serves it"),
-        ("P0", "rm -f b.txt", "unmet: the acceptance commands of task b fail"),
+        ("P1", "uncovered: no task serves it"),
+        ("P0", "unmet: the acceptance commands of task b fail"),
     ],
 )
-def test_a_p0_or_p1_requirement_not_met_fails_validation(
-    tmp_path: Path, priority: str, gate_command: str, verdict: str
-) -> None:
+def test_a_p0_or_p1_requirement_not_met_fails_validation(tmp_path: Path, priority: str, verdict: str) -> None:
     repo = make_repo(tmp_path)
     tasks = [task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])]
     script: dict[str, Any] = {"a": [{"actions": [write("a.txt", "a\n")]}]}
+    gate_command = "true"
     if verdict.startswith("unmet"):
-        tasks.append(task("b", reqs=["FR-2"], acceptance=["test -f b.txt"]))
+        gate_command, check = _breaks_b_once(tmp_path)
+        tasks.append(task("b", reqs=["FR-2"], acceptance=["test -f b.txt", check]))
         script["b"] = [{"actions": [write("b.txt", "b\n")]}]
     reqs = [("FR-1", "one", "P0"), ("FR-2", "two", priority)]
     done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=gate_command))

@@ -212,6 +212,26 @@ class Checkpointer:
         log.info("session %s: checkpoint %d at %s: %s", self.session, n, commit.decode()[:12], label)
         return record
 
+    def discard_changes(self, label: str) -> tuple[builtins.list[str], str | None]:
+        """Undo whatever changed in the working tree since the branch head; return the paths and the ref keeping them.
+
+        Nothing changed: ``([], None)``.  What was there is kept at a new ``pre-rollback-<k>`` ref.
+        """
+        head = self._branch_head()
+        k = self._move_tree(head, label, always=False)
+        if not k:
+            return [], None
+        ref = self.ref_prefix + f"pre-rollback-{k}".encode()
+        saved = self._main.refs[Ref(ref)]
+        if saved == head:
+            return [], None
+        paths = []
+        for ch in tree_changes(self._main.object_store, self._commit(head).tree, self._commit(saved).tree):
+            entry = ch.new if ch.new is not None and ch.new.path is not None else ch.old
+            if entry is not None and entry.path is not None:
+                paths.append(_path(entry.path))
+        return sorted(paths), ref.decode()
+
     def commit_tree(self, tree: ObjectID, parents: builtins.list[ObjectID], label: str) -> ObjectID:
         """A commit of ``tree`` with these parents (written to the object store; no ref moves)."""
         return self._new_commit(tree, parents, label)

@@ -25,7 +25,7 @@ import attrs
 from maestro.agents.base import PlanRequest
 from maestro.config.model import Config
 from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
-from maestro.core.records import CheckpointRecord, Decision, DecisionRequest
+from maestro.core.records import CheckpointRecord, Decision, DecisionRequest, GateResult
 from maestro.decide.capabilities import capabilities
 from maestro.decide.strategies.environment import worktree_env
 from maestro.gates.acceptance import acceptance
@@ -314,6 +314,7 @@ class SessionRun:
                 transcript_dir=s.dir / "gates",
                 timeout_s=gate.timeout_s if gate is not None else 1800.0,
             )
+            g = self.unchanged_by(g)
             s.record(g)
             self.say(f"Gate {name} ({source}): {g.status} — {g.summary}")
         succeeded = {t.id for t in self.graph if s.task_state(t.id) == "succeeded"}
@@ -331,6 +332,17 @@ class SessionRun:
         s.record(g)
         self.say(f"Requirements: {g.summary}")
         return "validation_done"
+
+    def unchanged_by(self, gate: GateResult) -> GateResult:
+        """A gate may not change the result unseen: what it changed (a fixer, a formatter) is discarded and named,
+        and a required gate that changed files fails."""
+        changed, kept = self.cp.discard_changes(f"what gate {gate.name} changed")
+        if not changed:
+            return gate
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        note = f"it changed {len(changed)} files ({shown}): discarded, kept at {kept}"
+        status = "failed" if gate.required else gate.status
+        return attrs.evolve(gate, status=status, summary=f"{note}; {gate.summary}" if gate.summary else note)
 
     def review(self) -> str:
         """The refinement decision, carried out: hand off, refine, give up, or ask a human."""
