@@ -110,6 +110,7 @@ def kinds(r: Path) -> None:
     """A file becomes a folder, a folder a file, a file a symlink, a mode changes."""
     (r / "src/p0/m0/f2.py").unlink()
     put(r, "src/p0/m0/f2.py/inner.py", "a folder now\n")
+    (r / "src/p0/m0/f3.py").unlink()  # and, in the same folder, a file gone
     shutil.rmtree(r / "src/p0/m3")
     put(r, "src/p0/m3", "a file now\n")
     (r / "src/p1/m2/f4.py").unlink()

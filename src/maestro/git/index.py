@@ -148,16 +148,19 @@ class Objects:
         return oid
 
     def has(self, oid: ObjectID) -> bool:
-        if self._dir is not None:
-            try:
-                os.utime(self._path(oid))  # a loose object: freshened, so that a gc now does not prune it
+        store = self.store
+        if self._dir is None:
+            return oid in store
+        try:
+            os.utime(self._path(oid))  # a loose object: freshened, so that a gc now does not prune it
+            return True
+        except FileNotFoundError:
+            pass
+        except OSError:
+            if os.path.exists(self._path(oid)):
                 return True
-            except FileNotFoundError:
-                pass
-            except OSError:
-                if os.path.exists(self._path(oid)):
-                    return True
-        return oid in self.store
+        assert isinstance(store, DiskObjectStore)
+        return store.contains_packed(oid) or any(oid in alternate for alternate in store.alternates)
 
     def write(self, kind: bytes, oid: ObjectID, data: bytes) -> None:
         """Write object ``oid`` (its id already computed) to the store."""

@@ -202,7 +202,8 @@ class Staging:
             prefix = rel_dir + b"/" if rel_dir else b""
             matched = 0  # tracked names found here as files (or submodules)
             try:
-                for name in listdir(path):
+                listing = listdir(path)
+                for name in listing:
                     if name == b".git" or (name == FLOW and not rel_dir):
                         continue  # git's own, and maestro's
                     try:
@@ -237,8 +238,13 @@ class Staging:
             finally:
                 os.close(fd)
             if matched != len(names):  # some tracked files of this folder are gone
-                scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
-                self._keep_present(scan, top, prefix, names)
+                present = set(listing)
+                gone = [n for n in names if n not in present]
+                if len(gone) == len(names) - matched:  # every tracked name still listed was found
+                    scan.removed.update(prefix + n for n in gone)
+                else:  # a tracked name listed but no file now (a folder, a fifo), or one gone meanwhile
+                    scan.removed.update(prefix + n for n in names if prefix + n not in scan.changed)
+                    self._keep_present(scan, top, prefix, names)
         for d, tracked in dirs.items():
             if d not in visited:  # the whole folder is gone (or is a file now)
                 prefix = d + b"/" if d else b""
