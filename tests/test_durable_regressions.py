@@ -8,6 +8,12 @@ parallel budget) runs the runner in-process, where the budget each agent was giv
 
 Every test here failed on the code before the fix (checked by running this file with the
 parent commit's ``src`` first on ``PYTHONPATH``) and passes now.
+
+Since issue 14 (every attempt in a worktree of its own, a checkpoint per merge, no groups at
+run time, no rollback after a task failure) the tests pin the same bugs in the new run layer:
+a session's result is read from its branch, the user's checkout is checked untouched, a crash
+in ``recovering`` is one reached by a task that gives up, and the pauses that were a group's
+are a task's.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import pytest
 
 import maestro
 from maestro.core.records import Event
+from maestro.git.places import worktree_dir
 from maestro.model.state import effective_events
 from maestro.replay import Step, replay
 from tests.support.crash import DRIVER
@@ -84,6 +91,17 @@ def branch_files(plan: Plan) -> dict[str, str]:
     ref = f"maestro/{plan.sid}"
     names = git(plan, "ls-tree", "-r", "--name-only", ref).split()
     return {n: git(plan, "show", f"{ref}:{n}") for n in names}
+
+
+def checkout_status(plan: Plan) -> tuple[str, str, list[str]]:
+    """The user's checkout: its branch, its commits' subjects, and every change git sees in it (untracked and
+    ignored files too) outside maestro's .flow/; make_repo leaves ("refs/heads/master", "base\\n", [])."""
+    status = git(plan, "status", "--porcelain", "--untracked-files=all", "--ignored").splitlines()
+    changed = [line for line in status if not line[3:].startswith(".flow/")]
+    return git(plan, "symbolic-ref", "HEAD").strip(), git(plan, "log", "--format=%s", "HEAD"), changed
+
+
+UNTOUCHED = ("refs/heads/master", "base\n", [])
 
 
 def ts(event: Event) -> float:
@@ -169,44 +187,75 @@ def test_crash_resume_with_a_raised_budget_keeps_it_and_does_not_count_the_crash
 # -- 2. a run killed during recovery --------------------------------------------------------------------------------
 
 
+GIVE_UP = FAST.replace("  max_alternatives: 1\n", "  max_alternatives: 1\n  on_exhausted: give_up\n")
+
+
 def recovery_plan(root: Path) -> Plan:
-    """a and b in one group; a's first attempt fails (implementation): the group is rolled back and redone."""
+    """a and b at once; every attempt of a fails (implementation) and, its rungs used, a gives up (on_exhausted:
+    give_up): implementing ends with ``error`` once b is merged, and ``recovering`` gives the session up."""
     tasks = [task("a", files=["a.txt"], acceptance=["test -f a.txt"]),
              task("b", files=["b.txt"], acceptance=["test -f b.txt"]),
              task("c", deps=["a", "b"], files=["c.txt"], acceptance=["test -f c.txt"])]  # fmt: skip
     script = {
-        "a": [{"actions": [write("a.txt", "bad\n"), {"delete": {"path": "nonexistent"}}]},
-              {"actions": [write("a.txt", "a\n")], "cost_usd": 0.01}],
+        "a": [{"actions": [write("a.txt", "bad\n")], "fail": {"kind": "implementation", "message": "it broke"}}],
         "b": [{"delay_s": 0.1, "actions": [write("b.txt", "b\n")], "cost_usd": 0.01}],
         "c": [{"actions": [write("c.txt", "c\n")], "cost_usd": 0.01}],
     }  # fmt: skip
-    return make_plan(root, tasks=tasks, script=script, config=FAST)
+    return make_plan(root, tasks=tasks, script=script, config=GIVE_UP)
+
+
+class FailedBaseline:
+    """The recovery session run once, uninterrupted: it ends failed (exit 1) in recovering's give_up."""
+
+    def __init__(self, plan: Plan) -> None:
+        out = drive(plan, *plan.run_args())
+        assert out.returncode == 1, out.stdout + out.stderr
+        self.plan = plan
+        self.events = plan.events()
+        self.files = branch_files(plan)
+        self.tasks = plan.status()["tasks"]
 
 
 @pytest.fixture(scope="module")
-def recovery_baseline(tmp_path_factory: pytest.TempPathFactory) -> Baseline:
-    base = Baseline(recovery_plan(tmp_path_factory.mktemp("recovery")))
-    assert [e.data["trigger"] for e in base.events if e.kind == "transition"][3:6] == ["error", "rollback",
-                                                                                      "rolled_back"]  # fmt: skip
+def recovery_baseline(tmp_path_factory: pytest.TempPathFactory) -> FailedBaseline:
+    base = FailedBaseline(recovery_plan(tmp_path_factory.mktemp("recovery")))
+    assert [e.data["trigger"] for e in base.events if e.kind == "transition"][3:] == ["error", "give_up"]
+    assert [(d.task, d.choice) for d in base.plan.state().decisions if d.kind == "recovery"] == [
+        ("a", "alternative"), ("a", "give_up")
+    ]  # fmt: skip
+    assert base.tasks == {"a": "failed", "b": "succeeded"}  # c (after a) never started
+    assert base.files["b.txt"] == "b\n"
+    assert "a.txt" not in base.files
     return base
 
 
-@pytest.mark.parametrize("trigger", ["error", "rollback"])
+@pytest.mark.parametrize("what", ["error", "session_recovery"])
 def test_a_run_killed_during_recovery_resumes_at_the_first_try(
-    tmp_path: Path, recovery_baseline: Baseline, trigger: str
+    tmp_path: Path, recovery_baseline: FailedBaseline, what: str
 ) -> None:
-    """Bug 2: the first resume failed: "trigger 'error' is not allowed in state 'recovering'"."""
-    seq = seq_of(recovery_baseline.events, f"'{trigger}' move", is_move(trigger))
+    """Bug 2: the first resume failed: "trigger 'error' is not allowed in state 'recovering'".
+
+    Killed in ``recovering`` (right after the ``error`` move, or after the ``session_recovery`` decision), the
+    resume ends as the uninterrupted run ended: failed, b's merge on the branch, a given up.
+    """
+    seq = seq_of(recovery_baseline.events, f"'{what}' event",
+                 lambda e: is_move(what)(e) or (e.kind == "decision" and e.data["kind"] == what))  # fmt: skip
     plan = recovery_plan(tmp_path)
     assert drive(plan, *plan.run_args(), kill_at=seq).returncode == KILLED
     state = plan.state()
-    assert (state.state, state.last_seq) == ({"error": "recovering", "rollback": "rolling_back"}[trigger], seq)
+    assert (state.state, state.last_seq) == ("recovering", seq)
 
-    done = assert_completed(plan, drive(plan, "resume", plan.sid))
-    assert done["tasks"] == {"a": "succeeded", "b": "succeeded", "c": "succeeded"}
+    out = drive(plan, "resume", plan.sid)
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.stdout.splitlines()[-2:] == [f"session {plan.sid}: failed",
+                                            f"report: {plan.session_dir / 'final-report.md'}"]  # fmt: skip
+    doc = plan.status()
+    assert (doc["state"], doc["decision_request"]) == ("failed", None)
+    assert doc["tasks"] == recovery_baseline.tasks
+    assert plan.triggers()[-2:] == ["error", "give_up"]
     assert branch_files(plan) == recovery_baseline.files
-    assert branch_files(plan)["a.txt"] == "a\n"
     assert plan.state().rewinds == 1
+    assert checkout_status(plan) == UNTOUCHED
 
 
 # -- 3. replay after a rewind, and 11. replay last -----------------------------------------------------------------
@@ -273,8 +322,16 @@ def test_a_crash_resume_rolls_the_tree_back_once(redone_b: tuple[Plan, str]) -> 
     rollbacks = [line for line in printed.splitlines() if "The tree is back at checkpoint" in line]
     assert len(rollbacks) == 1, rollbacks
     assert rollbacks[0].startswith("[Maestro] The tree is back at checkpoint 1")
-    refs = git(plan, "for-each-ref", "--format=%(refname)", f"refs/maestro/{plan.sid}/").split()
-    assert refs == [f"refs/maestro/{plan.sid}/pre-rollback-1"]
+    prefix = f"refs/maestro/{plan.sid}/"
+    refs = git(plan, "for-each-ref", "--format=%(refname)", prefix).split()
+    # one pre-rollback ref (the resume's), and each task's attempt; b's void attempt is not counted: its redo is 1
+    assert refs == [f"{prefix}attempts/a/1", f"{prefix}attempts/b/1", f"{prefix}pre-rollback-1"]
+    # the integration tree held checkpoint 1 when the run died (b worked in a worktree of its own): nothing else
+    checkpoint_1 = plan.state().checkpoints[1]
+    assert checkpoint_1.label == "task a: A"
+    saved = git(plan, "rev-parse", f"{prefix}pre-rollback-1^{{tree}}")
+    assert saved == git(plan, "rev-parse", f"{checkpoint_1.commit}^{{tree}}")
+    assert checkout_status(plan) == UNTOUCHED
 
 
 def test_replay_of_a_crash_resumed_session_shows_what_the_rewind_kept(
@@ -310,8 +367,11 @@ def test_the_report_cost_counts_the_calls_a_crash_resume_redid(redone: Plan) -> 
 # -- 4. skip on a group's pause, and a skip with nothing to skip ------------------------------------------------------
 
 
-def test_skip_answered_to_a_group_pause_skips_the_group(tmp_path: Path) -> None:
-    """Bug 4: 'skip' on "Group … keeps breaking earlier work" (no task in the request) could never be done."""
+def test_skip_answered_to_a_task_that_keeps_breaking_earlier_work_skips_it(tmp_path: Path) -> None:
+    """Bug 4: 'skip' on "Group … keeps breaking earlier work" (no task in the request) could never be done.
+
+    Without groups the question is the task's ("Task b still fails …", naming b), and skipping it keeps none of
+    b's breaking attempts: they are in b's attempt refs, never on the branch."""
     tasks = [task("a", acceptance=["grep -qx A a.txt"]),
              task("b", reqs=["FR-2"], deps=["a"], acceptance=["test -f b.txt"])]  # fmt: skip
     script = {"a": [{"actions": [write("a.txt", "A\n")]}],  # b breaks a, on every attempt
@@ -321,10 +381,14 @@ def test_skip_answered_to_a_group_pause_skips_the_group(tmp_path: Path) -> None:
     paused = plan.run()
     assert paused.returncode == 3, paused.stderr
     req = plan.status()["decision_request"]
-    assert req["question"].startswith("Group b keeps breaking earlier work")
-    assert "skip" in req["options"]
-    assert req["context"]["group"] == ["b"]
-    assert "task" not in req["context"]
+    assert req["question"] == ("Task b still fails after 0 retries and 1 alternatives: Your change broke task a "
+                               "(A): its acceptance command failed:")  # fmt: skip
+    assert req["options"] == ["retry", "skip", "abort", "guidance"]
+    assert (req["paused_from"], req["context"]["task"], req["context"]["failure_class"]) == (
+        "implementing", "b", "regression"
+    )  # fmt: skip
+    assert req["context"]["mid_group"] is True
+    assert "group" not in req["context"]
     answered = plan.answer("skip")
     assert answered.returncode == 0, answered.stderr
 
@@ -332,10 +396,14 @@ def test_skip_answered_to_a_group_pause_skips_the_group(tmp_path: Path) -> None:
     assert done["tasks"] == {"a": "succeeded", "b": "skipped"}
     assert skip_reasons(plan) == {"b": "skipped by a human"}
     assert resume_reasons(plan) == ["answer: skip"]
-    assert (plan.repo / "a.txt").read_text() == "A\n"  # b's breaking change is not kept
-    assert not (plan.repo / "b.txt").exists()
-    assert branch_files(plan)["a.txt"] == "A\n"
+    files = branch_files(plan)
+    assert files["a.txt"] == "A\n"  # b's breaking change is not kept …
+    assert "b.txt" not in files
+    for n in (1, 2):  # … though each of b's attempts is
+        assert git(plan, "show", f"refs/maestro/{plan.sid}/attempts/b/{n}:a.txt") == "simplified\n"
+    assert [c.label for c in plan.state().checkpoints] == ["start", "task a: A"]
     assert "- b: skipped" in plan.report()
+    assert checkout_status(plan) == UNTOUCHED
 
 
 def test_skip_is_refused_at_answer_time_when_the_request_names_no_task_or_group(tmp_path: Path) -> None:
@@ -370,14 +438,17 @@ def test_skip_is_refused_at_answer_time_when_the_request_names_no_task_or_group(
 
 
 def iteration_plan(root: Path) -> Plan:
-    """The tests gate needs fixed.txt, which no agent writes: the session pauses at max_iterations 1."""
+    """The tests gate needs fixed.txt, which no agent writes: the session pauses at max_iterations 1, and the human
+    writes fixed.txt in the session's tree (its integration worktree, kept while it is paused)."""
     config = config_text(backoff=(0.01, 1.0, 0.01), iterations=1, tests="test -f fixed.txt")
     plan = make_plan(root, tasks=[task("a", acceptance=["test -f a.txt"])],
                      script={"a": [{"actions": [write("a.txt", "a\n")]}]}, config=config)  # fmt: skip
     out = plan.run()
     assert out.returncode == 3, out.stderr
     assert plan.status()["decision_request"]["context"]["limit"] == "max_iterations"
-    (plan.repo / "fixed.txt").write_text("by hand\n", encoding="utf-8")  # the human fixes it while paused
+    integration = worktree_dir(plan.repo / ".git", plan.sid, "integration")
+    assert integration.is_dir()  # a paused session keeps its worktrees
+    (integration / "fixed.txt").write_text("by hand\n", encoding="utf-8")  # the human fixes it while paused
     return plan
 
 
@@ -395,23 +466,24 @@ def test_edits_made_while_paused_survive_a_resume_killed_after_its_resume_move(t
 
     done = assert_completed(plan, plan.resume())
     assert done["gates"]["tests"] == "passed"
-    assert (plan.repo / "fixed.txt").read_text() == "by hand\n"
     assert branch_files(plan)["fixed.txt"] == "by hand\n"
     assert "changes made while paused" in [c.label for c in plan.state().checkpoints]
+    assert checkout_status(plan) == UNTOUCHED  # the edit was the session's tree's, never the checkout's
 
 
 # -- 6. a --worktree session killed while writing the index -----------------------------------------------------------
 
 
 def test_a_worktree_session_killed_mid_index_write_can_be_resumed(tmp_path: Path) -> None:
-    """Bug 6: its index.lock (in .git/worktrees/<sid>/) was never cleared: "index.lock exists"."""
+    """Bug 6: its index.lock (now in .git/worktrees/maestro-<sid>-integration/) was never cleared: "index.lock
+    exists"."""
     tasks = [task("a", files=["a.txt"], acceptance=["test -f a.txt"]),
              task("b", deps=["a"], files=["b.txt"], acceptance=["test -f b.txt"])]  # fmt: skip
     script = {"a": [{"actions": [write("a.txt", "a\n")]}], "b": [{"actions": [write("b.txt", "b\n")]}]}
     plan = make_plan(tmp_path, tasks=tasks, script=script, config=FAST)
     killed = drive(plan, *plan.run_args("--worktree"), env={"MAESTRO_KILL_IN": "index", "MAESTRO_KILL_NTH": "1"})
     assert killed.returncode == KILLED, killed.stderr
-    lock = plan.repo / ".git" / "worktrees" / plan.sid / "index.lock"
+    lock = plan.repo / ".git" / "worktrees" / f"maestro-{plan.sid}-integration" / "index.lock"
     assert lock.exists()
     assert not (plan.repo / ".git" / "index.lock").exists()
     time.sleep(2.1)  # older than a live git's lock: the stopped run's
@@ -422,13 +494,20 @@ def test_a_worktree_session_killed_mid_index_write_can_be_resumed(tmp_path: Path
     assert not lock.exists()
     files = branch_files(plan)
     assert (files["a.txt"], files["b.txt"]) == ("a\n", "b\n")
+    assert not (plan.repo / ".git" / "index.lock").exists()  # the user's index was never locked
+    assert checkout_status(plan) == UNTOUCHED
 
 
 # -- 7. handoff from a pause inside a group ---------------------------------------------------------------------------
 
 
-def test_handoff_from_a_pause_inside_a_group_reports_every_task_as_it_is(tmp_path: Path) -> None:
-    """Bug 7: b was reported succeeded, though its work (in an unfinished group) was rolled back; c was missing."""
+def test_handoff_from_a_pause_inside_implementing_keeps_what_merged_and_reports_every_task_as_it_is(
+    tmp_path: Path,
+) -> None:
+    """Bug 7: b was reported succeeded, though its work (in an unfinished group) was rolled back; c was missing.
+
+    Now b's merge is a checkpoint of its own: handed off, b stays succeeded and its work is on the branch; a (its
+    retry never started) and c (never started) are skipped, and the report says so."""
     tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"]),
              task("c", deps=["a", "b"], acceptance=["test -f c.txt"])]  # fmt: skip
     script = {"a": [{"fail": {"kind": "transient", "message": "rate limited"}, "cost_usd": 1.0},
@@ -440,19 +519,23 @@ def test_handoff_from_a_pause_inside_a_group_reports_every_task_as_it_is(tmp_pat
     assert paused.returncode == 3, paused.stderr
     doc = plan.status()
     assert doc["decision_request"]["context"]["limit"] == "budget_usd"
-    assert doc["tasks"]["b"] == "succeeded"  # b finished after a's failure reached the budget: a is not done
+    assert doc["decision_request"]["context"]["mid_group"] is True
+    # b finished (and merged) after a's failure reached the budget; a's retry never started
+    assert doc["tasks"] == {"a": "retrying", "b": "succeeded"}
+    assert [c.label for c in plan.state().checkpoints] == ["start", "task b: B"]
     assert plan.answer("handoff").returncode == 0
 
     done = assert_completed(plan, plan.resume())
-    assert done["tasks"] == {"a": "skipped", "b": "skipped", "c": "skipped"}
-    assert skip_reasons(plan) == dict.fromkeys("abc", "not done: handed off as it stands")
-    assert not (plan.repo / "a.txt").exists()
-    assert not (plan.repo / "b.txt").exists()  # the unfinished group's work is not kept …
+    assert done["tasks"] == {"a": "skipped", "b": "succeeded", "c": "skipped"}
+    assert skip_reasons(plan) == dict.fromkeys("ac", "not done: handed off as it stands")
+    files = branch_files(plan)
+    assert files["b.txt"] == "b\n"  # b's merge is kept …
+    assert "a.txt" not in files and "c.txt" not in files
     report = plan.report()
-    assert "- b: succeeded" not in report  # … so it is not reported done
-    assert "- Tasks completed: 0/3" in report
-    for line in ("- a: skipped (1 attempt)", "- b: skipped (1 attempt)", "- c: skipped (0 attempts)"):
+    assert "- Tasks completed: 1/3" in report  # … and reported done; a and c are reported as they are
+    for line in ("- a: skipped (1 attempt)", "- b: succeeded (1 attempt)", "- c: skipped (0 attempts)"):
         assert line in report.splitlines()
+    assert checkout_status(plan) == UNTOUCHED
 
 
 # -- 8. the parallel budget --------------------------------------------------------------------------------------------
