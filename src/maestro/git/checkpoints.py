@@ -100,6 +100,7 @@ class Checkpointer:
         self._repo: Repo | None = None
         self._staging = Staging(main)
         self._records: dict[int, CheckpointRecord] = {}
+        self._top: int | None = None  # the highest checkpoint number tagged (None: not read yet)
 
     # -- public -------------------------------------------------------------------
     def start(self, *, state: str | None = None) -> CheckpointRecord:
@@ -303,6 +304,9 @@ class Checkpointer:
                     self._main.refs[Ref(self.ref_prefix + f"interrupted-{k}".encode())] = commit
                 self._main.refs.remove_if_equals(Ref(ref), None)
                 gone.append(k)
+        self._top = None
+        for k in gone:
+            self._records.pop(k, None)
         if gone:
             log.warning("session %s: checkpoint(s) %s were made but never recorded: untagged", self.session, gone)
         return sorted(gone)
@@ -334,7 +338,10 @@ class Checkpointer:
         ]
 
     def _next_number(self) -> int:
-        return 1 + max((int(r[len(self.tag_prefix) :]) for r in self._tag_refs()), default=0)
+        """The next checkpoint's number (the refs are read once: one runner per session makes the tags)."""
+        if self._top is None:
+            self._top = max((int(r[len(self.tag_prefix) :]) for r in self._tag_refs()), default=0)
+        return self._top + 1
 
     def _peel(self, ref: bytes) -> ObjectID | None:
         try:
@@ -443,6 +450,7 @@ class Checkpointer:
         t.message = f"maestro checkpoint {n} of session {self.session}{where}: {label}\n".encode()
         self._main.object_store.add_object(t)
         self._main.refs[Ref(self.tag_prefix + str(n).encode())] = t.id
+        self._top = max(n, self._top or 0)
 
     def _make_record(
         self,

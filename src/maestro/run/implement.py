@@ -104,6 +104,7 @@ class Implementer:
         self.registry: Registry | None = None
         self.needs: list[str] = []  # the tasks that gave up (the step ends with ``error``)
         self._pool: WorktreePool | None = None
+        self._shown: ObjectID | None = None  # the commit the integration worktree shows (None: not known)
 
     @property
     def pool(self) -> WorktreePool:
@@ -244,7 +245,18 @@ class Implementer:
             limit=limit,
             budget_left=budget_left,
         )
-        batch.run(self.ready)
+        try:
+            batch.run(self.ready)
+        except Pause:
+            self.show(run.cp.head())  # a human looking at the session's tree during the pause sees its head
+            raise
+        self.show(run.cp.head())  # validation sees the session's tree at its head
+
+    def show(self, commit: ObjectID) -> None:
+        """The integration worktree at ``commit`` (nothing written when it is there already)."""
+        if commit != self._shown:
+            self.run.cp.show(commit)
+            self._shown = commit
 
     def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
         """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread."""
@@ -381,20 +393,21 @@ class Implementer:
             return self.failed(tid, "conflict", f"merge conflict in {paths}", merged.feedback())
         label = f"task {tid}: {task.title}"
         commit = attempt.commit if merged.fast_forward else cp.commit_tree(merged.tree, [head, attempt.commit], label)
-        cp.show(commit)
         earlier = [t for t in run.graph or () if t.id != tid and s.task_state(t.id) == "succeeded"]
+        probes = [t for t in (task, *earlier) if t.acceptance]
+        if probes:  # the integration worktree is brought to the merged tree only when a command runs there
+            self.show(commit)
         found = regression(
             run.workdir,
             [task],
-            [task, *earlier],
+            probes,
             workers=run.config.parallel.max_workers,
             timeout_s=run.runner.agent_timeout_s,
-            deleted=self._deleted(attempt),
+            deleted=self._deleted(attempt) if task.files else [],
             env=run.env_for(run.workdir, whole=True),
         )
         if found is not None:
             line, feedback = found
-            cp.show(head)  # the branch never moved: the integration tree goes back to it
             run.say(line, note=True)
             return self.failed(tid, "regression", _first(feedback), feedback)
         s.fire_task(tid, "succeed")
@@ -441,6 +454,7 @@ class Implementer:
         """The session's tree back at the last checkpoint (what was there is kept in a pre-rollback ref)."""
         run = self.run
         run.cp.rollback(run.last_checkpoint)
+        self._shown = None
         run.say(f"Rolled back to checkpoint {run.last_checkpoint}", note=True)
         return "rolled_back"
 
@@ -467,6 +481,7 @@ class Implementer:
         """
         run, s = self.run, self.run.session
         run.cp.rollback(run.last_checkpoint)
+        self._shown = None
         run.say(f"The tree is back at checkpoint {run.last_checkpoint}", note=True)
         state = s.state
         for tid, tr in self.runs.items():
