@@ -9,8 +9,8 @@ nothing else: the engine's ``recovery`` decision retries it in place (transient 
 backoff), starts an alternative from the current head with the failure as feedback, gives up,
 or pauses.
 
-A succeeded attempt enters the merge queue (in completion order, in the coordinating thread):
-a three-way merge onto the session branch (:mod:`maestro.git.merging`); a conflict is a
+A succeeded attempt enters the merge queue (:mod:`maestro.run.merge_queue`; in completion
+order, in the coordinating thread): a three-way merge onto the session branch; a conflict is a
 ``merge`` decision and the task runs again on the new head with the conflicting hunks as
 feedback.  The merged tree is shown in the session's integration worktree and revalidated
 (the task's acceptance commands and those of the tasks merged before it, each once, several
@@ -30,8 +30,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import attrs
-from dulwich.diff_tree import tree_changes
-from dulwich.objects import Commit, ObjectID
+from dulwich.objects import ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
 from maestro.agents.registry import Registry, discover, overrides_from_config
@@ -39,13 +38,12 @@ from maestro.core.errors import MaestroError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
 from maestro.core.text import first_line
 from maestro.gates.acceptance import AcceptanceResult, acceptance
-from maestro.git.merging import merge_commits
 from maestro.git.worktrees import Worktree, WorktreePool
 from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
+from maestro.run.merge_queue import MergeQueue, Rejected
 from maestro.run.pauses import Pause, guided_tasks
-from maestro.run.regression import regression
 from maestro.run.scheduler import Batch
 
 if TYPE_CHECKING:
@@ -104,7 +102,7 @@ class Implementer:
         self.registry: Registry | None = None
         self.needs: list[str] = []  # the tasks that gave up (the step ends with ``error``)
         self._pool: WorktreePool | None = None
-        self._shown: ObjectID | None = None  # the commit the integration worktree shows (None: not known)
+        self.queue = MergeQueue(run)
 
     @property
     def pool(self) -> WorktreePool:
@@ -248,15 +246,9 @@ class Implementer:
         try:
             batch.run(self.ready)
         except Pause:
-            self.show(run.cp.head())  # a human looking at the session's tree during the pause sees its head
+            self.queue.show(run.cp.head())  # a human looking at the session's tree during the pause sees its head
             raise
-        self.show(run.cp.head())  # validation sees the session's tree at its head
-
-    def show(self, commit: ObjectID) -> None:
-        """The integration worktree at ``commit`` (nothing written when it is there already)."""
-        if commit != self._shown:
-            self.run.cp.show(commit)
-            self._shown = commit
+        self.queue.show(run.cp.head())  # validation sees the session's tree at its head
 
     def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
         """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread."""
@@ -306,7 +298,13 @@ class Implementer:
         s.record(result)
         cost = f", ${result.cost_usd:.4f}" if result.cost_usd else ""
         if result.status == "succeeded" and acc is not None and acc.passed:
-            return self.merge(tid, attempt, f"{result.summary}{cost}")
+            merged = self.queue.merge(self.runs[tid].task, attempt.base, attempt.commit)
+            if isinstance(merged, Rejected):
+                return self.failed(tid, merged.failure_class, merged.summary, merged.feedback)
+            self.runs[tid].done = True
+            self.run.say(f"Task {tid}: succeeded ({result.summary}{cost}); merged as checkpoint {merged.n} "
+                         f"({len(merged.files)} files)")  # fmt: skip
+            return None
         if result.status == "succeeded":  # the agent finished but an acceptance command failed
             assert acc is not None
             output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
@@ -370,66 +368,6 @@ class Implementer:
             )
         return None
 
-    # -- the merge queue ---------------------------------------------------------------------------------------------
-    def merge(self, tid: str, attempt: Attempt, summary: str) -> Pause | None:
-        """Merge a succeeded attempt onto the session branch, revalidate, and make it the next checkpoint."""
-        run, s = self.run, self.run.session
-        cp = run.cp
-        task = self.runs[tid].task
-        head = cp.head()
-        merged = merge_commits(cp.repo, attempt.base, head, attempt.commit)
-        if merged.tree is None:
-            paths = ", ".join(c.path for c in merged.conflicts[:5])
-            run.decide(
-                run.runner.engine.decide(
-                    "merge",
-                    state=s.state,
-                    task=tid,
-                    task_id=tid,
-                    conflicts=tuple(c.path for c in merged.conflicts),
-                    checkpoint=run.last_checkpoint,
-                )
-            )
-            return self.failed(tid, "conflict", f"merge conflict in {paths}", merged.feedback())
-        label = f"task {tid}: {task.title}"
-        commit = attempt.commit if merged.fast_forward else cp.commit_tree(merged.tree, [head, attempt.commit], label)
-        earlier = [t for t in run.graph or () if t.id != tid and s.task_state(t.id) == "succeeded"]
-        probes = [t for t in (task, *earlier) if t.acceptance]
-        if probes:  # the integration worktree is brought to the merged tree only when a command runs there
-            self.show(commit)
-        found = regression(
-            run.workdir,
-            [task],
-            probes,
-            workers=run.config.parallel.max_workers,
-            timeout_s=run.runner.agent_timeout_s,
-            deleted=self._deleted(attempt) if task.files else [],
-            env=run.env_for(run.workdir, whole=True),
-        )
-        if found is not None:
-            line, feedback = found
-            run.say(line, note=True)
-            return self.failed(tid, "regression", _first(feedback), feedback)
-        s.fire_task(tid, "succeed")
-        self.runs[tid].done = True
-        rec = run.record_checkpoint(cp.advance(commit, label, state=s.current))
-        run.say(f"Task {tid}: succeeded ({summary}); merged as checkpoint {rec.n} ({len(rec.files)} files)")
-        return None
-
-    def _deleted(self, attempt: Attempt) -> list[str]:
-        """The files the attempt deleted (from its base to its commit)."""
-        store = self.run.cp.repo.object_store
-        trees = []
-        for sha in (attempt.base, attempt.commit):
-            c = store[sha]
-            assert isinstance(c, Commit)
-            trees.append(c.tree)
-        out = []
-        for ch in tree_changes(store, trees[0], trees[1]):
-            if ch.type == "delete" and ch.old is not None and ch.old.path is not None:
-                out.append(ch.old.path.decode("utf-8", "surrogateescape"))
-        return sorted(out)
-
     # -- recovering, rolling back -----------------------------------------------------------------------------------
     def recover(self) -> str:
         """The engine's ``session_recovery`` decision, carried out: ``rollback``, ``retry`` or ``give_up``."""
@@ -454,7 +392,7 @@ class Implementer:
         """The session's tree back at the last checkpoint (what was there is kept in a pre-rollback ref)."""
         run = self.run
         run.cp.rollback(run.last_checkpoint)
-        self._shown = None
+        self.queue.forget()
         run.say(f"Rolled back to checkpoint {run.last_checkpoint}", note=True)
         return "rolled_back"
 
@@ -481,7 +419,7 @@ class Implementer:
         """
         run, s = self.run, self.run.session
         run.cp.rollback(run.last_checkpoint)
-        self._shown = None
+        self.queue.forget()
         run.say(f"The tree is back at checkpoint {run.last_checkpoint}", note=True)
         state = s.state
         for tid, tr in self.runs.items():

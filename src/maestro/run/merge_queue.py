@@ -1,0 +1,117 @@
+"""The merge queue: a succeeded attempt merged onto the session branch, revalidated, and made the next checkpoint.
+
+Attempts are merged one at a time, in the order they finish, on the coordinating thread:
+
+1. a three-way merge of the attempt's commit onto the branch head, from the base the
+   attempt started at (:func:`maestro.git.merging.merge_commits`, no working tree); a
+   fast-forward when nothing was merged since it started.  Conflicts are a ``merge``
+   decision of the engine, and the attempt is rejected with the conflicting hunks;
+2. the merged tree is revalidated in the session's integration worktree: files the task
+   deleted outside its declared ``files``, then its acceptance commands and those of every
+   task merged before it, each once, several at a time (:mod:`maestro.run.regression`).
+   A failure rejects the attempt: the branch never moved;
+3. the task's ``succeed`` move, then the branch moves to the merge (compare-and-swap) and
+   it is tagged and recorded as the next checkpoint.  A crash between the two is a task
+   that succeeded after the last recorded checkpoint: a resume redoes it.
+
+The integration worktree is brought to a commit only when a command is to run there, and to
+the head before anything else looks at it (:meth:`MergeQueue.show`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import attrs
+from dulwich.diff_tree import tree_changes
+from dulwich.objects import Commit, ObjectID
+
+from maestro.core.records import CheckpointRecord
+from maestro.core.text import first_line
+from maestro.git.merging import merge_commits
+from maestro.plan.tasks import Task
+from maestro.run.regression import regression
+
+if TYPE_CHECKING:
+    from maestro.run.loop import SessionRun
+
+__all__ = ["MergeQueue", "Rejected"]
+
+
+@attrs.frozen
+class Rejected:
+    """An attempt the queue did not merge: ``conflict`` or ``regression``, a summary, and the feedback for a re-run."""
+
+    failure_class: str
+    summary: str
+    feedback: str
+
+
+class MergeQueue:
+    """The merges of one session run."""
+
+    def __init__(self, run: SessionRun) -> None:
+        self.run = run
+        self._shown: ObjectID | None = None  # the commit the integration worktree shows (None: not known)
+
+    def show(self, commit: ObjectID) -> None:
+        """The integration worktree at ``commit`` (nothing written when it is there already)."""
+        if commit != self._shown:
+            self.run.cp.show(commit)
+            self._shown = commit
+
+    def forget(self) -> None:
+        """The integration worktree was moved behind the queue's back (a rollback): show again next time."""
+        self._shown = None
+
+    def merge(self, task: Task, base: ObjectID, commit: ObjectID) -> CheckpointRecord | Rejected:
+        """Merge an attempt's ``commit`` (made on ``base``) for ``task``: its checkpoint, or why it was rejected."""
+        run, s = self.run, self.run.session
+        cp = run.cp
+        head = cp.head()
+        merged = merge_commits(cp.repo, base, head, commit)
+        if merged.tree is None:
+            paths = tuple(c.path for c in merged.conflicts)
+            run.decide(
+                run.runner.engine.decide(
+                    "merge", state=s.state, task=task.id, task_id=task.id, conflicts=paths,
+                    checkpoint=run.last_checkpoint,
+                )
+            )  # fmt: skip
+            return Rejected("conflict", f"merge conflict in {', '.join(paths[:5])}", merged.feedback())
+        label = f"task {task.id}: {task.title}"
+        if not merged.fast_forward:
+            commit = cp.commit_tree(merged.tree, [head, commit], label)
+        earlier = [t for t in run.graph or () if t.id != task.id and s.task_state(t.id) == "succeeded"]
+        probes = [t for t in (task, *earlier) if t.acceptance]
+        if probes:  # the integration worktree is brought to the merged tree only when a command runs there
+            self.show(commit)
+        found = regression(
+            run.workdir,
+            [task],
+            probes,
+            workers=run.config.parallel.max_workers,
+            timeout_s=run.runner.agent_timeout_s,
+            deleted=self._deleted(base, commit) if task.files else [],
+            env=run.env_for(run.workdir, whole=True),
+        )
+        if found is not None:
+            line, feedback = found
+            run.say(line, note=True)
+            return Rejected("regression", first_line(feedback, limit=200) or feedback[:200], feedback)
+        s.fire_task(task.id, "succeed")
+        return run.record_checkpoint(cp.advance(commit, label, state=s.current))
+
+    def _deleted(self, base: ObjectID, commit: ObjectID) -> list[str]:
+        """The files deleted from ``base`` to ``commit``."""
+        store = self.run.cp.repo.object_store
+        trees = []
+        for sha in (base, commit):
+            c = store[sha]
+            assert isinstance(c, Commit)
+            trees.append(c.tree)
+        out = []
+        for ch in tree_changes(store, trees[0], trees[1]):
+            if ch.type == "delete" and ch.old is not None and ch.old.path is not None:
+                out.append(ch.old.path.decode("utf-8", "surrogateescape"))
+        return sorted(out)
