@@ -101,7 +101,7 @@ def checkout_status(plan: Plan) -> tuple[str, str, list[str]]:
     return git(plan, "symbolic-ref", "HEAD").strip(), git(plan, "log", "--format=%s", "HEAD"), changed
 
 
-UNTOUCHED = ("refs/heads/master", "base\n", [])
+UNTOUCHED: tuple[str, str, list[str]] = ("refs/heads/master", "base\n", [])
 
 
 def ts(event: Event) -> float:

@@ -137,7 +137,7 @@ def checkout(repo: Path) -> tuple[str, str, list[str]]:
     return git(repo, "symbolic-ref", "HEAD").stdout.strip(), git(repo, "log", "--format=%s", "HEAD").stdout, changed
 
 
-UNTOUCHED = ("refs/heads/master", "base\n", [])
+UNTOUCHED: tuple[str, str, list[str]] = ("refs/heads/master", "base\n", [])
 
 
 # -- 1. a pause while a task fails: before its alternative starts, after the running attempts merged ------------------
