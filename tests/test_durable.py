@@ -595,7 +595,7 @@ def test_time_limit_pauses_and_resume_with_more_minutes_completes(tmp_path: Path
 
 
 def budget_tasks(bar: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """a and b in one parallel group (each waits for the other to have started), each costing $0.60; c after."""
+    """a and b run at once (each waits for the other to have started), each costing $0.60; c after both."""
     tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"]),
              task("c", deps=["a", "b"], acceptance=["test -f c.txt"])]  # fmt: skip
     script = {
@@ -708,8 +708,9 @@ def budget_paused(tmp_path: Path) -> tuple[maestro.Store, Runner, Recorder, str]
     return store, runner, agent, out.session_id
 
 
-# A limit reached as the last agent of a group finishes: the group ends with its checkpoint first (these two
-# tests were strict xfails until the runner checked limits only before a new attempt starts).
+# A limit reached as the last running agents finish: they are merged (a checkpoint each) before the pause, so
+# nothing paid for is redone (these two tests were strict xfails until the runner checked limits only before a
+# new attempt starts).
 
 
 def test_raising_the_budget_does_not_redo_the_work_it_paused_after(tmp_path: Path) -> None:

@@ -302,7 +302,7 @@ def test_replay_last_replays_the_latest_session(redone: Plan) -> None:
 
 @pytest.fixture(scope="module")
 def redone_b(tmp_path_factory: pytest.TempPathFactory, ab_baseline: Baseline) -> tuple[Plan, str]:
-    """The a-then-b session killed right after b's agent call was recorded (a's group checkpointed), resumed.
+    """The a-then-b session killed right after b's agent call was recorded (a merged: checkpoint 1), resumed.
 
     Returns the plan and what the resume printed.
     """
@@ -312,7 +312,7 @@ def redone_b(tmp_path_factory: pytest.TempPathFactory, ab_baseline: Baseline) ->
     out = plan.resume()
     assert_completed(plan, out)
     (rewind,) = [e for e in plan.events() if e.kind == "rewind"]
-    assert rewind.data["checkpoint"] == 1  # back to the end of a's group: a is not redone
+    assert rewind.data["checkpoint"] == 1  # back to a's merge: a is not redone
     return plan, out.stdout
 
 
@@ -364,7 +364,7 @@ def test_the_report_cost_counts_the_calls_a_crash_resume_redid(redone: Plan) -> 
     assert "- Agent calls: 2; cost: $2.7000" in redone.report().splitlines()
 
 
-# -- 4. skip on a group's pause, and a skip with nothing to skip ------------------------------------------------------
+# -- 4. skip on a task's keeps-breaking pause (a group's before), and a skip with nothing to skip --------------------
 
 
 def test_skip_answered_to_a_task_that_keeps_breaking_earlier_work_skips_it(tmp_path: Path) -> None:
@@ -498,7 +498,7 @@ def test_a_worktree_session_killed_mid_index_write_can_be_resumed(tmp_path: Path
     assert checkout_status(plan) == UNTOUCHED
 
 
-# -- 7. handoff from a pause inside a group ---------------------------------------------------------------------------
+# -- 7. handoff from a pause inside implementing (inside a group before) --------------------------------------------
 
 
 def test_handoff_from_a_pause_inside_implementing_keeps_what_merged_and_reports_every_task_as_it_is(
