@@ -29,9 +29,10 @@ rotating) after one warm-up round each (creations aside),
    change, both ways.  The pooled worktree is idle between moves (nothing but
    maestro wrote there): on Linux its watch (inotify) says so, and a move writes
    the files that differ without scanning the worktree.  Target: at most 1.2x.
-2. ``move_scanning[mixed]`` (information) — the same moves by a pool made with
-   ``watch=False``: every move scans the worktree first (stat data), as every
-   move does where inotify is missing or after anything happened there.
+2. ``move_scanning[mixed]`` (information) — the same moves of the same worktree
+   opened by a pool made with ``watch=False``: every move scans the worktree
+   first (stat data), as every move does where inotify is missing or after
+   anything happened there.
 3. ``first_move[mixed]`` (information) — a new ``WorktreePool`` (another
    process, say) opening the worktree on disk and moving it: the first move
    reads the index, starts the watch and scans.  Against the same git checkout.
@@ -274,11 +275,10 @@ def bench_size(where: Path, files: int, move_rounds: int, create_rounds: int) ->
         rows.append(Row(f"move[{shape}]", files, "git_checkout_f_detach", t["maestro"], t["git"], MOVE_TARGET))
 
     # 2. The same with the watch off: every move scans the worktree (information).
-    scanning = WorktreePool(repo, SESSION + "-scan", watch=False)
-    swt = scanning.acquire(base)
-    t = timed_moves(swt, git_wt, base, shapes["mixed"], move_rounds)
+    swt = WorktreePool(repo, SESSION, watch=False).existing()[0]  # the same worktree, opened without a watch
+    t = timed_moves(swt, git_wt, base, shapes["mixed"], move_rounds)  # (its first move, the index read: warm-up)
     rows.append(Row("move_scanning[mixed]", files, "git_checkout_f_detach", t["maestro"], t["git"]))
-    scanning.remove_all()
+    swt.close()
 
     # 3. The first move of a worktree another pool opens (information).
     reopened: dict[str, WorktreePool] = {}
