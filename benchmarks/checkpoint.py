@@ -37,6 +37,11 @@ files each:
     capture, a rollback to the capture before (``cp.rollback(n)``; for git
     ``git reset -q --hard HEAD~1`` and ``git clean -fdq``); then timed: the
     capture of a new mixed change made right after the rollback.
+``after_reset``
+    the same, but both rollbacks are git's (``git reset -q --hard HEAD~1``,
+    ``git clean -fdq``): maestro's index was rewritten by another process,
+    so its capture reads the index again, as a ``Checkpointer`` made for one
+    capture (or whose worktree another one moved) would.
 
 Target: maestro median / git median at most 1.2x for every shape at every
 size (issue 14).  For information, the ratio of CPU times (medians; this
@@ -94,7 +99,7 @@ DIRS_PER_PACKAGE = 10  # folders a top-level package: src/p<k>/m<j>/f<i>.py
 VENV_FILES = 500  # ignored files already there, under .venv/
 EXTRA_MODIFIED = 10  # the tracked files the `ignored` shape also modifies
 
-SHAPES = ("modify", "add_folders", "delete", "rename", "ignored", "after_rollback")
+SHAPES = ("modify", "add_folders", "delete", "rename", "ignored", "after_rollback", "after_reset")
 SIZES = (10_000, 50_000)
 QUICK_SIZES = (10_000,)
 ROUNDS = {10_000: 7, 50_000: 5}
@@ -298,6 +303,11 @@ class Subject:
     def undo_last(self) -> None:
         raise NotImplementedError
 
+    def reset_last(self) -> None:
+        """Undo the last capture with the git CLI: ``git reset --hard HEAD~1``, ``git clean -fd``."""
+        git(self.tree.root, "reset", "-q", "--hard", "HEAD~1")
+        git(self.tree.root, "clean", "-fdq")
+
     def head_tree(self) -> str:
         raise NotImplementedError
 
@@ -323,6 +333,10 @@ class Maestro(Subject):
     def undo_last(self) -> None:
         self.numbers.pop()
         self.cp.rollback(self.numbers[-1])
+
+    def reset_last(self) -> None:
+        self.numbers.pop()
+        super().reset_last()
 
     def head_tree(self) -> str:
         return git(self.repo, "rev-parse", f"refs/heads/maestro/{SESSION}^{{tree}}").stdout.decode().strip()
@@ -367,6 +381,7 @@ def change_for(shape: str, c: int) -> Callable[[Tree], None]:
         "rename": lambda t: t.rename(c),
         "ignored": lambda t: t.ignored(c),
         "after_rollback": lambda t: t.mixed(c),
+        "after_reset": lambda t: t.mixed(c),
     }[shape]
 
 
@@ -376,11 +391,14 @@ def bench_shape(sides: dict[str, Subject], shape: str, files: int, c: int, round
 
     def before(name: str) -> None:
         side = sides[name]
-        if shape == "after_rollback":
+        if shape in ("after_rollback", "after_reset"):
             saved = list(side.tree.live)
             change(side.tree)
             side.capture("before the rollback")
-            side.undo_last()
+            if shape == "after_rollback":
+                side.undo_last()
+            else:
+                side.reset_last()
             side.tree.live = saved
         change(side.tree)
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import shutil
 import stat
+import subprocess
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -27,8 +28,8 @@ from dulwich.repo import Repo
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from maestro import Checkpointer
-from maestro.git.index import GitIndex, Objects
+from maestro import Checkpointer, CheckpointError
+from maestro.git.index import GitIndex, Objects, signature
 from maestro.git.staging import Staging
 from tests.support.checkpoints import (
     SID,
@@ -371,3 +372,79 @@ def test_the_walk_ignores_what_git_add_all_ignores(
             assert staging.apply(staging.scan(), write_index=False).decode() == want
         finally:
             repo.close()
+
+
+# =====================================================================================
+# reading the index: dulwich's entries, git's cache tree where it is valid
+# =====================================================================================
+
+
+def _dulwich_entries(r: Path) -> dict[bytes, object]:
+    repo = Repo(str(r))
+    try:
+        return dict(repo.open_index().items())
+    finally:
+        repo.close()
+
+
+def test_the_index_read_holds_the_entries_dulwich_reads(tree: Path) -> None:
+    git(tree, "update-index", "--skip-worktree", "README.md")  # an extended flag: version 3
+    want = _dulwich_entries(tree)
+    repo = Repo(str(tree))
+    try:
+        index = GitIndex.read(repo)
+        assert set(index.entries) == set(want)
+        assert {p: index.entries[p] for p in want} == want
+        assert index.kept == {b"README.md"}
+        assert index.signature == signature(repo.index_path())
+    finally:
+        repo.close()
+
+
+def test_the_cache_tree_git_wrote_is_taken_where_valid(tree: Path) -> None:
+    """After a commit git's cache tree is whole; a `git add` invalidates the folders above the file it adds."""
+    repo = Repo(str(tree))
+    try:
+        whole = GitIndex.read(repo)
+        assert whole._trees.get(b"", b"").decode() == rev(tree, "HEAD^{tree}")  # taken: no tree built
+        assert whole.tree(Objects(repo.object_store)).decode() == rev(tree, "HEAD^{tree}")
+        put(tree, "src/p1/m2/f0.py", "changed\n")
+        put(tree, "src/p1/m2/new.py", "new\n")
+        git(tree, "add", "src/p1/m2")
+        partial = GitIndex.read(repo)
+        assert b"" not in partial._trees and b"src/p1/m2" not in partial._trees
+        assert b"src/p0" in partial._trees and b"src/p1/m1" in partial._trees
+        assert partial.tree(Objects(repo.object_store)).decode() == git(tree, "write-tree")
+        partial._trees.clear()  # and built from the entries alone: the same tree
+        assert partial.tree(Objects(repo.object_store)).decode() == git(tree, "write-tree")
+    finally:
+        repo.close()
+
+
+def test_an_index_with_unmerged_paths_is_refused(tree: Path) -> None:
+    git(tree, "checkout", "-q", "-b", "other")
+    put(tree, "README.md", "theirs\n")
+    git(tree, "commit", "-q", "-am", "theirs")
+    git(tree, "checkout", "-q", "master")
+    put(tree, "README.md", "ours\n")
+    git(tree, "commit", "-q", "-am", "ours")
+    subprocess.run(["git", "merge", "-q", "other"], cwd=tree, capture_output=True)  # a conflict: exit 1
+    repo = Repo(str(tree))
+    try:
+        with pytest.raises(CheckpointError, match=r"unmerged paths \(README\.md"):
+            GitIndex.read(repo)
+    finally:
+        repo.close()
+
+
+def test_a_corrupt_index_is_refused(tree: Path) -> None:
+    index = tree / ".git" / "index"
+    data = bytearray(index.read_bytes())
+    data[100] ^= 0xFF
+    index.write_bytes(bytes(data))
+    repo = Repo(str(tree))
+    try:
+        with pytest.raises(CheckpointError, match="bad checksum"):
+            GitIndex.read(repo)
+    finally:
+        repo.close()

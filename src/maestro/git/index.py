@@ -45,6 +45,7 @@ _MASK = 0xFFFFFFFF
 _NAME_MASK = 0xFFF
 _EXTENDED = 0x4000
 _SKIP_WORKTREE = 0x4000  # in the extended flags
+_STAGE = 0x3000  # a merge stage: an unmerged path
 _GITLINK = 0o160000
 
 
@@ -219,24 +220,73 @@ class _Overlay:
         self.pending: dict[bytes, tuple[ObjectID, bytes, list[bytes]]] = {}  # every tree made: id, body, subtrees made
 
 
+class _Entries(Mapping[bytes, IndexEntry]):
+    """The index's entries by path, decoded from their serialized bytes when first asked for."""
+
+    __slots__ = ("_decoded", "_raw")
+
+    def __init__(self, raw: dict[bytes, bytes], decoded: dict[bytes, IndexEntry]) -> None:
+        self._raw = raw
+        self._decoded = decoded
+
+    def __getitem__(self, path: bytes) -> IndexEntry:
+        e = self._decoded.get(path)
+        if e is None:
+            e = self._decoded[path] = _decode(self._raw[path])
+        return e
+
+    def __contains__(self, path: object) -> bool:
+        return path in self._raw
+
+    def __len__(self) -> int:
+        return len(self._raw)
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._raw)
+
+
 class GitIndex:
-    """A repository's index: entries by path, kept sorted, written back incrementally."""
+    """A repository's index: entries by path, kept sorted, written back incrementally.
+
+    ``entries`` maps a path to its :class:`~dulwich.index.IndexEntry` (decoded
+    when first asked for: reading an index builds none), ``dirs`` a folder to
+    the stat keys of its files by name (what a walk looks up).
+    """
 
     def __init__(self, path: str, entries: Iterable[tuple[bytes, IndexEntry]]) -> None:
-        self.path = path
-        self.entries: dict[bytes, IndexEntry] = {}
-        self.dirs: dict[bytes, dict[bytes, StatKey]] = {}  # folder -> name -> stat key: what a walk looks up
-        self._raw: dict[bytes, bytes] = {}
+        raw: dict[bytes, bytes] = {}
+        decoded: dict[bytes, IndexEntry] = {}
+        dirs: dict[bytes, dict[bytes, StatKey]] = {}
+        kept: builtins.set[bytes] = builtins.set()
         for p, e in entries:
-            self.entries[p] = e
+            raw[p] = serialize(p, e)
+            decoded[p] = e
             d, _, name = p.rpartition(b"/")
-            self.dirs.setdefault(d, {})[name] = _entry_key(e)
-            self._raw[p] = serialize(p, e)
-        self._order = sorted(self.entries)
+            dirs.setdefault(d, {})[name] = _entry_key(e)
+            if _kept(e):
+                kept.add(p)
+        self._setup(path, raw=raw, decoded=decoded, dirs=dirs, kept=kept, sig=_signature(path))
+
+    def _setup(
+        self,
+        path: str,
+        *,
+        raw: dict[bytes, bytes],
+        decoded: dict[bytes, IndexEntry],
+        dirs: dict[bytes, dict[bytes, StatKey]],
+        kept: builtins.set[bytes],
+        sig: tuple[int, int, int] | None,
+    ) -> None:
+        self.path = path
+        self._raw = raw
+        self._decoded = decoded
+        self.entries: Mapping[bytes, IndexEntry] = _Entries(raw, decoded)
+        self.dirs = dirs
+        self._order = sorted(raw)
         # Entries a walk must leave as they are: submodules (gitlinks) and skip-worktree paths.
-        self.kept: set[bytes] = {p for p, e in self.entries.items() if _kept(e)}
-        self._extended = any(e.extended_flags for e in self.entries.values())
-        self.signature = _signature(path)
+        self.kept = kept
+        self._extended = any(r[60] & 0x40 for r in raw.values()) if raw else False  # the flags' extended bit
+        self.signature = sig
         # The cache tree: each folder's subfolders (those holding entries), and the tree of each folder whose
         # tree is known (a folder's tree known means its subfolders' trees are known too).
         self._subdirs: dict[bytes, builtins.set[bytes]] = {b"": builtins.set()}
@@ -246,6 +296,34 @@ class GitIndex:
 
     @classmethod
     def read(cls, repo: Repo) -> GitIndex:
+        """The index of ``repo``'s working tree (empty if there is none yet).
+
+        Versions 2 and 3 are parsed here, the checksum checked, the entries kept
+        as their bytes, and git's cache tree (the ``TREE`` extension) taken for
+        the folders it says are valid; others (version 4, a split or sparse
+        index) are read by dulwich.
+        """
+        path = repo.index_path()
+        try:
+            with open(path, "rb") as fh:
+                st = os.fstat(fh.fileno())
+                data = fh.read()
+        except FileNotFoundError:
+            return cls(path, ())
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot read the index: {exc.strerror or exc}") from exc
+        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        parsed = _parse(path, data)
+        if parsed is None:
+            return cls._read_with_dulwich(repo)
+        index = cls.__new__(cls)
+        index._setup(path, raw=parsed.raw, decoded={}, dirs=parsed.dirs, kept=parsed.kept, sig=sig)
+        if parsed.cache_tree:
+            index._take_cache_tree(parsed.cache_tree)
+        return index
+
+    @classmethod
+    def _read_with_dulwich(cls, repo: Repo) -> GitIndex:
         path = repo.index_path()
         try:
             index = repo.open_index()
@@ -257,6 +335,24 @@ class GitIndex:
             raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(unmerged[0])} …): resolve them first")
         return cls(path, ((p, e) for p, e in items if isinstance(e, IndexEntry)))
 
+    def _take_cache_tree(self, cache_tree: dict[bytes, tuple[int, ObjectID]]) -> None:
+        """Take git's trees of the folders whose entry count is right and whose subfolders' trees are taken too."""
+        counts: dict[bytes, int] = {}
+
+        def count(d: bytes) -> int:
+            prefix = d + b"/" if d else b""
+            n = len(self.dirs.get(d, ())) + sum(count(prefix + k) for k in self._subdirs.get(d, ()))
+            counts[d] = n
+            return n
+
+        count(b"")
+        taken = {d: tree for d, (n, tree) in cache_tree.items() if counts.get(d) == n}
+        for d in sorted(taken, key=lambda f: -f.count(b"/") - bool(f)):  # the deepest first
+            prefix = d + b"/" if d else b""
+            if any(prefix + k not in taken for k in self._subdirs.get(d, ())):
+                del taken[d]
+        self._trees.update(taken)
+
     def __contains__(self, path: bytes) -> bool:
         return path in self.entries
 
@@ -266,11 +362,18 @@ class GitIndex:
     def paths(self) -> Iterator[bytes]:
         return iter(self._order)
 
+    def folders(self) -> builtins.set[bytes]:
+        """Every folder holding an entry, at any depth (the top, ``b""``, left out)."""
+        out = builtins.set(self.dirs)
+        out.update(self._subdirs)
+        out.discard(b"")
+        return out
+
     def set(self, path: bytes, entry: IndexEntry) -> None:
         old = self.entries.get(path)
         if old is None:
             bisect.insort(self._order, path)
-        self.entries[path] = entry
+        self._decoded[path] = entry
         d, _, name = path.rpartition(b"/")
         names = self.dirs.get(d)
         if names is None:
@@ -287,8 +390,9 @@ class GitIndex:
             self._forget_trees(d)
 
     def remove(self, path: bytes) -> None:
-        if self.entries.pop(path, None) is None:
+        if path not in self._raw:
             return
+        self._decoded.pop(path, None)
         d, _, name = path.rpartition(b"/")
         names = self.dirs[d]
         del names[name]
@@ -391,12 +495,12 @@ class GitIndex:
         over = job.by_dir.get(d) if changed else None
         names = self.dirs.get(d)
         if names:
-            entries, raw = self.entries, self._raw
+            raw = self._raw
             for name in names:
                 if over is not None and name in over:
                     continue
-                path = prefix + name
-                lines.append((name, b"%o %s\0%s" % (entries[path].mode, name, raw[path][40:60])))
+                r = raw[prefix + name]
+                lines.append((name, b"%o %s\0%s" % (int.from_bytes(r[24:28], "big"), name, r[40:60])))
         if over:
             for name, change in over.items():
                 if change is not None:
@@ -436,6 +540,100 @@ class GitIndex:
         for kid in kids:
             self._write_trees(kid, job, objects)
         objects.write(b"tree", tree, body)
+
+
+def _decode(r: bytes) -> IndexEntry:
+    """An entry from its serialized bytes (version 2 or 3)."""
+    cs, cn, ms, mn, dev, ino, mode, uid, gid, size, sha, flags = _HEAD.unpack_from(r)
+    ext = int.from_bytes(r[62:64], "big") if flags & _EXTENDED else 0
+    sha_hex = ObjectID(sha.hex().encode())
+    return IndexEntry((cs, cn), (ms, mn), dev, ino, mode, uid, gid, size, sha_hex, flags & ~_NAME_MASK, ext)
+
+
+class _Parsed(NamedTuple):
+    raw: dict[bytes, bytes]  # each entry's bytes, by path
+    dirs: dict[bytes, dict[bytes, StatKey]]
+    kept: builtins.set[bytes]
+    cache_tree: dict[bytes, tuple[int, ObjectID]]  # git's: folder -> entry count, tree (the valid ones)
+
+
+def _parse(path: str, data: bytes) -> _Parsed | None:
+    """An index file of version 2 or 3: its entries' bytes by path, the stat keys by folder, the kept paths and
+    git's cache tree (folder -> entry count, tree); None for what dulwich must read (version 4, split, sparse)."""
+    if len(data) < 32 or data[:4] != b"DIRC":
+        raise CheckpointError(f"{path}: cannot read the index: not an index file")
+    version, count = struct.unpack_from(">LL", data, 4)
+    if version not in (2, 3):
+        return None
+    if hashlib.sha1(memoryview(data)[:-20], usedforsecurity=False).digest() != data[-20:]:
+        raise CheckpointError(f"{path}: cannot read the index: bad checksum")
+    raw: dict[bytes, bytes] = {}
+    dirs: dict[bytes, dict[bytes, StatKey]] = {}
+    kept: builtins.set[bytes] = builtins.set()
+    unpack, new, bits_of = _HEAD.unpack_from, tuple.__new__, _BITS_OF
+    off, end_of_entries = 12, len(data) - 20
+    for _ in range(count):
+        cs, cn, ms, mn, _dev, ino, mode, _uid, _gid, size, _sha, flags = unpack(data, off)
+        p = off + 62
+        ext = 0
+        if flags & _EXTENDED:
+            ext = int.from_bytes(data[p : p + 2], "big")
+            p += 2
+        n = flags & _NAME_MASK
+        end = data.index(b"\0", p) if n == _NAME_MASK else p + n
+        name = data[p:end]
+        nxt = off + (end - off) // 8 * 8 + 8
+        if flags & _STAGE or nxt > end_of_entries:
+            if flags & _STAGE:
+                raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(name)} …): resolve them first")
+            raise CheckpointError(f"{path}: cannot read the index: truncated")
+        raw[name] = data[off:nxt]
+        d, _, base = name.rpartition(b"/")
+        names = dirs.get(d)
+        if names is None:
+            names = dirs[d] = {}
+        names[base] = new(StatKey, (size, ms * 1_000_000_000 + mn, cs * 1_000_000_000 + cn, ino, bits_of.get(mode, -1)))
+        if mode == _GITLINK or ext & _SKIP_WORKTREE:
+            kept.add(name)
+        off = nxt
+    cache_tree: dict[bytes, tuple[int, ObjectID]] = {}
+    while off + 8 <= end_of_entries:
+        sig, size = data[off : off + 4], int.from_bytes(data[off + 4 : off + 8], "big")
+        body = data[off + 8 : off + 8 + size]
+        if sig in (b"link", b"sdir"):
+            return None  # a split or sparse index: dulwich's to read (or refuse)
+        if sig == b"TREE":
+            cache_tree = _cache_tree(body)
+        off += 8 + size
+    return _Parsed(raw, dirs, kept, cache_tree)
+
+
+def _cache_tree(body: bytes) -> dict[bytes, tuple[int, ObjectID]]:
+    """git's cache tree: each folder with a valid tree, its entry count and tree (an unreadable one: nothing)."""
+    out: dict[bytes, tuple[int, ObjectID]] = {}
+    pos = 0
+
+    def one(parent: bytes | None) -> None:
+        nonlocal pos
+        nul = body.index(b"\0", pos)
+        name = body[pos:nul]
+        lf = body.index(b"\n", nul)
+        entries, subtrees = (int(x) for x in body[nul + 1 : lf].split(b" "))
+        pos = lf + 1
+        folder = name if parent is None or not parent else parent + b"/" + name
+        if parent is None:
+            folder = b""
+        if entries >= 0:
+            out[folder] = (entries, ObjectID(body[pos : pos + 20].hex().encode()))
+            pos += 20
+        for _ in range(subtrees):
+            one(folder)
+
+    try:
+        one(None)
+    except (ValueError, IndexError, RecursionError):
+        return {}
+    return out
 
 
 def _kept(e: IndexEntry) -> bool:

@@ -134,10 +134,16 @@ class Staging:
         fresh = held is not None and held.path == repo.index_path() and held.signature is not None
         if fresh and held is not None and held.signature == signature(held.path):
             return
-        self.index = GitIndex.read(repo)
-        self.tree = self.index.tree(self._objects)  # once per Staging (or after a foreign write)
-        self._tracked_dirs = set()
-        self._track(self.index.paths())
+        index = GitIndex.read(repo)
+        self.adopt(repo, index, index.tree(self._objects))  # once per Staging (or after a foreign write)
+
+    def adopt(self, repo: Repo, index: GitIndex, tree: ObjectID) -> None:
+        """Work on ``repo``'s working tree with ``index`` (as on disk, standing for ``tree``): what :meth:`load`
+        does once it has read the index, for a caller that has just written one (a new worktree)."""
+        self.repo = repo
+        self.index = index
+        self.tree = tree
+        self._tracked_dirs = index.folders()
         self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
 
     def _track(self, paths: Iterable[bytes]) -> None:
@@ -433,8 +439,7 @@ class Staging:
             assert isinstance(blob, Blob)
             st = build_file_from_blob(blob, new.mode, full)
             index.set(new.path, index_entry_from_stat(st, new.sha, new.mode))
-        self._tracked_dirs = set()
-        self._track(index.paths())
+        self._tracked_dirs = index.folders()
 
 
 def _as_is(data: bytes, _path: bytes) -> bytes:
