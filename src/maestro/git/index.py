@@ -41,6 +41,7 @@ __all__ = ["MODE_BITS", "Change", "GitIndex", "Objects", "StatKey", "file_mode",
 Change = tuple[int, ObjectID] | None
 
 _HEAD = struct.Struct(">10L20sH")
+_STAT_FIELDS = struct.Struct(">LLLL4xLL8xL20xH")  # of _HEAD: ctime, mtime, ino, mode, size, flags
 _MASK = 0xFFFFFFFF
 _NAME_MASK = 0xFFF
 _EXTENDED = 0x4000
@@ -49,18 +50,10 @@ _STAGE = 0x3000  # a merge stage: an unmerged path
 _GITLINK = 0o160000
 
 
-class StatKey(NamedTuple):
-    """What must match between an index entry and ``lstat`` for the content to be trusted.
-
-    ``mode_bits`` is ``st_mode & MODE_BITS`` as it must be: the file type and the
-    owner's execute bit, all that git records of a mode.
-    """
-
-    size: int
-    mtime_ns: int
-    ctime_ns: int
-    ino: int
-    mode_bits: int
+#: What must match between an index entry and ``lstat`` for the content to be trusted: size, mtime_ns,
+#: ctime_ns, ino and mode bits (``st_mode & MODE_BITS``: the file type and the owner's execute bit, all
+#: that git records of a mode).  A plain tuple: an index of 50,000 entries makes 50,000 of them.
+StatKey = tuple[int, int, int, int, int]
 
 
 MODE_BITS = 0o170100
@@ -81,11 +74,11 @@ def file_mode(st_mode: int) -> int:
 
 
 def stat_key(st: os.stat_result) -> StatKey:
-    return StatKey(st.st_size & _MASK, st.st_mtime_ns, st.st_ctime_ns, st.st_ino & _MASK, st.st_mode & MODE_BITS)
+    return (st.st_size & _MASK, st.st_mtime_ns, st.st_ctime_ns, st.st_ino & _MASK, st.st_mode & MODE_BITS)
 
 
 def _entry_key(e: IndexEntry) -> StatKey:
-    return StatKey(e.size & _MASK, _ns(e.mtime), _ns(e.ctime), e.ino & _MASK, _BITS_OF.get(e.mode, -1))
+    return (e.size & _MASK, _ns(e.mtime), _ns(e.ctime), e.ino & _MASK, _BITS_OF.get(e.mode, -1))
 
 
 def _split(t: int | float | tuple[int, int]) -> tuple[int, int]:
@@ -258,6 +251,7 @@ class GitIndex:
         decoded: dict[bytes, IndexEntry] = {}
         dirs: dict[bytes, dict[bytes, StatKey]] = {}
         kept: builtins.set[bytes] = builtins.set()
+        extended = False
         for p, e in entries:
             raw[p] = serialize(p, e)
             decoded[p] = e
@@ -265,27 +259,22 @@ class GitIndex:
             dirs.setdefault(d, {})[name] = _entry_key(e)
             if _kept(e):
                 kept.add(p)
-        self._setup(path, raw=raw, decoded=decoded, dirs=dirs, kept=kept, sig=_signature(path))
+            extended = extended or bool(e.extended_flags)
+        parsed = _Parsed(raw, dirs, kept, extended, {})
+        self._setup(path, parsed, decoded=decoded, sig=_signature(path))
 
     def _setup(
-        self,
-        path: str,
-        *,
-        raw: dict[bytes, bytes],
-        decoded: dict[bytes, IndexEntry],
-        dirs: dict[bytes, dict[bytes, StatKey]],
-        kept: builtins.set[bytes],
-        sig: tuple[int, int, int] | None,
+        self, path: str, parsed: _Parsed, *, decoded: dict[bytes, IndexEntry], sig: tuple[int, int, int] | None
     ) -> None:
         self.path = path
-        self._raw = raw
+        self._raw = parsed.raw
         self._decoded = decoded
-        self.entries: Mapping[bytes, IndexEntry] = _Entries(raw, decoded)
-        self.dirs = dirs
-        self._order = sorted(raw)
+        self.entries: Mapping[bytes, IndexEntry] = _Entries(parsed.raw, decoded)
+        self.dirs = parsed.dirs
+        self._order = sorted(parsed.raw)
         # Entries a walk must leave as they are: submodules (gitlinks) and skip-worktree paths.
-        self.kept = kept
-        self._extended = any(r[60] & 0x40 for r in raw.values()) if raw else False  # the flags' extended bit
+        self.kept = parsed.kept
+        self._extended = parsed.extended
         self.signature = sig
         # The cache tree: each folder's subfolders (those holding entries), and the tree of each folder whose
         # tree is known (a folder's tree known means its subfolders' trees are known too).
@@ -317,7 +306,7 @@ class GitIndex:
         if parsed is None:
             return cls._read_with_dulwich(repo)
         index = cls.__new__(cls)
-        index._setup(path, raw=parsed.raw, decoded={}, dirs=parsed.dirs, kept=parsed.kept, sig=sig)
+        index._setup(path, parsed, decoded={}, sig=sig)
         if parsed.cache_tree:
             index._take_cache_tree(parsed.cache_tree)
         return index
@@ -554,6 +543,7 @@ class _Parsed(NamedTuple):
     raw: dict[bytes, bytes]  # each entry's bytes, by path
     dirs: dict[bytes, dict[bytes, StatKey]]
     kept: builtins.set[bytes]
+    extended: bool  # an entry has extended flags: the index is written as version 3
     cache_tree: dict[bytes, tuple[int, ObjectID]]  # git's: folder -> entry count, tree (the valid ones)
 
 
@@ -570,15 +560,17 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
     raw: dict[bytes, bytes] = {}
     dirs: dict[bytes, dict[bytes, StatKey]] = {}
     kept: builtins.set[bytes] = builtins.set()
-    unpack, new, bits_of = _HEAD.unpack_from, tuple.__new__, _BITS_OF
+    unpack, bits_of = _STAT_FIELDS.unpack_from, _BITS_OF
     off, end_of_entries = 12, len(data) - 20
+    extended = False
     for _ in range(count):
-        cs, cn, ms, mn, _dev, ino, mode, _uid, _gid, size, _sha, flags = unpack(data, off)
+        cs, cn, ms, mn, ino, mode, size, flags = unpack(data, off)
         p = off + 62
         ext = 0
         if flags & _EXTENDED:
             ext = int.from_bytes(data[p : p + 2], "big")
             p += 2
+            extended = True
         n = flags & _NAME_MASK
         end = data.index(b"\0", p) if n == _NAME_MASK else p + n
         name = data[p:end]
@@ -592,7 +584,7 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
         names = dirs.get(d)
         if names is None:
             names = dirs[d] = {}
-        names[base] = new(StatKey, (size, ms * 1_000_000_000 + mn, cs * 1_000_000_000 + cn, ino, bits_of.get(mode, -1)))
+        names[base] = (size, ms * 1_000_000_000 + mn, cs * 1_000_000_000 + cn, ino, bits_of.get(mode, -1))
         if mode == _GITLINK or ext & _SKIP_WORKTREE:
             kept.add(name)
         off = nxt
@@ -605,7 +597,7 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
         if sig == b"TREE":
             cache_tree = _cache_tree(body)
         off += 8 + size
-    return _Parsed(raw, dirs, kept, cache_tree)
+    return _Parsed(raw, dirs, kept, extended, cache_tree)
 
 
 def _cache_tree(body: bytes) -> dict[bytes, tuple[int, ObjectID]]:
