@@ -397,12 +397,6 @@ class Interrupted:
             os.killpg(self.pgid, signal.SIGKILL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a Ctrl-C is never checked inside implementing (Implementer.run_attempts' limit() calls "
-    "check_limits(between_steps=False), which skips the interrupt): b still starts after the Ctrl-C and the "
-    "session pauses only before validating",
-)
 def test_ctrl_c_once_pauses_after_the_running_attempt_merges_then_continue_resumes(tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()

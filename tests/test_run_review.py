@@ -186,12 +186,6 @@ def test_a_limit_reached_before_the_alternative_starts_pauses_in_implementing_an
     assert checkout(s.repo) == UNTOUCHED
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a Ctrl-C is never checked inside implementing (Implementer.run_attempts' limit() calls "
-    "check_limits(between_steps=False), which skips the interrupt): a's alternative and c still start, and the "
-    "session pauses only before validating",
-)
 def test_ctrl_c_while_a_task_fails_pauses_after_the_running_attempts_merged_and_before_its_alternative(
     tmp_path: Path,
 ) -> None:

@@ -231,7 +231,7 @@ class Implementer:
 
         def limit() -> Pause | None:
             try:
-                run.check_limits(between_steps=False)
+                run.check_limits()  # a Ctrl-C too: no new attempt starts, the running ones merge, then the pause
             except Pause as p:
                 return p
             return None
