@@ -25,6 +25,7 @@ import pytest
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import ObjectID
 from dulwich.repo import Repo
+from dulwich.worktree import add_worktree
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
@@ -742,6 +743,24 @@ def test_a_new_pool_finds_the_worktrees_left_on_disk(base: Path, pool: WorktreeP
 
 def worktree_dir_names(repo: Path) -> list[Path]:
     return sorted(Path(p) for p, _ in worktree_list(repo)[1:])
+
+
+def test_a_worktree_made_elsewhere_is_opened_with_the_repositorys_excludes(base: Path, pool: WorktreePool) -> None:
+    head = oid(base, "HEAD")
+    (base / ".git" / "info").mkdir(exist_ok=True)
+    (base / ".git" / "info" / "exclude").write_text("secret.env\n")
+    path = pool_path(base, "integration")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    main = Repo(str(base))
+    add_worktree(main, str(path), commit=head).close()  # as Checkpointer(worktree=True) makes it
+    main.close()
+    integration = pool.integration()
+    assert integration.path == path
+    put(path, "secret.env", "KEY=1\n")  # ignored by the repository's info/exclude, as git reads it
+    put(path, "stray.txt", "not ignored\n")
+    integration.move(head)
+    assert (path / "secret.env").read_text() == "KEY=1\n" and not (path / "stray.txt").exists()
+    assert status(path) == ""
 
 
 def test_an_unfinished_worktree_is_made_again(base: Path, pool: WorktreePool) -> None:

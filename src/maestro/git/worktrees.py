@@ -61,7 +61,7 @@ from pathlib import Path
 
 from dulwich.diff_tree import TreeChange
 from dulwich.errors import NotGitRepository
-from dulwich.ignore import IgnoreFilterManager, default_user_ignore_filter_path
+from dulwich.ignore import default_user_ignore_filter_path
 from dulwich.index import IndexEntry
 from dulwich.object_store import BaseObjectStore
 from dulwich.objects import Commit, ObjectID, Tree, TreeEntry, parse_tree
@@ -75,6 +75,7 @@ from maestro.core.seams import Clock, SystemClock
 from maestro.git.index import GitIndex
 from maestro.git.places import worktree_dir, worktrees_root
 from maestro.git.staging import FLOW, Scan, Staging
+from maestro.git.tree import IgnoreRules
 
 __all__ = ["Worktree", "WorktreePool", "session_worktrees"]
 
@@ -109,23 +110,6 @@ def _load_libc() -> ctypes.CDLL | None:
 _LIBC = _load_libc()
 
 
-class _Staging(Staging):
-    """A :class:`Staging` that can be handed the index a new worktree was just written with."""
-
-    def adopt(self, repo: Repo, index: GitIndex, tree: ObjectID) -> None:
-        """Hold ``index`` (just written, standing for ``tree``) as :meth:`load` would after reading it.
-
-        ``load`` would read the index back and rebuild its tree, which costs as much as writing the
-        worktree did; this is the state it would reach.  (A public ``Staging.adopt`` would belong in staging.py.)
-        """
-        self.repo = repo
-        self.index = index
-        self.tree = tree
-        self._tracked_dirs = set()
-        self._track(index.paths())
-        self._filemode = repo.get_config_stack().get_boolean((b"core",), b"filemode", True)
-
-
 class Worktree:
     """One maestro-owned worktree: ``name`` (``integration``, ``w1`` …), ``path``, ``session``.
 
@@ -146,7 +130,7 @@ class Worktree:
             self._repo = Repo(str(path))
         except (NotGitRepository, OSError) as exc:
             raise CheckpointError(f"{path}: cannot open the worktree: {exc}") from exc
-        self._staging = _Staging(self._store)
+        self._staging = Staging(self._store)
         self._watching = watch and _LIBC is not None  # False once a watch could not be kept
         self._watch: _Watch | None = None
 
@@ -545,7 +529,6 @@ class WorktreePool:
             (admin / "commondir").write_bytes(b"../..\n")
             (admin / "HEAD").write_bytes(commit + b"\n")
             (admin / "gitdir").write_bytes(os.fsencode(path / ".git") + b"\n")
-            _share_info(self._common, admin)
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot make the worktree: {exc.strerror or exc}") from exc
         wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
@@ -623,16 +606,6 @@ def _remove_session(common: Path, root: Path) -> list[Path]:
     return sorted(removed)
 
 
-def _share_info(common: Path, admin: Path) -> None:
-    """Let the worktree's ``info/exclude`` be the repository's, as git reads it.
-
-    git reads ``info/`` from the common directory; dulwich's ignore rules read it from the
-    worktree's admin folder.  A symlink there makes both agree (git never looks at it).
-    """
-    with contextlib.suppress(OSError):
-        os.symlink(common / "info", admin / "info", target_is_directory=True)
-
-
 class _Watch:
     """What happened in a worktree's folders since it last matched its index: Linux's inotify, one instance a worktree.
 
@@ -676,8 +649,7 @@ class _Watch:
     def watch_all(self, tracked: Iterable[bytes]) -> None:
         """Watch every folder a scan would enter, and every folder holding tracked files (with their parents)."""
         self._folders.clear()  # the kernel gives the same descriptors back for folders it already watches
-        ignore = IgnoreFilterManager.from_repo(self._repo)
-        self._add_tree(b"", ignore)
+        self._add_tree(b"", IgnoreRules.of(self._repo))
         for folder in tracked:
             rel = folder
             while rel:
@@ -724,12 +696,12 @@ class _Watch:
         if unknown or rules:
             return None
         if created:
-            ignore = IgnoreFilterManager.from_repo(self._repo)
+            ignore = IgnoreRules.of(self._repo)
             for rel in created:
                 self._add_tree(rel, ignore)
         return paths
 
-    def _add_tree(self, rel: bytes, ignore: IgnoreFilterManager) -> None:
+    def _add_tree(self, rel: bytes, ignore: IgnoreRules) -> None:
         todo = [rel]
         while todo:
             d = todo.pop()
@@ -745,7 +717,7 @@ class _Watch:
                 if e.name == b".git" or (not d and e.name == FLOW) or os.path.lexists(e.path + b"/.git"):
                     continue
                 child = d + b"/" + e.name if d else e.name
-                if not ignore.may_prune_directory(os.fsdecode(child) + "/"):
+                if not ignore.ignored(child, True):
                     todo.append(child)
 
     def _add(self, rel: bytes) -> bool:
