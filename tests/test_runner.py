@@ -631,6 +631,9 @@ def test_a_task_runs_only_after_its_dependencies_succeeded(tmp_path: Path) -> No
     assert done.index("task", task="a", trigger="succeed") < done.index("task", task="b", trigger="start")
 
 
+BROKE_A = "Your change broke task a (A): its acceptance command `grep -qx A a.txt` failed (exit 1):"
+
+
 def test_a_regression_is_not_merged_and_the_task_alone_runs_again_with_the_breakage_as_feedback(
     tmp_path: Path,
 ) -> None:
@@ -650,11 +653,14 @@ def test_a_regression_is_not_merged_and_the_task_alone_runs_again_with_the_break
     (rec,) = done.decisions("recovery")
     assert (rec.task, rec.choice, rec.checkpoint) == ("b", "alternative", 1)
     assert rec.rationale == (
-        "regression: Your change broke task a (A): its acceptance command failed:; "
+        "regression: Your change broke task a (A): its acceptance command `grep -qx A a.txt` failed (exit 1):; "
         "the merge is not kept: alternative 1 of 1 from checkpoint 1"
     )
     fail = next(e for e in done.events if e.kind == "task" and e.data["task"] == "b" and e.data["trigger"] == "fail")
-    assert fail.data["reason"] == "regression: Your change broke task a (A): its acceptance command failed:"
+    assert (
+        fail.data["reason"]
+        == "regression: Your change broke task a (A): its acceptance command `grep -qx A a.txt` failed (exit 1):"
+    )
     # the session stays in implementing; b alone runs again, a is neither re-run nor reopened
     assert done.triggers() == ["start", "plan_ready", "tasks_ready", "implementation_done", "validation_done",
                                "handoff", "complete"]  # fmt: skip
@@ -666,7 +672,7 @@ def test_a_regression_is_not_merged_and_the_task_alone_runs_again_with_the_break
     assert (first.attempt, first.approach, first.feedback) == (1, None, None)
     assert second.attempt == 2
     assert second.approach == "keep every earlier task's acceptance commands passing"
-    assert second.feedback == "Your change broke task a (A): its acceptance command failed:\n$ grep -qx A a.txt\n"
+    assert second.feedback == f"{BROKE_A}\n$ grep -qx A a.txt\n"
     assert "Take another approach: keep every earlier task's acceptance commands passing" in task_prompt(second)
     # the breaking attempt is kept in its ref; the branch never held it: no checkpoint, nothing rolled back
     assert file_at(repo, f"refs/maestro/{SID}/attempts/b/1", "a.txt") == b"simplified\n"
@@ -691,13 +697,13 @@ def test_a_task_that_keeps_breaking_earlier_work_pauses(tmp_path: Path) -> None:
     assert done.recoveries() == [("b", "alternative"), ("b", "pause")]  # the pause is a decision too
     assert done.decisions("recovery")[1].rationale == (
         "the task keeps breaking earlier work (1 alternatives): "
-        "Your change broke task a (A): its acceptance command failed:"
+        "Your change broke task a (A): its acceptance command `grep -qx A a.txt` failed (exit 1):"
     )
     assert done.results("b") == [(1, "succeeded", None), (2, "succeeded", None)]
     req = done.request()
     assert req["question"] == (
-        "Task b still fails after 0 retries and 1 alternatives: "
-        "Your change broke task a (A): its acceptance command failed:"
+        "Task b keeps breaking earlier work (1 alternatives): "
+        "Your change broke task a (A): its acceptance command `grep -qx A a.txt` failed (exit 1):"
     )
     assert req["options"] == ["retry", "skip", "abort", "guidance"]
     assert set(req["context"]) == {"task", "failure_class", "output", "mid_group"}

@@ -352,8 +352,14 @@ class Implementer:
                 ("retry", "skip", "abort", "guidance"),
                 {"task": tid, "failure_class": failure_class},
             )
+        if failure_class == "regression":
+            question = f"Task {tid} keeps breaking earlier work ({tr.alternatives} alternatives): {summary}"
+        else:
+            question = (
+                f"Task {tid} still fails after {tr.retries} retries and {tr.alternatives} alternatives: {summary}"
+            )
         return Pause(
-            f"Task {tid} still fails after {tr.retries} retries and {tr.alternatives} alternatives: {summary}",
+            question,
             ("retry", "skip", "abort", "guidance"),
             {"task": tid, "failure_class": failure_class, "output": output[-2000:]},
         )

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from maestro.core.text import one_line
 from maestro.gates.acceptance import acceptance
 from maestro.git.housekeeping import deleted_paths
 from maestro.plan.tasks import Task
@@ -75,14 +76,16 @@ def regression(
         if not acc.passed:
             t = owners[command]
             output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
+            code = next((code for _c, code, _out in acc.results if code != 0), 1)
+            said = f"`{one_line(command, limit=120)}` failed (exit {code})"
             if t.id in {g.id for g in group}:
                 return (
                     f"Regression: task {t.id}'s acceptance fails once merged with the work before it",
                     f"Merged with the work of the tasks before it, your change fails its own acceptance "
-                    f"command:\n{output}",
+                    f"command {said}:\n{output}",
                 )
             return (
                 f"Regression: task {t.id}'s acceptance now fails after merging {names}",
-                f"Your change broke task {t.id} ({t.title}): its acceptance command failed:\n{output}",
+                f"Your change broke task {t.id} ({t.title}): its acceptance command {said}:\n{output}",
             )
     return None
