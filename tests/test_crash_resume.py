@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from dulwich.objects import Commit
 from dulwich.repo import Repo
 
 import maestro
@@ -341,3 +342,42 @@ def test_resume_refuses_a_session_whose_holder_is_alive(baseline: Baseline, tmp_
     out = _maestro(repo, "resume", sid)
     assert out.returncode == 0, out.stderr
     assert maestro.rebuild(store.read_events(sid)).state == "completed"
+
+
+def test_sigkill_during_a_revalidation_then_resume(tmp_path: Path) -> None:
+    """Killed while a merge is being revalidated (an acceptance command runs in the integration worktree): the
+    merge was never a checkpoint, the resume redoes the task, and the session ends with every task's work."""
+    marker = tmp_path / "revalidating"
+    slow = f'case "$PWD" in *-integration) touch {marker}; sleep 2;; esac; test -f a.txt'
+    repo, args = _sample(tmp_path)
+    tasks = json.loads(json.dumps(TASKS))
+    tasks[0]["acceptance"] = [slow]
+    (tmp_path / "plan" / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": tasks}), encoding="utf-8")
+    proc = subprocess.Popen([sys.executable, str(DRIVER), *args], cwd=repo, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert marker.exists(), "the revalidation never ran"
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        assert proc.wait(timeout=60) == -signal.SIGKILL
+    store, sid = _session(repo)
+    killed = maestro.rebuild(store.read_events(sid))
+    assert [c.label for c in killed.checkpoints] == ["start"]  # a's merge was being revalidated: not a checkpoint
+    marker.unlink()
+    out = _maestro(repo, "resume", sid)
+    assert out.returncode == 0, out.stderr
+    state = maestro.rebuild(store.read_events(sid))
+    assert state.state == "completed"
+    assert sorted(c.label for c in state.checkpoints[1:]) == ["task a: A", "task b: B", "task c: C"]
+    r = Repo(str(repo))
+    try:
+        head = r[r.refs[f"refs/heads/maestro/{sid}".encode()]]
+        assert isinstance(head, Commit)
+        names = {e.path for e in r.object_store.iter_tree_contents(head.tree)}
+    finally:
+        r.close()
+    assert {b"a.txt", b"b.txt", b"c.txt"} <= names
+    assert _worktree_files(repo) == {".gitignore": "__pycache__/\n.pytest_cache/\n", "README.md": "# sample\n"}
