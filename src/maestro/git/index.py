@@ -397,18 +397,23 @@ class GitIndex:
     def write(self) -> None:
         """Write the index file: ``index.lock`` made exclusively, then renamed over ``index``."""
         version = 3 if self._extended else 2
-        raw = self._raw
-        body = b"DIRC" + struct.pack(">LL", version, len(self._order)) + b"".join(map(raw.__getitem__, self._order))
+        head = b"DIRC" + struct.pack(">LL", version, len(self._order))
+        body = b"".join(map(self._raw.__getitem__, self._order))  # no copy of it is made after this one
+        digest = hashlib.sha1(head, usedforsecurity=False)
+        digest.update(body)
+        parts = [head, body, digest.digest()]
         lock = self.path + ".lock"
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             raise CheckpointError(f"{lock} exists: another git process is running (or one crashed)") from None
-        data = memoryview(body + hashlib.sha1(body, usedforsecurity=False).digest())
         try:
             try:
-                while data:
-                    data = data[os.write(fd, data) :]
+                done = os.writev(fd, parts)
+                rest = memoryview(b"".join(parts))[done:] if done < sum(map(len, parts)) else memoryview(b"")
+                while rest:
+                    rest = rest[os.write(fd, rest) :]
+                st = os.fstat(fd)
             finally:
                 os.close(fd)
             os.replace(lock, self.path)
@@ -416,7 +421,7 @@ class GitIndex:
             with contextlib.suppress(OSError):
                 os.unlink(lock)
             raise CheckpointError(f"{self.path}: cannot write the index: {exc.strerror or exc}") from exc
-        self.signature = _signature(self.path)
+        self.signature = (st.st_mtime_ns, st.st_size, st.st_ino)
 
     # -- the cache tree ------------------------------------------------------------------
     def _link(self, d: bytes) -> None:
