@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from maestro import Checkpointer, CheckpointError
-from maestro.git.index import GitIndex, Objects, signature
+from maestro.git.index import GitIndex, Objects, _cache_tree, signature
 from maestro.git.staging import Staging
 from tests.support.checkpoints import (
     SID,
@@ -448,3 +448,55 @@ def test_a_corrupt_index_is_refused(tree: Path) -> None:
             GitIndex.read(repo)
     finally:
         repo.close()
+
+
+def _check_cache_tree(r: Path, root: str) -> int:
+    """Every tree the index's TREE extension claims is ``root``'s at that folder, with the right entry count;
+    the number of folders it claims."""
+    data = (r / ".git" / "index").read_bytes()
+    at = data.find(b"TREE", 12)
+    assert at > 0, "no TREE extension"
+    size = int.from_bytes(data[at + 4 : at + 8], "big")
+    claims = _cache_tree(data[at + 8 : at + 8 + size])
+    listed = git(r, "ls-files").splitlines()
+    for folder, (count, tree) in claims.items():
+        f = folder.decode()
+        assert tree.decode() == rev(r, f"{root}:{f}" if f else root), f
+        assert count == sum(1 for p in listed if not f or p.startswith(f + "/")), f
+    return len(claims)
+
+
+def test_the_index_written_carries_the_cache_tree_git_would(tree: Path) -> None:
+    """After a checkpoint the index says which tree each folder has (so that nobody builds them again): each
+    one is the commit's, with the right count; git's own commits on top of it are what git add -A makes."""
+    cp = Checkpointer(tree, SID)
+    cp.start()
+    modify(tree)
+    add_folders(tree)
+    rec = cp.checkpoint("one")
+    assert rec is not None
+    assert _check_cache_tree(tree, rec.commit + "^{tree}") > 10
+    repo = Repo(str(tree))
+    try:
+        again = GitIndex.read(repo)
+        assert again._trees.get(b"", b"").decode() == commit_tree(tree, rec.commit)  # taken back: nothing built
+    finally:
+        repo.close()
+    put(tree, "src/p2/m1/by-git.py", "git adds this\n")  # the user's git, on the index maestro wrote
+    put(tree, "src/p0/m0/f0.py", "and changes this\n")
+    want = add_all_tree(tree)
+    git(tree, "add", "-A")
+    git(tree, "commit", "-q", "-m", "by git")
+    assert rev(tree, "HEAD^{tree}") == want
+    assert_git_clean(tree)
+
+
+def test_no_cache_tree_is_written_beside_extended_flags(tree: Path) -> None:
+    git(tree, "update-index", "--skip-worktree", "README.md")
+    cp = Checkpointer(tree, SID)
+    cp.start()
+    put(tree, "src/new.py", "new\n")
+    rec = cp.checkpoint("one")
+    assert rec is not None
+    assert b"TREE" not in (tree / ".git" / "index").read_bytes()[-4096:]
+    assert git(tree, "write-tree") == commit_tree(tree, rec.commit)

@@ -1,14 +1,19 @@
 """The git index, held in memory so that writing it back and making its tree cost the change, not the repository.
 
-dulwich reads the index (once); each entry is then kept with its stat key
-(what a walk of the tree compares against) and its serialized bytes, so that
-writing the index after a checkpoint re-encodes only the entries that changed
-and joins the rest.  The file written is index version 2 (3 when an entry has
-extended flags), without the optional cache extensions, which git rebuilds.
+One idea, for all its length: the index as git keeps it on disk (entries, cache tree) and in memory (stat keys
+by folder, each folder's tree), and the objects its trees need written.
 
-The index also keeps the tree of each folder (git's cache tree, in memory):
-a change forgets the trees of the folders above it, and :meth:`GitIndex.tree`
-makes only those again, from the entries, never reading an object back.
+The index is read once (versions 2 and 3 parsed here, others by dulwich);
+each entry is then kept as its serialized bytes and its stat key (what a walk
+of the tree compares against), so that writing the index after a checkpoint
+re-encodes only the entries that changed and joins the rest.  The file
+written is index version 2 (3 when an entry has extended flags), with git's
+cache tree (the ``TREE`` extension) of the folders whose tree is known.
+
+The index also keeps the tree of each folder (git's cache tree, in memory,
+taken from the file where git left it valid): a change forgets the trees of
+the folders above it, and :meth:`GitIndex.tree` makes only those again, from
+the entries, never reading an object back.
 :class:`Objects` writes loose objects as git does (``core.looseCompression``,
 default 1; an object already there, loose or packed, is not written again).
 """
@@ -324,8 +329,8 @@ class GitIndex:
             raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(unmerged[0])} …): resolve them first")
         return cls(path, ((p, e) for p, e in items if isinstance(e, IndexEntry)))
 
-    def _take_cache_tree(self, cache_tree: dict[bytes, tuple[int, ObjectID]]) -> None:
-        """Take git's trees of the folders whose entry count is right and whose subfolders' trees are taken too."""
+    def _counts(self) -> dict[bytes, int]:
+        """The number of entries under each folder, at any depth (the top's: all of them)."""
         counts: dict[bytes, int] = {}
 
         def count(d: bytes) -> int:
@@ -335,6 +340,11 @@ class GitIndex:
             return n
 
         count(b"")
+        return counts
+
+    def _take_cache_tree(self, cache_tree: dict[bytes, tuple[int, ObjectID]]) -> None:
+        """Take git's trees of the folders whose entry count is right and whose subfolders' trees are taken too."""
+        counts = self._counts()
         taken = {d: tree for d, (n, tree) in cache_tree.items() if counts.get(d) == n}
         for d in sorted(taken, key=lambda f: -f.count(b"/") - bool(f)):  # the deepest first
             prefix = d + b"/" if d else b""
@@ -399,9 +409,11 @@ class GitIndex:
         version = 3 if self._extended else 2
         head = b"DIRC" + struct.pack(">LL", version, len(self._order))
         body = b"".join(map(self._raw.__getitem__, self._order))  # no copy of it is made after this one
+        tree = self._tree_extension()
         digest = hashlib.sha1(head, usedforsecurity=False)
         digest.update(body)
-        parts = [head, body, digest.digest()]
+        digest.update(tree)
+        parts = [head, body, tree, digest.digest()]
         lock = self.path + ".lock"
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -422,6 +434,29 @@ class GitIndex:
                 os.unlink(lock)
             raise CheckpointError(f"{self.path}: cannot write the index: {exc.strerror or exc}") from exc
         self.signature = (st.st_mtime_ns, st.st_size, st.st_ino)
+
+    def _tree_extension(self) -> bytes:
+        """git's cache tree (the ``TREE`` extension) of the folders whose tree is known, so that the next reader
+        (git, or a Staging reading the index again) builds no tree for them; none when nothing is known, or when
+        an entry has extended flags (an intent-to-add entry is left out of git's trees, not of these)."""
+        if self._extended or b"" not in self._trees or not self._raw:
+            return b""
+        counts, trees, subdirs = self._counts(), self._trees, self._subdirs
+        out: list[bytes] = []
+
+        def one(d: bytes, name: bytes) -> None:
+            kids = sorted(subdirs.get(d, ()))
+            tree = trees.get(d)
+            out.append(b"%s\0%d %d\n" % (name, counts[d] if tree is not None else -1, len(kids)))
+            if tree is not None:
+                out.append(bytes.fromhex(tree.decode("ascii")))
+            prefix = d + b"/" if d else b""
+            for k in kids:
+                one(prefix + k, k)
+
+        one(b"", b"")
+        data = b"".join(out)
+        return b"TREE" + struct.pack(">L", len(data)) + data
 
     # -- the cache tree ------------------------------------------------------------------
     def _link(self, d: bytes) -> None:
