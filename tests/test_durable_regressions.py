@@ -370,8 +370,8 @@ def test_the_report_cost_counts_the_calls_a_crash_resume_redid(redone: Plan) -> 
 def test_skip_answered_to_a_task_that_keeps_breaking_earlier_work_skips_it(tmp_path: Path) -> None:
     """Bug 4: 'skip' on "Group … keeps breaking earlier work" (no task in the request) could never be done.
 
-    Without groups the question is the task's ("Task b still fails …", naming b), and skipping it keeps none of
-    b's breaking attempts: they are in b's attempt refs, never on the branch."""
+    Without groups the question is the task's ("Task b keeps breaking earlier work …", naming b), and skipping it
+    keeps none of b's breaking attempts: they are in b's attempt refs, never on the branch."""
     tasks = [task("a", acceptance=["grep -qx A a.txt"]),
              task("b", reqs=["FR-2"], deps=["a"], acceptance=["test -f b.txt"])]  # fmt: skip
     script = {"a": [{"actions": [write("a.txt", "A\n")]}],  # b breaks a, on every attempt

@@ -334,7 +334,11 @@ class SessionModel:
     def fire_task(self, task: str, trigger: str) -> str:
         dest = self.predict_task(task, trigger)
         assert dest is not None
-        attempts = self.task(task)[1] + (1 if dest == "running" else 0)
+        state, attempts = self.task(task)
+        if dest == "running":
+            attempts += 1
+        elif trigger == "reopen" and state == "running":  # an attempt voided (a crash resume) is not counted
+            attempts -= 1
         self.tasks[task] = (dest, attempts)
         return dest
 
