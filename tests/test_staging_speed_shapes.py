@@ -500,3 +500,90 @@ def test_no_cache_tree_is_written_beside_extended_flags(tree: Path) -> None:
     assert rec is not None
     assert b"TREE" not in (tree / ".git" / "index").read_bytes()[-4096:]
     assert git(tree, "write-tree") == commit_tree(tree, rec.commit)
+
+
+def _same_index(held: GitIndex, fresh: GitIndex, objects: Objects) -> None:
+    """Two indexes hold the same entries, the same way, and every tree ``held`` knows is the right one."""
+    assert held._raw == fresh._raw
+    assert held._order == fresh._order
+    assert held.dirs == fresh.dirs
+    assert held.kept == fresh.kept
+    assert held.folders() == fresh.folders()
+    assert {d: k for d, k in held._subdirs.items() if k} == {d: k for d, k in fresh._subdirs.items() if k}
+    fresh._trees.clear()
+    assert held.tree(objects) == fresh.tree(objects)  # built from the entries alone
+    assert held._trees == {d: fresh._trees[d] for d in held._trees}
+
+
+def _git_add(r: Path) -> None:
+    put(r, "src/p0/m0/new.py", "new\n")
+    put(r, "src/p1/m1/f1.py", "x\n")
+    git(r, "add", "-A")
+
+
+def _git_reset(r: Path) -> None:
+    put(r, "gone/a.py", "a\n")
+    git(r, "add", "-A")
+    git(r, "reset", "-q", "--hard")
+
+
+def _git_checkout(r: Path) -> None:
+    """To a branch where src/p1 is gone and side/ is new, and back: the index rewritten twice."""
+    git(r, "checkout", "-q", "-b", "side")
+    shutil.rmtree(r / "src/p1")
+    put(r, "side/only.py", "side\n")
+    git(r, "add", "-A")
+    git(r, "commit", "-q", "-m", "side")
+    git(r, "checkout", "-q", "master")
+    git(r, "checkout", "-q", "side", "--", "side")
+
+
+def _git_status(r: Path) -> None:
+    os.utime(r / "README.md")
+    git(r, "status", "--porcelain")
+
+
+_GIT_REWRITES: dict[str, Callable[[Path], object]] = {
+    "add": _git_add,
+    "rm --cached": lambda r: git(r, "rm", "-q", "--cached", "-r", "src/p2/m3"),
+    "chmod": lambda r: git(r, "update-index", "--chmod=+x", "src/p0/m1/f1.py"),
+    "reset --hard": _git_reset,
+    "checkout": _git_checkout,
+    "skip-worktree": lambda r: git(r, "update-index", "--skip-worktree", "src/p0/m0/f0.py"),
+    "status": _git_status,
+}
+
+
+@pytest.mark.parametrize("rewrite", sorted(_GIT_REWRITES))
+def test_an_index_rewritten_by_git_is_taken_again_entry_by_entry(tree: Path, rewrite: str) -> None:
+    repo = Repo(str(tree))
+    try:
+        objects = Objects(repo.object_store)
+        staging = Staging(repo)
+        staging.load(repo)
+        held = staging.index
+        assert held is not None
+        put(tree, "src/p2/m2/f2.py", "changed before\n")  # staged by maestro first: the memory differs from git's
+        staging.apply(staging.scan(), write_index=True)
+        _GIT_REWRITES[rewrite](tree)
+        staging.load(repo)
+        assert staging.index is held, "the index held was brought up to date, not read afresh"
+        _same_index(held, GitIndex.read(repo), objects)
+        assert staging.tree is not None and staging.tree.decode() == git(tree, "write-tree")
+        assert staging.apply(staging.scan(), write_index=False).decode() == add_all_tree(tree)
+    finally:
+        repo.close()
+
+
+def test_an_index_git_rewrote_as_version_4_is_read_afresh(tree: Path) -> None:
+    repo = Repo(str(tree))
+    try:
+        staging = Staging(repo)
+        staging.load(repo)
+        held = staging.index
+        git(tree, "update-index", "--index-version", "4")
+        staging.load(repo)
+        assert staging.index is not held
+        assert staging.tree is not None and staging.tree.decode() == git(tree, "write-tree")
+    finally:
+        repo.close()

@@ -298,15 +298,10 @@ class GitIndex:
         index) are read by dulwich.
         """
         path = repo.index_path()
-        try:
-            with open(path, "rb") as fh:
-                st = os.fstat(fh.fileno())
-                data = fh.read()
-        except FileNotFoundError:
+        loaded = _load_file(path)
+        if loaded is None:
             return cls(path, ())
-        except OSError as exc:
-            raise CheckpointError(f"{path}: cannot read the index: {exc.strerror or exc}") from exc
-        sig = (st.st_mtime_ns, st.st_size, st.st_ino)
+        data, sig = loaded
         parsed = _parse(path, data)
         if parsed is None:
             return cls._read_with_dulwich(repo)
@@ -342,6 +337,53 @@ class GitIndex:
         count(b"")
         return counts
 
+    def reread(self) -> bool:
+        """Bring this index up to the file at its path, which someone else rewrote: only the entries whose bytes
+        differ are taken again (a rewrite by git changes few).  False, with nothing changed here, when the file
+        is gone or is not one this reads (version 4, split, sparse): read it afresh then."""
+        loaded = _load_file(self.path)
+        if loaded is None:
+            return False
+        data, sig = loaded
+        count = _entry_count(self.path, data)
+        if count is None:
+            return False
+        old = self._raw
+        changed: list[tuple[bytes, bytes]] = []
+        listed: list[bytes] = []
+        found = 0  # names of the file that were entries already
+        off, end_of_entries = 12, len(data) - 20
+        for _ in range(count):
+            flags = int.from_bytes(data[off + 60 : off + 62], "big")
+            p = off + 64 if flags & _EXTENDED else off + 62
+            n = flags & _NAME_MASK
+            end = data.index(b"\0", p) if n == _NAME_MASK else p + n
+            name = data[p:end]
+            nxt = off + (end - off) // 8 * 8 + 8
+            if flags & _STAGE or nxt > end_of_entries:
+                _check_entry(self.path, name, flags, nxt, end_of_entries)
+            r = data[off:nxt]
+            was = old.get(name)
+            if was is not None:
+                found += 1
+            if was != r:
+                changed.append((name, r))
+            listed.append(name)
+            off = nxt
+        extensions = _extensions(data, off, end_of_entries)
+        if extensions is None:
+            return False
+        if found != len(old):  # some entries are gone
+            for gone in builtins.set(old) - builtins.set(listed):
+                self.remove(gone)
+        for name, r in changed:
+            self._set_raw(name, r)
+            self._decoded.pop(name, None)
+        self.signature = sig
+        if extensions:
+            self._take_cache_tree(extensions)
+        return True
+
     def _take_cache_tree(self, cache_tree: dict[bytes, tuple[int, ObjectID]]) -> None:
         """Take git's trees of the folders whose entry count is right and whose subfolders' trees are taken too."""
         counts = self._counts()
@@ -369,23 +411,29 @@ class GitIndex:
         return out
 
     def set(self, path: bytes, entry: IndexEntry) -> None:
-        old = self.entries.get(path)
+        self._set_raw(path, serialize(path, entry))
+        self._decoded[path] = entry
+
+    def _set_raw(self, path: bytes, r: bytes) -> None:
+        """Make ``r`` (an entry's bytes) the entry at ``path``; the trees above it are forgotten if it changed."""
+        old = self._raw.get(path)
         if old is None:
             bisect.insort(self._order, path)
-        self._decoded[path] = entry
+        self._raw[path] = r
+        cs, cn, ms, mn, ino, mode, size, flags = _STAT_FIELDS.unpack_from(r)
+        ext = int.from_bytes(r[62:64], "big") if flags & _EXTENDED else 0
         d, _, name = path.rpartition(b"/")
         names = self.dirs.get(d)
         if names is None:
             names = self.dirs[d] = {}
             self._link(d)
-        names[name] = _entry_key(entry)
-        self._raw[path] = serialize(path, entry)
-        self._extended = self._extended or bool(entry.extended_flags)
-        if _kept(entry):
+        names[name] = (size, ms * 1_000_000_000 + mn, cs * 1_000_000_000 + cn, ino, _BITS_OF.get(mode, -1))
+        self._extended = self._extended or bool(ext)
+        if mode == _GITLINK or ext & _SKIP_WORKTREE:
             self.kept.add(path)
         else:
             self.kept.discard(path)
-        if old is None or old.sha != entry.sha or old.mode != entry.mode:
+        if old is None or old[24:28] != r[24:28] or old[40:60] != r[40:60]:  # its mode or blob changed
             self._forget_trees(d)
 
     def remove(self, path: bytes) -> None:
@@ -587,9 +635,21 @@ class _Parsed(NamedTuple):
     cache_tree: dict[bytes, tuple[int, ObjectID]]  # git's: folder -> entry count, tree (the valid ones)
 
 
-def _parse(path: str, data: bytes) -> _Parsed | None:
-    """An index file of version 2 or 3: its entries' bytes by path, the stat keys by folder, the kept paths and
-    git's cache tree (folder -> entry count, tree); None for what dulwich must read (version 4, split, sparse)."""
+def _load_file(path: str) -> tuple[bytes, tuple[int, int, int]] | None:
+    """An index file's bytes and signature (of the file read); None if there is none."""
+    try:
+        with open(path, "rb") as fh:
+            st = os.fstat(fh.fileno())
+            data = fh.read()
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CheckpointError(f"{path}: cannot read the index: {exc.strerror or exc}") from exc
+    return data, (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
+def _entry_count(path: str, data: bytes) -> int | None:
+    """The number of entries of an index file of version 2 or 3 (its checksum checked); None for another."""
     if len(data) < 32 or data[:4] != b"DIRC":
         raise CheckpointError(f"{path}: cannot read the index: not an index file")
     version, count = struct.unpack_from(">LL", data, 4)
@@ -597,6 +657,36 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
         return None
     if hashlib.sha1(memoryview(data)[:-20], usedforsecurity=False).digest() != data[-20:]:
         raise CheckpointError(f"{path}: cannot read the index: bad checksum")
+    return int(count)
+
+
+def _check_entry(path: str, name: bytes, flags: int, nxt: int, end_of_entries: int) -> None:
+    if flags & _STAGE:
+        raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(name)} …): resolve them first")
+    if nxt > end_of_entries:
+        raise CheckpointError(f"{path}: cannot read the index: truncated")
+
+
+def _extensions(data: bytes, off: int, end: int) -> dict[bytes, tuple[int, ObjectID]] | None:
+    """git's cache tree from the extensions after the entries (empty if none); None if the index is split or
+    sparse (dulwich's to read, or to refuse)."""
+    cache_tree: dict[bytes, tuple[int, ObjectID]] = {}
+    while off + 8 <= end:
+        sig, size = data[off : off + 4], int.from_bytes(data[off + 4 : off + 8], "big")
+        if sig in (b"link", b"sdir"):
+            return None
+        if sig == b"TREE":
+            cache_tree = _cache_tree(data[off + 8 : off + 8 + size])
+        off += 8 + size
+    return cache_tree
+
+
+def _parse(path: str, data: bytes) -> _Parsed | None:
+    """An index file of version 2 or 3: its entries' bytes by path, the stat keys by folder, the kept paths and
+    git's cache tree (folder -> entry count, tree); None for what dulwich must read (version 4, split, sparse)."""
+    count = _entry_count(path, data)
+    if count is None:
+        return None
     raw: dict[bytes, bytes] = {}
     dirs: dict[bytes, dict[bytes, StatKey]] = {}
     kept: builtins.set[bytes] = builtins.set()
@@ -616,9 +706,7 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
         name = data[p:end]
         nxt = off + (end - off) // 8 * 8 + 8
         if flags & _STAGE or nxt > end_of_entries:
-            if flags & _STAGE:
-                raise CheckpointError(f"{path}: unmerged paths ({os.fsdecode(name)} …): resolve them first")
-            raise CheckpointError(f"{path}: cannot read the index: truncated")
+            _check_entry(path, name, flags, nxt, end_of_entries)
         raw[name] = data[off:nxt]
         d, _, base = name.rpartition(b"/")
         names = dirs.get(d)
@@ -628,15 +716,9 @@ def _parse(path: str, data: bytes) -> _Parsed | None:
         if mode == _GITLINK or ext & _SKIP_WORKTREE:
             kept.add(name)
         off = nxt
-    cache_tree: dict[bytes, tuple[int, ObjectID]] = {}
-    while off + 8 <= end_of_entries:
-        sig, size = data[off : off + 4], int.from_bytes(data[off + 4 : off + 8], "big")
-        body = data[off + 8 : off + 8 + size]
-        if sig in (b"link", b"sdir"):
-            return None  # a split or sparse index: dulwich's to read (or refuse)
-        if sig == b"TREE":
-            cache_tree = _cache_tree(body)
-        off += 8 + size
+    cache_tree = _extensions(data, off, end_of_entries)
+    if cache_tree is None:
+        return None
     return _Parsed(raw, dirs, kept, extended, cache_tree)
 
 

@@ -128,14 +128,18 @@ class Staging:
         self.index = None
 
     def load(self, repo: Repo) -> None:
-        """Work on ``repo``'s working tree; read its index, unless the one in memory is still the one on disk."""
+        """Work on ``repo``'s working tree; read its index, unless the one in memory is still the one on disk (when
+        someone else rewrote it, only the entries that differ are taken again)."""
         self.repo = repo
         held = self.index
-        fresh = held is not None and held.path == repo.index_path() and held.signature is not None
-        if fresh and held is not None and held.signature == signature(held.path):
-            return
+        if held is not None and held.path == repo.index_path():
+            if held.signature is not None and held.signature == signature(held.path):
+                return
+            if held.reread():  # rewritten by someone else: the entries that differ are taken again
+                self.adopt(repo, held, held.tree(self._objects))
+                return
         index = GitIndex.read(repo)
-        self.adopt(repo, index, index.tree(self._objects))  # once per Staging (or after a foreign write)
+        self.adopt(repo, index, index.tree(self._objects))  # once per Staging (or when it cannot be reread)
 
     def adopt(self, repo: Repo, index: GitIndex, tree: ObjectID) -> None:
         """Work on ``repo``'s working tree with ``index`` (as on disk, standing for ``tree``): what :meth:`load`
