@@ -489,18 +489,21 @@ class GitIndex:
         an entry has extended flags (an intent-to-add entry is left out of git's trees, not of these)."""
         if self._extended or b"" not in self._trees or not self._raw:
             return b""
-        counts, trees, subdirs = self._counts(), self._trees, self._subdirs
+        trees, subdirs, dirs = self._trees, self._subdirs, self.dirs
         out: list[bytes] = []
 
-        def one(d: bytes, name: bytes) -> None:
+        def one(d: bytes, name: bytes) -> int:
+            """Write folder ``d`` and its subfolders (its header last, once its entry count is known)."""
             kids = sorted(subdirs.get(d, ()))
+            at = len(out)
+            out.append(b"")
             tree = trees.get(d)
-            out.append(b"%s\0%d %d\n" % (name, counts[d] if tree is not None else -1, len(kids)))
             if tree is not None:
                 out.append(bytes.fromhex(tree.decode("ascii")))
             prefix = d + b"/" if d else b""
-            for k in kids:
-                one(prefix + k, k)
+            count = len(dirs.get(d, ())) + sum([one(prefix + k, k) for k in kids])
+            out[at] = b"%s\0%d %d\n" % (name, count if tree is not None else -1, len(kids))
+            return count
 
         one(b"", b"")
         data = b"".join(out)
