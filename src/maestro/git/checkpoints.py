@@ -467,6 +467,9 @@ class Checkpointer:
         return CheckpointRecord(n, commit.decode(), f"maestro/{self.session}/{n}", label, ts, files)
 
     def _changes(self, a: ObjectID | None, b: ObjectID | None) -> tuple[FileChange, ...]:
+        known = self._staging.file_changes(a, b) if b is not None else None
+        if known is not None:  # the scan that made ``b`` from ``a`` knows its changes: no tree diff
+            return known
         store = self._main.object_store
         out: list[FileChange] = []
         for ch in tree_changes(store, a, b, change_type_same=True):  # a file that became a symlink: modified
