@@ -1244,3 +1244,30 @@ def test_rollback_through_a_folder_that_became_a_symlink(repo: Path) -> None:
     assert (repo / "a" / "a" / "a").read_text() == "deep\n"
     assert (repo / "sub dir" / "a").read_text() == ""
     assert git(repo, "status", "--porcelain") == ""
+
+
+@pytest.mark.parametrize("cut", ["dotgit", "admin_index", "admin"])
+def test_a_worktree_left_unfinished_by_a_killed_run_is_made_again(repo: Path, cut: str) -> None:
+    """A run killed while making the session's worktree leaves a folder without its .git file, or an admin folder
+    without its index: the next start makes the worktree again instead of refusing ("path already exists")."""
+    put(repo, "README.md", "hello\n")
+    git(repo, "add", "README.md")
+    git(repo, "commit", "-qm", "base")
+    cp = Checkpointer(repo, SID, worktree=True)
+    zero = cp.start()
+    wd = cp.workdir
+    admin = repo / ".git" / "worktrees" / wd.name
+    assert admin.is_dir()
+    if cut == "dotgit":
+        (wd / ".git").unlink()
+    elif cut == "admin_index":
+        (admin / "index").unlink()
+    else:
+        shutil.rmtree(admin)
+    put(wd, "junk.txt", "left behind\n")
+    again = Checkpointer(repo, SID, worktree=True)
+    assert again.start() == zero
+    assert (wd / ".git").is_file() and (admin / "index").is_file()
+    assert not (wd / "junk.txt").exists()
+    assert tracked_view(wd) == tree_files(wd, zero.commit)
+    assert_git_clean(wd)

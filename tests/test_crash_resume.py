@@ -119,6 +119,10 @@ def _shape(events: list[maestro.Event]) -> tuple[list[str], dict[str, list[str]]
         data = {k: v for k, v in e.data.items() if k not in _VOLATILE}
         if e.kind == "checkpoint":
             data["files"] = [f["path"] for f in data.get("files", [])]
+            label = str(data.get("label", ""))
+            if label.startswith("task "):  # a task's merge: tasks merge in the order they finish
+                data.pop("n", None)
+                data["task"] = label[5:].split(":", 1)[0]
         if e.kind == "decision":  # evidence may name timings; the choice, kind and task are the decision
             data = {"kind": data["kind"], "choice": data["choice"], "task": data.get("task")}
         line = f"{e.kind} {json.dumps(data, sort_keys=True)}"

@@ -229,7 +229,9 @@ def test_two_sessions_at_once_keep_to_their_own_branches(tmp_path: Path) -> None
 
 def test_a_conflicting_merge_reruns_the_task_with_the_hunks(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, {"shared.txt": "one\ntwo\nthree\n"})
-    slow = {"actions": [{"run": "sleep 0.5"}, write("shared.txt", "one\nTWO by b\nthree\n")]}
+    # b's first attempt waits until a is merged (checkpoint 1 tagged), then edits the same line
+    wait = f"for i in $(seq 400); do ls {repo}/.git/refs/tags/maestro/*/1 >/dev/null 2>&1 && exit 0; sleep 0.05; done"
+    slow = {"actions": [{"run": wait}, write("shared.txt", "one\nTWO by b\nthree\n")]}
     script = {
         "a": [{"actions": [write("shared.txt", "one\nTWO by a\nthree\n")]}],
         "b": [slow, {"actions": [write("shared.txt", "one\nTWO by a\nthree\nb was here\n")]}],

@@ -35,6 +35,7 @@ import datetime as _dt
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -110,8 +111,8 @@ class Checkpointer:
         refs = self._main.refs
         existing = self._peel(self.tag_prefix + b"0")
         if existing is not None and self.branch in refs:
-            if self.worktree and not (self.workdir / ".git").exists():
-                self._add_worktree()  # removed (a cleaned session, a wiped cache): made again at the branch
+            if self.worktree and not self._worktree_whole():
+                self._add_worktree()  # removed (a cleaned session, a wiped cache) or cut short: made again
             self._open_workdir()
             if not self.worktree and refs.read_ref(Ref(b"HEAD")) != b"ref: " + self.branch:
                 self._main.refs.set_symbolic_ref(Ref(b"HEAD"), self.branch)
@@ -505,7 +506,20 @@ class Checkpointer:
                 self._repo = self._main
         return self._repo
 
+    def _admin_dir(self) -> Path:
+        return Path(self._main.commondir()) / "worktrees" / self.workdir.name
+
+    def _worktree_whole(self) -> bool:
+        """Whether the session's worktree is there and whole: its ``.git`` file, its admin folder's HEAD and index."""
+        admin = self._admin_dir()
+        return (self.workdir / ".git").is_file() and (admin / "HEAD").is_file() and (admin / "index").is_file()
+
     def _add_worktree(self) -> None:
+        # What a run killed while making it left (maestro's own folders, outside the user's tree) goes first.
+        for leftover in (self.workdir, self._admin_dir()):
+            if leftover.exists():
+                log.warning("session %s: removing %s, left unfinished by a stopped run", self.session, leftover)
+                shutil.rmtree(leftover, ignore_errors=True)
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
         commit = self._branch_head()
         main = self._main
