@@ -385,3 +385,25 @@ def test_sigkill_during_a_revalidation_then_resume(tmp_path: Path) -> None:
         r.close()
     assert {b"a.txt", b"b.txt", b"c.txt"} <= names
     assert _worktree_files(repo) == {".gitignore": "__pycache__/\n.pytest_cache/\n", "README.md": "# sample\n"}
+
+
+def test_ref_locks_a_killed_run_left_do_not_wedge_the_resume(baseline: Baseline, tmp_path: Path) -> None:
+    """dulwich writes a ref through ``<ref>.lock``: a run killed in the middle leaves it, and every resume would fail
+    with FileExistsError. The session's own refs are written by nothing but a run of the session, and a resume
+    holds its lock: the locks made after the last event go (a ref outside the session's is left alone)."""
+    repo, args = _sample(tmp_path)
+    seq = len(baseline.events) // 2
+    out = _maestro(repo, *args, env={"MAESTRO_KILL_AT_SEQ": str(seq)})
+    assert out.returncode == -signal.SIGKILL
+    _store, sid = _session(repo)
+    refs = repo / ".git" / "refs"
+    mine = [refs / "maestro" / sid / "attempts" / "a" / "1.lock", refs / "heads" / "maestro" / f"{sid}.lock",
+            refs / "tags" / "maestro" / sid / "9.lock"]  # fmt: skip
+    theirs = refs / "heads" / "master.lock"
+    for lock in [*mine, theirs]:
+        lock.parent.mkdir(parents=True, exist_ok=True)
+        lock.write_bytes(b"0" * 40 + b"\n")
+    events = _resume_and_compare(repo, baseline, f"kill after event {seq} with ref locks left")
+    assert events
+    assert not any(lock.exists() for lock in mine)
+    assert theirs.exists()  # not the session's: a git of the user's may be writing it

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from dulwich import porcelain
 
-__all__ = ["clear_stale_index_locks", "deleted_paths", "dirty_paths", "index_locks"]
+__all__ = ["clear_stale_index_locks", "deleted_paths", "dirty_paths", "index_locks", "session_ref_locks"]
 
 log = logging.getLogger(__name__)
 
@@ -41,8 +41,20 @@ def index_locks(repo: Path, session_id: str) -> list[Path]:
     return sorted(d / "index.lock" for d in admin.glob(f"maestro-{session_id}-*") if d.is_dir())
 
 
-def clear_stale_index_locks(locks: Iterable[Path], last_event_ts: str | None) -> None:
-    """Remove an ``index.lock`` left by a dead run: made after its last event, and older than a live git's."""
+def session_ref_locks(repo: Path, session_id: str) -> list[Path]:
+    """The lock files of the session's own refs (its branch, tags and ``refs/maestro/<session>/``) and its worktrees'
+    HEADs: nothing but a run of the session writes them, and a resume holds the session's lock."""
+    git_dir = repo / ".git"
+    found = [git_dir / "refs" / "heads" / "maestro" / f"{session_id}.lock"]
+    for folder in (git_dir / "refs" / "tags" / "maestro" / session_id, git_dir / "refs" / "maestro" / session_id):
+        found.extend(folder.rglob("*.lock"))
+    found.extend(d / "HEAD.lock" for d in (git_dir / "worktrees").glob(f"maestro-{session_id}-*"))
+    return sorted(p for p in found if p.is_file())
+
+
+def clear_stale_index_locks(locks: Iterable[Path], last_event_ts: str | None, *, min_age_s: float = 2.0) -> None:
+    """Remove a lock file left by a dead run: made after its last event, and older than a live git's (``min_age_s``;
+    0 for the session's own refs, which no other process writes)."""
     try:
         since = _dt.datetime.fromisoformat(last_event_ts).timestamp() - 1.0 if last_event_ts else None
     except ValueError:
@@ -52,6 +64,6 @@ def clear_stale_index_locks(locks: Iterable[Path], last_event_ts: str | None) ->
             st = lock.stat()
         except OSError:
             continue
-        if since is not None and st.st_mtime >= since and time.time() - st.st_mtime > 2.0:
-            log.warning("%s: removing the index lock the stopped run left behind", lock)
+        if since is not None and st.st_mtime >= since and time.time() - st.st_mtime >= min_age_s:
+            log.warning("%s: removing the lock the stopped run left behind", lock)
             lock.unlink(missing_ok=True)

@@ -37,7 +37,7 @@ from maestro.core.records import Rewind
 from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
 from maestro.git.checkpoints import Checkpointer
-from maestro.git.housekeeping import clear_stale_index_locks, index_locks
+from maestro.git.housekeeping import clear_stale_index_locks, index_locks, session_ref_locks
 from maestro.model.chart import load_chart
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import load_prd
@@ -148,6 +148,7 @@ class Runner:
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
             cp = Checkpointer(self.store.repo, session.id, worktree=True, clock=self.clock)
             clear_stale_index_locks(index_locks(self.store.repo, session_id), state.updated_at)
+            clear_stale_index_locks(session_ref_locks(self.store.repo, session_id), state.updated_at, min_age_s=0.0)
             new_limits = raised_limits(state.limits, limits or {})
             if state.state == "paused":
                 choice = resume_choice(state, new_limits)
