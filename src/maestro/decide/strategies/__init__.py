@@ -4,7 +4,7 @@
 ``architecture`` (FR-3, :mod:`~maestro.decide.strategies.architecture`): which layout new code follows.
 ``gate`` (:mod:`~maestro.decide.strategies.gate`): which tool runs each validation gate.
 ``task_ordering`` (FR-4, :mod:`~maestro.decide.strategies.ordering`): the order and parallel groups of a task graph.
-``recovery``, ``session_recovery`` and ``merge`` (FR-5, :mod:`~maestro.decide.strategies.recovery`): the recovery ladder's rung.
+``recovery``, ``session_recovery``, ``merge`` (FR-5, :mod:`~maestro.decide.strategies.recovery`): the ladder's rung.
 ``refinement`` (FR-12, :mod:`~maestro.decide.strategies.refinement`): hand off, refine, ask or stop after validation.
 ``subagent`` (FR-14, :mod:`~maestro.decide.strategies.subagent`): which subagent works on a task.
 ``environment`` (:mod:`~maestro.decide.strategies.environment`): what commands in a worktree need to use its code.

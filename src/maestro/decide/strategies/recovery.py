@@ -13,8 +13,9 @@ own), so no rung rolls anything back.  Asked as::
 
 The rungs, in order: ``retry`` (only a ``transient`` failure, while retries are left and
 the error is not the same twice in a row), ``alternative`` (a new attempt from the
-session's head with the failure as feedback, while alternatives are left), then ``pause`` (or ``give_up`` when ``on_exhausted="give_up"``:
-an unattended run that must end rather than wait).  ``critical`` (the agent cannot work)
+session's head with the failure as feedback, while alternatives are left), then ``pause``
+(or ``give_up`` when ``on_exhausted="give_up"``: an unattended run that must end rather
+than wait).  ``critical`` (the agent cannot work)
 and ``ambiguous`` (a human must decide) go to ``pause`` at once.  Each option's score is
 what is left of its rung (a retry scores between 0.7 and 0.9, an alternative between
 0.4 and 0.6, a pause 0.3), so the ladder's order is the scores' order, and the evidence
