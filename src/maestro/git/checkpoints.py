@@ -26,6 +26,9 @@ at ``refs/maestro/<session>/base`` (and stays in the tree); before a rollback
 changes anything, the tree as it is goes to
 ``refs/maestro/<session>/pre-rollback-<k>``.  ``.flow/`` (maestro's own state)
 is never staged and never touched.  The user's branch is never moved.
+
+The module holds one idea, a session's history in git: its branch, its checkpoints, and the
+worktree that shows them (made, shown at a commit, rolled back, cleared of what a gate changed).
 """
 
 from __future__ import annotations
