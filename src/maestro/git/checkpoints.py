@@ -52,6 +52,7 @@ from dulwich.worktree import add_worktree
 from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
 from maestro.core.seams import Clock, SystemClock
+from maestro.git.identity import identity
 from maestro.git.numstat import line_delta
 from maestro.git.places import worktree_dir
 from maestro.git.staging import Staging
@@ -59,8 +60,6 @@ from maestro.git.staging import Staging
 __all__ = ["Checkpointer"]
 
 log = logging.getLogger("maestro")
-
-_DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
 
 
 class Checkpointer:
@@ -420,15 +419,6 @@ class Checkpointer:
         except KeyError:
             raise CheckpointError(f"session {self.session} has no branch {self.branch.decode()}: start first") from None
 
-    def _identity(self) -> bytes:
-        config = self._main.get_config_stack()
-        try:
-            name = config.get((b"user",), b"name")
-            email = config.get((b"user",), b"email")
-        except KeyError:
-            return _DEFAULT_IDENTITY
-        return name + b" <" + email + b">"
-
     def _now(self) -> int:
         return int(self.clock.now().timestamp())
 
@@ -436,7 +426,7 @@ class Checkpointer:
         c = Commit()
         c.tree = tree
         c.parents = parents
-        c.author = c.committer = self._identity()
+        c.author = c.committer = identity(self._main)
         c.author_time = c.commit_time = self._now()
         c.author_timezone = c.commit_timezone = 0
         c.message = f"maestro({self.session}): {label}\n".encode()
@@ -447,7 +437,7 @@ class Checkpointer:
         t = Tag()
         t.object = (Commit, commit)
         t.name = f"maestro/{self.session}/{n}".encode()
-        t.tagger = self._identity()
+        t.tagger = identity(self._main)
         t.tag_time = self._commit(commit).commit_time  # one time for the checkpoint: its commit's
         t.tag_timezone = 0
         where = f", state {state}" if state else ""

@@ -72,6 +72,7 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID
 from maestro.core.seams import Clock, SystemClock
+from maestro.git.identity import identity
 from maestro.git.index import GitIndex
 from maestro.git.places import worktree_dir, worktrees_root
 from maestro.git.staging import FLOW, Scan, Staging
@@ -82,7 +83,6 @@ __all__ = ["Worktree", "WorktreePool", "session_worktrees"]
 log = logging.getLogger("maestro")
 
 INTEGRATION = "integration"
-_DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
 _TREE, _LINK, _GITLINK, _EXEC = 0o040000, 0o120000, 0o160000, 0o100755
 _POOLED = re.compile(r"w([1-9][0-9]*)\Z")
 _THREADED_FROM = 2_000  # files: below this, writing on one thread costs less than starting more
@@ -203,7 +203,7 @@ class Worktree:
         c = Commit()
         c.tree = tree
         c.parents = [parent]
-        c.author = c.committer = self._identity()
+        c.author = c.committer = identity(self._store)
         c.author_time = c.commit_time = int((clock or self._clock).now().timestamp())
         c.author_timezone = c.commit_timezone = 0
         c.message = message.encode() if message.endswith("\n") else (message + "\n").encode()
@@ -336,15 +336,6 @@ class Worktree:
             raise CheckpointError(f"{self.path}: {commit.decode(errors='replace')} is not a commit")
         tree: ObjectID = obj.tree
         return tree
-
-    def _identity(self) -> bytes:
-        config = self._store.get_config_stack()
-        try:
-            name = config.get((b"user",), b"name")
-            email = config.get((b"user",), b"email")
-        except KeyError:
-            return _DEFAULT_IDENTITY
-        return name + b" <" + email + b">"
 
     def _check_unlocked(self) -> None:
         lock = Path(self._repo.index_path() + ".lock")

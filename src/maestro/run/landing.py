@@ -36,6 +36,7 @@ from maestro.core.errors import CheckpointError, StoreError
 from maestro.core.seams import Clock, SystemClock
 from maestro.core.text import first_line
 from maestro.git.housekeeping import dirty_paths
+from maestro.git.identity import identity
 from maestro.git.merging import commit_merge, merge_commits
 from maestro.git.staging import Staging
 from maestro.model.state import rebuild
@@ -45,7 +46,6 @@ __all__ = ["Landing", "land"]
 
 log = logging.getLogger("maestro")
 
-_DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
 _NAMED = 3  # dirty or conflicting paths a message names; the rest are counted
 
 
@@ -152,20 +152,20 @@ class _Lander:
         changes = list(tree_changes(repo.object_store, have, want))
         staging.check_obstacles(changes)  # before anything is written
         self._check_overwrites(changes)
-        identity = self._identity()
+        who = identity(self.repo)
         when = int(self.clock.now().timestamp())
         if merge:
             assert ours is not None
             message = f"Merge maestro/{self.sid}: {first_line(self.request) or 'session ' + self.sid}\n"
-            commit = commit_merge(repo, want, [ours, theirs], message, ref=branch, expected=ours, author=identity,
+            commit = commit_merge(repo, want, [ours, theirs], message, ref=branch, expected=ours, author=who,
                                   when=when)  # fmt: skip
             how = "merge"
         else:
             reflog = f"maestro land {self.sid}: fast-forward".encode()
             moved = (
-                repo.refs.add_if_new(branch, theirs, committer=identity, timestamp=when, message=reflog)
+                repo.refs.add_if_new(branch, theirs, committer=who, timestamp=when, message=reflog)
                 if ours is None
-                else repo.refs.set_if_equals(branch, ours, theirs, committer=identity, timestamp=when, message=reflog)
+                else repo.refs.set_if_equals(branch, ours, theirs, committer=who, timestamp=when, message=reflog)
             )
             if not moved:
                 raise CheckpointError(f"{branch.decode()} moved while landing (expected {_hex(ours)})")
@@ -194,13 +194,6 @@ class _Lander:
         if not isinstance(obj, Commit):
             raise CheckpointError(f"{sha.decode()} is not a commit")
         return obj
-
-    def _identity(self) -> bytes:
-        config = self.repo.get_config_stack()
-        try:
-            return bytes(config.get((b"user",), b"name") + b" <" + config.get((b"user",), b"email") + b">")
-        except KeyError:
-            return _DEFAULT_IDENTITY
 
 
 def _named(paths: list[str]) -> str:
