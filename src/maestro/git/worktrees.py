@@ -53,6 +53,7 @@ import shutil
 import stat
 import struct
 import sys
+import threading
 import weakref
 import zlib
 from collections.abc import Iterable, Sequence
@@ -393,8 +394,10 @@ class Worktree:
 class WorktreePool:
     """A session's worktrees: its integration worktree and a pool of attempt worktrees (``w1``, ``w2`` …).
 
-    Driven from one thread: :meth:`acquire` hands a worktree to one worker (which may move and
-    capture it on its own thread) until :meth:`release` gives it back.
+    :meth:`acquire` and :meth:`release` may be called from any thread: choosing the worktree is
+    done under a lock, moving it (or making it) outside, by the worker it is handed to, which may
+    capture it on its own thread until :meth:`release` gives it back.  The other methods are for
+    the coordinating thread while no worker holds a worktree.
     """
 
     def __init__(
@@ -409,6 +412,7 @@ class WorktreePool:
         self.root = (worktrees_root(self._common) / session).absolute()  # git's admin files hold absolute paths
         self._open: dict[str, Worktree] = {}  # opened or made by this pool
         self._busy: set[str] = set()  # handed out by acquire, not released yet
+        self._lock = threading.RLock()  # guards _open and _busy: workers acquire and release on their own threads
 
     def integration(self, commit: ObjectID | None = None) -> Worktree:
         """The session's integration worktree: opened if it exists, else made at ``commit``."""
@@ -422,27 +426,38 @@ class WorktreePool:
         return self._create(INTEGRATION, commit)
 
     def acquire(self, commit: ObjectID) -> Worktree:
-        """A free pooled worktree moved to ``commit``: one released before, one left on disk, or a new one."""
-        for name in self._free_names():
-            wt = self._open.get(name) or self._open_existing(name)
-            if wt is None:
-                wt = self._create(name, commit)  # what a crash left of it: made again
+        """A free pooled worktree moved to ``commit``: one released before, one left on disk, or a new one.
+
+        Thread-safe: the worktree is chosen under the pool's lock and moved (or made) outside it.
+        """
+        with self._lock:
+            free = self._free_names()
+            if free:
+                name = free[0]
+                wt: Worktree | None = self._open.get(name) or self._open_existing(name)
             else:
-                wt.move(commit)  # on failure it stays free: a later move starts from whatever it holds
+                k = 1
+                while f"w{k}" in self._open or f"w{k}" in self._busy or self._path(f"w{k}").exists():
+                    k += 1
+                name, wt = f"w{k}", None
             self._busy.add(name)
-            return wt
-        k = 1
-        while f"w{k}" in self._open or self._path(f"w{k}").exists():
-            k += 1
-        wt = self._create(f"w{k}", commit)
-        self._busy.add(wt.name)
+        try:
+            if wt is None:
+                wt = self._create(name, commit)  # a new one, or what a crash left of one: made again
+            else:
+                wt.move(commit)  # on failure it is free again: a later move starts from whatever it holds
+        except BaseException:
+            with self._lock:
+                self._busy.discard(name)
+            raise
         return wt
 
     def release(self, wt: Worktree) -> None:
         """Give ``wt`` back: the next :meth:`acquire` may hand it out (moved to its commit)."""
-        if self._open.get(wt.name) is not wt or wt.name == INTEGRATION:
-            raise CheckpointError(f"{wt.path}: not a pooled worktree of session {self.session}")
-        self._busy.discard(wt.name)
+        with self._lock:
+            if self._open.get(wt.name) is not wt or wt.name == INTEGRATION:
+                raise CheckpointError(f"{wt.path}: not a pooled worktree of session {self.session}")
+            self._busy.discard(wt.name)
 
     def existing(self) -> list[Worktree]:
         """Every worktree of the session on disk (the integration one first), opened."""
@@ -476,7 +491,7 @@ class WorktreePool:
     def _free_names(self) -> list[str]:
         """The pooled worktrees not handed out: those this pool opened first, then the others on disk."""
         known = [n for n in self._open if n != INTEGRATION and n not in self._busy]
-        return known + [n for n in self._pooled_on_disk() if n not in self._open]
+        return known + [n for n in self._pooled_on_disk() if n not in self._open and n not in self._busy]
 
     def _pooled_on_disk(self) -> list[str]:
         """The names of the pooled worktrees whose folders exist, in number order."""
@@ -501,7 +516,8 @@ class WorktreePool:
         if Path(pointed) != path / ".git":
             return None  # the admin folder of another worktree of the same name (another clone of the cache?)
         wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
-        self._open[name] = wt
+        with self._lock:
+            self._open[name] = wt
         return wt
 
     def _create(self, name: str, commit: ObjectID) -> Worktree:
@@ -525,7 +541,8 @@ class WorktreePool:
         wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
         wt._populate(commit)
         (admin / "locked").unlink()
-        self._open[name] = wt
+        with self._lock:
+            self._open[name] = wt
         log.info("session %s: worktree %s made at %s", self.session, path, commit.decode()[:12])
         return wt
 

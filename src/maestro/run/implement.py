@@ -236,6 +236,10 @@ class Implementer:
                 return p
             return None
 
+        for tid in sorted(self.runs, key=self._rank):  # decided before any agent runs: no task waits for them
+            if not self.runs[tid].chosen and s.task_state(tid) not in ("succeeded", "skipped"):
+                self.runs[tid].chosen = True
+                self.choose_subagent(tid)
         batch: Batch[Attempt] = Batch(
             workers=run.config.parallel.max_workers,
             start=self.start,
@@ -262,10 +266,9 @@ class Implementer:
         attempt = s.state.tasks[tid].attempts
         tr = self.runs[tid]
         base = run.cp.head()
-        wt = self.pool.acquire(base)
         req = AgentRequest(
             tr.task,
-            wt.path,
+            run.workdir,  # the worker's worktree, once it has one (attempt)
             budget_usd=allowance,
             attempt=attempt,
             subagent=tr.subagent,
@@ -273,19 +276,23 @@ class Implementer:
             feedback=tr.feedback,
             timeout_s=run.runner.agent_timeout_s,
             session_dir=s.dir,
-            env=run.env_for(wt.path),
         )
         run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
         ref = f"refs/maestro/{s.id}/attempts/{tid}/{attempt}".encode()
-        return lambda: self.attempt(req, wt, base, ref)
+        env = run.environment()
+        return lambda: self.attempt(req, base, ref, env)
 
-    def attempt(self, request: AgentRequest, wt: Worktree, base: ObjectID, ref: bytes) -> Attempt:
-        """In a worker thread: the agent's attempt, the task's acceptance commands, then the attempt's commit."""
+    def attempt(self, request: AgentRequest, base: ObjectID, ref: bytes, env: Decision | None = None) -> Attempt:
+        """In a worker thread: a pooled worktree at ``base``, the agent's attempt in it, the task's acceptance
+        commands, then the attempt's commit (the worktree is moved here, not on the coordinating thread, which
+        meanwhile settles other attempts)."""
+        wt = self.pool.acquire(base)
+        request = attrs.evolve(request, workdir=wt.path, env=self.run.env_for(wt.path, decision=env))
         result = self.run.runner.agent.run(request)
         acc = None
         if result.status == "succeeded":
-            env = self.run.env_for(request.workdir, whole=True)
-            acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.agent_timeout_s, env=env)
+            whole = self.run.env_for(request.workdir, whole=True, decision=env)
+            acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.agent_timeout_s, env=whole)
         label = f"task {request.task.id} attempt {request.attempt}: {result.status}"
         commit, _ = wt.capture(base, label, ref)
         return Attempt(result, acc, base, commit, wt)

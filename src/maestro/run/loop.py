@@ -18,7 +18,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
@@ -270,10 +270,19 @@ class SessionRun:
             return None
         return self.decide(d)
 
-    def env_for(self, worktree: Path, *, whole: bool = False) -> dict[str, str] | None:
+    def environment(self) -> Decision | None:
+        """The session's last ``environment`` decision (None: none was made)."""
+        return next((d for d in reversed(self.session.state.decisions) if d.kind == "environment"), None)
+
+    def env_for(
+        self, worktree: Path, *, whole: bool = False, decision: Decision | Literal["latest"] | None = "latest"
+    ) -> dict[str, str] | None:
         """The variables commands in ``worktree`` need to use its code (the ``environment`` decision); with
-        ``whole``, the whole environment for a process (None: the process inherits maestro's unchanged)."""
-        d = next((d for d in reversed(self.session.state.decisions) if d.kind == "environment"), None)
+        ``whole``, the whole environment for a process (None: the process inherits maestro's unchanged).
+
+        A worker thread passes the ``decision`` its coordinator read (:meth:`environment`): the session's state is
+        the coordinating thread's to read."""
+        d = self.environment() if decision == "latest" else decision
         extra = worktree_env(d, worktree) if d is not None else {}
         if not extra:
             return None
