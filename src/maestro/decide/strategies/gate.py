@@ -21,6 +21,7 @@ gate runs.
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Callable
 
 import attrs
@@ -151,8 +152,20 @@ def _npm_test(f: RepoFacts) -> Found:
 
 
 # -- commands ------------------------------------------------------------------------------
+def _arg(path: str) -> str:
+    """A repository path as one shell word of a gate command: never an option, never shell syntax, never a placeholder.
+
+    A name starting with ``-`` gets ``./`` (else the tool reads it as an option); the
+    name is shell-quoted (a folder ``t;touch X;#`` is one word, not three commands);
+    its braces are doubled, since a gate command's ``{junit}`` is filled in later
+    (:func:`maestro.config.model.render_command` turns ``{{`` back into ``{``).
+    """
+    word = shlex.quote(f"./{path}" if path.startswith("-") else path)
+    return word.replace("{", "{{").replace("}", "}}")
+
+
 def _py_targets(f: RepoFacts) -> str:
-    return " ".join(f.packages) or "."
+    return " ".join(_arg(p) for p in f.packages) or "."
 
 
 def _mypy(f: RepoFacts) -> str:
@@ -167,7 +180,7 @@ def _bandit(f: RepoFacts) -> str:
 
 def _unittest(f: RepoFacts) -> str:
     dirs = sorted({p.split("/")[0] for p in f.markers.get("python:unittest", ()) if "/" in p})
-    return f"python -m unittest discover -s {dirs[0]}" if dirs else "python -m unittest discover"
+    return f"python -m unittest discover -s {_arg(dirs[0])}" if dirs else "python -m unittest discover"
 
 
 def _jest(f: RepoFacts) -> str:
@@ -180,7 +193,7 @@ def _tsc(f: RepoFacts) -> str:
     if "tsconfig.json" in f.configs:
         return "npx tsc --noEmit"
     nested = f.config_files("tsconfig.json")
-    return f"npx tsc --noEmit -p {nested[0]}" if nested else "npx tsc --noEmit"
+    return f"npx tsc --noEmit -p {_arg(nested[0])}" if nested else "npx tsc --noEmit"
 
 
 def _rspec(f: RepoFacts) -> str:
