@@ -15,7 +15,9 @@ The strongest evidence wins (ties: the primary ecosystem, then the order of
 :data:`TOOLS`).  The chosen option's ``notes`` hold the command, which
 :func:`gate_command` returns for the runner; a test command writes JUnit XML to
 ``{junit}`` where the tool can.  No evidence: the choice is ``none`` and no
-gate runs.
+gate runs.  A repository path in a command (``unittest discover -s <folder>``, the
+packages mypy, pylint and bandit check, a member's ``tsconfig.json``) is one
+shell-quoted word, never an option (docs/security.md).
 """
 
 from __future__ import annotations
