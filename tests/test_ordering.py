@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -333,6 +334,82 @@ def test_any_dag_with_explicit_groups_is_ordered_soundly(tasks: list[Task], cap:
     # the same graph read back from its YAML orders the same
     again = parse_tasks(g.to_yaml())
     assert order_tasks(again, max_parallel=cap).to_json() == ordering.to_json()
+
+
+def reference_groups(tasks: list[Task], cap: int | None, dissolved: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """The module's rules, applied the slow, obvious way: every round looks at every unit that is not done.
+
+    Units are the kept explicit groups (members best first, cut into pieces of ``cap``) and every other task
+    alone; a unit is ready when every dependency of its members is done or inside it; a round walks the
+    ready units best first (a unit is as good as its best member) and takes each one that still fits the cap.
+    """
+    ancestors = ancestors_of(tasks)
+    dependents = {t.id: sum(t.id in a for a in ancestors.values()) for t in tasks}
+    position = {t.id: i for i, t in enumerate(tasks)}
+    by_id = {t.id: t for t in tasks}
+
+    def key(tid: str) -> tuple[int, int, int, int]:
+        t = by_id[tid]
+        return (-dependents[tid], RISKS[::-1].index(t.risk), PRIORITIES.index(t.priority), position[tid])
+
+    named: dict[str, list[str]] = {}
+    for t in tasks:
+        if t.group is not None and t.group not in dissolved:
+            named.setdefault(t.group, []).append(t.id)
+    units: list[list[str]] = []
+    for members in named.values():
+        ordered = sorted(members, key=key)
+        step = cap or len(ordered)
+        units.extend(ordered[i : i + step] for i in range(0, len(ordered), step))
+    grouped = {m for members in named.values() for m in members}
+    units.extend([t.id] for t in tasks if t.id not in grouped)
+    done: set[str] = set()
+    out: list[tuple[str, ...]] = []
+    while len(done) < len(tasks):
+        ready = [u for u in units if u[0] not in done and all(set(by_id[m].depends_on) <= done | set(u) for m in u)]
+        ready.sort(key=lambda u: min(key(m) for m in u))
+        taken: list[str] = []
+        for u in ready:
+            if cap is None or len(taken) + len(u) <= cap:
+                taken.extend(u)
+        assert taken, "no unit is ready: the reference is stuck"
+        out.append(tuple(sorted(taken, key=key)))
+        done.update(taken)
+    return out
+
+
+@settings(max_examples=300, deadline=None)
+@given(dags(with_groups=True), caps)
+def test_the_groups_are_those_of_the_rules_applied_the_slow_way(tasks: list[Task], cap: int | None) -> None:
+    ordering = order_tasks(validate_graph(tasks), max_parallel=cap)
+    assert list(ordering.groups) == reference_groups(tasks, cap, ordering.dissolved)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_large_random_graphs_with_groups_of_every_size_follow_the_rules(seed: int) -> None:
+    """300 tasks, explicit groups of 1 to 7 members under caps of 1 to 9: units of many sizes wait at once."""
+    rnd = random.Random(seed)
+    tasks: list[Task] = []
+    ancestors: dict[str, set[str]] = {}
+    members: dict[str, list[str]] = {}
+    for i in range(300):
+        tid = f"T{i}"
+        deps = tuple(sorted({f"T{rnd.randrange(i)}" for _ in range(rnd.randrange(min(i, 3) + 1))})) if i else ()
+        ancestors[tid] = set(deps).union(*(ancestors[d] for d in deps))
+        group: str | None = f"G{rnd.randrange(60)}" if rnd.random() < 0.6 else None
+        if group is not None and (
+            len(members.get(group, [])) >= 7 or any(m in ancestors[tid] for m in members.get(group, []))
+        ):
+            group = None
+        if group is not None:
+            members.setdefault(group, []).append(tid)
+        tasks.append(
+            Task(tid, "t", depends_on=deps, group=group, risk=rnd.choice(RISKS), priority=rnd.choice(PRIORITIES))
+        )
+    cap = [None, *range(1, 10)][seed + 3]
+    ordering = order_tasks(validate_graph(tasks), max_parallel=cap)
+    check_ordering(tasks, ordering, cap)
+    assert list(ordering.groups) == reference_groups(tasks, cap, ordering.dissolved)
 
 
 # -- determinism across processes -------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ order, so equal input gives byte-identical output.
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -70,15 +71,14 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
     """Order ``graph`` into parallel groups (see the module's rules)."""
     if max_parallel is not None and (type(max_parallel) is not int or max_parallel < 1):
         raise DecisionError(f"max_parallel must be a positive integer or None, not {max_parallel!r}")
-    position = {tid: i for i, tid in enumerate(graph.ids)}
+    ids = graph.ids  # built once: TaskGraph.ids makes a new tuple at every call
+    position = {tid: i for i, tid in enumerate(ids)}
     dependents = graph.transitive_dependents()
+    keys = {tid: (-dependents[tid], graph[tid].risk_rank, graph[tid].priority_rank, position[tid]) for tid in ids}
+    key = keys.__getitem__
 
-    def key(tid: str) -> tuple[int, int, int, int]:
-        t = graph[tid]
-        return (-dependents[tid], t.risk_rank, t.priority_rank, position[tid])
-
-    units, dissolved, split = _units(graph, max_parallel, key)
-    unit_keys = [min(key(t) for t in u) for u in units]
+    units, dissolved, split = _units(graph, ids, max_parallel, key)
+    unit_keys = [min(key(t) for t in u) for u in units]  # unique: every task is in one unit, keys end in position
     unit_of = {t: i for i, u in enumerate(units) for t in u}
     waiting = [0] * len(units)  # how many tasks outside the unit it still waits for
     waiters: dict[str, list[int]] = {}  # task -> the units waiting for it
@@ -88,34 +88,56 @@ def order_tasks(graph: TaskGraph, *, max_parallel: int | None = None) -> Orderin
                 if unit_of[d] != i:
                     waiting[i] += 1
                     waiters.setdefault(d, []).append(i)
-    ready = sorted((i for i in range(len(units)) if waiting[i] == 0), key=unit_keys.__getitem__)
+    # The ready units in a heap per unit size.  A round takes, again and again, the best ready unit that still
+    # fits the cap — the first that fits in a scan of the ready units in key order — so it looks only at the top
+    # of each size's heap: a round costs O(sizes · log n), not a scan and a sort of everything ready.
+    ready: dict[int, list[tuple[tuple[int, int, int, int], int]]] = {}
+    count = 0
+
+    def push(u: int) -> None:
+        heapq.heappush(ready.setdefault(len(units[u]), []), (unit_keys[u], u))
+
+    for i in range(len(units)):
+        if waiting[i] == 0:
+            push(i)
+            count += 1
     groups: list[tuple[str, ...]] = []
-    while ready:
+    while count:
         chosen: list[int] = []
-        size = 0
-        for u in ready:
-            if max_parallel is None or size + len(units[u]) <= max_parallel:
+        if max_parallel is None:
+            for heap in ready.values():
+                chosen.extend(u for _, u in heap)
+                heap.clear()
+        else:
+            room = max_parallel
+            while room:
+                best = min((h[0] for size, h in ready.items() if h and size <= room), default=None)
+                if best is None:
+                    break
+                u = best[1]
+                heapq.heappop(ready[len(units[u])])
                 chosen.append(u)
-                size += len(units[u])
+                room -= len(units[u])
+        count -= len(chosen)
         group = sorted((t for u in chosen for t in units[u]), key=key)
         groups.append(tuple(group))
-        taken = set(chosen)
-        ready = [u for u in ready if u not in taken]
         for t in group:
             for w in waiters.get(t, ()):
                 waiting[w] -= 1
                 if waiting[w] == 0:
-                    ready.append(w)
-        ready.sort(key=unit_keys.__getitem__)
+                    push(w)
+                    count += 1
     if sum(len(g) for g in groups) != len(graph):  # pragma: no cover - _units removed every cycle
         raise DecisionError("the task graph has a cycle between explicit groups")
     return Ordering(tuple(groups), max_parallel, dependents, tuple(dissolved), tuple(split))
 
 
-def _units(graph: TaskGraph, cap: int | None, key: Any) -> tuple[list[tuple[str, ...]], list[str], list[str]]:
+def _units(
+    graph: TaskGraph, ids: Sequence[str], cap: int | None, key: Any
+) -> tuple[list[tuple[str, ...]], list[str], list[str]]:
     """Scheduling units: explicit groups (consistent ones, split to the cap) and single tasks."""
     named = dict(graph.groups())
-    dissolved = _groups_on_cycles(graph, named)
+    dissolved = _groups_on_cycles(graph, ids, named)
     for name in dissolved:
         del named[name]
     units: list[tuple[str, ...]] = []
@@ -128,11 +150,11 @@ def _units(graph: TaskGraph, cap: int | None, key: Any) -> tuple[list[tuple[str,
             units.extend(tuple(ordered[i : i + cap]) for i in range(0, len(ordered), cap))
         else:
             units.append(tuple(ordered))
-    units.extend((t,) for t in graph.ids if t not in in_group)
+    units.extend((t,) for t in ids if t not in in_group)
     return units, dissolved, split
 
 
-def _groups_on_cycles(graph: TaskGraph, named: Mapping[str, Sequence[str]]) -> list[str]:
+def _groups_on_cycles(graph: TaskGraph, ids: Sequence[str], named: Mapping[str, Sequence[str]]) -> list[str]:
     """The explicit groups that wait for one another in a circle, sorted.
 
     Each group is contracted into one node of the task graph; the graph of
@@ -141,8 +163,10 @@ def _groups_on_cycles(graph: TaskGraph, named: Mapping[str, Sequence[str]]) -> l
     component are dissolved (every one of them is on a cycle).  Linear in the
     size of the graph (Tarjan's algorithm, iterative).
     """
+    if not named:  # no explicit group, nothing to dissolve
+        return []
     owner = {t: f"group {name}" for name, members in named.items() for t in members}
-    node_of = {t: owner.get(t, t) for t in graph.ids}
+    node_of = {t: owner.get(t, t) for t in ids}
     edges: dict[str, list[str]] = {n: [] for n in dict.fromkeys(node_of.values())}
     for t in graph:
         for d in t.depends_on:
