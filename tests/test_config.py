@@ -325,16 +325,26 @@ def test_deep_nesting_is_one_line() -> None:
 
 
 def test_a_value_yaml_cannot_build_is_one_line() -> None:
-    with pytest.raises(ConfigError, match=r"^c\.yaml: YAML: a value cannot be read: month must be in 1\.\.12$"):
+    with pytest.raises(ConfigError, match=r"^c\.yaml:1: YAML: a value cannot be read: month must be in 1\.\.12$"):
         parse_config("agent: {kind: claude, when: 2024-13-45}\n", "c.yaml")
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("agent: !!int\n", "c.yaml: YAML: a value cannot be read (a !!tag on a value it does not fit?)"),
-        ("!!set\n", "c.yaml: YAML: a value cannot be read (a !!tag on a value it does not fit?)"),
-        ("agent: !!float fast\n", "c.yaml: YAML: a value cannot be read: could not convert string to float: 'fast'"),
+        ("agent: !!int\n", "c.yaml:1: YAML: a value cannot be read: an empty value is not a valid !!int"),
+        ("!!set\n", "c.yaml:1: YAML: a value cannot be read: an empty value is not a valid !!set"),
+        ("agent: !!float fast\n", "c.yaml:1: YAML: a value cannot be read: could not convert string to float: 'fast'"),
+        ("agent:\n  when: !!bool maybe\n", "c.yaml:2: YAML: a value cannot be read: 'maybe' is not a valid !!bool"),
+        (
+            "agent: !!omap [{a: 1}, {a: 2}]\n",
+            "c.yaml:1: YAML syntax: found duplicate key 'a' in an !!omap (first at line 1)",
+        ),
+        (
+            "x:\n  y: " + "9" * 4301 + "\n",
+            "c.yaml:2: YAML: a value cannot be read: an integer of more than 4,300 digits",
+        ),
+        ("x: 0b" + "1" * 20000 + "\n", "c.yaml:1: YAML: a value cannot be read: an integer of more than 4,300 digits"),
     ],
 )
 def test_a_tag_that_does_not_fit_is_one_line(text: str, message: str) -> None:

@@ -584,7 +584,7 @@ def test_a_file_that_is_not_utf8_is_a_plan_error(tmp_path: Path) -> None:
     path.write_bytes(b"---\nprd:\n  status: \xff\n---\n")
     with pytest.raises(PlanError) as exc:
         load_prd(path)
-    assert plan_error(exc) == f"{path}: not UTF-8 text (byte 19)"
+    assert plan_error(exc) == f"{path}:3: not UTF-8 text (byte 19)"
 
 
 def test_a_missing_file_is_a_plan_error(tmp_path: Path) -> None:

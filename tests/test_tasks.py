@@ -616,7 +616,7 @@ def test_load_tasks_of_a_file_that_is_not_utf8(tmp_path: Path) -> None:
     path.write_bytes(b"version: 1\ntasks:\n  - id: T1\n    title: \xe9\n")
     with pytest.raises(PlanError) as exc:
         load_tasks(path)
-    assert plan_error(exc) == f"{path}: not UTF-8 text (byte 40)"
+    assert plan_error(exc) == f"{path}:4: not UTF-8 text (byte 40)"
 
 
 @pytest.mark.parametrize(("name", "shown"), [("tasks.txt", "'.txt'"), ("tasks", "'(no suffix)'")])

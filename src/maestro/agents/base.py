@@ -25,6 +25,7 @@ fields, ``prd_markdown`` and ``tasks_yaml``, and validates both
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -33,6 +34,7 @@ import attrs
 
 from maestro.core.errors import AgentError, PlanError
 from maestro.core.records import AgentResult
+from maestro.core.text import MAX_INPUT_BYTES
 from maestro.plan.prd import Prd, parse_prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks
 
@@ -259,13 +261,21 @@ def validate_plan(answer: Any, source: str = "the planner's answer") -> Plan:
     if isinstance(answer, str):
         try:
             answer = json.loads(answer)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             raise PlanError(f"not JSON: {exc}", path=source) from None
+        except ValueError:  # int() refused the digits of a number
+            raise PlanError(f"not JSON maestro reads: a number of more than {sys.get_int_max_str_digits():,} digits",
+                            path=source) from None  # fmt: skip
+        except (RecursionError, MemoryError):
+            raise PlanError("not JSON maestro reads: nested too deeply", path=source) from None
     if not isinstance(answer, Mapping):
         raise PlanError("expected an object with prd_markdown and tasks_yaml", path=source)
     for key in ("prd_markdown", "tasks_yaml"):
         if not isinstance(answer.get(key), str) or not answer[key].strip():
             raise PlanError("missing or empty", path=source, field=key)
+        if len(answer[key]) > MAX_INPUT_BYTES // 4 and len(answer[key].encode("utf-8", "replace")) > MAX_INPUT_BYTES:
+            raise PlanError(f"too large: more than the {MAX_INPUT_BYTES:,} bytes an input may have", path=source,
+                            field=key)  # fmt: skip
     prd = parse_prd(answer["prd_markdown"], f"{source}: prd_markdown")
     graph = parse_tasks(answer["tasks_yaml"], f"{source}: tasks_yaml", requirement_ids=prd.requirement_ids)
     return Plan(answer["prd_markdown"], answer["tasks_yaml"], prd, graph)

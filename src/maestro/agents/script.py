@@ -41,7 +41,7 @@ import attrs
 from maestro.core import yamlio
 from maestro.core.errors import ScriptError, YamlError
 from maestro.core.records import AGENT_STATUSES, FAILURE_CLASSES, TASK_ID
-from maestro.core.text import shown
+from maestro.core.text import InputTooLarge, read_input, shown
 
 __all__ = [
     "ACTIONS",
@@ -146,15 +146,20 @@ def load_script(path: str | Path) -> Script:
     """Read a script file; paths in it are relative to its folder."""
     p = Path(path)
     try:
-        text = p.read_text(encoding="utf-8")
+        raw = read_input(p)  # at most MAX_INPUT_BYTES: a larger file is refused before it is read
     except FileNotFoundError:
         raise ScriptError("no such file", path=str(p)) from None
     except IsADirectoryError:
         raise ScriptError("is a directory, not a script", path=str(p)) from None
-    except UnicodeDecodeError as exc:
-        raise ScriptError(f"not UTF-8 text (byte {exc.start})", path=str(p)) from exc
+    except InputTooLarge as exc:
+        raise ScriptError(exc.problem, path=str(p)) from None
     except OSError as exc:
         raise ScriptError(f"cannot read: {exc.strerror or exc}", path=str(p)) from exc
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ScriptError(f"not UTF-8 text (byte {exc.start})", path=str(p), line=line) from None
     return parse_script(text, p)
 
 

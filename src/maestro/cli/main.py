@@ -6,8 +6,10 @@ sessions, status, report, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
 (land, clean) and
 :mod:`maestro.cli.init` (init).
 
-Exit codes: 0 success, 2 bad input or a maestro error (one line on stderr),
-130 interrupted.
+Exit codes: 0 success, 2 bad input refused before anything was written (one line
+on stderr), 1 a failure once a session was written to (one line too; ``run``,
+``resume``), 3 paused for a human, 130 interrupted.  Text arguments (a request, a
+note) must be UTF-8: other bytes are refused with one line before anything is read.
 """
 
 from __future__ import annotations
@@ -254,6 +256,27 @@ _minutes = _positive_float("a number of minutes")
 _positive = _int_at_least(1, "a number", "must be at least 1")
 
 
+_TEXT_ARGS = {"request": "the request", "choice": "the choice", "note": "--note", "feature": "--feature",
+              "capability": "--capability", "ecosystem": "--ecosystem"}  # fmt: skip
+"""The arguments that are text (recorded, or handed to an agent), not paths: they must be UTF-8."""
+
+
+def _not_utf8(args: argparse.Namespace) -> str | None:
+    """A one-line problem if a text argument holds bytes that are not UTF-8 (Python passes them on as lone
+    surrogates, which no log or prompt can hold), else None."""
+    for dest, name in _TEXT_ARGS.items():
+        value = getattr(args, dest, None)
+        if not isinstance(value, str):
+            continue
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            code = ord(value[exc.start])
+            byte = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"character {value[exc.start]!a}"
+            return f"{name} is not UTF-8 text ({byte} at character {exc.start + 1})"
+    return None
+
+
 def _cmd_init(args: argparse.Namespace) -> int:
     return init_cli.cmd_init(args, sys.stdout)
 
@@ -263,6 +286,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help(sys.stderr)
+        return 2
+    problem = _not_utf8(args)
+    if problem is not None:
+        sys.stderr.write(f"maestro: error: {problem}\n")
         return 2
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -292,6 +319,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MaestroError as exc:
         sys.stderr.write(f"maestro: error: {exc}\n")
         return 2
+    except run.SessionFailed as failed:  # a session was written to: not bad input
+        sys.stderr.write(f"maestro: error: {failed}\n")
+        return 1
     except run.Stopped as stop:
         how = f": `maestro resume {stop.session_id}` redoes the interrupted step" if stop.session_id else ""
         sys.stderr.write(f"maestro: stopped at once{how}\n")
@@ -305,3 +335,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as exc:  # the system refused (a full disk, a read-only folder) where no maestro error words it
+        logging.getLogger("maestro").debug("%s failed", args.command, exc_info=True)
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(f"maestro: error: {exc.strerror or exc}{where}\n")
+        return 1

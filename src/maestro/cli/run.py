@@ -2,6 +2,8 @@
 
 The runner's ``[Maestro]`` lines are printed as they happen.  The first Ctrl-C pauses after the
 current step; the second kills the agents and stops at once (:class:`Stopped`, exit code 130).
+A maestro error once the session was written to is :class:`SessionFailed` (exit code 1): exit
+code 2 is kept for bad input, refused before anything was written.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from maestro.core.errors import MaestroError
 from maestro.model.state import rebuild
 from maestro.store.filestore import Store
 
-__all__ = ["Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run"]
+__all__ = ["SessionFailed", "Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run"]
 
 
 class _MaestroLines(logging.Handler):
@@ -65,14 +67,19 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config.with_overrides(max_minutes=args.max_minutes)
     _show_log()
     runner = Runner(store, config, agent)
-    with _ctrl_c(runner):
-        outcome = runner.run(
-            args.request,
-            prd_path=Path(args.prd) if args.prd else None,
-            tasks_path=Path(args.tasks) if args.tasks else None,
-            worktree=args.worktree,
-            allow_dirty=args.allow_dirty,
-        )
+    try:
+        with _ctrl_c(runner):
+            outcome = runner.run(
+                args.request,
+                prd_path=Path(args.prd) if args.prd else None,
+                tasks_path=Path(args.tasks) if args.tasks else None,
+                worktree=args.worktree,
+                allow_dirty=args.allow_dirty,
+            )
+    except MaestroError as exc:
+        if runner.session_id is None:  # refused before the session was created: bad input, nothing written
+            raise
+        raise SessionFailed(runner.session_id, exc) from exc
     return _outcome(outcome)
 
 
@@ -94,6 +101,22 @@ def _outcome(outcome: Any) -> int:
         out.write(f"answer it: maestro answer {outcome.session_id} CHOICE [--note TEXT]; then: maestro resume "
                   f"{outcome.session_id}\n")  # fmt: skip
     return int(outcome.exit_code)
+
+
+class SessionFailed(Exception):
+    """A maestro error after the session was written to: ``main`` prints it on one line and exits 1."""
+
+    def __init__(self, session_id: str, error: BaseException) -> None:
+        super().__init__(f"session {session_id} stopped: {error} (`maestro status {session_id}` shows where it is)")
+        self.session_id = session_id
+        self.error = error
+
+
+def _log_size(store: Store, sid: str) -> int | None:
+    try:
+        return store.events_path(sid).stat().st_size
+    except (OSError, MaestroError):
+        return None
 
 
 class Stopped(Exception):
@@ -151,8 +174,14 @@ def cmd_resume(args: argparse.Namespace) -> int:
     _show_log()
     runner = Runner(store, inputs.config, agent)
     limits = {"max_iterations": args.max_iterations, "budget_usd": args.budget_usd, "max_minutes": args.max_minutes}
-    with _ctrl_c(runner):
-        outcome = runner.resume(sid, limits=limits)
+    before = _log_size(store, sid)
+    try:
+        with _ctrl_c(runner):
+            outcome = runner.resume(sid, limits=limits)
+    except MaestroError as exc:
+        if _log_size(store, sid) == before:  # refused before the session was written to (held, final, unreadable)
+            raise
+        raise SessionFailed(sid, exc) from exc
     return _outcome(outcome)
 
 

@@ -43,6 +43,7 @@ from maestro.config.model import (
 )
 from maestro.core import yamlio
 from maestro.core.errors import ConfigError, DecisionError, YamlError
+from maestro.core.text import InputTooLarge, read_input
 
 __all__ = ["load_config", "parse_config"]
 
@@ -243,7 +244,7 @@ def load_config(path: str | os.PathLike[str] | None, *, missing_ok: bool = True)
         return Config()
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = read_input(p)  # at most MAX_INPUT_BYTES: a larger file is refused before it is read
     except FileNotFoundError:
         if missing_ok:
             log.debug("%s: no configuration file; using the defaults", p)
@@ -251,6 +252,8 @@ def load_config(path: str | os.PathLike[str] | None, *, missing_ok: bool = True)
         raise ConfigError("no such file", path=p) from None
     except IsADirectoryError:
         raise ConfigError("is a directory, not a configuration file", path=p) from None
+    except InputTooLarge as exc:
+        raise ConfigError(exc.problem, path=p) from None
     except OSError as exc:
         raise ConfigError(f"cannot read: {exc.strerror or exc}", path=p) from exc
     try:

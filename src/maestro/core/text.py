@@ -1,17 +1,43 @@
-"""Text helpers for one-line messages: first and last lines, flattening, tails, values as errors show them.
+"""Text helpers: one-line messages (first and last lines, flattening, tails, values as errors show them), and
+reading an input file bounded in size.
 
-Each helper has the parameters its callers need to keep their exact output:
+Each message helper has the parameters its callers need to keep their exact output:
 :func:`one_line` cuts the end of a long text and :func:`tail` its start,
 :func:`last_lines` keeps lines, and :func:`shown` words a value the way a
 message about YAML data names it.
+
+:func:`read_input` reads a file the user hands maestro (a PRD, a task graph,
+``config.yaml``, a script) and refuses one larger than :data:`MAX_INPUT_BYTES`
+at once: it reads at most one byte past the limit, so ``--tasks /dev/zero``
+ends at once too.
 """
 
 from __future__ import annotations
 
+import errno
+import os
+import stat
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["MARK", "SUMMARY_CHARS", "first_line", "last_line", "last_lines", "one_line", "shown", "tail"]
+__all__ = [
+    "MARK",
+    "MAX_INPUT_BYTES",
+    "SUMMARY_CHARS",
+    "InputTooLarge",
+    "first_line",
+    "last_line",
+    "last_lines",
+    "one_line",
+    "read_input",
+    "shown",
+    "tail",
+]
+
+MAX_INPUT_BYTES = 10 * 1024 * 1024
+"""The largest input file maestro reads, in bytes (10 MiB): a PRD, a task graph (tasks.yaml, beads JSON, a
+markdown list), ``config.yaml``, a script, a planner's answer.  A YAML document is held to it too
+(:data:`maestro.core.yamlio.MAX_BYTES`)."""
 
 MARK = "…"
 """What stands for the characters a helper cut."""
@@ -61,6 +87,36 @@ def last_lines(text: str, lines: int, limit: int) -> str:
     return out if len(out) <= limit else MARK + out[len(out) - limit + 1 :]
 
 
+class InputTooLarge(OSError):
+    """An input file is larger than its limit (an :class:`OSError`, ``EFBIG``, so that a reader's ``except OSError``
+    words it); ``size`` is None when the file is not a regular file (a device, a pipe) and was cut off."""
+
+    def __init__(self, path: str | os.PathLike[str], size: int | None, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        got = f"{size:,} bytes, " if size is not None else ""
+        self.problem = f"too large: {got}more than the {limit:,} bytes an input file may have"
+        super().__init__(errno.EFBIG, self.problem, os.fspath(path))
+
+
+def read_input(path: str | os.PathLike[str], *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of the input file ``path``: at most ``limit``, else :class:`InputTooLarge`.
+
+    A regular file larger than ``limit`` is refused before it is read; anything
+    else (a device, a pipe) is read up to one byte past ``limit``, never more.
+    Every other problem is the :class:`OSError` that opening or reading raised.
+    """
+    with open(path, "rb") as f:
+        st = os.fstat(f.fileno())
+        regular = stat.S_ISREG(st.st_mode)
+        if regular and st.st_size > limit:
+            raise InputTooLarge(path, st.st_size, limit)
+        data = f.read(limit + 1)
+    if len(data) > limit:  # a device, a pipe, or a file that grew meanwhile
+        raise InputTooLarge(path, None, limit)
+    return data
+
+
 def shown(value: Any, *, yaml_words: bool = False, list_items: bool = False) -> str:
     """``value`` as an error message about data shows it: a string quoted, a mapping as ``a mapping``.
 
@@ -82,4 +138,7 @@ def shown(value: Any, *, yaml_words: bool = False, list_items: bool = False) -> 
         return f"the list {list(value)!r}" if list_items else "a list"
     if yaml_words and not isinstance(value, (int, float)):
         return str(value)
-    return repr(value)
+    try:
+        return repr(value)
+    except ValueError:  # an int of more digits than Python converts (sys.get_int_max_str_digits)
+        return f"an integer of {value.bit_length():,} bits" if isinstance(value, int) else f"a {type(value).__name__}"

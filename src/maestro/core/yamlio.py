@@ -5,8 +5,12 @@ round-trip (``rt=True``: ruamel's commented maps and sequences, which know
 their lines and keep comments and quoting for a later :func:`dump`).  Every
 read has the same guards:
 
-* at most ``max_bytes`` of text (:data:`MAX_BYTES`, 4 MiB, by default);
-* duplicate keys refused (unless ``allow_duplicates``);
+* at most ``max_bytes`` of text (:data:`MAX_BYTES`, the limit of every input
+  file, :data:`~maestro.core.text.MAX_INPUT_BYTES`: 10 MiB, by default);
+* duplicate keys refused (unless ``allow_duplicates``), in an ``!!omap`` too;
+* a value its tag cannot make (a bad date, ``!!float abc``, an integer of more
+  digits than Python converts, :func:`sys.get_int_max_str_digits`) refused
+  with the line of the value, whatever ruamel raised for it;
 * at most ``max_nodes`` nodes once aliases are expanded (:data:`MAX_NODES`):
   the composed document is counted, each alias counting the whole node it
   names, so that a "billion laughs" of nested aliases is refused in a few
@@ -26,23 +30,27 @@ own error (``PlanError``, ``ConfigError``, ...).
 from __future__ import annotations
 
 import io
+import math
 import os
+import sys
+from collections.abc import Iterator
 from itertools import chain
 from typing import Any
 
 from ruamel.yaml import YAML
 from ruamel.yaml.composer import Composer
+from ruamel.yaml.constructor import ConstructorError, RoundTripConstructor, SafeConstructor
 from ruamel.yaml.error import MarkedYAMLError, YAMLError
-from ruamel.yaml.nodes import MappingNode, SequenceNode
+from ruamel.yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from ruamel.yaml.reader import ReaderError
 
 from maestro.core.errors import YamlError
-from maestro.core.text import one_line
+from maestro.core.text import MAX_INPUT_BYTES, one_line
 
 __all__ = ["MAX_BYTES", "MAX_NODES", "YamlError", "dump", "load"]
 
-MAX_BYTES = 4 * 1024 * 1024
-"""The largest document :func:`load` reads by default, in bytes (UTF-8)."""
+MAX_BYTES = MAX_INPUT_BYTES
+"""The largest document :func:`load` reads by default, in bytes (UTF-8): the limit of every input file."""
 
 MAX_NODES = 1_000_000
 """The most nodes a document may have by default, each alias counting the nodes of what it names."""
@@ -51,12 +59,13 @@ _PROBLEM_CHARS = 400  # a problem quotes values (a duplicate key's): long ones a
 
 
 class _Refused(Exception):
-    """The composed document is refused: ``node`` is where, ``problem`` why."""
+    """The document is refused: ``node`` is where, ``problem`` why, ``kind`` as :class:`YamlError` has it."""
 
-    def __init__(self, node: Any, problem: str) -> None:
+    def __init__(self, node: Any, problem: str, kind: str = "aliases") -> None:
         super().__init__(problem)
         self.node = node
         self.problem = problem
+        self.kind = kind
 
 
 def _children(node: Any) -> Any:
@@ -118,6 +127,104 @@ class _Composer(Composer):
         return node
 
 
+_TAGS = "tag:yaml.org,2002:"
+_OMAP = _TAGS + "omap"
+_INT = _TAGS + "int"
+
+# What a constructor of ruamel raises for a scalar it cannot make (a ValueError: a bad date, "!!float x", an integer
+# past Python's digit limit), or for a tag on a node it does not fit (TypeError, KeyError ... : "!!int" on nothing,
+# "!!bool maybe"), or for a duplicate key of an !!omap (an assert).
+_VALUE_ERRORS = (ValueError, TypeError, ArithmeticError, LookupError, AttributeError, AssertionError)
+
+
+def _tag(node: Any) -> str:
+    tag = str(getattr(node, "tag", "") or "")
+    return "!!" + tag[len(_TAGS) :] if tag.startswith(_TAGS) else tag
+
+
+def _node_shown(node: Any) -> str:
+    if isinstance(node, MappingNode):
+        return "a mapping"
+    if isinstance(node, SequenceNode):
+        return "a list"
+    value = str(getattr(node, "value", ""))
+    return one_line(repr(value), 60) if value else "an empty value"
+
+
+def _max_int_bits() -> int:
+    """The most bits an integer may have: one more could have more decimal digits than ``str`` converts."""
+    digits = sys.get_int_max_str_digits()
+    return sys.maxsize if digits == 0 else math.floor(digits * math.log2(10))
+
+
+def _value_problem(node: Any, exc: BaseException) -> str:
+    if isinstance(exc, AssertionError) and getattr(node, "tag", None) == _OMAP:  # keys equal once made: 1 and 01
+        return "found duplicate key in an !!omap"
+    if isinstance(exc, ValueError):
+        why = _flat(str(exc).split("\n", 1)[0])
+        if "integer string conversion" in why:  # Python's limit on the digits of an int (CVE-2020-10735)
+            return f"a value cannot be read: an integer of more than {sys.get_int_max_str_digits():,} digits"
+        if why:
+            return f"a value cannot be read: {one_line(why, _PROBLEM_CHARS)}"
+    return f"a value cannot be read: {_node_shown(node)} is not a valid {_tag(node) or 'value'}"
+
+
+def _omap_duplicate(node: Any) -> None:
+    """Refuse an ``!!omap`` that gives a key twice (ruamel only asserts it, and not at all under ``python -O``)."""
+    if not isinstance(node, SequenceNode):
+        return
+    seen: dict[tuple[Any, Any], Any] = {}
+    for item in node.value:
+        if isinstance(item, MappingNode) and len(item.value) == 1 and isinstance(item.value[0][0], ScalarNode):
+            key = item.value[0][0]
+            first = seen.setdefault((key.tag, key.value), key)
+            if first is not key:
+                at = first.start_mark.line + 1
+                raise _Refused(key, f"found duplicate key {_node_shown(key)} in an !!omap (first at line {at})",
+                               kind="syntax")  # fmt: skip
+
+
+def _guarded(generator: Iterator[Any], node: Any) -> Iterator[Any]:
+    """A constructor's generator (its data filled in later): what it raises names ``node``."""
+    try:
+        yield from generator
+    except _Refused:
+        raise
+    except _VALUE_ERRORS as exc:
+        raise _Refused(node, _value_problem(node, exc), kind="value") from None
+
+
+class _Guard:
+    """A constructor whose failures name the node they happened at (see :func:`_value_problem`)."""
+
+    state_generators: list[Any]
+
+    def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
+        if node.tag == _OMAP:
+            _omap_duplicate(node)
+        queued = len(self.state_generators)
+        try:
+            data = super().construct_non_recursive_object(node, tag)  # type: ignore[misc]
+        except _Refused:
+            raise
+        except _VALUE_ERRORS as exc:
+            raise _Refused(node, _value_problem(node, exc), kind="value") from None
+        if len(self.state_generators) > queued:  # a generator fills ``data`` later: its failures name this node
+            self.state_generators[queued:] = [_guarded(g, node) for g in self.state_generators[queued:]]
+        if isinstance(data, int) and data.bit_length() > _max_int_bits():  # 0b…, 0x…: no decimal digits to refuse
+            digits = sys.get_int_max_str_digits()
+            raise _Refused(node, f"a value cannot be read: an integer of more than {digits:,} digits", kind="value")
+        return data
+
+
+class _SafeConstructor(_Guard, SafeConstructor):
+    pass
+
+
+class _RoundTripConstructor(_Guard, RoundTripConstructor):
+    pass
+
+
 class _Yaml(YAML):
     """A reader with maestro's limits."""
 
@@ -154,6 +261,7 @@ def load(
         raise YamlError(f"too large to read: {size:,} bytes, more than {max_bytes:,}", path=src, kind="size")
     yaml = _Yaml(typ="rt" if rt else "safe", pure=True)
     yaml.Composer = _Composer
+    yaml.Constructor = _RoundTripConstructor if rt else _SafeConstructor
     yaml.allow_duplicate_keys = allow_duplicates
     if preserve_quotes:
         yaml.preserve_quotes = True
@@ -164,7 +272,13 @@ def load(
     except _Refused as exc:
         mark = getattr(exc.node, "start_mark", None)
         line = None if mark is None else mark.line + first_line
-        raise YamlError(exc.problem, path=src, line=line, kind="aliases") from None
+        raise YamlError(exc.problem, path=src, line=line, kind=exc.kind) from None
+    except ConstructorError as exc:  # a tag its node does not fit, or no constructor for it: a value, at its line
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + first_line
+        problem = _flat(exc.problem or exc.context or "malformed value")
+        raise YamlError(one_line(f"a value cannot be read: {problem}", _PROBLEM_CHARS), path=src, line=line,
+                        kind="value") from None  # fmt: skip
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + first_line
@@ -180,12 +294,8 @@ def load(
         raise YamlError(one_line(_flat(exc), _PROBLEM_CHARS), path=src) from None
     except (RecursionError, MemoryError):
         raise YamlError("nested too deeply to read", path=src, kind="depth") from None
-    except ValueError as exc:  # a constructor choking on a scalar: a bad date, "!!float x"
-        why = _flat(str(exc).split("\n", 1)[0])
-        raise YamlError(f"a value cannot be read: {why}", path=src, kind="value") from None
-    except (TypeError, ArithmeticError, LookupError, AttributeError):  # ruamel's own bugs: "!!int" alone
-        problem = "a value cannot be read (a !!tag on a value it does not fit?)"
-        raise YamlError(problem, path=src, kind="value") from None
+    except _VALUE_ERRORS as exc:  # outside any node's constructor (the guard names the node of every other)
+        raise YamlError(_value_problem(None, exc), path=src, kind="value") from None
 
 
 def dump(data: Any, *, rt: bool = False, width: int = 4096, indent: tuple[int, int, int] | None = None) -> str:

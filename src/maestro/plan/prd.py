@@ -43,6 +43,7 @@ import attrs
 from ruamel.yaml.comments import CommentedMap, CommentedSeq
 
 from maestro.core.errors import PlanError
+from maestro.core.text import InputTooLarge, read_input
 from maestro.plan.frontmatter import load_front, plain, set_values, split
 from maestro.store.filestore import atomic_write
 
@@ -268,18 +269,25 @@ def load_prd(path: str | Path) -> Prd:
 
 
 def read_plan_text(p: Path, what: str) -> str:
-    """The UTF-8 text of a plan file (line endings as written); any failure is a one-line PlanError."""
+    """The UTF-8 text of a plan file (line endings as written); any failure is a one-line PlanError.
+
+    A file larger than :data:`~maestro.core.text.MAX_INPUT_BYTES` is refused before it is read (a device or a
+    pipe: after one byte more than that).
+    """
     try:
-        with p.open(encoding="utf-8", newline="") as f:  # keep \r\n as written
-            return f.read()
+        raw = read_input(p)
     except FileNotFoundError:
         raise PlanError("no such file", path=p) from None
     except IsADirectoryError:
         raise PlanError(f"is a directory, not {what}", path=p) from None
-    except UnicodeDecodeError as exc:
-        raise PlanError(f"not UTF-8 text (byte {exc.start})", path=p) from exc
+    except InputTooLarge as exc:
+        raise PlanError(exc.problem, path=p) from None
     except OSError as exc:
         raise PlanError(f"cannot read: {exc.strerror or exc}", path=p) from exc
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"not UTF-8 text (byte {exc.start})", path=p, line=raw.count(b"\n", 0, exc.start) + 1) from None
 
 
 # -- updating ---------------------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from typing import Any
 from maestro.core import yamlio
 from maestro.core.errors import SessionLocked, StoreError, YamlError, error_text
 from maestro.core.records import SESSION_ID, Event, converter, structure_event
+from maestro.core.text import read_input
 
 __all__ = ["EventLog", "Store", "atomic_write", "find_repo", "fsync_dir"]
 
@@ -50,9 +51,45 @@ def find_repo(path: str | os.PathLike[str]) -> Path:
         raise StoreError(f"{path}: no such directory")
     here = start if start.is_dir() else start.parent
     for d in (here, *here.parents):
-        if (d / ".git").exists():
+        dotgit = d / ".git"
+        if dotgit.is_dir():
+            if not (dotgit / "HEAD").is_file():  # git says "not a git repository" too; dulwich would write into it
+                raise StoreError(f"{dotgit}: not a git directory (it has no HEAD)")
+            return d
+        if dotgit.exists():
+            _check_gitdir_file(dotgit)
             return d
     raise StoreError(f"{path}: not a git repository (no .git here or above)")
+
+
+def _check_gitdir_file(dotgit: Path) -> None:
+    """Accept a ``.git`` file (``gitdir: <path>``) that names a repository of its own (``git init
+    --separate-git-dir``, a submodule's checkout); refuse, on one line, one whose folder is not a git directory,
+    or a linked worktree (``git worktree add``): a session's worktrees and refs belong to the main checkout."""
+    try:
+        with dotgit.open("rb") as f:
+            raw = f.read(4097)
+        text = raw.decode("utf-8").strip() if len(raw) <= 4096 else ""
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StoreError(f"{dotgit}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    if not text.startswith("gitdir:") or "\n" in text:
+        raise StoreError(f"{dotgit}: neither a git directory nor a 'gitdir: <path>' file")
+    gitdir = (dotgit.parent / text[len("gitdir:") :].strip()).resolve()
+    if not (gitdir / "HEAD").is_file():
+        raise StoreError(f"{dotgit}: points to {gitdir}, which is not a git directory")
+    if (gitdir / "commondir").is_file():
+        main = _main_checkout(gitdir)
+        raise StoreError(f"{dotgit.parent}: a linked worktree (git worktree add); maestro runs in the main checkout"
+                         f"{f' ({main})' if main else ''}")  # fmt: skip
+
+
+def _main_checkout(gitdir: Path) -> Path | None:
+    """The main checkout of the linked worktree whose admin folder is ``gitdir`` (None if it cannot be told)."""
+    try:
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return common.parent if common.name == ".git" else None
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -82,9 +119,18 @@ def fsync_dir(path: Path) -> None:
 
 
 def encode_event(event: Event) -> bytes:
-    """One log line: compact JSON, keys in a fixed order, a newline at the end."""
+    """One log line: compact JSON, keys in a fixed order, a newline at the end.
+
+    Text that UTF-8 cannot hold (a lone surrogate: bytes of a command-line argument that were not UTF-8) is a
+    :class:`StoreError`, before anything is written.
+    """
     obj = converter.unstructure(event)
-    return (json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n").encode("utf-8")
+    text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"), allow_nan=False) + "\n"
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = f"{text[exc.start : exc.end]!a}"  # '\udcff': the byte 0xff of an argument that was not UTF-8
+        raise StoreError(f"cannot record a {event.kind} event: its text holds {bad}, which is not UTF-8") from None
 
 
 def read_events(path: Path) -> tuple[list[Event], int]:
@@ -183,8 +229,14 @@ class Lock:
             holder = os.read(fd, 32).decode("ascii", "replace").strip()
             os.close(fd)
             raise SessionLocked(session_id, int(holder) if holder.isdigit() else None) from None
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        try:  # the pid, for a message to whoever finds it held (a full disk refuses it: ENOSPC)
+            os.ftruncate(fd, 0)
+            pid = f"{os.getpid()}\n".encode()
+            if os.write(fd, pid) != len(pid):
+                raise OSError(errno.EIO, "short write")
+        except OSError as exc:
+            os.close(fd)  # the flock goes with it
+            raise StoreError(f"{path}: cannot write the lock file: {exc.strerror or exc}") from None
         self._fd: int | None = fd
 
     def release(self) -> None:
@@ -286,7 +338,7 @@ class Store:
         if not self.config_path.is_file():
             return {}
         try:
-            data = yamlio.load(self.config_path.read_text(encoding="utf-8"), path=self.config_path)
+            data = yamlio.load(read_input(self.config_path).decode("utf-8"), path=self.config_path)
         except YamlError as exc:
             at = "" if exc.line is None else f"line {exc.line}: "
             raise StoreError(f"{self.config_path}: cannot read config: {at}{exc.problem}") from exc

@@ -49,6 +49,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -67,9 +68,15 @@ _TOO_DEEP = "JSON syntax: nested too deeply to read"
 
 
 def _loads(text: str, src: str | None, line: int | None, *, field: str | None = None, task: str | None = None) -> Any:
-    """``json.loads``; nesting too deep to parse (RecursionError, MemoryError) is a :class:`~maestro.PlanError`."""
+    """``json.loads``; nesting too deep to parse (RecursionError, MemoryError), or a number of more digits than
+    Python converts (:func:`sys.get_int_max_str_digits`), is a :class:`~maestro.PlanError`."""
     try:
         return json.loads(text)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int() refused the digits of a number
+        problem = f"JSON: a number of more than {sys.get_int_max_str_digits():,} digits"
+        raise PlanError(problem, path=src, line=line, task=task, field=field) from None
     except (RecursionError, MemoryError):
         raise PlanError(_TOO_DEEP, path=src, line=line, task=task, field=field) from None
 
