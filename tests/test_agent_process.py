@@ -342,3 +342,88 @@ def test_the_command_agent_in_a_missing_folder_is_critical_and_says_so(tmp_path:
     assert (result.status, result.failure_class, result.transcript) == ("failed", "critical", None)
     assert "working directory" in result.summary and "does not exist" in result.summary
     assert "PATH" not in result.summary
+
+
+# -- long output: the outcome keeps its ends, the transcript everything -----------------------------------------
+
+
+def test_a_long_output_keeps_its_first_and_last_lines_and_says_what_was_left_out(tmp_path: Path) -> None:
+    paths = (tmp_path / "a.out", tmp_path / "a.err")
+    seen: list[str] = []
+    code = "for i in range(1000): print(f'line {i}')"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, transcript=paths,
+                      on_line=seen.append, keep=(30, 40))  # fmt: skip
+    whole = "".join(f"line {i}\n" for i in range(1000))
+    assert paths[0].read_text() == whole
+    assert seen == whole.splitlines(keepends=True)
+    head, gap, tail = out.stdout.partition("[maestro: ")
+    assert head == "line 0\nline 1\nline 2\nline 3\n"  # the whole lines of the first 30 characters
+    assert tail.endswith("]\nline 996\nline 997\nline 998\nline 999\n")  # those of the last 40
+    left_out = len(whole) - len(head) - len("line 996\nline 997\nline 998\nline 999\n")
+    assert gap + tail.split("]\n")[0] == f"[maestro: {left_out} characters (992 lines) of output left out here; " \
+                                         "the transcript has them all"  # fmt: skip
+    assert out.left_out == left_out
+
+
+def test_an_output_that_fits_is_kept_whole_and_nothing_is_left_out(tmp_path: Path) -> None:
+    code = "import sys; sys.stdout.write('x' * 69 + '\\n'); sys.stderr.write('e' * 70)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, keep=(30, 40))
+    assert (out.stdout, out.stderr, out.left_out) == ("x" * 69 + "\n", "e" * 70, 0)
+
+
+def test_one_long_line_keeps_a_piece_of_each_end(tmp_path: Path) -> None:
+    code = "import sys; sys.stdout.write('a' * 500 + '\\n' + 'b' * 500)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, keep=(30, 40))
+    assert out.stdout == "a" * 30 + "\n[maestro: 931 characters (1 line) of output left out here]\n" + "b" * 40
+    assert out.left_out == 931
+
+
+def test_stderr_is_kept_the_same_way(tmp_path: Path) -> None:
+    code = "import sys\nfor i in range(500): print(f'err {i}', file=sys.stderr)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, keep=(20, 20))
+    assert out.stderr.startswith("err 0\nerr 1\nerr 2\n[maestro: ")
+    assert out.stderr.endswith(" of output left out here]\nerr 498\nerr 499\n")
+    assert out.left_out > 0 and out.stdout == ""
+
+
+def test_lines_are_read_as_before_crlf_and_cr_are_line_ends_and_bad_bytes_are_replaced(tmp_path: Path) -> None:
+    paths = (tmp_path / "a.out", tmp_path / "a.err")
+    seen: list[str] = []
+    code = ("import sys, time; w = sys.stdout.buffer.write; w(b'a\\r'); sys.stdout.flush(); time.sleep(0.2); "
+            "w(b'\\nb\\rc\\xff\\xc3'); sys.stdout.flush(); time.sleep(0.2); w(b'\\xa9\\nlast')")  # fmt: skip
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, transcript=paths, on_line=seen.append)
+    # "\r" then "\n" in the next read is one line end; a character split across two reads is decoded whole
+    assert seen == ["a\n", "b\n", "c\ufffdé\n", "last"]
+    assert out.stdout == paths[0].read_text() == "a\nb\nc\ufffdé\nlast"
+
+
+def test_a_line_longer_than_line_max_is_cut_for_on_line_but_whole_in_the_transcript(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("maestro.agents.process.LINE_MAX", 1000)
+    paths = (tmp_path / "a.out", tmp_path / "a.err")
+    seen: list[str] = []
+    code = "import sys; sys.stdout.write('{' + 'x' * 300000 + '}\\nafter\\n' + 'y' * 5000)"
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=30, transcript=paths, on_line=seen.append)
+    assert out.exit_code == 0
+    assert seen == ["{" + "x" * 999 + "\n", "after\n", "y" * 1000 + "\n"]
+    assert paths[0].read_text() == "{" + "x" * 300000 + "}\nafter\n" + "y" * 5000
+
+
+def test_a_huge_output_is_in_the_transcript_byte_for_byte(tmp_path: Path) -> None:
+    paths = (tmp_path / "a.out", tmp_path / "a.err")
+    count = [0]
+
+    def on_line(line: str) -> None:
+        count[0] += 1
+
+    code = ("import sys\nw = sys.stdout.write\n"
+            "for i in range(200000): w(f'{i:08d} ' + 'z' * (i % 97) + '\\n')")  # fmt: skip
+    out = run_process([sys.executable, "-c", code], cwd=tmp_path, timeout_s=120, transcript=paths, on_line=on_line)
+    expected = "".join(f"{i:08d} " + "z" * (i % 97) + "\n" for i in range(200000))
+    assert paths[0].read_text() == expected
+    assert count[0] == 200000
+    assert out.stdout.startswith("00000000 \n00000001 z\n")
+    assert out.stdout.endswith(expected[-1000:])
+    kept = len(out.stdout) - len(out.stdout.split("[maestro: ")[1].split("]\n")[0]) - len("[maestro: ]\n")
+    assert out.left_out == len(expected) - kept

@@ -3,9 +3,14 @@
 Every adapter runs its CLI through :func:`run_process`.  The child gets its own
 session (process group), an empty stdin unless a text is given (Codex reads
 stdin when it is not a terminal and would wait forever), and stdout and stderr
-are read on two threads, each line handed to ``on_line`` and written through
-to the transcript files at once — a killed run still leaves everything it
-printed.  A text for stdin is written on a third thread, so a child that never
+are read on two threads, whatever the pipe holds at a time (up to 64 KiB),
+written through to the transcript files at once — a killed run still leaves
+everything it printed — and each stdout line handed to ``on_line``.  Memory
+does not grow with the output: the outcome keeps the first
+:data:`KEEP_HEAD` and the last :data:`KEEP_TAIL` characters of each stream
+(whole lines, with a line saying what was left out between them), the
+transcript everything; a line is put together for ``on_line`` up to
+:data:`LINE_MAX` characters.  A text for stdin is written on a third thread, so a child that never
 reads it cannot hold off the timeout.  When the timeout expires the whole group
 gets SIGTERM, then SIGKILL after a grace period (sent even if a second Ctrl-C
 cuts the grace period short), so grandchildren (a shell, node workers) die too.
@@ -17,8 +22,10 @@ NUL character) is an outcome with ``error`` set, never an exception.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import errno
+import io
 import logging
 import os
 import shutil
@@ -26,6 +33,7 @@ import signal
 import subprocess
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import IO
@@ -37,6 +45,13 @@ __all__ = ["ProcessOutcome", "find_executable", "kill_all", "run_process"]
 log = logging.getLogger(__name__)
 
 GRACE_S = 2.0
+KEEP_HEAD = 64 * 1024
+"""Characters of the start of each stream the outcome keeps (a session id, the first error come early)."""
+KEEP_TAIL = 1024 * 1024
+"""Characters of the end of each stream the outcome keeps (a result line, the last error come last)."""
+LINE_MAX = 4 * 1024 * 1024
+"""The longest line handed whole to ``on_line``; a longer one is cut (the transcript has it whole)."""
+READ_SIZE = 64 * 1024
 
 
 @attrs.frozen
@@ -57,6 +72,9 @@ class ProcessOutcome:
     timed_out: bool = False
     missing: bool = False
     error: str = ""
+    left_out: int = 0
+    """Characters of output (stdout and stderr together) not kept in ``stdout`` and ``stderr``: the middle of a
+    long output, which the transcript files have."""
 
 
 def find_executable(name: str, env: Mapping[str, str] | None = None) -> str | None:
@@ -77,11 +95,16 @@ def run_process(
     transcript: tuple[Path, Path] | None = None,
     on_line: Callable[[str], None] | None = None,
     grace_s: float = GRACE_S,
+    keep: tuple[int, int] = (KEEP_HEAD, KEEP_TAIL),
 ) -> ProcessOutcome:
     """Run ``argv`` in ``cwd``; kill its process group after ``timeout_s``.  Never raises for the child's failures.
 
     It returns within about ``timeout_s + grace_s + READ_WAIT_S`` even when something
-    the child started outside its process group keeps its output open.
+    the child started outside its process group keeps its output open.  The outcome's
+    ``stdout`` and ``stderr`` are whole up to ``keep[0] + keep[1]`` characters; past that,
+    the first ``keep[0]`` and the last ``keep[1]`` (cut at line ends), the lines between
+    counted in ``left_out`` and in a line of their own: ``[maestro: M characters (N lines)
+    of output left out here …]``.
     """
     started = time.monotonic()
     exe = find_executable(argv[0], env)
@@ -103,9 +126,6 @@ def run_process(
                 stdin=subprocess.PIPE if stdin_text is not None else subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                text=True,
-                encoding="utf-8",
-                errors="replace",
                 start_new_session=True,
             )
         except ValueError as exc:  # a NUL character in an argument or in the environment
@@ -114,13 +134,14 @@ def run_process(
             )
         except OSError as exc:
             return _start_failure(argv, cwd, started, exc)
-        out_lines: list[str] = []
-        err_lines: list[str] = []
+        note = "; the transcript has them all" if transcript is not None else ""
+        out_kept, err_kept = _Kept(*keep, note), _Kept(*keep, note)
         done = threading.Event()  # set when run_process returns: a reader still going discards what it reads
         copies: list[IO[str] | None] = [*files] if files else [None, None]
+        lines = _Lines(on_line, argv[0]) if on_line is not None else None
         threads = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_lines, copies[0], on_line, done)),
-            threading.Thread(target=_pump, args=(proc.stderr, err_lines, copies[1], None, done)),
+            threading.Thread(target=_pump, args=(proc.stdout, out_kept, copies[0], lines, done)),
+            threading.Thread(target=_pump, args=(proc.stderr, err_kept, copies[1], None, done)),
         ]
         if stdin_text is not None:  # on a thread: a child that never reads must not hold off the timeout
             threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin_text)))
@@ -147,9 +168,9 @@ def run_process(
                 _LIVE.discard(proc.pid)
         _finish(argv[0], threads)
         done.set()
-        return ProcessOutcome(
-            proc.returncode, "".join(list(out_lines)), "".join(list(err_lines)), time.monotonic() - started, timed_out
-        )
+        (stdout, out_left), (stderr, err_left) = out_kept.text(), err_kept.text()
+        return ProcessOutcome(proc.returncode, stdout, stderr, time.monotonic() - started, timed_out,
+                              left_out=out_left + err_left)  # fmt: skip
     finally:
         for f in files:
             with contextlib.suppress(OSError):
@@ -215,32 +236,152 @@ def _start_failure(argv: Sequence[str], cwd: Path, started: float, exc: OSError)
     return _not_started(started, f"{argv[0]}: cannot start: {why}")
 
 
+class _Kept:
+    """What the outcome keeps of one stream: its first ``head`` characters and its last ``tail``, in pieces as read.
+
+    Everything between is counted and dropped as it goes, so memory stays at about
+    ``head + tail + READ_SIZE`` whatever the output's size.  The reader adds and
+    :func:`run_process` reads under a lock: a reader a grandchild holds up may still add.
+    """
+
+    def __init__(self, head: int, tail: int, note: str) -> None:
+        self.head_max, self.tail_max, self.note = head, tail, note
+        self.head: list[str] = []
+        self.head_len = 0
+        self.tail: deque[str] = deque()
+        self.tail_len = 0
+        self.dropped = 0  # characters
+        self.dropped_lines = 0  # line ends among them
+        self.before_tail = ""  # the last character dropped: the one before the tail
+        self.lock = threading.Lock()
+
+    def add(self, text: str) -> None:
+        with self.lock:
+            if self.head_len < self.head_max:
+                first = text[: self.head_max - self.head_len]
+                self.head.append(first)
+                self.head_len += len(first)
+                text = text[len(first) :]
+                if not text:
+                    return
+            self.tail.append(text)
+            self.tail_len += len(text)
+            while self.tail_len - len(self.tail[0]) >= self.tail_max:
+                gone = self.tail.popleft()
+                self.tail_len -= len(gone)
+                self.dropped += len(gone)
+                self.dropped_lines += gone.count("\n")
+                self.before_tail = gone[-1]
+
+    def text(self) -> tuple[str, int]:
+        """The kept text and how many characters were left out (0: the text is the whole stream)."""
+        with self.lock:
+            head, tail = "".join(self.head), "".join(self.tail)
+            dropped, lines, before = self.dropped, self.dropped_lines, self.before_tail
+        if len(tail) > self.tail_max:
+            cut = len(tail) - self.tail_max
+            dropped += cut
+            lines += tail.count("\n", 0, cut)
+            before = tail[cut - 1]
+            tail = tail[cut:]
+        if not dropped:
+            return head + tail, 0
+        end = head.rfind("\n") + 1  # whole lines on both sides of the gap (a piece of one long line otherwise)
+        if 0 < end < len(head):
+            dropped += len(head) - end
+            head = head[:end]
+        if before != "\n":
+            start = tail.find("\n") + 1
+            if 0 < start < len(tail):
+                dropped += start
+                lines += 1
+                tail = tail[start:]
+        what = f"{dropped} characters ({lines} line{'' if lines == 1 else 's'})"
+        gap = f"[maestro: {what} of output left out here{self.note}]\n"
+        return head + ("" if head.endswith("\n") or not head else "\n") + gap + tail, dropped
+
+
+class _Lines:
+    """Puts the pieces read back into lines for ``on_line`` (each with its ``\\n``; the last one may have none)."""
+
+    def __init__(self, on_line: Callable[[str], None], name: str) -> None:
+        self.on_line = on_line
+        self.name = name
+        self.parts: list[str] = []
+        self.size = 0  # of the line being put together, cut or not
+
+    def feed(self, text: str) -> None:
+        start = 0
+        while (end := text.find("\n", start)) >= 0:
+            piece = text[start : end + 1]
+            start = end + 1
+            if self.parts:
+                self._add(piece)
+                self._line("".join(self.parts))
+            elif len(piece) <= LINE_MAX:
+                self._line(piece)
+            else:
+                self.size = len(piece)
+                self._line(piece[:LINE_MAX])
+        if start < len(text):
+            self._add(text[start:])
+
+    def close(self) -> None:
+        if self.parts:
+            self._line("".join(self.parts))
+
+    def _add(self, piece: str) -> None:
+        room = LINE_MAX - min(self.size, LINE_MAX)
+        if room:
+            self.parts.append(piece[:room])
+        self.size += len(piece)
+
+    def _line(self, line: str) -> None:
+        if self.size > LINE_MAX:
+            log.warning("%s: a line of %d characters was cut to its first %d for reading (the transcript has it "
+                        "whole)", self.name, self.size, LINE_MAX)  # fmt: skip
+            line = line if line.endswith("\n") else line + "\n"
+        self.parts = []
+        self.size = 0
+        try:
+            self.on_line(line)
+        except Exception:  # a logging callback must not stop the reading
+            log.exception("line handler failed")
+
+
 def _pump(
-    stream: IO[str] | None,
-    sink: list[str],
+    stream: IO[bytes] | None,
+    kept: _Kept,
     copy: IO[str] | None,
-    on_line: Callable[[str], None] | None,
+    lines: _Lines | None,
     done: threading.Event,
 ) -> None:
+    """Read ``stream`` to its end: each piece decoded (UTF-8, bad bytes replaced, universal newlines), kept,
+    written to ``copy`` and flushed, and put into lines."""
     try:
         if stream is None:
             return
+        decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True)
+        fd = stream.fileno()
         with contextlib.suppress(ValueError, OSError):  # the stream closed under us
-            for line in stream:
+            while True:
+                data = os.read(fd, READ_SIZE)  # what the pipe holds, up to READ_SIZE: no waiting for more
+                text = decoder.decode(data, final=not data)
                 if done.is_set():  # run_process has returned: drain, so the writer does not block, and drop
                     if copy is not None:
                         copy.close()
                         copy = None
-                    continue
-                sink.append(line)
-                if copy is not None:
-                    copy.write(line)
-                    copy.flush()
-                if on_line is not None:
-                    try:
-                        on_line(line)
-                    except Exception:  # a logging callback must not stop the reading
-                        log.exception("line handler failed")
+                elif text:
+                    kept.add(text)
+                    if copy is not None:
+                        copy.write(text)
+                        copy.flush()
+                    if lines is not None:
+                        lines.feed(text)
+                if not data:
+                    if lines is not None and not done.is_set():
+                        lines.close()
+                    break
     finally:
         for f in (copy, stream):
             if f is not None:
@@ -248,16 +389,16 @@ def _pump(
                     f.close()
 
 
-def _feed(stream: IO[str] | None, text: str) -> None:
+def _feed(stream: IO[bytes] | None, text: str) -> None:
     if stream is None:
         return
     with contextlib.suppress(OSError, ValueError):  # the child exited without reading it all
-        stream.write(text)
+        stream.write(text.encode("utf-8", "replace"))
     with contextlib.suppress(OSError, ValueError):
         stream.close()
 
 
-def _wait(proc: subprocess.Popen[str], timeout_s: float) -> None:
+def _wait(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
     """``proc.wait(timeout)`` without its polling: ``Popen.wait`` with a timeout sleeps 1, 2, 4 … 50 ms between
     looks, so a 50 ms agent is seen to end about 12 ms late.  A thread does the blocking wait instead."""
     exited = threading.Event()
@@ -272,7 +413,7 @@ def _wait(proc: subprocess.Popen[str], timeout_s: float) -> None:
         raise subprocess.TimeoutExpired(proc.args, timeout_s)
 
 
-def _kill_group(proc: subprocess.Popen[str], grace_s: float) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
     """SIGTERM the group, give it ``grace_s``, then SIGKILL whatever of the group is left.
 
     The SIGKILL is sent even when the wait is interrupted (a second Ctrl-C).
@@ -286,7 +427,7 @@ def _kill_group(proc: subprocess.Popen[str], grace_s: float) -> None:
         _reap_group(proc)
 
 
-def _reap_group(proc: subprocess.Popen[str]) -> None:
+def _reap_group(proc: subprocess.Popen[bytes]) -> None:
     """SIGKILL anything left in the child's process group (a daemon it started), and wait for the child."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
