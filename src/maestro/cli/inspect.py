@@ -21,7 +21,7 @@ from maestro.model.chart import load_chart
 from maestro.model.state import rebuild
 from maestro.replay import Step, replay
 from maestro.store.filestore import Store
-from maestro.store.views import final_report
+from maestro.store.views import final_report, list_sessions
 
 if TYPE_CHECKING:
     from maestro.run.redrive import RedriveReport
@@ -97,11 +97,16 @@ def _redrive(store: Store, sid: str) -> int:
 
 
 def cmd_sessions(args: argparse.Namespace) -> int:
+    """One line a session; one that cannot be read, or whose files are damaged, says ``broken: <why>``."""
     store = Store(args.repo)
-    for sid in store.session_ids():
-        st = rebuild(store.read_events(sid), where=str(store.events_path(sid)))
-        row: dict[str, Any] = {"session": sid, "state": st.state, "updated_at": st.updated_at, "request": st.request}
-        line = json.dumps(row, ensure_ascii=False) if args.json else f"{sid}  {st.state:<16} {escaped(st.request)}"
+    for row in list_sessions(store):
+        if args.json:
+            line = json.dumps(attrs.asdict(row), ensure_ascii=False)
+        elif row.state is None:
+            line = f"{row.session}  broken: {escaped(row.broken or '')}"
+        else:
+            line = f"{row.session}  {row.state:<16} {escaped(row.request or '')}"
+            line += f"  [broken: {escaped(row.broken)}]" if row.broken else ""
         sys.stdout.write(line + "\n")
     return 0
 

@@ -1,20 +1,26 @@
-"""The derived files of a session, rendered from its state and events.
+"""The derived files of a session, rendered from its state and events, and the list of a store's sessions.
 
 They are views: ``events.jsonl`` is the truth, and each of these is rewritten
-whole and atomically from it.
+whole and atomically from it.  :func:`list_sessions` reads every session folder
+it can and says, in one line, what is wrong with one it cannot (or whose files
+are damaged), so that one broken session never hides the others.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import os
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
-from maestro.core.errors import StoreError, error_text
+import attrs
+
+from maestro.core.errors import MaestroError, StoreError, error_text
 from maestro.core.records import (
+    SESSION_ID,
     AgentResult,
     CheckpointRecord,
     Decision,
@@ -27,13 +33,15 @@ from maestro.core.records import (
     Transition,
     converter,
 )
-from maestro.model.state import SessionState
-from maestro.store.filestore import atomic_write
+from maestro.model.state import SessionState, rebuild
+from maestro.store.filestore import EVENTS, Store, atomic_write, check_session_log, read_events
 
 __all__ = [
+    "SessionListing",
     "decision_file_name",
     "describe",
     "final_report",
+    "list_sessions",
     "log_line",
     "metadata",
     "write_decision_history",
@@ -57,6 +65,83 @@ def metadata(state: SessionState) -> dict[str, Any]:
         "limits": converter.unstructure(state.limits),
         "tasks": {k: {"state": t.state, "attempts": t.attempts} for k, t in sorted(state.tasks.items())},
     }
+
+
+@attrs.frozen
+class SessionListing:
+    """One session of a store: where it stands, as its log says, and ``broken``: what is wrong with it, or None.
+
+    ``state`` and ``request`` are None when the log cannot be read; a session whose
+    log reads but whose files are damaged (a torn last line, a missing or unreadable
+    ``metadata.json``) has both and ``broken`` too.
+    """
+
+    session: str
+    state: str | None = None
+    request: str | None = None
+    updated_at: str | None = None
+    broken: str | None = None
+
+
+def list_sessions(store: Store) -> list[SessionListing]:
+    """Every session folder of ``store``, oldest id first, each read as far as it can be (nothing is written).
+
+    A folder is a session's when its name is a session id.  Only a session folder
+    that cannot be listed at all is a :class:`StoreError`.
+    """
+    root = store.sessions_dir
+    try:
+        names = sorted(p.name for p in root.iterdir() if SESSION_ID.match(p.name) and p.is_dir())
+    except FileNotFoundError:
+        return []
+    except OSError as exc:
+        raise StoreError(f"{root}: cannot list the sessions: {exc.strerror or exc}") from exc
+    return [_listing(store, sid) for sid in names]
+
+
+def _listing(store: Store, sid: str) -> SessionListing:
+    folder = store.session_dir(sid)
+
+    def short(text: str) -> str:  # the reason names files within the session's folder
+        return " ".join(text.replace(f"{folder}{os.sep}", "").split())
+
+    path = folder / EVENTS
+    if not path.is_file():
+        what = "is not a file" if path.exists() else "is missing"
+        return SessionListing(sid, broken=f"{EVENTS} {what}")
+    try:
+        events, intact = read_events(path)
+        check_session_log(path, events)
+        state = rebuild(events, where=str(path))
+    except MaestroError as exc:
+        return SessionListing(sid, broken=short(str(exc)))
+    except RecursionError:
+        return SessionListing(sid, broken=f"{EVENTS}: nested too deeply to read")
+    problem = None
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        size = intact
+        problem = f"{EVENTS}: cannot read: {exc.strerror or exc}"
+    if size > intact and store.holder(sid) is None:  # a live session may be appending as we read
+        problem = f"{EVENTS} ends in a torn line of {size - intact} bytes (a write cut short)"
+    problem = problem or _metadata_problem(folder / "metadata.json")
+    return SessionListing(sid, state.state, state.request, state.updated_at, problem and short(problem))
+
+
+def _metadata_problem(path: Path) -> str | None:
+    """What is wrong with ``metadata.json`` (missing, unreadable, not a JSON object), or None."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return f"{path.name} is missing"
+    except OSError as exc:
+        return f"{path.name}: cannot read: {exc.strerror or exc}"
+    except ValueError as exc:  # not UTF-8, not JSON
+        return f"{path.name}: not JSON: {error_text(exc)}"
+    if not isinstance(doc, dict):
+        return f"{path.name}: not a JSON object"
+    return None
 
 
 def describe(event: Event) -> str:
