@@ -309,6 +309,7 @@ class _Lines:
         self.name = name
         self.parts: list[str] = []
         self.size = 0  # of the line being put together, cut or not
+        self.cut = 0  # lines cut so far (the first is logged)
 
     def feed(self, text: str) -> None:
         start = 0
@@ -338,8 +339,10 @@ class _Lines:
 
     def _line(self, line: str) -> None:
         if self.size > LINE_MAX:
-            log.warning("%s: a line of %d characters was cut to its first %d for reading (the transcript has it "
-                        "whole)", self.name, self.size, LINE_MAX)  # fmt: skip
+            self.cut += 1
+            if self.cut == 1:
+                log.warning("%s: a line of %d characters was cut to its first %d for reading (the transcript has "
+                            "it whole)", self.name, self.size, LINE_MAX)  # fmt: skip
             line = line if line.endswith("\n") else line + "\n"
         self.parts = []
         self.size = 0
