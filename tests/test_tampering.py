@@ -42,7 +42,9 @@ RUN_JSON = '{"version": 1, "config": {}}\n'
 class Lab:
     """A session with checkpoints 0 and 1, a pool of attempt worktrees, and a guard made after them."""
 
-    def __init__(self, root: Path, *, allowance: Allowance | None = None, tail: int = 64 * 1024) -> None:
+    def __init__(
+        self, root: Path, *, allowance: Allowance | None = None, tail: int = 64 * 1024, watch: bool = True
+    ) -> None:
         self.repo = make_repo(root)
         self.store = maestro.Store(self.repo)
         self.session = Session.create(self.store, "build it", files={"run.json": RUN_JSON})
@@ -54,7 +56,7 @@ class Lab:
         assert one is not None
         self.session.record(one)
         self.pool = WorktreePool(self.repo, self.sid)
-        self.guard = TamperGuard(self.session, allowance=allowance, tail=tail)
+        self.guard = TamperGuard(self.session, allowance=allowance, tail=tail, watch=watch)
         self.attempts = 0
         self.user_branch = self.git("symbolic-ref", "HEAD").removeprefix("refs/heads/")
 
@@ -98,14 +100,16 @@ class Lab:
         return obj.id
 
     def close(self) -> None:
+        self.guard.close()
         self.pool.remove_all()
         with contextlib.suppress(StoreError, OSError):
             self.session.close()
 
 
-@pytest.fixture
-def lab(tmp_path: Path) -> Iterator[Lab]:
-    lab = Lab(tmp_path)
+@pytest.fixture(params=[True, False], ids=["inotify", "reading"])
+def lab(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Lab]:
+    """A lab whose guard learns what changed from inotify, or by reading everything at every look."""
+    lab = Lab(tmp_path, watch=request.param)
     yield lab
     lab.close()
 
@@ -209,6 +213,27 @@ def test_deleting_a_checkpoint_tag_is_found_and_restored(lab: Lab) -> None:
     lab.guard.restore()
     assert Repo(str(lab.repo)).refs[lab.tag(1)] == was  # the same tag object
     assert lab.guard.check() == []
+
+
+def test_a_ref_written_in_place_is_found(lab: Lab) -> None:
+    """No lock file, no rename (the folder's time does not move): ``echo … > .git/refs/heads/<branch>``."""
+    other = lab.cp.head().decode()
+    found = lab.attempt(f'echo {other} > "$REPO/.git/refs/heads/{lab.user_branch}"')
+    assert [t.name for t in found] == [f"refs/heads/{lab.user_branch}"]
+    found = lab.attempt(f'echo {lab.session.state.checkpoints[0].commit} > "$REPO/.git/refs/heads/maestro/$SID"')
+    assert [t.name for t in found] == [f"refs/heads/maestro/{lab.sid}"]
+
+
+def test_folders_of_refs_coming_and_going_are_found(lab: Lab) -> None:
+    found = lab.attempt('git -C "$REPO" branch feature/deep/x && git -C "$REPO" branch feature/y')
+    assert sorted(t.name for t in found) == ["refs/heads/feature/deep/x", "refs/heads/feature/y"]
+    found = lab.attempt('rm -rf "$REPO/.git/refs/heads/feature"')
+    assert sorted(t.text.split(" (")[0] for t in found) == [
+        "refs/heads/feature/deep/x was deleted",
+        "refs/heads/feature/y was deleted",
+    ]
+    found = lab.attempt('git -C "$REPO" pack-refs --all')  # the same refs, packed: nothing changed
+    assert found == []
 
 
 # -- what is not tampering ---------------------------------------------------------------------------------------
@@ -469,10 +494,12 @@ HOSTILE = {
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.lists(st.one_of(st.sampled_from(LEGIT), st.sampled_from(sorted(HOSTILE))), min_size=1, max_size=8))
-def test_random_sequences_find_exactly_the_hostile_steps(steps: list[str]) -> None:
+@given(
+    st.lists(st.one_of(st.sampled_from(LEGIT), st.sampled_from(sorted(HOSTILE))), min_size=1, max_size=8), st.booleans()
+)
+def test_random_sequences_find_exactly_the_hostile_steps(steps: list[str], watch: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        lab = Lab(Path(tmp))
+        lab = Lab(Path(tmp), watch=watch)
         try:
             for i, step in enumerate(steps):
                 if step == "note":

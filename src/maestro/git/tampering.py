@@ -45,12 +45,19 @@ clocks: git's racy-clean rule).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import errno
 import fnmatch
 import hashlib
 import json
 import logging
 import os
+import stat
+import struct
+import sys
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -76,6 +83,27 @@ RACY_NS = 1_000_000_000  # a file changed this recently before it was read is re
 WATCHED_DIRS = ("hooks", "info")
 WATCHED_FILES = ("config", "objects/info/alternates")
 NOT_USERS = (b"refs/heads/maestro/", b"refs/tags/maestro/", b"refs/maestro/", b"refs/remotes/")
+
+# inotify (Linux): the events a watch asks for, and the flags of a read event
+_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
+_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW = 0x4000, 0x8000, 0x1000000, 0x2000000
+_EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
+
+
+def _load_libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+        libc.inotify_init1.argtypes = [ctypes.c_int]
+        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    except (OSError, AttributeError):
+        return None
+    return libc
+
+
+_LIBC = _load_libc()
 
 
 @attrs.frozen
@@ -119,6 +147,16 @@ def _short(value: bytes | None) -> str:
     return text[5:] if text.startswith("ref: ") else text[:12]
 
 
+def _events_after(session: Session, count: int) -> Sequence[Event]:
+    """The session's events after its first ``count``: ``Session.events_since`` where there is one (it copies only
+    those), else ``Session.events`` (which copies them all: half a millisecond at 40,000 events)."""
+    since = getattr(session, "events_since", None)
+    if since is not None:
+        events: Sequence[Event] = since(count)
+        return events
+    return session.events[count:]
+
+
 def _event(line: bytes) -> Event | None:
     try:
         return structure_event(json.loads(line))
@@ -130,9 +168,9 @@ class _Reader:
     """Files read through their stat data: read again only when it (or the clock: racy-clean) says so."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[tuple[int, ...], bytes]] = {}
+        self._cache: dict[str | bytes, tuple[tuple[int, ...], bytes]] = {}
 
-    def read(self, path: str, st: os.stat_result | None = None) -> bytes | None:
+    def read(self, path: str | bytes, st: os.stat_result | None = None) -> bytes | None:
         """The file's bytes and its executable bit as one last byte (``x`` or ``-``); None if there is none."""
         try:
             st = st if st is not None else os.stat(path)
@@ -150,6 +188,227 @@ class _Reader:
         else:
             self._cache.pop(path, None)
         return data
+
+
+class _Inotify:
+    """Which paths in some folders changed since the last drain: Linux's inotify (as in :mod:`.worktrees`)."""
+
+    _MASK = _IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE | _IN_DELETE_SELF
+    _FLAGS = _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW
+
+    def __init__(self) -> None:
+        if _LIBC is None:
+            raise OSError("no inotify here")
+        fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd < 0:
+            err = ctypes.get_errno()
+            raise OSError(err, os.strerror(err))
+        self._fd = fd
+        self.close = weakref.finalize(self, os.close, fd)
+        self._folders: dict[int, bytes] = {}
+
+    def add(self, folder: bytes) -> bool:
+        """Watch ``folder`` (False: it is not there); OSError past the user's limit of watches."""
+        assert _LIBC is not None
+        wd = _LIBC.inotify_add_watch(self._fd, folder, self._MASK | self._FLAGS)
+        if wd < 0:
+            err = ctypes.get_errno()
+            if err in (errno.ENOENT, errno.ENOTDIR):
+                return False
+            raise OSError(err, f"{os.fsdecode(folder)}: cannot watch: {os.strerror(err)}")
+        self._folders[wd] = folder
+        return True
+
+    def drain(self) -> set[bytes] | None:
+        """The paths with events since the last drain; None when unknown (the queue overflowed, a folder moved)."""
+        paths: set[bytes] = set()
+        unknown = False
+        while True:
+            try:
+                buf = os.read(self._fd, 1 << 16)
+            except BlockingIOError:
+                break
+            pos = 0
+            while pos < len(buf):
+                wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
+                name = buf[pos + _EVENT.size : pos + _EVENT.size + length].rstrip(b"\0")
+                pos += _EVENT.size + length
+                if mask & (_IN_Q_OVERFLOW | _IN_MOVE_SELF):
+                    unknown = True
+                elif mask & _IN_IGNORED:
+                    self._folders.pop(wd, None)
+                elif (folder := self._folders.get(wd)) is not None:
+                    paths.add(folder + b"/" + name if name else folder)
+        return None if unknown else paths
+
+
+class _GitDir:
+    """A repository's refs, ``HEAD`` and watched files: read whole once, then only where inotify saw a change.
+
+    Without inotify (not Linux, past the user's limit of watches) everything is read at every look, through the
+    stat data (:class:`_Reader`).
+    """
+
+    def __init__(self, common: Path, control: Path, files: _Reader, *, watch: bool) -> None:
+        self.common, self.control = os.fsencode(common), os.fsencode(control)
+        self.root = self.common + b"/refs"
+        self.files = files
+        self.loose: dict[bytes, bytes] = {}
+        self.packed: dict[bytes, bytes] = {}
+        self.refs: dict[bytes, bytes] = {}  # every ref (loose over packed) and HEAD: name → a sha or "ref: <name>"
+        self.git_files: dict[str, bytes] = {}
+        self.changes: set[bytes] | None = None  # the refs that may have changed since taken (None: any)
+        self.watch: _Inotify | None = None
+        if watch:
+            try:
+                self.watch = _Inotify()
+                self._read_all()
+                return
+            except OSError as exc:
+                log.info("%s: tampering is looked for by reading everything at every look (%s)", common, exc)
+                if self.watch is not None:
+                    self.watch.close()
+                self.watch = None
+        self._read_all()
+
+    def take(self) -> set[bytes] | None:
+        """The refs that may have changed since the last take (None: any of them)."""
+        changes, self.changes = self.changes, set()
+        return changes
+
+    def refresh(self) -> None:
+        """Read what changed since the last refresh (everything, without inotify)."""
+        if self.watch is None:
+            before, kept, changes = dict(self.refs), self.git_files, self.changes
+            self._read_all()
+            if changes is not None:
+                self.changes = changes | {
+                    r for r in before.keys() | self.refs.keys() if before.get(r) != self.refs.get(r)
+                }
+            if self.git_files == kept:
+                self.git_files = kept  # the same object: nothing to compare
+            return
+        paths = self.watch.drain()
+        if paths is None:
+            self._read_all()
+            return
+        dirty = False
+        for p in paths:
+            if p == self.common + b"/packed-refs":
+                self._read_packed()
+            elif p == self.control + b"/HEAD":
+                self._read_head()
+            elif p == self.root or p.startswith(self.root + b"/"):
+                self._ref_changed(p)
+            else:
+                rel = p[len(self.common) + 1 :].decode("utf-8", "surrogateescape")
+                dirty = dirty or rel in WATCHED_FILES or rel.startswith(tuple(f"{d}/" for d in WATCHED_DIRS))
+        if dirty:
+            self.git_files = self._read_git_files()
+
+    def _read_all(self) -> None:
+        if self.watch is not None:
+            for folder in {self.common, self.control, *(self.common + b"/" + os.fsencode(d) for d in WATCHED_DIRS)}:
+                self.watch.add(folder)
+            self.watch.add(self.common + b"/objects/info")
+        self.loose = {}
+        self._walk(self.root)
+        self._read_packed()
+        self.refs = {**self.packed, **self.loose}
+        self._read_head()
+        self.git_files = self._read_git_files()
+        self.changes = None
+
+    def _set(self, name: bytes) -> None:
+        """``refs[name]`` from the loose and packed refs, noted as changed."""
+        value = self.loose.get(name) or self.packed.get(name)
+        if value is None:
+            self.refs.pop(name, None)
+        else:
+            self.refs[name] = value
+        if self.changes is not None:
+            self.changes.add(name)
+
+    def _walk(self, top: bytes) -> None:
+        """Every ref file under ``top`` read into :attr:`loose`, every folder watched first."""
+        cut = len(self.common) + 1
+        stack = [top]
+        while stack:
+            folder = stack.pop()
+            if self.watch is not None and not self.watch.add(folder):
+                continue
+            try:
+                it = os.scandir(folder)
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            with it:
+                for e in it:
+                    if e.is_dir(follow_symlinks=False):
+                        stack.append(e.path)
+                    elif not e.name.endswith(b".lock"):
+                        data = self.files.read(e.path, e.stat(follow_symlinks=False))
+                        if data is not None:
+                            self.loose[e.path[cut:]] = data[:-1].strip()
+                            self._set(e.path[cut:])
+
+    def _ref_changed(self, path: bytes) -> None:
+        name = path[len(self.common) + 1 :]
+        if name.endswith(b".lock"):
+            return
+        try:
+            st: os.stat_result | None = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            st = None
+        folder = st is not None and stat.S_ISDIR(st.st_mode)
+        if folder or (st is None and name not in self.loose):  # a folder came or went: what was under it
+            for ref in [r for r in self.loose if r.startswith(name + b"/")]:
+                del self.loose[ref]
+                self._set(ref)
+        if folder:
+            self._walk(path)
+            return
+        data = None if st is None else self.files.read(path, st)
+        if data is None:
+            self.loose.pop(name, None)
+        else:
+            self.loose[name] = data[:-1].strip()
+        self._set(name)
+
+    def _read_packed(self) -> None:
+        old, self.packed = self.packed, {}
+        data = self.files.read(self.common + b"/packed-refs")
+        for line in (data or b"-")[:-1].splitlines():
+            if line and line[:1] not in (b"#", b"^"):
+                sha, _, name = line.partition(b" ")
+                self.packed[name.strip()] = sha
+        if self.packed != old:
+            for name in [r for r in old.keys() | self.packed.keys() if old.get(r) != self.packed.get(r)]:
+                self._set(name)
+
+    def _read_head(self) -> None:
+        head = self.files.read(self.control + b"/HEAD")  # kept with the loose refs: a file of its own
+        if head is None:
+            self.loose.pop(b"HEAD", None)
+        else:
+            self.loose[b"HEAD"] = head[:-1].strip()
+        self._set(b"HEAD")
+
+    def _read_git_files(self) -> dict[str, bytes]:
+        out = {}
+        for rel in WATCHED_FILES:
+            data = self.files.read(self.common + b"/" + rel.encode())
+            if data is not None:
+                out[rel] = data
+        for folder in WATCHED_DIRS:
+            try:
+                entries = list(os.scandir(self.common + b"/" + folder.encode()))
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            for e in entries:
+                data = None if e.is_dir() else self.files.read(e.path, e.stat())
+                if data is not None:
+                    out[f"{folder}/{os.fsdecode(e.name)}"] = data
+        return out
 
 
 class _LogWatch:
@@ -197,7 +456,7 @@ class _LogWatch:
                 return self._damaged(f"{self.name} was replaced by another file (maestro appends to the one it opened)")
             new: Sequence[Event] = ()
             if self.session.state.last_seq > self.count:  # the state's seq is O(1); the events are copied
-                new = self.session.events[self.count :]
+                new = _events_after(self.session, self.count)
             fresh = b"".join(encode_event(e) for e in new)
             known = self.last + fresh
             start = self.size - len(self.last)
@@ -265,6 +524,7 @@ class TamperGuard:
         allowance: Allowance | None = None,
         session_files: Iterable[str] = SESSION_FILES,
         tail: int = TAIL,
+        watch: bool = True,
     ) -> None:
         self.session = session
         self.sid = session.id
@@ -278,10 +538,13 @@ class TamperGuard:
         self._tags = f"refs/tags/maestro/{self.sid}/".encode()
         self._own = f"refs/maestro/{self.sid}/".encode()
         self._inflight: set[bytes] = set()
-        refs = self._read_refs()
-        self._user = self._user_refs(refs)
+        self._git = _GitDir(self._common, self._control, self._files, watch=watch)
+        self._git.take()
+        refs = self._git.refs
+        self._user = {r: v for r, v in refs.items() if not r.startswith(NOT_USERS)}
         self._mine = {r: v for r, v in refs.items() if self._is_mine(r)}
-        self._git_files = self._read_git_files()
+        self._differs: set[bytes] = set()  # the session's refs found changed at the last look
+        self._git_files = self._git.git_files
         self._saved = {n: self._files.read(str(session.dir / n)) for n in session_files}
         self._lock = self._ident(session.dir / "lock")
         checkpoints = session.state.checkpoints
@@ -289,6 +552,12 @@ class TamperGuard:
         self._pending = [*self._against_log(refs, checkpoints)]
         self._log = _LogWatch(session, max(1, tail))
         self._pending += self._log.damage
+
+    def close(self) -> None:
+        """Stop watching (the inotify instance is closed; also done when the guard is collected)."""
+        if self._git.watch is not None:
+            self._git.watch.close()
+            self._git.watch = None
 
     # -- the looks ----------------------------------------------------------------------------------------------
     @property
@@ -338,56 +607,30 @@ class TamperGuard:
         return found
 
     def _look(self, wrote: Mapping[bytes, bytes | None]) -> list[Tampering]:
-        refs = self._read_refs()
-        found = self._look_user(refs) + self._look_mine(refs, wrote) + self._look_git_files() + self._look_store()
+        self._git.refresh()
+        changes = self._git.take()
+        refs = self._git.refs
+        found = self._look_user(refs, changes) + self._look_git_files()
+        found += self._look_mine(refs, changes, wrote) + self._look_store()
         for t in found:
             log.warning("session %s: tampering: %s", self.sid, t.text)
         return found
 
     # -- refs ---------------------------------------------------------------------------------------------------
-    def _read_refs(self) -> dict[bytes, bytes]:
-        """Every ref (packed, loose over them) and ``HEAD``: name → its value (a sha, or ``ref: <name>``)."""
-        out: dict[bytes, bytes] = {}
-        packed = self._files.read(str(self._common / "packed-refs"))
-        for line in (packed or b"-")[:-1].splitlines():
-            if line and line[:1] not in (b"#", b"^"):
-                sha, _, name = line.partition(b" ")
-                out[name.strip()] = sha
-        top = len(str(self._common)) + 1
-        stack = [str(self._common / "refs")]
-        while stack:
-            try:
-                it = os.scandir(stack.pop())
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            with it:
-                for e in it:
-                    if e.is_dir(follow_symlinks=False):
-                        stack.append(e.path)
-                    elif not e.name.endswith(".lock"):
-                        data = self._files.read(e.path, e.stat(follow_symlinks=False))
-                        if data is not None:
-                            out[os.fsencode(e.path[top:])] = data[:-1].strip()
-        head = self._files.read(str(self._control / "HEAD"))
-        if head is not None:
-            out[b"HEAD"] = head[:-1].strip()
-        return out
-
     def _is_mine(self, ref: bytes) -> bool:
         return ref == self._branch or ref.startswith((self._tags, self._own))
 
-    @staticmethod
-    def _user_refs(refs: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-        return {r: v for r, v in refs.items() if not r.startswith(NOT_USERS)}
-
-    def _look_user(self, refs: Mapping[bytes, bytes]) -> list[Tampering]:
-        now = self._user_refs(refs)
-        before, self._user = self._user, now
+    def _look_user(self, refs: Mapping[bytes, bytes], changes: set[bytes] | None) -> list[Tampering]:
+        """The user's refs and HEAD that changed (all of them compared when ``changes`` is None)."""
+        user = self._user
+        names = user.keys() | refs.keys() if changes is None else changes
         found: list[Tampering] = []
-        if before == now:
-            return found
-        for ref in sorted(r for r in before.keys() | now.keys() if before.get(r) != now.get(r)):
-            old, new = before.get(ref), now.get(ref)
+        for ref in sorted(r for r in names if user.get(r) != refs.get(r) and not r.startswith(NOT_USERS)):
+            old, new = user.get(ref), refs.get(ref)
+            if new is None:
+                del user[ref]
+            else:
+                user[ref] = new
             if ref == b"HEAD":
                 found.append(Tampering("head", "HEAD", f"HEAD now {_head(new)} ({_head(old)} before)"))
                 continue
@@ -419,9 +662,13 @@ class TamperGuard:
                     todo.extend(obj.parents)
         return False
 
-    def _look_mine(self, refs: Mapping[bytes, bytes], wrote: Mapping[bytes, bytes | None]) -> list[Tampering]:
+    def _look_mine(
+        self, refs: Mapping[bytes, bytes], changes: set[bytes] | None, wrote: Mapping[bytes, bytes | None]
+    ) -> list[Tampering]:
         """The session's refs against the log (branch, tags) and against what maestro wrote (the others)."""
-        now = {r: v for r, v in refs.items() if self._is_mine(r)}
+        mine = self._mine
+        names = refs.keys() | mine.keys() if changes is None else changes
+        candidates = {r for r in names if self._is_mine(r)} | self._differs | wrote.keys()
         checkpoints = self.session.state.checkpoints
         self._checkpoints = min(self._checkpoints, len(checkpoints))  # a rewind: nothing new to chain
         new_cps = checkpoints[self._checkpoints :]
@@ -435,24 +682,25 @@ class TamperGuard:
                 text = f"checkpoint {rec.n} ({rec.commit[:12]}) was made on {_short(parent)}, not on the one before "
                 found.append(Tampering("session_ref", branch, text + f"({_short(last)}): {branch} had been moved"))
             last = rec.commit.encode()
-            if f"refs/tags/{rec.tag}".encode() not in now:
+            if f"refs/tags/{rec.tag}".encode() not in refs:
                 found.append(Tampering("session_ref", rec.tag, f"tag {rec.tag} of checkpoint {rec.n} is missing"))
         logged = checkpoints[-1].commit.encode() if checkpoints else self._mine.get(self._branch)
-        if now.get(self._branch) != logged:
-            text = f"{branch} is at {_short(now.get(self._branch))}; the log's last checkpoint is {_short(logged)}"
+        if refs.get(self._branch) != logged:
+            text = f"{branch} is at {_short(refs.get(self._branch))}; the log's last checkpoint is {_short(logged)}"
             found.append(Tampering("session_ref", branch, text))
         if logged is not None:
             self._mine[self._branch] = logged
-        mine = self._mine
-        changed = sorted(r for r in now.keys() | mine.keys() if now.get(r) != mine.get(r) or r in wrote)
+        changed = sorted(r for r in candidates if refs.get(r) != mine.get(r) or r in wrote)
         tagged = any(r.startswith(self._tags) for r in changed)
         by_tag = {f"refs/tags/{c.tag}".encode(): c for c in checkpoints} if tagged else {}
+        self._differs = set()
         for ref in changed:
             if ref in self._inflight or ref == self._branch:
                 continue
-            t = self._one_of_mine(ref, mine.get(ref), now.get(ref), wrote, by_tag)
+            t = self._one_of_mine(ref, mine.get(ref), refs.get(ref), wrote, by_tag)
             if t is not None:
                 found.append(t)
+                self._differs.add(ref)
         return found
 
     def _one_of_mine(
@@ -530,25 +778,10 @@ class TamperGuard:
         return obj.parents[0] if isinstance(obj, Commit) and obj.parents else None
 
     # -- .git files and the store ---------------------------------------------------------------------------------
-    def _read_git_files(self) -> dict[str, bytes]:
-        out = {}
-        for rel in WATCHED_FILES:
-            data = self._files.read(str(self._common / rel))
-            if data is not None:
-                out[rel] = data
-        for folder in WATCHED_DIRS:
-            try:
-                entries = list(os.scandir(self._common / folder))
-            except (FileNotFoundError, NotADirectoryError):
-                continue
-            for e in entries:
-                data = None if e.is_dir() else self._files.read(e.path, e.stat())
-                if data is not None:
-                    out[f"{folder}/{e.name}"] = data
-        return out
-
     def _look_git_files(self) -> list[Tampering]:
-        now = self._read_git_files()
+        now = self._git.git_files
+        if now is self._git_files:  # read again only when something there changed
+            return []
         before, self._git_files = self._git_files, now
         found = []
         for rel in sorted(r for r in before.keys() | now.keys() if before.get(r) != now.get(r)):
@@ -598,7 +831,8 @@ class TamperGuard:
         The user's refs are left as they are.  Returns one line per thing put back; a :class:`CheckpointError`
         names what could not be (a commit no longer in the repository), once the rest is back.
         """
-        now = {r: v for r, v in self._read_refs().items() if self._is_mine(r)}
+        self._git.refresh()
+        now = {r: v for r, v in self._git.refs.items() if self._is_mine(r)}
         checkpoints = self.session.state.checkpoints
         want: dict[bytes, bytes | None] = {r: v for r, v in self._mine.items() if not r.startswith(self._tags)}
         want.update(dict.fromkeys(now.keys() - want.keys()))
