@@ -1,6 +1,7 @@
 """Benchmark: what the tampering looks around an attempt cost (:class:`maestro.git.tampering.TamperGuard`).
 
-    python benchmarks/tampering.py [--json] [--refs 1000] [--log-mb 10] [--rounds N] [--proposed] [--dir PATH]
+    python benchmarks/tampering.py [--json] [--refs 1000] [--log-mb 10] [--rounds N] [--proposed] [--no-watch]
+                                   [--dir PATH]
 
 One repository is built with the git CLI: one commit, ``--refs`` branches and as many lightweight tags
 (2,000 refs by default), ten sample hooks as ``git init`` leaves them; a session is made there (its branch,
@@ -18,7 +19,9 @@ log, the .git files or the store.  Medians are quoted; ratio = guard / baseline.
 making the guard (the log is read whole) and ``check(full=True)`` (the log hashed whole), which a run pays
 once, not per attempt.  ``--proposed`` measures the change to ``session.py`` proposed with the guard
 (monkeypatched here): ``Session.events_since(n)``, the events after the first ``n`` without copying the others
-(``Session.events`` copies them all).  Every check must find nothing.  The temporary folder is removed at the
+(``Session.events`` copies them all).  ``--no-watch`` measures the guard without inotify (``watch=False``: every
+look reads every ref and watched file through its stat data), as it runs where inotify is missing or past the
+user's limit of watches.  Every check must find nothing.  The temporary folder is removed at the
 end.  The exit code is 0: this is a report.  See docs/performance.md.
 """
 
@@ -91,13 +94,13 @@ def build(root: Path, refs: int, log_mb: float) -> tuple[Path, str]:
     return repo, sid
 
 
-def measure(repo: Path, sid: str, layout: str, rounds: int) -> dict[str, Any]:
+def measure(repo: Path, sid: str, layout: str, rounds: int, *, watch: bool) -> dict[str, Any]:
     if layout == "packed":
         git(repo, "pack-refs", "--all")
     session = Session.open(maestro.Store(repo), sid)
     try:
         t0 = time.perf_counter()
-        guard = TamperGuard(session)
+        guard = TamperGuard(session, watch=watch)
         made_s = time.perf_counter() - t0
         commit = ObjectID(git(repo, "rev-parse", "HEAD").strip().encode())
         refs = Repo(str(repo)).refs
@@ -165,6 +168,7 @@ def main() -> int:
     ap.add_argument("--log-mb", type=float, default=10.0, help="the size of the session's log (default 10 MB)")
     ap.add_argument("--rounds", type=int, default=30, help="timed rounds after one warm-up (default 30)")
     ap.add_argument("--proposed", action="store_true", help="with Session.events_since (monkeypatched)")
+    ap.add_argument("--no-watch", action="store_true", help="the guard without inotify (reading everything)")
     ap.add_argument("--dir", type=Path, default=None, help="where the temporary repository goes")
     args = ap.parse_args()
     if args.proposed:
@@ -173,7 +177,7 @@ def main() -> int:
     os.environ.setdefault("MAESTRO_WORKTREES", str(root / "worktrees"))
     try:
         repo, sid = build(root, args.refs, args.log_mb)
-        rows = [measure(repo, sid, layout, args.rounds) for layout in ("loose", "packed")]
+        rows = [measure(repo, sid, layout, args.rounds, watch=not args.no_watch) for layout in ("loose", "packed")]
     finally:
         shutil.rmtree(root, ignore_errors=True)
     if args.json:
@@ -181,6 +185,7 @@ def main() -> int:
             print(json.dumps(row))
         return 0
     proposed = " (with Session.events_since)" if args.proposed else ""
+    proposed += " (no inotify: reading everything)" if args.no_watch else ""
     print(f"tampering looks around an attempt{proposed}: {args.refs} branches + {args.refs} tags, a {args.log_mb:g} MB "
           f"log; {args.rounds} rounds, medians; on {file_system(root.parent)}")  # fmt: skip
     print(f"{'layout':<7} {'refs':>5} {'snapshot':>9} {'check':>9} {'both':>9} {'for-each-ref x2':>16} {'ratio':>6}"

@@ -146,9 +146,12 @@ def test_appending_to_the_log_is_found_and_cut_off(lab: Lab) -> None:
     assert "appended after event 3 by another writer" in texts(found)
     assert lab.session.events_path.read_bytes() == before  # cut off: what maestro wrote, nothing else
     assert (lab.session.dir / "events.jsonl.foreign-1").read_text() == line + "\n"
-    assert lab.guard.log_damaged
+    assert lab.guard.log_damaged and not lab.guard.log_broken  # repaired, but the session must not complete
     lab.session.note("still writable")
     assert lab.store.read_events(lab.sid) == list(lab.session.events)
+    found = lab.attempt('echo more >> "$SDIR/events.jsonl"')  # still looked at: found (and cut off) again
+    assert "appended after event 4 by another writer (moved to events.jsonl.foreign-2)" in texts(found)
+    assert lab.guard.check(full=True) == []
 
 
 def test_deleting_the_users_branch_is_found_with_its_commit(lab: Lab) -> None:
@@ -307,7 +310,19 @@ def test_a_truncated_log_is_found_and_written_back(lab: Lab) -> None:
     found = lab.attempt(f'truncate -s {len(before) - 30} "$SDIR/events.jsonl"')
     assert [t.area for t in found] == ["log"] and "was cut to" in found[0].text
     assert lab.session.events_path.read_bytes() == before
-    assert lab.guard.log_damaged
+    assert lab.guard.log_damaged and not lab.guard.log_broken
+    found = lab.attempt('truncate -s 0 "$SDIR/events.jsonl"')  # the whole log is within the bytes it keeps
+    assert "was cut to 0 bytes" in texts(found) and lab.session.events_path.read_bytes() == before
+
+
+def test_a_log_cut_further_back_than_the_tail_cannot_be_repaired(tmp_path: Path) -> None:
+    lab = Lab(tmp_path, tail=64)
+    try:
+        found = lab.attempt('truncate -s 10 "$SDIR/events.jsonl"')
+        assert [t.area for t in found] == ["log"] and "maestro cannot repair it" in found[0].text
+        assert lab.guard.log_broken
+    finally:
+        lab.close()
 
 
 def test_a_replaced_log_is_found(lab: Lab) -> None:
@@ -315,6 +330,7 @@ def test_a_replaced_log_is_found(lab: Lab) -> None:
         'cp "$SDIR/events.jsonl" /tmp/.x-$$ && rm "$SDIR/events.jsonl" && mv /tmp/.x-$$ "$SDIR/events.jsonl"'
     )
     assert [t.area for t in found] == ["log"] and "was replaced by another file" in found[0].text
+    assert lab.guard.log_broken
 
 
 def test_an_edit_far_back_is_found_by_the_full_check(tmp_path: Path) -> None:
@@ -512,10 +528,8 @@ def test_random_sequences_find_exactly_the_hostile_steps(steps: list[str], watch
                     assert lab.attempt(also=lambda: lab.cp.show(lab.cp.head())) == []
                 else:
                     area, command = HOSTILE[step]
-                    damaged = lab.guard.log_damaged
                     found = lab.attempt(command.format(i=i))
-                    if not (area == "log" and damaged):  # the log's damage is said once
-                        assert area in {t.area for t in found}, (step, texts(found))
+                    assert area in {t.area for t in found}, (step, texts(found))
                     lab.guard.restore()
                     assert [t for t in lab.guard.check() if t.area == "session_ref"] == []
         finally:

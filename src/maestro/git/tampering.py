@@ -38,9 +38,14 @@ byte verified since the guard was made.  The log is repaired when it holds a pre
 end written back) or all of it and more (the rest cut off, kept in ``events.jsonl.foreign-<k>``), so that it
 stays readable; :attr:`TamperGuard.log_damaged` stays set either way: that session must never complete.
 
-Reading costs what changed: each file is kept with its stat data (inode, size, mtime, ctime, mode) and read
-again only when they differ, or when it had changed less than a second before it was read (coarse file-system
-clocks: git's racy-clean rule).
+Reading costs what changed.  Where Linux's inotify is (one instance a guard, on every folder of ``refs/``, on
+``.git``, ``hooks``, ``info`` and ``objects/info``), a look reads only the files it names and compares only
+the refs they hold; a queue overflow or a watched folder moved means reading everything again.  Elsewhere
+(``watch=False``, past the user's limit of watches) every look reads everything, each file through its stat
+data (inode, size, mtime, ctime, mode): read again only when they differ, or when it had changed less than a
+second before it was read (coarse file-system clocks: git's racy-clean rule).  What inotify does not report
+(writes through ``mmap`` or another hard link, another machine on a network file system) is missed between
+two reads of the same file.
 """
 
 from __future__ import annotations
@@ -421,6 +426,7 @@ class _LogWatch:
         self.tail = tail
         self.digest = hashlib.sha256()
         self.damage: list[Tampering] = []
+        self.broken = False  # damaged beyond repair: not looked at any more
         events = session.events
         self.count, self.size, self.last, self.ident = len(events), 0, b"", (0, 0)
         try:
@@ -428,32 +434,34 @@ class _LogWatch:
                 data = fh.read()
                 st = os.fstat(fh.fileno())
         except FileNotFoundError:
-            self._damaged(f"{self.name} is missing")
+            self._damaged(f"{self.name} is missing", broken=True)
             return
         self.digest.update(data)
         self.size, self.last, self.ident = len(data), data[-tail:], (st.st_dev, st.st_ino)
         lines = data.count(b"\n")
         last_line = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
         if lines != len(events) or not data.endswith(b"\n") or (events and _event(last_line) != events[-1]):
-            self._damaged(f"{self.name} holds {lines} lines, the session {len(events)} events")
+            self._damaged(f"{self.name} holds {lines} lines, the session {len(events)} events", broken=True)
 
-    def _damaged(self, text: str) -> list[Tampering]:
+    def _damaged(self, text: str, *, broken: bool) -> list[Tampering]:
         t = Tampering("log", self.path.name, text)
         self.damage.append(t)
+        self.broken = self.broken or broken
         return [t]
 
     def look(self) -> list[Tampering]:
         """What happened to the log since the last look (nothing: the mark moves on to its end)."""
-        if self.damage:
+        if self.broken:
             return []  # found once; the guard says it is damaged from then on
         try:
             fd = os.open(self.path, os.O_RDONLY)
         except FileNotFoundError:
-            return self._damaged(f"{self.name} was deleted")
+            return self._damaged(f"{self.name} was deleted", broken=True)
         try:
             st = os.fstat(fd)
             if (st.st_dev, st.st_ino) != self.ident:
-                return self._damaged(f"{self.name} was replaced by another file (maestro appends to the one it opened)")
+                text = f"{self.name} was replaced by another file (maestro appends to the one it opened)"
+                return self._damaged(text, broken=True)
             new: Sequence[Event] = ()
             if self.session.state.last_seq > self.count:  # the state's seq is O(1); the events are copied
                 new = _events_after(self.session, self.count)
@@ -464,23 +472,27 @@ class _LogWatch:
             got = os.pread(fd, max(0, min(st.st_size, end + 1) - start), start)
         finally:
             os.close(fd)
-        if got == known and st.st_size == end:
+        found = [] if got == known and st.st_size == end else self._repair(got, known, start, st.st_size, len(new))
+        if not self.broken:  # the file holds what maestro wrote (again)
             self.digest.update(fresh)
             self.count, self.size, self.last = self.count + len(new), end, known[-self.tail :]
-            return []
-        return self._damaged(self._repair(got, known, start, st.st_size, self.count + len(new)))
+        return found
 
-    def _repair(self, got: bytes, known: bytes, start: int, size: int, seq: int) -> str:
+    def _repair(self, got: bytes, known: bytes, start: int, size: int, new: int) -> list[Tampering]:
         """What happened; repaired when the file holds a prefix of what maestro wrote, or all of it and more."""
-        end = start + len(known)
-        if start <= size < end and known.startswith(got):  # cut short: the end written back
+        end, seq = start + len(known), self.count + new
+        if size < start:
+            text = f"{self.name} was cut to {size} bytes, before the last {len(self.last)} bytes maestro keeps"
+            return self._damaged(text + ": maestro cannot repair it", broken=True)
+        if size < end and known.startswith(got):  # cut short: the end written back
             lost = known[len(got) :]
             with open(self.path, "r+b") as fh:
                 fh.seek(size)
                 fh.write(lost)
                 fh.flush()
                 os.fsync(fh.fileno())
-            return f"{self.name} was cut to {size} bytes, event {seq} or before ({len(lost)} bytes written back)"
+            text = f"{self.name} was cut to {size} bytes, event {seq} or before ({len(lost)} bytes written back)"
+            return self._damaged(text, broken=False)
         if size > end and got[: len(known)] == known:  # more after maestro's last event: cut off, kept aside
             k = 1 + sum(1 for _ in self.path.parent.glob(f"{self.path.name}.foreign-*"))
             aside = self.path.with_name(f"{self.path.name}.foreign-{k}")
@@ -490,16 +502,17 @@ class _LogWatch:
                 aside.write_bytes(extra)
                 fh.truncate(end)
                 os.fsync(fh.fileno())
-            return (
-                f"{self.name}: {len(extra)} bytes appended after event {seq} by another writer (moved to {aside.name})"
-            )
+            text = f"{self.name}: {len(extra)} bytes appended after event {seq} by another writer"
+            return self._damaged(text + f" (moved to {aside.name})", broken=False)
         if got[: len(self.last)] != self.last:
-            return f"{self.name} was rewritten before byte {self.size} (event {self.count}): maestro cannot repair it"
-        return f"{self.name} does not hold the events maestro wrote after event {self.count}: maestro cannot repair it"
+            text = f"{self.name} was rewritten before byte {self.size} (event {self.count})"
+        else:
+            text = f"{self.name} does not hold the events maestro wrote after event {self.count}"
+        return self._damaged(text + ": maestro cannot repair it", broken=True)
 
     def full(self) -> list[Tampering]:
         """The whole file against the digest of every byte verified since the guard was made."""
-        if self.damage:
+        if self.broken:
             return []
         h = hashlib.sha256()
         try:
@@ -507,10 +520,12 @@ class _LogWatch:
                 while chunk := fh.read(1 << 20):
                     h.update(chunk)
         except FileNotFoundError:
-            return self._damaged(f"{self.name} was deleted")
+            return self._damaged(f"{self.name} was deleted", broken=True)
         if h.digest() == self.digest.digest():
             return []
-        return self._damaged(f"{self.name} was rewritten before byte {self.size}: maestro cannot repair it")
+        return self._damaged(
+            f"{self.name} was rewritten before byte {self.size}: maestro cannot repair it", broken=True
+        )
 
 
 class TamperGuard:
@@ -566,7 +581,13 @@ class TamperGuard:
         return bool(self._log.damage)
 
     @property
+    def log_broken(self) -> bool:
+        """Whether the log is damaged beyond what the guard repairs (deleted, replaced, rewritten): stop the run."""
+        return self._log.broken
+
+    @property
     def log_damage(self) -> tuple[Tampering, ...]:
+        """What was found wrong with the log (or the store's folders), first first."""
         return tuple(self._log.damage)
 
     def snapshot(self, *, attempt_ref: bytes | None = None) -> Snapshot:
@@ -807,10 +828,11 @@ class TamperGuard:
         sdir = self.session.dir
         if not self._flow.is_dir() or not sdir.is_dir():
             gone = "the .flow folder" if not self._flow.is_dir() else f"the folder of session {self.sid}"
-            if any(t.area == "store" and t.name == str(sdir) for t in self._log.damage):
+            if self._log.broken:
                 return []
             t = Tampering("store", str(sdir), f"{gone} was deleted (the session's log with it)")
             self._log.damage.append(t)
+            self._log.broken = True
             return [t]
         found = []
         lock = self._ident(sdir / "lock")
