@@ -311,11 +311,17 @@ def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_m
     cp = {tid: done.index("checkpoint", n=n) for tid, n in n_of.items()}
     for tid in "ab":
         assert done.index("task", task=tid, trigger="start") < min(cp["a"], cp["b"])
-    # each task starts once every dependency is merged, and is merged as the checkpoint after its success
+    # each task starts once every dependency is merged (its succeed move: the merge is made, its checkpoint is
+    # recorded once the tasks it made ready have started), on that merge; each is the checkpoint after its success
     for t in tasks:
         tid = t["id"]
         for dep in t.get("depends_on", []):
-            assert cp[dep] < done.index("task", task=tid, trigger="ready")
+            assert done.index("task", task=dep, trigger="succeed") < done.index("task", task=tid, trigger="ready")
+            r = Repo(str(repo))
+            attempt = r[f"refs/maestro/{SID}/attempts/{tid}/1".encode()]
+            assert isinstance(attempt, Commit)
+            history = {w.commit.id for w in r.get_walker(include=[attempt.parents[0]])}
+            assert done.state.checkpoints[n_of[dep]].commit.encode() in history  # it started on its dependency's merge
         assert done.index("task", task=tid, trigger="start") < done.index("agent", task=tid)
         assert done.index("agent", task=tid) < done.index("task", task=tid, trigger="succeed") < cp[tid]
     assert max(cp.values()) < done.index("transition", trigger="implementation_done")
@@ -406,7 +412,7 @@ def test_no_more_than_max_workers_tasks_run_at_once_and_library_users_get_the_lo
         (1, "task a: A", ["a.txt"]),
         (2, "task b: B", ["b.txt"]),
     ]
-    assert done.index("checkpoint", n=1) < done.index("task", task="b", trigger="start")
+    assert done.index("task", task="a", trigger="succeed") < done.index("task", task="b", trigger="start")
     # the [Maestro] log, through the maestro.run logger: the planned view, then the actual timeline (no groups)
     lines = [r.getMessage() for r in caplog.records if r.name == "maestro.run"]
     assert lines[0] == f"[Maestro] Session {SID} started on branch maestro/{SID}"

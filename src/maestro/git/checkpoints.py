@@ -203,15 +203,29 @@ class Checkpointer:
         """
         self._move_tree(commit, "before showing another commit", always=False)
 
-    def advance(self, commit: ObjectID, label: str, *, state: str | None = None) -> CheckpointRecord:
+    def next_number(self) -> int:
+        """The number the next checkpoint gets."""
+        return self._next_number()
+
+    def changes(self, before: ObjectID, after: ObjectID) -> tuple[FileChange, ...]:
+        """The files that differ from commit ``before`` to commit ``after`` (what a checkpoint's record lists)."""
+        return self._changes(self._commit(before).tree, self._commit(after).tree)
+
+    def advance(
+        self, commit: ObjectID, label: str, *, state: str | None = None, files: tuple[FileChange, ...] | None = None
+    ) -> CheckpointRecord:
         """Make ``commit`` (a child of the branch head) the next checkpoint: the branch moves to it (compare-and-swap)
-        and it is tagged.  The working tree is expected at ``commit`` already (:meth:`show`)."""
+        and it is tagged.  ``files``: its :meth:`changes` from the head, when the caller has them already."""
         head = self._branch_head()
         n = self._next_number()
         if not self._main.refs.set_if_equals(self.branch, head, commit):
             raise CheckpointError(f"{self.branch.decode()} moved while checkpointing (expected {head.decode()})")
         self._tag(n, commit, label, state)
-        record = self._make_record(n, commit, label, head_tree=self._commit(head).tree)
+        if files is None:
+            record = self._make_record(n, commit, label, head_tree=self._commit(head).tree)
+        else:
+            ts = format_ts(_dt.datetime.fromtimestamp(self._commit(commit).commit_time, _dt.UTC))
+            record = CheckpointRecord(n, commit.decode(), f"maestro/{self.session}/{n}", label, ts, files)
         self._records[n] = record
         log.info("session %s: checkpoint %d at %s: %s", self.session, n, commit.decode()[:12], label)
         return record

@@ -236,6 +236,7 @@ class Implementer:
                 return p
             return None
 
+        assert self.pool is not None  # made here: workers acquire from it on their own threads, and must share one
         for tid in sorted(self.runs, key=self._rank):  # decided before any agent runs: no task waits for them
             if not self.runs[tid].chosen and s.task_state(tid) not in ("succeeded", "skipped"):
                 self.runs[tid].chosen = True
@@ -246,6 +247,7 @@ class Implementer:
             settle=self.settle,
             limit=limit,
             budget_left=budget_left,
+            after=self.queue.advance,
         )
         try:
             batch.run(self.ready)
@@ -265,7 +267,7 @@ class Implementer:
         s.fire_task(tid, "start")
         attempt = s.state.tasks[tid].attempts
         tr = self.runs[tid]
-        base = run.cp.head()
+        base = self.queue.tip()  # the last merge: a checkpoint, or one as soon as this attempt has started
         req = AgentRequest(
             tr.task,
             run.workdir,  # the worker's worktree, once it has one (attempt)

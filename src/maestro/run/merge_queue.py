@@ -10,9 +10,13 @@ Attempts are merged one at a time, in the order they finish, on the coordinating
    deleted outside its declared ``files``, then its acceptance commands and those of every
    task merged before it, each once, several at a time (:mod:`maestro.run.regression`).
    A failure rejects the attempt: the branch never moved;
-3. the task's ``succeed`` move, then the branch moves to the merge (compare-and-swap) and
-   it is tagged and recorded as the next checkpoint.  A crash between the two is a task
-   that succeeded after the last recorded checkpoint: a resume redoes it.
+3. the task's ``succeed`` move; the merge is then the queue's :meth:`~MergeQueue.tip`, where
+   the tasks it made ready start at once, before the branch moves to it (compare-and-swap) and
+   it is tagged and recorded as the next checkpoint (:meth:`~MergeQueue.advance`, which the
+   scheduler calls once it has started them).  So a dependent task waits for the merge and two
+   log lines, not for the refs and the checkpoint.  A crash before the checkpoint is recorded is
+   a task that succeeded after the last recorded checkpoint, and its dependents were running:
+   a resume redoes them all.
 
 The integration worktree is brought to a commit only when a command is to run there, and to
 the head before anything else looks at it (:meth:`MergeQueue.show`).
@@ -26,7 +30,7 @@ import attrs
 from dulwich.diff_tree import tree_changes
 from dulwich.objects import Commit, ObjectID
 
-from maestro.core.records import CheckpointRecord
+from maestro.core.records import CheckpointRecord, FileChange
 from maestro.core.text import first_line
 from maestro.git.merging import merge_commits
 from maestro.plan.tasks import Task
@@ -35,7 +39,7 @@ from maestro.run.regression import regression
 if TYPE_CHECKING:
     from maestro.run.loop import SessionRun
 
-__all__ = ["MergeQueue", "Rejected"]
+__all__ = ["MergeQueue", "Merged", "Rejected"]
 
 
 @attrs.frozen
@@ -47,12 +51,40 @@ class Rejected:
     feedback: str
 
 
+@attrs.frozen
+class Merged:
+    """An attempt the queue merged: the merge commit, the number of the checkpoint it becomes, the files it changes."""
+
+    task: str
+    commit: ObjectID
+    label: str
+    n: int
+    files: tuple[FileChange, ...]
+
+
 class MergeQueue:
     """The merges of one session run."""
 
     def __init__(self, run: SessionRun) -> None:
         self.run = run
         self._shown: ObjectID | None = None  # the commit the integration worktree shows (None: not known)
+        self._pending: list[Merged] = []  # merged, succeeded, not a checkpoint yet
+
+    def tip(self) -> ObjectID:
+        """Where the next attempt starts: the last merge, a checkpoint already or about to be one."""
+        return self._pending[-1].commit if self._pending else self.run.cp.head()
+
+    def advance(self) -> list[CheckpointRecord]:
+        """The merges not yet checkpoints made checkpoints, in order: the branch moves, a tag, a log line each."""
+        run, s = self.run, self.run.session
+        done = []
+        while self._pending:
+            m = self._pending[0]
+            record = run.record_checkpoint(run.cp.advance(m.commit, m.label, state=s.current, files=m.files))
+            assert record.n == m.n, f"checkpoint {record.n} was said to be {m.n}"
+            done.append(record)
+            del self._pending[0]
+        return done
 
     def show(self, commit: ObjectID) -> None:
         """The integration worktree at ``commit`` (nothing written when it is there already)."""
@@ -64,11 +96,12 @@ class MergeQueue:
         """The integration worktree was moved behind the queue's back (a rollback): show again next time."""
         self._shown = None
 
-    def merge(self, task: Task, base: ObjectID, commit: ObjectID) -> CheckpointRecord | Rejected:
-        """Merge an attempt's ``commit`` (made on ``base``) for ``task``: its checkpoint, or why it was rejected."""
+    def merge(self, task: Task, base: ObjectID, commit: ObjectID) -> Merged | Rejected:
+        """Merge an attempt's ``commit`` (made on ``base``) for ``task``: the merge (the new :meth:`tip`, a checkpoint
+        at the next :meth:`advance`), or why it was rejected."""
         run, s = self.run, self.run.session
         cp = run.cp
-        head = cp.head()
+        head = self.tip()
         merged = merge_commits(cp.repo, base, head, commit)
         if merged.tree is None:
             paths = tuple(c.path for c in merged.conflicts)
@@ -100,7 +133,10 @@ class MergeQueue:
             run.say(line, note=True)
             return Rejected("regression", first_line(feedback, limit=200) or feedback[:200], feedback)
         s.fire_task(task.id, "succeed")
-        return run.record_checkpoint(cp.advance(commit, label, state=s.current))
+        n = (self._pending[-1].n if self._pending else cp.next_number() - 1) + 1
+        merged_as = Merged(task.id, commit, label, n, cp.changes(head, commit))
+        self._pending.append(merged_as)
+        return merged_as
 
     def _deleted(self, base: ObjectID, commit: ObjectID) -> list[str]:
         """The files deleted from ``base`` to ``commit``."""

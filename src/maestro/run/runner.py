@@ -37,7 +37,8 @@ from maestro.core.records import Rewind
 from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
 from maestro.git.checkpoints import Checkpointer
-from maestro.git.housekeeping import clear_stale_index_locks, index_locks, session_ref_locks
+from maestro.git.housekeeping import clear_stale_locks
+from maestro.git.repostate import base_report, refuse_in_progress, save_staged
 from maestro.model.chart import load_chart
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import load_prd
@@ -104,6 +105,8 @@ class Runner:
         ``allow_dirty`` are accepted for compatibility and change nothing).
         """
         repo = self.store.repo
+        refuse_in_progress(repo)  # a merge, rebase, cherry-pick, revert or bisect half done: refused, nothing written
+        base = base_report(repo)
         prd = load_prd(prd_path) if prd_path is not None else None
         graph = load_tasks(tasks_path, requirement_ids=prd.requirement_ids if prd else None) if tasks_path else None
         # What resuming needs is written with the session, before its log: the inputs and the options.
@@ -123,6 +126,10 @@ class Runner:
             run = SessionRun(self, session, checkpointer, prd, graph)
             run.record_checkpoint(checkpointer.start(state=session.current))
             run.say(f"Session {session.id} started on branch maestro/{session.id}", note=True)
+            if save_staged(repo, session.id, base, when=self.clock.now()) is not None:
+                run.say(f"The index (staged, not committed) is kept at refs/maestro/{session.id}/index", note=True)
+            for line in base.notes():
+                run.say(line, note=True)
             return run.go()
         except KeyboardInterrupt:
             _stopped(session)
@@ -147,8 +154,7 @@ class Runner:
             if load_chart("session").is_final(state.state):
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
             cp = Checkpointer(self.store.repo, session.id, worktree=True, clock=self.clock)
-            clear_stale_index_locks(index_locks(self.store.repo, session_id), state.updated_at)
-            clear_stale_index_locks(session_ref_locks(self.store.repo, session_id), state.updated_at, min_age_s=0.0)
+            clear_stale_locks(self.store.repo, session_id, state.updated_at)  # the dead run's, or a one-line refusal
             new_limits = raised_limits(state.limits, limits or {})
             if state.state == "paused":
                 choice = resume_choice(state, new_limits)

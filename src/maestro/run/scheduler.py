@@ -5,8 +5,10 @@ It knows nothing of agents, git or the log: ``ready`` lists the tasks that may s
 work to do in a worker thread); ``settle`` records how it went (in the coordinating thread,
 one outcome at a time: this is where the merge queue runs) and may ask the run to pause;
 ``limit`` says whether a limit stops new attempts, and ``budget_left`` what is left of the
-budget.  Attempts that start together share the budget that the running attempts' allowances
-leave free, so together they cannot overspend.  After a pause is asked for, no attempt
+budget; ``after`` is called once the attempts that settled attempts made ready have started (the
+bookkeeping that need not keep them waiting: the merge queue's checkpoints).  Attempts that start
+together share the budget that the running attempts' allowances leave free, so together they
+cannot overspend.  After a pause is asked for, no attempt
 starts; those running finish and settle.
 """
 
@@ -34,12 +36,14 @@ class Batch(Generic[R]):
         settle: Callable[[str, R], Pause | None],
         limit: Callable[[], Pause | None],
         budget_left: Callable[[], float | None],
+        after: Callable[[], object] = lambda: None,
     ) -> None:
         self.workers = max(1, workers)
         self._start = start
         self._settle = settle
         self._limit = limit
         self._budget_left = budget_left
+        self._after = after
         self.allowances: dict[str, float] = {}
         self.started: list[str] = []  # every attempt started, in order (a task once per attempt)
 
@@ -89,6 +93,7 @@ class Batch(Generic[R]):
                         pause = pause or outcome
                 if pause is None:
                     pause = fill()
+                self._after()
         except BaseException:  # a second Ctrl-C: do not wait for the agents still working
             pool.shutdown(wait=False, cancel_futures=True)
             raise
