@@ -239,6 +239,21 @@ def test_folders_of_refs_coming_and_going_are_found(lab: Lab) -> None:
     assert found == []
 
 
+def test_a_tag_deleted_before_the_look_that_would_see_it_is_found(lab: Lab) -> None:
+    """maestro makes checkpoint 2 while the attempt runs; the agent deletes its tag before the check sees it."""
+
+    def merge_then_tamper() -> None:
+        lab.checkpoint("m.txt")
+        lab.git("tag", "-d", f"maestro/{lab.sid}/2")
+
+    found = lab.attempt("sleep 0.2", also=merge_then_tamper)
+    assert [t.text for t in found] == [f"tag maestro/{lab.sid}/2 of checkpoint 2 is missing"]
+    assert [t.text for t in lab.guard.check()] == [f"tag maestro/{lab.sid}/2 of checkpoint 2 is missing"]
+    lab.guard.restore()
+    assert lab.guard.check() == []
+    assert lab.peel(lab.tag(2)).decode() == lab.session.state.checkpoints[-1].commit
+
+
 # -- what is not tampering ---------------------------------------------------------------------------------------
 
 

@@ -559,6 +559,7 @@ class TamperGuard:
         self._user = {r: v for r, v in refs.items() if not r.startswith(NOT_USERS)}
         self._mine = {r: v for r, v in refs.items() if self._is_mine(r)}
         self._differs: set[bytes] = set()  # the session's refs found changed at the last look
+        self._unseen: set[CheckpointRecord] = set()  # checkpoints recorded whose tag was not there at the last look
         self._git_files = self._git.git_files
         self._saved = {n: self._files.read(str(session.dir / n)) for n in session_files}
         self._lock = self._ident(session.dir / "lock")
@@ -703,7 +704,11 @@ class TamperGuard:
                 text = f"checkpoint {rec.n} ({rec.commit[:12]}) was made on {_short(parent)}, not on the one before "
                 found.append(Tampering("session_ref", branch, text + f"({_short(last)}): {branch} had been moved"))
             last = rec.commit.encode()
-            if f"refs/tags/{rec.tag}".encode() not in refs:
+            self._unseen.add(rec)
+        for rec in sorted(self._unseen, key=lambda c: c.n):  # a checkpoint's tag, until it is there
+            if f"refs/tags/{rec.tag}".encode() in refs:
+                self._unseen.discard(rec)
+            else:
                 found.append(Tampering("session_ref", rec.tag, f"tag {rec.tag} of checkpoint {rec.n} is missing"))
         logged = checkpoints[-1].commit.encode() if checkpoints else self._mine.get(self._branch)
         if refs.get(self._branch) != logged:
