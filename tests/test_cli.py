@@ -192,11 +192,15 @@ def test_bad_data_inside_an_event_is_one_line_exit_2(
     rows = [json.loads(x) for x in path.read_text().splitlines()]
     rows[line - 1]["data"].update(data)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    for args in (["replay", recorded], ["sessions"]):
-        out = run(*args, "--repo", str(repo))
-        assert out.returncode == 2, out
-        assert f"event seq {line}: {message}" in out.stderr
-        assert len(out.stderr.strip().splitlines()) == 1
+    out = run("replay", recorded, "--repo", str(repo))
+    assert out.returncode == 2, out
+    assert f"event seq {line}: {message}" in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1
+    # `maestro sessions` lists the session as broken, with the same reason, and exits 0 (issue 15, item 8)
+    listed = run("sessions", "--repo", str(repo))
+    assert (listed.returncode, listed.stderr) == (0, ""), listed
+    assert listed.stdout.startswith(f"{recorded}  broken: ")
+    assert f"event seq {line}: {message}" in listed.stdout and len(listed.stdout.splitlines()) == 1
 
 
 def test_deeply_nested_json_is_one_line_exit_2(repo: Path, recorded: str) -> None:

@@ -14,12 +14,17 @@ from pathlib import Path
 import pytest
 
 import maestro
+from maestro.agents import AgentRequest
+from maestro.agents.claude import ClaudeAgent
+from maestro.agents.codex import CodexAgent
 from maestro.agents.process import run_process
+from maestro.plan.tasks import Task
 from tests.support.runs import REQUEST, assert_completed, cli, make_plan, task, write
 
 # -- an agent's output goes to its transcript, not into memory -------------------------------------------------
 
 MB = 1024 * 1024
+TASK = Task("T1", "Add calculator core", description="Write add(a, b).")
 
 
 @pytest.mark.parametrize("with_on_line", [False, True])
@@ -65,6 +70,47 @@ def test_the_command_agent_judges_a_huge_output_by_its_last_lines(tmp_path: Path
     assert result["status"] == "succeeded" and result["summary"].endswith("all done")
     transcript = plan.session_dir / result["transcript"]
     assert transcript.stat().st_size == 20 * 10486 * 100 + len("all done\n")
+
+
+def fake_cli(folder: Path, name: str, middle: dict[str, object], late: list[dict[str, object]]) -> Path:
+    """An executable that prints JSON lines as a CLI streams them: 1 MB of filler, ``middle``, 3 MB of filler, then
+    ``late`` — ``middle`` is neither among the first nor among the last lines a process outcome keeps."""
+    exe = folder / name
+    exe.write_text(
+        f"#!{sys.executable}\nimport json, sys\nw = sys.stdout.write\n"
+        "filler = json.dumps({'type': 'user', 'message': {'content': 'z' * 200}}) + '\\n'\n"
+        "for _ in range(1024 * 1024 // len(filler) + 1): w(filler)\n"
+        f"w(json.dumps({middle!r}) + '\\n')\n"
+        "for _ in range(3 * 1024 * 1024 // len(filler) + 1): w(filler)\n"
+        f"for line in {late!r}: w(json.dumps(line) + '\\n')\n",
+        encoding="utf-8",
+    )
+    exe.chmod(0o755)
+    return exe
+
+
+def test_claude_is_judged_by_its_whole_stream_not_only_the_ends_kept(tmp_path: Path) -> None:
+    """An authentication error in the middle of a long stream still makes the result critical (a login problem)."""
+    exe = fake_cli(tmp_path, "claude", {"type": "assistant", "error": "authentication_failed", "message": {}},
+                   [{"type": "result", "subtype": "success", "is_error": True, "result": "stopped"}])  # fmt: skip
+    request = AgentRequest(TASK, tmp_path, session_dir=tmp_path / "session", timeout_s=60)
+    result = ClaudeAgent(executable=str(exe)).run(request)
+    assert (result.status, result.failure_class) == ("failed", "critical")
+    assert result.summary.startswith("claude is not logged in")
+
+
+def test_codex_is_judged_by_its_whole_stream_not_only_the_ends_kept(tmp_path: Path) -> None:
+    """A command the sandbox declined in the middle of a long stream still fails the attempt (critical)."""
+    declined = {"type": "item.completed", "item": {"type": "command_execution", "status": "declined",
+                                                   "command": "rm -rf build"}}  # fmt: skip
+    exe = fake_cli(tmp_path, "codex", declined,
+                   [{"type": "item.completed", "item": {"type": "agent_message", "text": "done"}},
+                    {"type": "turn.completed", "usage": {"input_tokens": 5, "output_tokens": 7}}])  # fmt: skip
+    request = AgentRequest(TASK, tmp_path, session_dir=tmp_path / "session", timeout_s=60)
+    result = CodexAgent(executable=str(exe)).run(request)
+    assert (result.status, result.failure_class) == ("failed", "critical")
+    assert "refused 1 command(s) (rm -rf build)" in result.summary
+    assert (result.input_tokens, result.output_tokens) == (5, 7)
 
 
 # -- `maestro sessions` lists every session, and says which is broken ------------------------------------------

@@ -47,6 +47,7 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -67,7 +68,7 @@ from maestro.agents.base import (
 from maestro.agents.process import ProcessOutcome
 from maestro.core.records import AgentResult
 
-__all__ = ["ClaudeAgent", "StreamSummary", "parse_stream"]
+__all__ = ["ClaudeAgent", "StreamParser", "StreamSummary", "parse_stream"]
 
 log = logging.getLogger(__name__)
 
@@ -87,46 +88,77 @@ class StreamSummary:
     skipped: int = 0
 
 
-def parse_stream(stdout: str) -> StreamSummary:
-    """Read Claude Code's stdout (stream-json lines, or one json object or array) into a summary."""
-    result: Mapping[str, Any] | None = None
-    session_id: str | None = None
-    errors: list[str] = []
-    texts: list[str] = []
-    skipped = 0
-    for raw in stdout.splitlines():
+KEEP_ERRORS = 100
+"""The API errors of a stream a summary keeps (the last ones)."""
+KEEP_TEXT = 64 * 1024
+"""The characters of assistant text a summary keeps (the last ones)."""
+
+
+class StreamParser:
+    """Reads Claude Code's stdout a line at a time (``feed`` is ``run_process``'s ``on_line``), in bounded memory.
+
+    It keeps the last result, the session id, the last :data:`KEEP_ERRORS` API errors and
+    the last :data:`KEEP_TEXT` characters of assistant text, so that an output of any size
+    is judged as a whole without being held.
+    """
+
+    def __init__(self) -> None:
+        self.result: Mapping[str, Any] | None = None
+        self.session_id: str | None = None
+        self.errors: deque[str] = deque(maxlen=KEEP_ERRORS)
+        self.texts: deque[str] = deque()
+        self.text_len = 0
+        self.skipped = 0
+
+    def feed(self, raw: str) -> None:
         line = raw.strip()
         if not line:
-            continue
+            return
         if not line.startswith(("{", "[")):
-            skipped += 1
-            continue
+            self.skipped += 1
+            return
         try:
             data = json.loads(line)
-        except ValueError:
-            skipped += 1
-            continue
+        except (ValueError, RecursionError):
+            self.skipped += 1
+            return
         for msg in data if isinstance(data, list) else [data]:
             if not isinstance(msg, dict):
-                skipped += 1
+                self.skipped += 1
                 continue
             kind = msg.get("type")
             if kind == "system" and msg.get("subtype") == "init" and isinstance(msg.get("session_id"), str):
-                session_id = msg["session_id"]
+                self.session_id = msg["session_id"]
             elif kind == "assistant":
                 if isinstance(msg.get("error"), str):
-                    errors.append(msg["error"])
+                    self.errors.append(msg["error"])
                 message = msg.get("message")
                 content = message.get("content") if isinstance(message, dict) else None
                 for block in content if isinstance(content, list) else []:
                     if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
-                        texts.append(block["text"])
+                        self._text(block["text"])
             elif kind == "result":
-                result = msg
+                self.result = msg
                 if isinstance(msg.get("session_id"), str):
-                    session_id = msg["session_id"]
+                    self.session_id = msg["session_id"]
             # every other type (user, stream_event, rate_limit_event, system/*, unknown ones) is skipped
-    return StreamSummary(result, session_id, tuple(errors), "\n".join(texts), skipped)
+
+    def _text(self, text: str) -> None:
+        self.texts.append(text[-KEEP_TEXT:])
+        self.text_len += len(self.texts[-1]) + 1
+        while len(self.texts) > 1 and self.text_len - len(self.texts[0]) - 1 >= KEEP_TEXT:
+            self.text_len -= len(self.texts.popleft()) + 1
+
+    def summary(self) -> StreamSummary:
+        return StreamSummary(self.result, self.session_id, tuple(self.errors), "\n".join(self.texts), self.skipped)
+
+
+def parse_stream(stdout: str) -> StreamSummary:
+    """Read Claude Code's stdout (stream-json lines, or one json object or array) into a summary."""
+    parser = StreamParser()
+    for raw in stdout.splitlines():
+        parser.feed(raw)
+    return parser.summary()
 
 
 @attrs.frozen
@@ -196,9 +228,11 @@ class ClaudeAgent:
             return refused
         prompt = task_prompt(request)
         argv = self.command(prompt, subagent=request.subagent, budget_usd=request.budget_usd)
+        stream = StreamParser()  # the output is read as it comes: the outcome keeps only its ends
         outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s,
-                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt))  # fmt: skip
-        return self._judge(attempt, outcome)
+                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt),
+                              on_line=stream.feed)  # fmt: skip
+        return self._judge(attempt, outcome, stream.summary())
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for a PRD and a task graph as structured output; validate both."""
@@ -208,18 +242,18 @@ class ClaudeAgent:
             return PlanOutcome(refused)
         prompt = plan_prompt(request)
         argv = self.plan_command(prompt, budget_usd=request.budget_usd)
+        stream = StreamParser()
         outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
-                              stdin_text=self.stdin_text(prompt))  # fmt: skip
-        result = self._judge(attempt, outcome)
+                              stdin_text=self.stdin_text(prompt), on_line=stream.feed)  # fmt: skip
+        summary = stream.summary()
+        result = self._judge(attempt, outcome, summary)
         if result.status != "succeeded":
             return PlanOutcome(result)
-        summary = parse_stream(outcome.stdout)
         answer = summary.result.get("structured_output") if summary.result else None
         return plan_outcome(result, answer, "claude's plan")
 
     # -- judging ----------------------------------------------------------------------------------------------
-    def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
-        summary = parse_stream(outcome.stdout)
+    def _judge(self, attempt: Attempt, outcome: ProcessOutcome, summary: StreamSummary) -> AgentResult:
         if outcome.timed_out and summary.result is not None:  # stopped after its result (§9.4: the result decides)
             judged = self._judge_result(attempt, outcome, summary.result, summary)
             note = "claude was stopped at the timeout after printing its result"

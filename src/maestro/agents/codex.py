@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+from collections import deque
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,7 @@ from maestro.agents.base import (
 from maestro.agents.process import ProcessOutcome
 from maestro.core.records import AgentResult
 
-__all__ = ["CodexAgent", "EventSummary", "parse_events"]
+__all__ = ["CodexAgent", "EventParser", "EventSummary", "parse_events"]
 
 INSTALL = "install Codex (npm install -g @openai/codex) or set agent.executable in config.yaml"
 SANDBOXES = ("read-only", "workspace-write", "danger-full-access")
@@ -69,62 +70,85 @@ class EventSummary:
     output_tokens: int | None = None
     turns: int = 0
     skipped: int = 0
+    declined_count: int = 0
 
 
-def parse_events(stdout: str) -> EventSummary:
-    """Read ``codex exec --json`` stdout; lines that are not JSON objects and unknown types are skipped."""
-    thread_id: str | None = None
-    completed = False
-    failed: str | None = None
-    errors: list[str] = []
-    message = ""
-    declined: list[str] = []
-    tokens_in = tokens_out = 0
-    usage_seen = False
-    turns = 0
-    skipped = 0
-    for raw in stdout.splitlines():
+KEEP = 100
+"""The errors (the last ones) and declined commands (the first ones) a summary keeps; ``declined`` counts them all."""
+
+
+class EventParser:
+    """Reads ``codex exec --json`` stdout a line at a time (``feed`` is ``run_process``'s ``on_line``), in bounded
+    memory: lines that are not JSON objects and unknown types are skipped."""
+
+    def __init__(self) -> None:
+        self.thread_id: str | None = None
+        self.completed = False
+        self.failed: str | None = None
+        self.errors: deque[str] = deque(maxlen=KEEP)
+        self.message = ""
+        self.declined: list[str] = []
+        self.declined_count = 0
+        self.tokens_in = self.tokens_out = 0
+        self.usage_seen = False
+        self.turns = 0
+        self.skipped = 0
+
+    def feed(self, raw: str) -> None:
         line = raw.strip()
         if not line:
-            continue
+            return
         try:
             ev = json.loads(line) if line.startswith("{") else None
-        except ValueError:
+        except (ValueError, RecursionError):
             ev = None
         if not isinstance(ev, dict):
-            skipped += 1
-            continue
+            self.skipped += 1
+            return
         kind = ev.get("type")
         if kind == "thread.started" and isinstance(ev.get("thread_id"), str):
-            thread_id = ev["thread_id"]
+            self.thread_id = ev["thread_id"]
         elif kind == "turn.completed":
-            completed = True
-            turns += 1
+            self.completed = True
+            self.turns += 1
             usage = ev.get("usage")
             if isinstance(usage, dict):
-                usage_seen = True
-                tokens_in += _count(usage.get("input_tokens"))
-                tokens_out += _count(usage.get("output_tokens"))
+                self.usage_seen = True
+                self.tokens_in += _count(usage.get("input_tokens"))
+                self.tokens_out += _count(usage.get("output_tokens"))
         elif kind == "turn.failed":
-            turns += 1
+            self.turns += 1
             err = ev.get("error")
-            failed = str(err.get("message")) if isinstance(err, dict) else "turn failed"
+            self.failed = str(err.get("message")) if isinstance(err, dict) else "turn failed"
         elif kind == "error":
-            errors.append(str(ev.get("message", "")))
+            self.errors.append(str(ev.get("message", "")))
         elif kind == "item.completed" and isinstance(ev.get("item"), dict):
             item = ev["item"]
             itype = item.get("type")
             if itype == "agent_message" and isinstance(item.get("text"), str):
-                message = item["text"]
+                self.message = item["text"]
             elif itype == "command_execution" and item.get("status") == "declined":
-                declined.append(str(item.get("command", "")))
+                self.declined_count += 1
+                if len(self.declined) < KEEP:
+                    self.declined.append(str(item.get("command", "")))
             elif itype == "error" and isinstance(item.get("message"), str):
-                errors.append(item["message"])
+                self.errors.append(item["message"])
         # item.started/updated, turn.started, item.plan.delta, request_user_input, unknown: skipped
-    return EventSummary(
-        thread_id, completed, failed, tuple(errors), message, tuple(declined),
-        tokens_in if usage_seen else None, tokens_out if usage_seen else None, turns, skipped,
-    )  # fmt: skip
+
+    def summary(self) -> EventSummary:
+        return EventSummary(
+            self.thread_id, self.completed, self.failed, tuple(self.errors), self.message, tuple(self.declined),
+            self.tokens_in if self.usage_seen else None, self.tokens_out if self.usage_seen else None, self.turns,
+            self.skipped, self.declined_count,
+        )  # fmt: skip
+
+
+def parse_events(stdout: str) -> EventSummary:
+    """Read ``codex exec --json`` stdout; lines that are not JSON objects and unknown types are skipped."""
+    parser = EventParser()
+    for raw in stdout.splitlines():
+        parser.feed(raw)
+    return parser.summary()
 
 
 def _count(value: Any) -> int:
@@ -172,9 +196,11 @@ class CodexAgent:
         prompt = task_prompt(request)
         if request.subagent is not None and request.subagent.prompt:
             prompt += f"\nAct as {request.subagent.name}:\n{request.subagent.prompt.strip()}\n"
+        events = EventParser()  # the output is read as it comes: the outcome keeps only its ends
         outcome = run_attempt(attempt, self.command(prompt), cwd=request.workdir, timeout_s=request.timeout_s,
-                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt))  # fmt: skip
-        return self._judge(attempt, outcome)
+                              env=request_env(self.env, request.env), stdin_text=self.stdin_text(prompt),
+                              on_line=events.feed)  # fmt: skip
+        return self._judge(attempt, outcome, events.summary())
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Ask for the plan as JSON matching PLAN_SCHEMA (``--output-schema``); validate it."""
@@ -188,16 +214,17 @@ class CodexAgent:
             last = Path(tmp) / "last-message.json"
             prompt = plan_prompt(request)
             argv = self.command(prompt, schema_file=schema, last_message=last)
+            events = EventParser()
             outcome = run_attempt(attempt, argv, cwd=request.workdir, timeout_s=request.timeout_s, env=self.env,
-                                  stdin_text=self.stdin_text(prompt))  # fmt: skip
-            answer = last.read_text(encoding="utf-8") if last.is_file() else parse_events(outcome.stdout).message
-        result = self._judge(attempt, outcome)
+                                  stdin_text=self.stdin_text(prompt), on_line=events.feed)  # fmt: skip
+            summary = events.summary()
+            answer = last.read_text(encoding="utf-8") if last.is_file() else summary.message
+        result = self._judge(attempt, outcome, summary)
         if result.status != "succeeded":
             return PlanOutcome(result)
         return plan_outcome(result, answer or None, "codex's plan")
 
-    def _judge(self, attempt: Attempt, outcome: ProcessOutcome) -> AgentResult:
-        ev = parse_events(outcome.stdout)
+    def _judge(self, attempt: Attempt, outcome: ProcessOutcome, ev: EventSummary) -> AgentResult:
         reported: dict[str, Any] = {"agent_session": ev.thread_id, "turns": ev.turns or None}
         if ev.input_tokens is not None:
             reported.update(input_tokens=ev.input_tokens, output_tokens=ev.output_tokens)
@@ -222,6 +249,6 @@ class CodexAgent:
                                   **reported)  # fmt: skip
         if ev.declined:
             first = tail(ev.declined[0], 120)
-            why = f"codex's sandbox refused {len(ev.declined)} command(s) ({first}): allow them with agent.sandbox"
+            why = f"codex's sandbox refused {ev.declined_count} command(s) ({first}): allow them with agent.sandbox"
             return attempt.result(outcome, "failed", "critical", f"{why} in config.yaml", **reported)
         return attempt.result(outcome, "succeeded", None, tail(ev.message) or "done", **reported)
