@@ -24,7 +24,7 @@ def task_ordering(ctx: DecisionContext) -> Decision:
     n = len(graph)
     chain = graph.longest_chain()
     facts: list[Evidence] = []
-    ranked = sorted(graph.ids, key=lambda t: (-ordering.dependents[t], graph.ids.index(t)))
+    ranked = sorted(graph.ids, key=lambda t: -ordering.dependents[t])  # stable: ties keep file order
     for tid in ranked[:5]:
         if ordering.dependents[tid]:
             facts.append(Evidence("fact", f"{tid} is foundational", _depend_text(ordering.dependents[tid])))
