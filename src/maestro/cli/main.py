@@ -22,9 +22,12 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
+from dulwich.file import FileLocked
+
 from maestro.cli import init as init_cli
 from maestro.cli import inspect, plan, run, sessions
 from maestro.core.errors import MaestroError
+from maestro.core.text import MAX_INPUT_BYTES
 from maestro.model.chart import CHART_NAMES
 
 __all__ = ["main"]
@@ -105,7 +108,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "run",
         help="run a session: plan, implement, validate, hand off",
         description="Run an autonomous session for REQUEST on the repository. Prints the session id, then the "
-        "[Maestro] log. Exit codes: 0 completed, 1 failed or aborted, 2 bad input, 3 paused for a human.",
+        "[Maestro] log. Exit codes: 0 completed, 1 failed or aborted, 2 bad input (refused before anything is "
+        f"written), 3 paused for a human. Input files larger than {MAX_INPUT_BYTES:,} bytes (10 MiB) are refused.",
     )
     rn.add_argument("request", help="the feature request")
     rn.add_argument("--repo", default=".", help="the repository (default: the current directory)")
@@ -335,6 +339,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except FileLocked as exc:  # a git lock file where no maestro error words it: a git running, or one that died
+        lock = os.fsdecode(exc.lockfilename)
+        sys.stderr.write(f"maestro: error: {lock} exists: another git process is running (or one crashed; remove "
+                         "the file)\n")  # fmt: skip
+        return 1
     except OSError as exc:  # the system refused (a full disk, a read-only folder) where no maestro error words it
         logging.getLogger("maestro").debug("%s failed", args.command, exc_info=True)
         where = f": {exc.filename}" if exc.filename else ""

@@ -29,6 +29,7 @@ own error (``PlanError``, ``ConfigError``, ...).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import math
 import os
@@ -117,7 +118,14 @@ def _check_expansion(root: Any, limit: int, recursive: bool) -> None:
 
 
 class _Composer(Composer):
-    """ruamel's composer, counting each document it composes (see :func:`_check_expansion`)."""
+    """ruamel's composer, counting each document it composes (see :func:`_check_expansion`).
+
+    An anchor defined again is YAML (an alias names the latest): no warning (the library never prints).
+    """
+
+    def __init__(self, loader: Any = None) -> None:
+        super().__init__(loader)
+        self.warn_double_anchors = False
 
     def compose_document(self) -> Any:
         node = super().compose_document()
@@ -198,6 +206,19 @@ class _Guard:
     """A constructor whose failures name the node they happened at (see :func:`_value_problem`)."""
 
     state_generators: list[Any]
+    started: list[Any]  # every generator left waiting at its first yield, to close it when the load fails
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started = []
+
+    def close_started(self) -> None:
+        """Close the generators a failed load left waiting: ruamel's ``construct_unknown`` raises when closed, which
+        Python would print ("Exception ignored in …") when it collects them."""
+        started, self.started, self.state_generators = self.started, [], []
+        for generator in started:
+            with contextlib.suppress(Exception):
+                generator.close()
 
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         if node.tag == _OMAP:
@@ -210,6 +231,7 @@ class _Guard:
         except _VALUE_ERRORS as exc:
             raise _Refused(node, _value_problem(node, exc), kind="value") from None
         if len(self.state_generators) > queued:  # a generator fills ``data`` later: its failures name this node
+            self.started.extend(self.state_generators[queued:])
             self.state_generators[queued:] = [_guarded(g, node) for g in self.state_generators[queued:]]
         if isinstance(data, int) and data.bit_length() > _max_int_bits():  # 0b…, 0x…: no decimal digits to refuse
             digits = sys.get_int_max_str_digits()
@@ -268,7 +290,12 @@ def load(
     yaml.max_nodes = max_nodes
     yaml.recursive = recursive
     try:
-        return yaml.load(text)
+        try:
+            return yaml.load(text)
+        finally:
+            constructor = getattr(yaml, "_constructor", None)
+            if isinstance(constructor, _Guard):
+                constructor.close_started()
     except _Refused as exc:
         mark = getattr(exc.node, "start_mark", None)
         line = None if mark is None else mark.line + first_line

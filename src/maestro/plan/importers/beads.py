@@ -57,6 +57,7 @@ from typing import Any
 import attrs
 
 from maestro.core.errors import PlanError
+from maestro.core.records import TASK_ID
 from maestro.plan.importers._common import requirements_in, split_lines, unique
 from maestro.plan.tasks import RISKS, Task
 
@@ -278,6 +279,9 @@ def _beads_issue(obj: dict[str, Any], number: int, line: int, src: str | None) -
     if not isinstance(tid, str) or not tid.strip():
         problem = f"issue #{number} has no id" if tid is None else f"issue #{number}: id must be a string, not {tid!r}"
         raise PlanError(problem, path=src, line=line, field="id")
+    if not TASK_ID.match(tid):  # before any message names the task by it
+        raise PlanError(f"issue #{number}: a task id matches [A-Za-z0-9._-]+, not {tid!r}", path=src, line=line,
+                        field="id")  # fmt: skip
 
     def fail(problem: str, field: str) -> PlanError:
         return PlanError(problem, path=src, line=line, task=tid, field=field)
