@@ -282,9 +282,9 @@ def test_a_dulwich_ref_lock_makes_every_later_write_fail_with_filelocked(user: P
     with pytest.raises(FileLocked):
         repo.refs.set_if_equals(branch, head, head)
     put(cp.workdir, "new.txt", "new\n")
-    for _ in range(2):  # not a passing problem
-        with pytest.raises(FileLocked):
-            Checkpointer(user, SID, worktree=True).checkpoint("after the crash")
+    # not a passing problem: the checkpointer waits for it (a few seconds), then says which lock in one line
+    with pytest.raises(CheckpointError, match=r"s-1\.lock: held by another git process through 10 tries"):
+        Checkpointer(user, SID, worktree=True).checkpoint("after the crash")
     assert clear_stale_locks(user, SID, _ts(60)) == [lock]
     assert not lock.exists()
     record = Checkpointer(user, SID, worktree=True).checkpoint("after the crash")
@@ -565,7 +565,7 @@ def test_a_capture_waits_for_a_git_holding_the_worktree_index(user: Path) -> Non
     lock = git_dirs(wt.path).git_dir / "index.lock"
     t = _hold(lock, 0.3)
     with pytest.raises(CheckpointError) as exc:
-        wt.capture(head, "attempt", b"refs/maestro/wt-1/attempts/t/1")
+        wt._capture(head, "attempt", b"refs/maestro/wt-1/attempts/t/1", None)  # one try: refused, naming the lock
     assert locked_path(exc.value) == str(lock)
     slept: list[float] = []
 
@@ -574,7 +574,7 @@ def test_a_capture_waits_for_a_git_holding_the_worktree_index(user: Path) -> Non
         time.sleep(s)
 
     commit, changed = with_index_retry(
-        lambda: wt.capture(head, "attempt", b"refs/maestro/wt-1/attempts/t/1"), sleep=sleep
+        lambda: wt._capture(head, "attempt", b"refs/maestro/wt-1/attempts/t/1", None), sleep=sleep
     )
     t.join()
     assert changed and slept and slept == [0.05 * 2**k for k in range(len(slept))]

@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import builtins
 import datetime as _dt
+import functools
 import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from dulwich.diff_tree import tree_changes
 from dulwich.errors import NotGitRepository
@@ -52,6 +54,7 @@ from dulwich.worktree import add_worktree
 from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID, CheckpointRecord, FileChange, format_ts
 from maestro.core.seams import Clock, SystemClock
+from maestro.git.housekeeping import with_index_retry
 from maestro.git.identity import identity
 from maestro.git.numstat import line_delta
 from maestro.git.places import worktree_dir
@@ -60,6 +63,20 @@ from maestro.git.staging import Staging
 __all__ = ["Checkpointer"]
 
 log = logging.getLogger("maestro")
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _waits_for_git(method: F) -> F:
+    """A method that writes the session's refs or its worktree's index, run again while another git process holds
+    one of their locks (an IDE's ``git status``), a few seconds at most (:func:`with_index_retry`)."""
+
+    @functools.wraps(method)
+    def wrapper(self: Checkpointer, *args: Any, **kwargs: Any) -> Any:
+        return with_index_retry(lambda: method(self, *args, **kwargs), before_retry=self._staging.forget)
+
+    return cast(F, wrapper)
 
 
 class Checkpointer:
@@ -149,6 +166,7 @@ class Checkpointer:
         log.info("session %s: checkpoint 0 at %s (%s)", self.session, zero_commit.decode()[:12], label)
         return record
 
+    @_waits_for_git
     def checkpoint(self, label: str, *, allow_empty: bool = False, state: str | None = None) -> CheckpointRecord | None:
         """Commit every change since the last checkpoint; ``None`` (and no commit) if there is none.
 
@@ -196,6 +214,7 @@ class Checkpointer:
         """The session branch's commit (the last checkpoint's, unless a run stopped before recording one)."""
         return self._branch_head()
 
+    @_waits_for_git
     def show(self, commit: ObjectID) -> None:
         """Put the session's tree (and index) at ``commit`` without moving the branch: only what differs is written.
 
@@ -211,6 +230,7 @@ class Checkpointer:
         """The files that differ from commit ``before`` to commit ``after`` (what a checkpoint's record lists)."""
         return self._changes(self._commit(before).tree, self._commit(after).tree)
 
+    @_waits_for_git
     def advance(
         self, commit: ObjectID, label: str, *, state: str | None = None, files: tuple[FileChange, ...] | None = None
     ) -> CheckpointRecord:
@@ -230,6 +250,7 @@ class Checkpointer:
         log.info("session %s: checkpoint %d at %s: %s", self.session, n, commit.decode()[:12], label)
         return record
 
+    @_waits_for_git
     def discard_changes(self, label: str) -> tuple[builtins.list[str], str | None]:
         """Undo whatever changed in the working tree since the branch head; return the paths and the ref keeping them.
 
@@ -254,6 +275,7 @@ class Checkpointer:
         """A commit of ``tree`` with these parents (written to the object store; no ref moves)."""
         return self._new_commit(tree, parents, label)
 
+    @_waits_for_git
     def rollback(self, to: int | str) -> CheckpointRecord:
         """Restore the tree and index to checkpoint ``to`` (number, tag or commit) and move the branch there.
 

@@ -73,6 +73,7 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError
 from maestro.core.records import SESSION_ID
 from maestro.core.seams import Clock, SystemClock
+from maestro.git.housekeeping import with_index_retry
 from maestro.git.identity import identity
 from maestro.git.index import GitIndex
 from maestro.git.places import worktree_dir, worktrees_root
@@ -165,8 +166,12 @@ class Worktree:
 
         Whatever differs from the index (modified, deleted, untracked files not ignored) is undone;
         ignored files stay, but one in the way of a file of the commit is removed (``git checkout -f``).
-        Only the files that differ are written.
+        Only the files that differ are written.  Another git process holding the worktree's index (an IDE
+        running ``git status`` in it) is waited for, a few seconds at most (:func:`with_index_retry`).
         """
+        return with_index_retry(lambda: self._move(commit), before_retry=self._staging.forget)
+
+    def _move(self, commit: ObjectID) -> int:
         self._check_unlocked()
         want = self._tree_of(commit)
         staging = self._staging
@@ -192,9 +197,14 @@ class Worktree:
 
         The index and HEAD move to the commit.  A commit is made even when nothing changed (its tree is
         ``parent``'s): every attempt has one.  Returns the commit and whether its tree differs from ``parent``'s.
+        Another git process holding the index or the ref (dulwich's ``FileLocked``) is waited for, as :meth:`move`
+        waits.
         """
         if not ref.startswith(b"refs/"):
             raise CheckpointError(f"{self.path}: cannot capture at {ref!r}: not a ref under refs/")
+        return with_index_retry(lambda: self._capture(parent, message, ref, clock), before_retry=self._staging.forget)
+
+    def _capture(self, parent: ObjectID, message: str, ref: bytes, clock: Clock | None) -> tuple[ObjectID, bool]:
         self._check_unlocked()
         parent_tree = self._tree_of(parent)
         staging = self._staging
