@@ -196,6 +196,10 @@ class Session:
         """The name of the session's current state."""
         return self._reducer.state
 
+    def events_since(self, n: int) -> tuple[Event, ...]:
+        """The events after the first ``n`` (only those are copied)."""
+        return tuple(self._events[n:])
+
     @property
     def events(self) -> tuple[Event, ...]:
         return tuple(self._events)

@@ -130,8 +130,10 @@ class Allowance:
     ``new_refs``: patterns (``fnmatch``) of refs under ``refs/maestro/<s>/`` that maestro makes while attempts
     run, which may appear (never move or vanish): ``pre-rollback-*``, what the integration worktree held when
     the merge queue showed it another commit.  ``user_commits``: the user's branches may move forward and new
-    user branches and tags appear (someone committing in the checkout); deletions, rewinds, sideways moves and
-    ``HEAD`` are still reported.  Off by default: an agent committing on ``main`` looks the same.
+    user branches and tags appear (someone committing in the checkout), and ``HEAD`` may move to a branch not
+    maestro's or a commit none of the session's refs holds (someone switching branches); deletions, rewinds,
+    sideways moves, and ``HEAD`` on maestro's work are still reported.  Off by default: an agent committing on
+    ``main`` looks the same (a run turns it on: the user may keep working in the checkout).
     """
 
     new_refs: tuple[str, ...] = ("pre-rollback-*",)
@@ -654,7 +656,8 @@ class TamperGuard:
             else:
                 user[ref] = new
             if ref == b"HEAD":
-                found.append(Tampering("head", "HEAD", f"HEAD now {_head(new)} ({_head(old)} before)"))
+                if not (self.allowance.user_commits and self._users_head(new)):
+                    found.append(Tampering("head", "HEAD", f"HEAD now {_head(new)} ({_head(old)} before)"))
                 continue
             if self.allowance.user_commits and new is not None and (old is None or self._descends(new, old)):
                 continue
@@ -668,6 +671,16 @@ class TamperGuard:
                 text = f"{what} moved from {_short(old)} to {_short(new)}"
             found.append(Tampering("user_ref", what, text))
         return found
+
+    def _users_head(self, head: bytes | None) -> bool:
+        """Whether ``HEAD`` could be the user's own doing: on a branch not maestro's, or detached at a commit none of
+        the session's refs or checkpoints holds (an agent checking out maestro's work in the user's checkout)."""
+        if head is None:
+            return False
+        if head.startswith(b"ref: "):
+            return not head[5:].strip().startswith(b"refs/heads/maestro/")
+        ours = set(self._mine.values()) | {c.commit.encode() for c in self.session.state.checkpoints}
+        return head.strip() not in ours
 
     def _descends(self, new: bytes, old: bytes, limit: int = 10_000) -> bool:
         """Whether commit ``old`` is ``new`` or one of its ancestors (at most ``limit`` commits walked)."""

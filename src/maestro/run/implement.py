@@ -34,10 +34,11 @@ from dulwich.objects import ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
 from maestro.agents.registry import Registry, discover, overrides_from_config
-from maestro.core.errors import MaestroError, TransitionNotAllowed
+from maestro.core.errors import CheckpointError, MaestroError, StoreError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
 from maestro.core.text import first_line
 from maestro.gates.acceptance import AcceptanceResult, acceptance
+from maestro.git.tampering import Allowance, Snapshot, TamperGuard, Tampering
 from maestro.git.worktrees import Worktree, WorktreePool
 from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
@@ -103,6 +104,8 @@ class Implementer:
         self.needs: list[str] = []  # the tasks that gave up (the step ends with ``error``)
         self._pool: WorktreePool | None = None
         self.queue = MergeQueue(run)
+        self.guard: TamperGuard | None = None  # while attempts run: what an agent must not touch, looked at
+        self._snaps: dict[str, Snapshot] = {}
 
     @property
     def pool(self) -> WorktreePool:
@@ -249,11 +252,23 @@ class Implementer:
             budget_left=budget_left,
             after=self.queue.advance,
         )
+        self.guard = TamperGuard(s, allowance=Allowance(user_commits=True))  # the user may commit meanwhile
         try:
-            batch.run(self.ready)
-        except Pause:
-            self.queue.show(run.cp.head())  # a human looking at the session's tree during the pause sees its head
-            raise
+            try:
+                batch.run(self.ready)
+            except Pause:
+                self.queue.show(run.cp.head())  # a human looking at the session's tree during the pause sees its head
+                raise
+            found = self.guard.check(full=True)  # the whole log, once: an edit far back in it too
+            if found:
+                raise self.tampered(None, found) or Pause(
+                    f"Something changed what agents must not touch: {found[0]}", ("retry", "abort"),
+                    {"failure_class": "critical", "tampering": [str(f) for f in found]},
+                )  # fmt: skip
+        finally:
+            self.guard.close()
+            self.guard = None
+            self._snaps.clear()
         self.queue.show(run.cp.head())  # validation sees the session's tree at its head
 
     def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
@@ -281,6 +296,8 @@ class Implementer:
         )
         run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
         ref = f"refs/maestro/{s.id}/attempts/{tid}/{attempt}".encode()
+        if self.guard is not None:
+            self._snaps[tid] = self.guard.snapshot(attempt_ref=ref)
         env = run.environment()
         return lambda: self.attempt(req, base, ref, env)
 
@@ -304,6 +321,12 @@ class Implementer:
         s = self.run.session
         self.pool.release(attempt.worktree)
         result, acc = attempt.result, attempt.acceptance
+        if self.guard is not None:
+            found = self.guard.check(self._snaps.pop(tid, None), commit=attempt.commit)
+            if found:
+                summary = "tampering: " + "; ".join(map(str, found))
+                s.record(attrs.evolve(result, status="failed", failure_class="critical", summary=summary[:2000]))
+                return self.tampered(tid, found)
         s.record(result)
         cost = f", ${result.cost_usd:.4f}" if result.cost_usd else ""
         if result.status == "succeeded" and acc is not None and acc.passed:
@@ -319,6 +342,36 @@ class Implementer:
             output = "\n".join(f"$ {c}\n{out}" for c, code, out in acc.results if code != 0)
             return self.failed(tid, "test_failure", f"acceptance failed: {_first(output)}", output)
         return self.failed(tid, result.failure_class or "transient", result.summary, result.summary)
+
+    def tampered(self, tid: str | None, found: list[Tampering]) -> Pause | None:
+        """Something an agent must not touch changed: maestro's refs are put back from the log, and the run pauses.
+
+        The user's refs are not put back (the message says how).  A damaged log pauses with ``abort`` as the only
+        answer: such a session never completes.  A log gone or replaced stops the run (nothing more can be written).
+        """
+        run, s = self.run, self.run.session
+        guard = self.guard
+        assert guard is not None
+        if guard.log_broken:
+            raise StoreError(f"{s.dir / 'events.jsonl'}: the session's log was changed behind its back: {found[0]}")
+        lines = [str(f) for f in found]
+        try:
+            lines += [f"put back: {r}" for r in guard.restore()]
+        except CheckpointError as exc:
+            lines.append(f"not put back: {exc}")
+        self.queue.forget()
+        for line in lines:
+            run.say(f"Tampering: {line}", note=True)
+        if guard.log_damaged:
+            return Pause(
+                f"The session's log was changed by something other than maestro: {guard.log_damage[0]}; "
+                "it cannot be trusted to complete",
+                ("abort",),
+                {"failure_class": "critical", "tampering": lines},
+            )
+        if tid is None:
+            return None
+        return self.failed(tid, "critical", "tampering: " + "; ".join(map(str, found)), "\n".join(lines))
 
     def failed(self, tid: str, failure_class: str, summary: str, output: str) -> Pause | None:
         """A failed attempt (or merge): the recovery decision, recorded and carried out; a pause when it says so."""
