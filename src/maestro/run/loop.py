@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import attrs
 
-from maestro.agents.base import PlanRequest
+from maestro.agents.base import Plan, PlanRequest
 from maestro.config.model import Config
 from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
 from maestro.core.records import CheckpointRecord, Decision, DecisionRequest, GateResult
@@ -236,19 +236,10 @@ class SessionRun:
         """The PRD (given, or the agent's plan) and the decisions about the repository."""
         s = self.session
         if self.prd is None:
-            outcome = self.runner.agent.plan(
-                PlanRequest(s.state.request, self.workdir, timeout_s=self.runner.agent_timeout_s, session_dir=s.dir)
-            )
-            s.record(outcome.result)
-            if outcome.plan is None:
-                raise Pause(
-                    f"Planning failed: {outcome.result.summary}",
-                    ("retry", "abort"),
-                    {"phase": "planning", "failure_class": outcome.result.failure_class},
-                )
-            self.prd = outcome.plan.prd
+            plan = self.plan_with_agent()
+            self.prd = plan.prd
             if self.graph is None:
-                self.graph = outcome.plan.graph
+                self.graph = plan.graph
         assert self.prd is not None
         if not (s.dir / "prd.md").is_file():  # a given PRD was saved with the session
             atomic_write(s.dir / "prd.md", self.prd.text)
@@ -260,6 +251,44 @@ class SessionRun:
         self.gate_decisions = [self.decide_repo("gate", gate=g) for g in GATES]
         self.decide_repo("environment", worktree=self.workdir, main=self.runner.store.repo)
         return "plan_ready"
+
+    def plan_with_agent(self) -> Plan:
+        """The agent's plan, through the recovery ladder: a failed or refused plan (a bad ``tasks_yaml``, say) is
+        asked for again with the error as feedback while the engine's ``recovery`` decision says so; else a pause."""
+        s, rec = self.session, self.config.recovery
+        retries = alternatives = 0
+        feedback = ""
+        while True:
+            request = PlanRequest(s.state.request, self.workdir, context=feedback,
+                                  timeout_s=self.runner.agent_timeout_s, session_dir=s.dir)  # fmt: skip
+            outcome = self.runner.agent.plan(request)
+            s.record(outcome.result)
+            if outcome.plan is not None:
+                return outcome.plan
+            result = outcome.result
+            failure_class = result.failure_class or "implementation"
+            d = self.decide(
+                self.runner.engine.decide(
+                    "recovery", state=s.state, task_id="planning", failure_class=failure_class,
+                    summary=result.summary, retries=retries, max_retries=rec.max_retries, alternatives=alternatives,
+                    max_alternatives=rec.max_alternatives, stuck=False, last_checkpoint=self.last_checkpoint,
+                    next_delay_s=rec.backoff.delay(retries + 1), spent_usd=s.state.spent_usd,
+                    budget_usd=s.state.limits.budget_usd, on_exhausted="pause",
+                )
+            )  # fmt: skip
+            if d.choice == "retry":
+                retries += 1
+                self.runner.sleep(rec.backoff.delay(retries))
+            elif d.choice == "alternative":
+                alternatives += 1
+                feedback = (f"The previous plan was refused: {result.summary}\n"
+                            "Answer again with a plan that fixes this.")  # fmt: skip
+            else:
+                raise Pause(
+                    f"Planning failed: {result.summary}",
+                    ("retry", "abort"),
+                    {"phase": "planning", "failure_class": failure_class},
+                )
 
     def decide_repo(self, kind: str, **params: Any) -> Decision | None:
         """A decision about the repository; one the scan cannot make is noted, not fatal."""
