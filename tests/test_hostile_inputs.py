@@ -492,6 +492,34 @@ def hostile_script(draw: st.DrawFn) -> str:
     return _block({"version": draw(st.sampled_from(["1", "1", BIG, "!!int x"])), "planner": planner, "tasks": tasks})
 
 
+BLOCK_TEMPLATES = [
+    "version: 1\ntasks:\n  - id: a\n    title: {v}\n    requirements: [FR-1]\n    acceptance:\n      - {v}\n",
+    "base: &x\n  title: {v}\nversion: 1\ntasks:\n  - <<: *x\n    id: a\n  - <<: [*x, *x]\n    id: {v}\n",
+    "? {v}\n: 1\n? [a, {v}]\n: 2\n",
+    "%YAML 1.1\n---\nversion: 1\ntasks:\n  - id: 0777\n    title: 1:2:3:4:5:6:7:8:9\n    priority: {v}\n",
+    "%YAML 1.1\n---\nx: " + ":".join(["59"] * 3000) + "\n",
+    "parallel:\n  max_workers: |\n    {v}\nagent: >-\n  {v}\n",
+    "--- !!omap\n- version: 1\n- tasks: {v}\n- version: 1\n",
+    "--- !!set\n? version\n? {v}\n",
+    "--- !!pairs\n- version: 1\n- tasks: []\n",
+    "prd: &p {{version: v1, status: {v}}}\npriorities: {{requirements: [*p, *p]}}\n",
+    "tasks: !!binary |\n  R0lGODlhDAAMAIQAAP//9/X17unp5WZmZgAAAOfn515eXvPz7Y6OjuDg4J+fn5\n",
+    "version: 1\ntasks:\n" + "  - {{id: a, title: t, requirements: [FR-1], depends_on: [{v}]}}\n" * 3,
+    "%TAG ! tag:yaml.org,2002:\n---\nversion: !int 1\ntasks: !seq [{v}]\n",
+    "version: 1\ntasks:\n" + "  " * 40 + "- {v}\n",
+]
+
+
+@st.composite
+def hostile_block_yaml(draw: st.DrawFn) -> str:
+    """A block-style document (merge keys, complex keys, YAML 1.1 numbers, directives, block scalars, top-level
+    tags) with hostile values in its holes."""
+    template = draw(st.sampled_from(BLOCK_TEMPLATES))
+    return (
+        template.format(v=draw(hostile_yaml())) if "{v}" in template else template.replace("{{", "{").replace("}}", "}")
+    )
+
+
 def random_text() -> st.SearchStrategy[str]:
     """Any text: characters, or random bytes decoded as a reader would meet them."""
     return (
@@ -511,40 +539,47 @@ def one_line_error(call: Callable[[], Any], *allowed: type[MaestroError]) -> Non
     assert message is None or ("\n" not in message and message.strip()), repr(message)
 
 
-FUZZ = settings(max_examples=int(os.environ.get("MAESTRO_FUZZ_EXAMPLES", "60")), deadline=None,
+FUZZ = settings(max_examples=int(os.environ.get("MAESTRO_FUZZ_EXAMPLES", "150")), deadline=None,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])  # fmt: skip
-"""60 examples a loader keep the file under 30 s; MAESTRO_FUZZ_EXAMPLES=5000 hunts longer."""
+"""150 examples a loader: the properties take about 10 s; MAESTRO_FUZZ_EXAMPLES=5000 hunts longer."""
 
 
 @FUZZ
-@given(st.one_of(hostile_yaml(), random_text()))
+@given(st.one_of(hostile_yaml(), hostile_block_yaml(), random_text()))
 def test_yamlio_raises_only_yaml_errors(text: str) -> None:
     for rt in (False, True):
         one_line_error(lambda rt=rt: yamlio.load(text, rt=rt, path="f.yaml"), YamlError)  # type: ignore[misc]
 
 
 @FUZZ
-@given(st.one_of(hostile_tasks_yaml(), hostile_yaml(), random_text()))
+@given(st.one_of(hostile_tasks_yaml(), hostile_block_yaml(), hostile_yaml(), random_text()))
 def test_tasks_yaml_raises_only_plan_errors(text: str) -> None:
     one_line_error(lambda: parse_tasks(text, "tasks.yaml", requirement_ids={"FR-1"}), PlanError)
     one_line_error(lambda: parse_tasks(text, "tasks.yaml"), PlanError)
 
 
 @FUZZ
-@given(st.one_of(hostile_prd(), random_text(), hostile_yaml().map(lambda v: f"---\nprd: {v}\n---\n")))
+@given(
+    st.one_of(
+        hostile_prd(),
+        random_text(),
+        hostile_yaml().map(lambda v: f"---\nprd: {v}\n---\n"),
+        hostile_block_yaml().map(lambda d: f"---\n{d}---\n# body\n"),
+    )
+)
 def test_prds_and_front_matter_raise_only_plan_errors(text: str) -> None:
     one_line_error(lambda: parse_prd(text, "prd.md"), PlanError)
     one_line_error(lambda: update_prd_text(text, {"prd.status": "approved"}, "prd.md"), PlanError)
 
 
 @FUZZ
-@given(st.one_of(hostile_config(), hostile_yaml(), random_text()))
+@given(st.one_of(hostile_config(), hostile_block_yaml(), hostile_yaml(), random_text()))
 def test_config_yaml_raises_only_config_errors(text: str) -> None:
     one_line_error(lambda: parse_config(text, "config.yaml"), ConfigError)
 
 
 @FUZZ
-@given(st.one_of(hostile_script(), hostile_yaml(), random_text()))
+@given(st.one_of(hostile_script(), hostile_block_yaml(), hostile_yaml(), random_text()))
 def test_scripts_raise_only_script_errors(text: str) -> None:
     one_line_error(lambda: parse_script(text, "/plan/script.yaml"), ScriptError)
 
@@ -592,6 +627,7 @@ VALID_TASKS = "version: 1\ntasks:\n  - {id: a, title: A, requirements: [FR-1]}\n
 @given(
     st.one_of(
         hostile_tasks_yaml().map(lambda t: {"prd_markdown": VALID_PRD, "tasks_yaml": t}),
+        hostile_block_yaml().map(lambda t: {"prd_markdown": VALID_PRD, "tasks_yaml": t}),
         hostile_prd().map(lambda p: {"prd_markdown": p, "tasks_yaml": VALID_TASKS}),
         st.dictionaries(st.sampled_from(["prd_markdown", "tasks_yaml", "x"]), hostile_yaml() | random_text()),
         random_text(),
@@ -704,3 +740,30 @@ def test_a_stale_ref_lock_when_landing_is_one_line(tmp_path: Path) -> None:
     lines = out.stderr.strip().splitlines()
     assert out.returncode != 0 and len(lines) == 1 and str(lock) in lines[0], out.stderr
     assert subprocess.run(["git", "rev-parse", "HEAD"], cwd=plan.repo, capture_output=True, text=True).stdout == head
+
+
+TASK_FIELDS = st.fixed_dictionaries({
+    "title": st.text(min_size=1, max_size=30),
+    "description": st.text(max_size=30),
+    "acceptance": st.lists(st.text(min_size=1, max_size=20), max_size=2),
+    "files": st.lists(st.text(min_size=1, max_size=10), max_size=2),
+})  # fmt: skip
+
+
+@FUZZ
+@given(st.lists(TASK_FIELDS, min_size=1, max_size=3))
+def test_a_graph_that_reads_is_saved_so_that_it_reads_again(fields: list[dict[str, Any]]) -> None:
+    """The session keeps the graph as tasks.yaml (``to_yaml``) and resume reads it again: whatever text a task
+    holds, what was read once reads again, the same (else every resume of that session would fail)."""
+    tasks = [{"id": f"t{i}", "requirements": ["FR-1"], **f} for i, f in enumerate(fields)]
+    text = json.dumps({"version": 1, "tasks": tasks})
+    message = None
+    try:
+        graph = parse_tasks(text, "tasks.yaml")
+    except PlanError as exc:  # a blank title, a file path that leaves the repository ...
+        message = str(exc)
+    if message is not None:
+        assert "\n" not in message
+        return
+    again = parse_tasks(graph.to_yaml(), "saved tasks.yaml")
+    assert [t.to_dict() for t in again.tasks] == [t.to_dict() for t in graph.tasks]

@@ -238,6 +238,15 @@ class _Guard:
             raise _Refused(node, f"a value cannot be read: an integer of more than {digits:,} digits", kind="value")
         return data
 
+    def construct_yaml_float(self, node: Any) -> Any:
+        """A YAML 1.1 float whose mantissa has no dot (``1e3``) read as YAML 1.2 reads it: ruamel warns about it
+        (``warnings.warn`` prints, and the library never prints)."""
+        text = str(node.value).replace("_", "").lower() if isinstance(node, ScalarNode) else ""
+        no_dot = "e" in text and ":" not in text and "." not in text.split("e", 1)[0]
+        if no_dot and self.resolver.processing_version != (1, 2):  # type: ignore[attr-defined]
+            return float(text)  # a ValueError for "1e", as ruamel's own would be
+        return super().construct_yaml_float(node)  # type: ignore[misc]
+
 
 class _SafeConstructor(_Guard, SafeConstructor):
     pass
@@ -245,6 +254,10 @@ class _SafeConstructor(_Guard, SafeConstructor):
 
 class _RoundTripConstructor(_Guard, RoundTripConstructor):
     pass
+
+
+_SafeConstructor.add_constructor(_TAGS + "float", _SafeConstructor.construct_yaml_float)
+_RoundTripConstructor.add_constructor(_TAGS + "float", _RoundTripConstructor.construct_yaml_float)
 
 
 class _Yaml(YAML):
