@@ -354,3 +354,23 @@ def test_clean_needs_a_session_or_all_and_a_known_session(tmp_path: Path) -> Non
     assert out.returncode == 2 and "no session nosuch" in out.stderr
     out = cli("land", "nosuch", cwd=repo)
     assert out.returncode == 2 and "no session nosuch" in out.stderr
+
+
+def test_land_refuses_a_repository_mid_merge_and_a_lock_left_by_another_git(tmp_path: Path) -> None:
+    repo, sid = completed(tmp_path)
+    store = maestro.Store(repo)
+    before = refs(repo)
+    merge_head = repo / ".git" / "MERGE_HEAD"
+    merge_head.write_text(git(repo, "rev-parse", "HEAD") + "\n", encoding="utf-8")
+    with pytest.raises(maestro.MaestroError, match=r"MERGE_HEAD: the repository is in the middle of a merge"):
+        land(store, sid)
+    merge_head.unlink()
+    lock = repo / ".git" / "HEAD.lock"
+    lock.write_text("", encoding="utf-8")
+    old = lock.stat().st_mtime - 60
+    os.utime(lock, (old, old))
+    with pytest.raises(maestro.MaestroError, match=r"HEAD\.lock: a lock file left by another git process"):
+        land(store, sid)
+    assert refs(repo) == before  # nothing moved
+    lock.unlink()
+    assert land(store, sid).how in ("fast-forward", "merged")

@@ -35,9 +35,10 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError, StoreError
 from maestro.core.seams import Clock, SystemClock
 from maestro.core.text import first_line
-from maestro.git.housekeeping import dirty_paths
+from maestro.git.housekeeping import dirty_paths, stale_locks
 from maestro.git.identity import identity
 from maestro.git.merging import commit_merge, merge_commits
+from maestro.git.repostate import refuse_in_progress
 from maestro.git.staging import Staging
 from maestro.model.state import rebuild
 from maestro.store.filestore import Lock, Store
@@ -104,6 +105,11 @@ class _Lander:
             how = f"is {state.state}" if ended else f"stopped in {state.state}"
             raise CheckpointError(f"session {sid} {how}, not completed: `maestro land {sid} --force` lands what "
                                   f"branch maestro/{sid} holds")  # fmt: skip
+        refuse_in_progress(self.store.repo)  # a merge or rebase of the user's half done: theirs to finish first
+        blocking = stale_locks(self.store.repo, sid, state.updated_at, with_user_locks=True).blocking
+        if blocking:
+            raise CheckpointError(f"{blocking[0]}: a lock file left by another git process; remove it if no git "
+                                  "command is running")  # fmt: skip
         head = repo.refs.read_ref(Ref(b"HEAD")) or b""
         if not head.startswith(b"ref: refs/heads/"):
             raise CheckpointError(f"{self.store.repo}: HEAD is detached: check out the branch to land "
