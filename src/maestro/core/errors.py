@@ -19,6 +19,9 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
     ├── Divergence              a re-driven session asked for what the recording does not have
     ├── GateError               a gate cannot be run or its report cannot be read
     └── TransitionNotAllowed    a trigger the chart does not allow in this state
+
+Not an error: :class:`Terminated` (a ``KeyboardInterrupt``) is a SIGTERM or SIGHUP the command line turned into
+a stop at once, as a second Ctrl-C is.
 """
 
 from __future__ import annotations
@@ -182,3 +185,15 @@ class Divergence(MaestroError):
 
 class GateError(MaestroError):
     """A gate cannot be run or its report cannot be read; the one-line message names the file or gate."""
+
+
+class Terminated(KeyboardInterrupt):
+    """The process was told to end (SIGTERM, SIGHUP): stop at once, as a second Ctrl-C does.
+
+    ``signum`` is the signal; a command line exits ``128 + signum`` (143 for SIGTERM, 129 for SIGHUP).
+    """
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name

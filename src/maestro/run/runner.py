@@ -32,7 +32,7 @@ from maestro.agents.base import Agent
 from maestro.agents.recording import RecordingAgent
 from maestro.agents.replay import ReplayAgent
 from maestro.config.model import Config
-from maestro.core.errors import MaestroError
+from maestro.core.errors import MaestroError, Terminated
 from maestro.core.records import Rewind
 from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
@@ -131,8 +131,8 @@ class Runner:
             for line in base.notes():
                 run.say(line, note=True)
             return run.go()
-        except KeyboardInterrupt:
-            _stopped(session)
+        except KeyboardInterrupt as stop:
+            _stopped(session, stop)
             raise
         finally:
             session.close()
@@ -185,8 +185,8 @@ class Runner:
                     _note(session, f"The tree is back at checkpoint {n} (the tree as it was: refs/maestro/"
                                    f"{session_id}/pre-rollback-*)")  # fmt: skip
             return SessionRun(self, session, cp, None, None, resumed=True).go()
-        except KeyboardInterrupt:
-            _stopped(session)
+        except KeyboardInterrupt as stop:
+            _stopped(session, stop)
             raise
         finally:
             session.close()
@@ -202,8 +202,10 @@ def _note(session: Session, text: str) -> None:
     session.note(text)
 
 
-def _stopped(session: Session) -> None:
-    """A second Ctrl-C: say so in the log if it can still be written (the step is redone on resume)."""
+def _stopped(session: Session, stop: KeyboardInterrupt) -> None:
+    """A second Ctrl-C, a SIGTERM or a SIGHUP: say so in the log if it can still be written (the step is redone on
+    resume)."""
+    how = stop.name if isinstance(stop, Terminated) else "a second Ctrl-C"
     with contextlib.suppress(MaestroError, OSError, KeyboardInterrupt):
-        session.note(f"Stopped at once by a second Ctrl-C in {session.current}: `maestro resume {session.id}` "
+        session.note(f"Stopped at once by {how} in {session.current}: `maestro resume {session.id}` "
                      "redoes the interrupted step")  # fmt: skip
