@@ -692,3 +692,10 @@ def test_no_warning_reaches_stderr_without_logging_configured() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert (out.returncode, out.stdout, out.stderr) == (0, "1\n", "")
+
+
+def test_a_duplicate_omap_key_in_the_front_matter_names_both_file_lines() -> None:
+    text = "---\nprd:\n  x: !!omap\n    - a: 1\n    - a: 2\n---\n"
+    with pytest.raises(PlanError) as exc:
+        parse_prd(text, "p.md")
+    assert str(exc.value) == "p.md:5: front matter: YAML syntax: found duplicate key 'a' in an !!omap (first at line 4)"

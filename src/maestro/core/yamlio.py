@@ -18,6 +18,8 @@ read has the same guards:
   the node it names (a recursive document) is refused too, unless
   ``recursive`` (the caller checks it itself).
 
+Nothing is printed: ruamel's warnings (an anchor defined again, a YAML 1.1 float
+without a dot) are not raised, and what a failed load leaves is closed quietly.
 Any problem is a :class:`~maestro.core.errors.YamlError`, one line,
 ``<file>:<line>: <problem>``, whose ``kind`` tells a syntax error (a duplicate
 key is one) from a value its tag cannot make, a document nested too deeply,
@@ -137,7 +139,6 @@ class _Composer(Composer):
 
 _TAGS = "tag:yaml.org,2002:"
 _OMAP = _TAGS + "omap"
-_INT = _TAGS + "int"
 
 # What a constructor of ruamel raises for a scalar it cannot make (a ValueError: a bad date, "!!float x", an integer
 # past Python's digit limit), or for a tag on a node it does not fit (TypeError, KeyError ... : "!!int" on nothing,
@@ -177,8 +178,9 @@ def _value_problem(node: Any, exc: BaseException) -> str:
     return f"a value cannot be read: {_node_shown(node)} is not a valid {_tag(node) or 'value'}"
 
 
-def _omap_duplicate(node: Any) -> None:
-    """Refuse an ``!!omap`` that gives a key twice (ruamel only asserts it, and not at all under ``python -O``)."""
+def _omap_duplicate(node: Any, first_line: int) -> None:
+    """Refuse an ``!!omap`` that gives a key twice (ruamel only asserts it, and not at all under ``python -O``);
+    ``first_line`` is the file line the text starts on."""
     if not isinstance(node, SequenceNode):
         return
     seen: dict[tuple[Any, Any], Any] = {}
@@ -187,7 +189,7 @@ def _omap_duplicate(node: Any) -> None:
             key = item.value[0][0]
             first = seen.setdefault((key.tag, key.value), key)
             if first is not key:
-                at = first.start_mark.line + 1
+                at = first.start_mark.line + first_line
                 raise _Refused(key, f"found duplicate key {_node_shown(key)} in an !!omap (first at line {at})",
                                kind="syntax")  # fmt: skip
 
@@ -222,7 +224,7 @@ class _Guard:
 
     def construct_non_recursive_object(self, node: Any, tag: str | None = None) -> Any:
         if node.tag == _OMAP:
-            _omap_duplicate(node)
+            _omap_duplicate(node, getattr(self.loader, "first_line", 1))  # type: ignore[attr-defined]
         queued = len(self.state_generators)
         try:
             data = super().construct_non_recursive_object(node, tag)  # type: ignore[misc]
@@ -265,6 +267,7 @@ class _Yaml(YAML):
 
     max_nodes: int = MAX_NODES
     recursive: bool = False
+    first_line: int = 1
 
 
 def _flat(text: object) -> str:
@@ -302,6 +305,7 @@ def load(
         yaml.preserve_quotes = True
     yaml.max_nodes = max_nodes
     yaml.recursive = recursive
+    yaml.first_line = first_line
     try:
         try:
             return yaml.load(text)

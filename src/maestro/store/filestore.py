@@ -342,8 +342,10 @@ class Store:
         except YamlError as exc:
             at = "" if exc.line is None else f"line {exc.line}: "
             raise StoreError(f"{self.config_path}: cannot read config: {at}{exc.problem}") from exc
-        except (OSError, UnicodeDecodeError) as exc:
-            raise StoreError(f"{self.config_path}: cannot read config: {' '.join(str(exc).split())}") from exc
+        except OSError as exc:  # a file past MAX_INPUT_BYTES too
+            raise StoreError(f"{self.config_path}: cannot read config: {exc.strerror or exc}") from exc
+        except UnicodeDecodeError as exc:
+            raise StoreError(f"{self.config_path}: cannot read config: not UTF-8 text (byte {exc.start})") from exc
         if data is None:
             return {}
         if not isinstance(data, dict):
