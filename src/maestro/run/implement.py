@@ -1,5 +1,8 @@
 """Implementing, recovering, rolling back: the scheduler, the task attempts, the merge queue and the recovery ladder.
 
+The one idea it holds: a task's attempts, from its start in a worktree of its own to its merge or its rung on the
+recovery ladder, watched for tampering.
+
 ``implementing`` starts each task as soon as all its dependencies are merged, up to
 ``parallel.max_workers`` at once, the ready tasks in the ordering decision's priority
 (:mod:`maestro.run.scheduler`).  Each attempt runs in a pooled worktree of its own at the

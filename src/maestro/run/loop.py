@@ -1,5 +1,7 @@
 """The loop the chart drives: one step function per session state, and the phases outside implementing.
 
+The one idea it holds: a session moves only through its chart, one step per state, each step's outcome a trigger.
+
 Each non-final state of ``statecharts/session.yaml`` has one step (:data:`STEPS`). A step
 acts (agents, gates, git) and returns the trigger its outcome calls for; the loop checks
 that the chart allows that trigger from the state the session is in and fires it, which
