@@ -28,7 +28,10 @@ no ``result`` line, the command line refused      critical (``error: unknown opt
                                                   no JSON on stdout): a configuration problem
 timeout (killed with its process group)           transient — unless a ``result`` line came first: then
                                                   that result decides (§9.4), and the summary says the CLI
-                                                  was stopped after it
+                                                  was stopped after it; or unless it was retrying a failed
+                                                  API call (``system/api_retry``): an authentication
+                                                  (401/403) or billing failure is critical (the real CLI
+                                                  retries a 401 for minutes before it gives up)
 executable missing                                critical
 could not be started (no working directory …)     critical
 no budget left (≤ $0.0001, or not a number)       critical, without running the CLI
@@ -86,6 +89,9 @@ class StreamSummary:
     api_errors: tuple[str, ...] = ()
     assistant_text: str = ""
     skipped: int = 0
+    retry: Mapping[str, Any] | None = None
+    """The last ``system/api_retry`` line: the CLI retrying a failed API call (``error_status``, ``error``,
+    ``attempt``, ``max_retries``)."""
 
 
 KEEP_ERRORS = 100
@@ -109,6 +115,7 @@ class StreamParser:
         self.texts: deque[str] = deque()
         self.text_len = 0
         self.skipped = 0
+        self.retry: Mapping[str, Any] | None = None
 
     def feed(self, raw: str) -> None:
         line = raw.strip()
@@ -129,6 +136,8 @@ class StreamParser:
             kind = msg.get("type")
             if kind == "system" and msg.get("subtype") == "init" and isinstance(msg.get("session_id"), str):
                 self.session_id = msg["session_id"]
+            elif kind == "system" and msg.get("subtype") == "api_retry":
+                self.retry = msg
             elif kind == "assistant":
                 if isinstance(msg.get("error"), str):
                     self.errors.append(msg["error"])
@@ -150,7 +159,8 @@ class StreamParser:
             self.text_len -= len(self.texts.popleft()) + 1
 
     def summary(self) -> StreamSummary:
-        return StreamSummary(self.result, self.session_id, tuple(self.errors), "\n".join(self.texts), self.skipped)
+        return StreamSummary(self.result, self.session_id, tuple(self.errors), "\n".join(self.texts), self.skipped,
+                             self.retry)  # fmt: skip
 
 
 def parse_stream(stdout: str) -> StreamSummary:
@@ -260,6 +270,8 @@ class ClaudeAgent:
             return attrs.evolve(judged, summary=f"{judged.summary} ({note})")
         early = attempt.common_failure(outcome, INSTALL)
         if early is not None:
+            if outcome.timed_out and summary.retry is not None:  # stopped while it retried a failing API call
+                return attempt.result(outcome, "timeout", *_retrying(summary.retry), agent_session=summary.session_id)
             return attrs.evolve(early, agent_session=summary.session_id)
         res = summary.result
         if res is None:
@@ -351,6 +363,23 @@ def _refusal(outcome: ProcessOutcome) -> str | None:
 
 _API_CRITICAL = {"authentication_failed", "billing_error", "permission_error"}
 _API_TRANSIENT = {"rate_limit", "server_error", "overloaded", "overloaded_error", "api_error"}
+
+
+def _retrying(retry: Mapping[str, Any]) -> tuple[str, str]:
+    """(failure class, summary) of a CLI stopped at its timeout while it was retrying a failed API call.
+
+    The real claude 2.1.328 retries even a 401 (up to 10 times, about three minutes of
+    backoff) before it prints a result: what it was retrying decides, not the timeout.
+    """
+    status, error = retry.get("error_status"), retry.get("error")
+    what = f"{error or 'an API error'}" + (f" (HTTP {status})" if isinstance(status, int) else "")
+    count = f"retry {retry.get('attempt')} of {retry.get('max_retries')}"
+    doing = f"claude was still retrying {what} ({count}) when it was stopped at the timeout"
+    if error == "authentication_failed" or status in (401, 403):
+        return "critical", f"{LOGIN_FIX} ({doing})"
+    if error in _API_CRITICAL or status == 402:
+        return "critical", f"claude cannot work: {doing}"
+    return "transient", doing
 
 
 def _api_failure(res: Mapping[str, Any], summary: StreamSummary, detail: str) -> tuple[str, str]:
