@@ -129,9 +129,11 @@ class TaskGraph:
     tasks: tuple[Task, ...]
     source: str | None = attrs.field(default=None, eq=False)
     _index: Mapping[str, Task] = attrs.field(init=False, eq=False, repr=False)
+    _ids: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         object.__setattr__(self, "_index", {t.id: t for t in self.tasks})
+        object.__setattr__(self, "_ids", tuple(t.id for t in self.tasks))
 
     def __getitem__(self, task_id: str) -> Task:
         return self._index[task_id]
@@ -147,7 +149,8 @@ class TaskGraph:
 
     @property
     def ids(self) -> tuple[str, ...]:
-        return tuple(t.id for t in self.tasks)
+        """The task ids in file order (made once: callers index it in loops)."""
+        return self._ids
 
     def dependents(self) -> dict[str, tuple[str, ...]]:
         """Task id → the ids of the tasks that depend on it directly, in file order."""
@@ -283,10 +286,11 @@ def validate_graph(
         raise fail(
             f"dependency cycle: {' -> '.join([*cycle, cycle[0]])} (each depends on the next)", first, "depends_on"
         )
+    position = {tid: i for i, tid in enumerate(graph.ids)}
     for name, members in graph.groups().items():
         member_set = set(members)
         for tid in members:
-            inside = sorted(graph.ancestors(tid) & member_set, key=graph.ids.index)
+            inside = sorted(graph.ancestors(tid) & member_set, key=position.__getitem__)
             if inside:
                 raise fail(f"group {name!r} also holds {inside[0]!r}, which this task depends on; "
                            "a group runs at once, so a task and its dependency cannot share one", graph[tid],
