@@ -437,7 +437,13 @@ def test_ctrl_c_once_pauses_after_the_running_attempt_merges_then_continue_resum
     assert_checkout_untouched(plan.repo)
 
 
-def test_ctrl_c_twice_stops_at_once_and_resume_redoes_the_step(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("stop", "code", "how"),
+    [("ctrl-c", 130, "a second Ctrl-C"), ("SIGTERM", 143, "SIGTERM"), ("SIGHUP", 129, "SIGHUP")],
+)
+def test_ctrl_c_twice_or_sigterm_or_sighup_stops_at_once_and_resume_redoes_the_step(
+    tmp_path: Path, stop: str, code: int, how: str
+) -> None:
     marks = tmp_path / "marks"
     marks.mkdir()
     reference = interruptible_plan(tmp_path / "reference", marks)
@@ -452,20 +458,23 @@ def test_ctrl_c_twice_stops_at_once_and_resume_redoes_the_step(tmp_path: Path) -
         assert (held.returncode, held.stderr) == (2, f"maestro: error: session {plan.sid} is locked by pid "
                                                      f"{run.proc.pid}\n")  # fmt: skip
         assert plan.resume().returncode == 2
-        run.sigint()
-        run.wait_stderr("Ctrl-C again to stop at once")
-        run.sigint()
+        if stop == "ctrl-c":
+            run.sigint()
+            run.wait_stderr("Ctrl-C again to stop at once")
+            run.sigint()
+        else:  # a service manager stopping maestro, a terminal closed: at once, as a second Ctrl-C
+            run.proc.send_signal(getattr(signal, stop))
         started = time.monotonic()
-        code = run.proc.wait(timeout=20)
+        exit_code = run.proc.wait(timeout=20)
         took = time.monotonic() - started
     finally:
         run.cleanup()
-    assert code == 130
-    assert took < 5, f"the second Ctrl-C took {took:.1f} s to stop maestro"
+    assert exit_code == code
+    assert took < 5, f"{how} took {took:.1f} s to stop maestro"
     assert not group_alive(run.pgid, for_s=5)  # the agent's process group was killed
     err = run.err.read_text()
     assert err.splitlines()[-1] == (
-        f"maestro: stopped at once: `maestro resume {plan.sid}` redoes the interrupted step"
+        f"maestro: stopped at once by {how}: `maestro resume {plan.sid}` redoes the interrupted step"
     )
     # stopped mid-step: not paused, nothing to answer; the lock is released
     doc = plan.status()
@@ -474,7 +483,7 @@ def test_ctrl_c_twice_stops_at_once_and_resume_redoes_the_step(tmp_path: Path) -
     assert not (plan.session_dir / "decision-request.json").exists()
     assert lock_is_free(plan)
     notes = [e.data["text"] for e in plan.events() if e.kind == "note"]
-    assert notes[-1].startswith("Stopped at once by a second Ctrl-C in implementing")
+    assert notes[-1].startswith(f"Stopped at once by {how} in implementing")
     refused = plan.answer("continue")
     assert (refused.returncode, refused.stderr) == (
         2, f"maestro: error: session {plan.sid} is implementing, not paused: there is nothing to answer\n"

@@ -8,7 +8,7 @@ sessions, status, report, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
 
 Exit codes: 0 success, 2 bad input refused before anything was written (one line
 on stderr), 1 a failure once a session was written to (one line too; ``run``,
-``resume``), 3 paused for a human, 130 interrupted.  Text arguments (a request, a
+``resume``), 3 paused for a human, 130 interrupted (143 by SIGTERM, 129 by SIGHUP).  Text arguments (a request, a
 note) must be UTF-8: other bytes are refused with one line before anything is read.
 """
 
@@ -142,7 +142,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="continue a paused or interrupted session",
         description="Continue a session: a paused one acts on its answer (without one: retry or continue); one "
         "whose process died or was stopped has its interrupted step rolled back to the last checkpoint and redone. "
-        "Exit codes as for run, and 130 when interrupted.",
+        "Exit codes as for run, and 130 when interrupted (143 by SIGTERM, 129 by SIGHUP).",
     )
     rs.add_argument("session", help="the session id, or 'last'")
     rs.add_argument("--repo", default=".", help="the repository (default: the current directory)")
@@ -328,12 +328,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     except run.Stopped as stop:
         how = f": `maestro resume {stop.session_id}` redoes the interrupted step" if stop.session_id else ""
-        sys.stderr.write(f"maestro: stopped at once{how}\n")
+        sys.stderr.write(f"maestro: stopped at once by {stop.how}{how}\n")
         if threading.active_count() > 1:  # an agent still working in a thread would hold the exit until it ends
             sys.stdout.flush()
             sys.stderr.flush()
-            os._exit(130)
-        return 130
+            os._exit(stop.exit_code)
+        return stop.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("maestro: interrupted\n")
         return 130

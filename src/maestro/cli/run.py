@@ -21,7 +21,7 @@ from maestro.agents.factory import agent_from_config
 from maestro.agents.process import kill_all
 from maestro.cli._common import escaped, session_id
 from maestro.config.reader import load_config
-from maestro.core.errors import MaestroError
+from maestro.core.errors import MaestroError, Terminated
 from maestro.model.state import rebuild
 from maestro.store.filestore import Store
 
@@ -120,16 +120,26 @@ def _log_size(store: Store, sid: str) -> int | None:
 
 
 class Stopped(Exception):
-    """The second Ctrl-C stopped a run at once: ``main`` says how to resume and exits 130."""
+    """A run stopped at once (a second Ctrl-C: exit 130; SIGTERM: 143; SIGHUP: 129): ``main`` says how to resume."""
 
-    def __init__(self, session_id: str | None) -> None:
+    def __init__(self, session_id: str | None, exit_code: int = 130, how: str = "a second Ctrl-C") -> None:
         super().__init__(session_id)
         self.session_id = session_id
+        self.exit_code = exit_code
+        self.how = how
+
+
+_ENDING = ("SIGTERM", "SIGHUP")  # signals that stop at once, as a second Ctrl-C does
 
 
 @contextlib.contextmanager
 def _ctrl_c(runner: Any) -> Iterator[None]:
-    """The first Ctrl-C pauses after the current step; the second kills the agents and stops at once."""
+    """The first Ctrl-C pauses after the current step; the second kills the agents and stops at once.
+
+    SIGTERM and SIGHUP (a service manager stopping maestro, a closed terminal) stop at once as the second Ctrl-C
+    does: every agent's process group is killed, the stop is noted in the log, and the exit is 128 + the signal.
+    A resume after it is a crash resume.
+    """
     count = 0
 
     def handler(signum: int, frame: Any) -> None:
@@ -142,13 +152,24 @@ def _ctrl_c(runner: Any) -> Iterator[None]:
         kill_all()
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGINT, handler)
+    def ending(signum: int, frame: Any) -> None:
+        kill_all()
+        raise Terminated(signum, signal.Signals(signum).name)
+
+    previous = {signal.SIGINT: signal.signal(signal.SIGINT, handler)}
+    for name in _ENDING:
+        sig = getattr(signal, name, None)
+        if sig is not None:
+            previous[sig] = signal.signal(sig, ending)
     try:
         yield
+    except Terminated as stop:
+        raise Stopped(runner.session_id, 128 + stop.signum, stop.name) from None
     except KeyboardInterrupt:
         raise Stopped(runner.session_id) from None
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler_before in previous.items():
+            signal.signal(sig, handler_before)
 
 
 def cmd_answer(args: argparse.Namespace) -> int:
