@@ -209,14 +209,14 @@ ERRORS = [
     ("a: b\n---\nc: d\n",
      "c.yaml:2: YAML syntax: expected a single document in the stream, but found another document"),
     ("- parallel\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, gates, subagents), not a list"),
+     "(agent, parallel, recovery, limits, planning, gates, subagents), not a list"),
     ("just words\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, gates, subagents), not 'just words'"),
+     "(agent, parallel, recovery, limits, planning, gates, subagents), not 'just words'"),
     # unknown keys
     ("parallel: {max_workers: 2}\nparalel: {max_workers: 2}\n",
      "c.yaml:2: paralel: unknown key (did you mean 'parallel'?)"),
-    ("\n\nzzz: 1\n", "c.yaml:3: zzz: unknown key (known: agent, parallel, recovery, limits, gates, subagents)"),
-    ("1: 2\n", "c.yaml:1: 1: unknown key (known: agent, parallel, recovery, limits, gates, subagents)"),
+    ("\n\nzzz: 1\n", "c.yaml:3: zzz: unknown key (known: agent, parallel, recovery, limits, planning, gates, subagents)"),
+    ("1: 2\n", "c.yaml:1: 1: unknown key (known: agent, parallel, recovery, limits, planning, gates, subagents)"),
     ("parallel:\n  workers: 2\n", "c.yaml:2: parallel.workers: unknown key (did you mean 'max_workers'?)"),
     ("recovery:\n  max_retries: 1\n  backoff:\n    factr: 2\n",
      "c.yaml:4: recovery.backoff.factr: unknown key (did you mean 'factor'?)"),

@@ -13,6 +13,7 @@ from maestro.agents.base import AgentRequest, PlanOutcome, PlanRequest, plan_out
 from maestro.config.reader import parse_config
 from maestro.core.records import AgentResult
 from maestro.run import Runner
+from maestro.run.pauses import answer
 from tests.support.runs import config_text, make_repo, prd_text, task, write
 
 PRD = prd_text([("FR-1", "The feature", "P0")])
@@ -46,7 +47,9 @@ class Planner:
         return result
 
 
-def _runner(tmp_path: Path, answers: list[str], retries: int = 3, alternatives: int = 2) -> tuple[Runner, Planner]:
+def _runner(
+    tmp_path: Path, answers: list[str], retries: int = 3, alternatives: int = 2, extra: str = ""
+) -> tuple[Runner, Planner]:
     repo = make_repo(tmp_path)
     scripts = tmp_path / "scripts"
     scripts.mkdir()
@@ -54,7 +57,7 @@ def _runner(tmp_path: Path, answers: list[str], retries: int = 3, alternatives: 
         {"version": 1, "tasks": {"a": [{"actions": [write("a.txt", "a\n")]}]}}, scripts
     )
     planner = Planner(answers, inner)
-    config = parse_config(config_text(retries=retries, alternatives=alternatives), tmp_path / "config.yaml")
+    config = parse_config(config_text(retries=retries, alternatives=alternatives) + extra, tmp_path / "config.yaml")
     return Runner(maestro.Store(repo), config, planner, sleep=lambda s: None), planner
 
 
@@ -83,3 +86,49 @@ def test_a_plan_refused_every_time_pauses_after_the_ladder_with_the_error(tmp_pa
     assert request["question"].startswith("Planning failed: the planner's answer: tasks_yaml")
     assert request["options"] == ["retry", "abort"]
     assert "\n" not in request["question"]
+
+
+def test_the_plan_decision_lists_the_commands_the_agents_plan_runs(tmp_path: Path) -> None:
+    runner, _planner = _runner(tmp_path, [GOOD])
+    outcome = runner.run("build the feature")
+    assert outcome.state == "completed"
+    events = runner.store.read_events(outcome.session_id)
+    (plan,) = [e.data for e in events if e.kind == "decision" and e.data["kind"] == "plan"]
+    assert plan["decided_by"] == "agent"
+    assert plan["rationale"] == "planner planned 1 tasks; the commands it runs: a: test -f a.txt"
+    assert [(e["kind"], e["value"], e["detail"]) for e in plan["options"][0]["evidence"]] == [
+        ("command", "test -f a.txt", "task a")
+    ]
+    first_run = next(i for i, e in enumerate(events) if e.kind == "agent" and e.data["task"] == "a")
+    assert events.index(next(e for e in events if e.kind == "decision" and e.data["kind"] == "plan")) < first_run
+
+
+def test_approve_commands_pauses_until_a_human_approves_them(tmp_path: Path) -> None:
+    runner, planner = _runner(tmp_path, [GOOD], extra="planning: {approve_commands: true}\n")
+    outcome = runner.run("build the feature")
+    assert (outcome.state, outcome.exit_code) == ("paused", 3)
+    assert outcome.request_file is not None
+    request = json.loads(outcome.request_file.read_text(encoding="utf-8"))
+    assert request["question"] == "Approve the 1 commands the agent's plan runs: test -f a.txt"
+    assert request["options"] == ["approve", "abort"]
+    assert request["context"]["commands"] == ["task a: test -f a.txt"]
+    events = runner.store.read_events(outcome.session_id)
+    assert not [e for e in events if e.kind == "agent" and e.data["task"] != "maestro.plan"]  # nothing ran
+    assert not (runner.store.repo / "a.txt").exists()
+
+    answer(runner.store, outcome.session_id, "approve")
+    done = runner.resume(outcome.session_id)
+    assert done.state == "completed"
+    assert len(planner.requests) == 1  # the approved plan, not a new one
+    events = runner.store.read_events(done.session_id)
+    assert [e.data["kind"] for e in events if e.kind == "decision"].count("plan") == 1
+
+
+def test_approve_commands_asks_nothing_for_the_users_own_tasks(tmp_path: Path) -> None:
+    runner, _planner = _runner(tmp_path, [GOOD], extra="planning: {approve_commands: true}\n")
+    plan = tmp_path / "given"
+    plan.mkdir()
+    (plan / "prd.md").write_text(PRD, encoding="utf-8")
+    (plan / "tasks.yaml").write_text(GOOD, encoding="utf-8")
+    outcome = runner.run("build the feature", prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+    assert outcome.state == "completed"

@@ -9,6 +9,7 @@
       backoff: {initial_s: 1.0, factor: 2.0, max_s: 60.0}
       max_alternatives: 2
     limits: {max_iterations: 3, max_minutes: 120, budget_usd: null}
+    planning: {approve_commands: false}
     gates:
       tests:     {command: "python -m pytest -q --junitxml={junit}", required: true}
       lint:      {command: "ruff check .", required: false}
@@ -57,6 +58,7 @@ __all__ = [
     "GateConfig",
     "LimitsConfig",
     "Parallel",
+    "Planning",
     "Recovery",
     "render_command",
 ]
@@ -64,7 +66,7 @@ __all__ = [
 GATE_NAMES: Final = ("tests", "lint", "typecheck", "security")
 """The validation gates, in the order they run and are written (the same as ``strategies.tooling.GATES``)."""
 
-SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "gates", "subagents")
+SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "planning", "gates", "subagents")
 """The top-level keys of ``config.yaml``, in the order they are written."""
 
 _SPEC = "maestro.config.spec"
@@ -288,6 +290,14 @@ class LimitsConfig:
 
 
 @attrs.frozen
+class Planning:
+    """``planning``: ``approve_commands`` pauses after an agent planned, until a human approves the commands its plan
+    runs (each task's acceptance commands: commands an agent wrote, not the user)."""
+
+    approve_commands: bool = _setting(False, _Spec("bool"))
+
+
+@attrs.frozen
 class GateConfig:
     """One validation gate: its command (None: decided from the repository), whether it must pass, its timeout."""
 
@@ -342,6 +352,7 @@ class Config:
     parallel: Parallel = attrs.field(factory=Parallel, validator=_instance(Parallel))
     recovery: Recovery = attrs.field(factory=Recovery, validator=_instance(Recovery))
     limits: LimitsConfig = attrs.field(factory=LimitsConfig, validator=_instance(LimitsConfig))
+    planning: Planning = attrs.field(factory=Planning, validator=_instance(Planning))
     gates: Mapping[str, GateConfig] = attrs.field(factory=_default_gates, converter=_gates)
     subagents: Mapping[str, Any] | None = attrs.field(default=None, converter=_raw, validator=_mapping_or_none)
     source: str | None = attrs.field(default=None, eq=False)
@@ -396,6 +407,7 @@ class Config:
             "parallel": attrs.asdict(self.parallel),
             "recovery": attrs.asdict(self.recovery),
             "limits": attrs.asdict(self.limits),
+            "planning": attrs.asdict(self.planning),
             "gates": {name: attrs.asdict(gate) for name, gate in self.gates.items()},
             "subagents": _raw(self.subagents),
         }

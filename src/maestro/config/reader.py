@@ -32,6 +32,7 @@ from maestro.config.model import (
     GateConfig,
     LimitsConfig,
     Parallel,
+    Planning,
     Recovery,
     _agent_kind_problem,
     _default_gate,
@@ -213,6 +214,7 @@ _SECTIONS: Final[Mapping[str, Callable[[], Any]]] = {
     "parallel": Parallel,
     "recovery": Recovery,
     "limits": LimitsConfig,
+    "planning": Planning,
 }
 
 

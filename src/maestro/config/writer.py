@@ -61,6 +61,11 @@ limits:
   max_minutes: 120      # wall-clock minutes for the session; null for no limit
   budget_usd: null      # what the agents may cost, in US dollars; null for no limit
 
+# Planning by an agent (no --tasks): approve_commands pauses once it planned, until you approve
+# the commands its plan runs (each task's acceptance commands: an agent wrote them, not you).
+planning:
+  approve_commands: false
+
 # The validation gates, run after implementation.  command: the shell command; null lets maestro
 # decide it from the repository (no evidence: the gate is skipped, and says why).  {junit} is
 # replaced by the path where the command writes a JUnit XML report.  required: the gate must pass

@@ -27,7 +27,7 @@ import attrs
 from maestro.agents.base import Plan, PlanRequest
 from maestro.config.model import Config
 from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
-from maestro.core.records import CheckpointRecord, Decision, DecisionRequest, GateResult
+from maestro.core.records import CheckpointRecord, Decision, DecisionRequest, Evidence, GateResult, Option
 from maestro.decide.capabilities import capabilities
 from maestro.decide.strategies.environment import worktree_env
 from maestro.gates.acceptance import acceptance
@@ -242,10 +242,12 @@ class SessionRun:
             self.prd = plan.prd
             if self.graph is None:
                 self.graph = plan.graph
+            self.record_plan(self.graph)  # before the plan is saved: a resume that finds it finds its decision
         assert self.prd is not None
         if not (s.dir / "prd.md").is_file():  # a given PRD was saved with the session
             atomic_write(s.dir / "prd.md", self.prd.text)
         self.save_graph()
+        self.approval_of_commands()
         self.say(f"PRD: {self.prd.title or 'untitled'} — {len(self.prd.requirements)} requirements")
         self.decide_repo("architecture", feature=s.state.request)
         for capability in capabilities(s.state.request + " " + " ".join(r.text for r in self.prd.requirements)):
@@ -253,6 +255,45 @@ class SessionRun:
         self.gate_decisions = [self.decide_repo("gate", gate=g) for g in GATES]
         self.decide_repo("environment", worktree=self.workdir, main=self.runner.store.repo)
         return "plan_ready"
+
+    def record_plan(self, graph: TaskGraph) -> Decision:
+        """The ``plan`` decision: the agent's plan taken, with every command it runs (each task's acceptance
+        commands, which an agent wrote) as evidence, before any of them runs."""
+        commands = [(t.id, c) for t in graph for c in t.acceptance]
+        listed = "; ".join(f"{tid}: {c}" for tid, c in commands[:10]) + (" …" if len(commands) > 10 else "")
+        evidence = tuple(Evidence("command", c, f"task {tid}") for tid, c in commands)
+        runs = f"; the commands it runs: {listed}" if commands else "; it runs no command"
+        return self.decide(
+            Decision(
+                "plan",
+                "Which plan does the session follow, and which commands does it run?",
+                "the agent's plan",
+                f"{self.runner.agent.name} planned {len(graph)} tasks{runs}",
+                options=(Option("the agent's plan", 1.0, evidence),),
+                decided_by="agent",
+            )
+        )
+
+    def approval_of_commands(self) -> None:
+        """With ``planning.approve_commands``, a pause until a human approves the commands of the agent's plan."""
+        if not self.config.planning.approve_commands:
+            return
+        decisions = list(self.session.state.decisions)
+        at = max((i for i, d in enumerate(decisions) if d.kind == "plan"), default=None)
+        if at is None:
+            return  # the user's own tasks.yaml: their commands
+        plan = decisions[at]
+        if any(d.kind == "answer" and d.choice == "approve" for d in decisions[at + 1 :]):
+            return  # approved
+        commands = [e.value for o in plan.options for e in o.evidence if e.kind == "command"]
+        if not commands:
+            return
+        shown = "; ".join(commands[:5]) + (f" and {len(commands) - 5} more" if len(commands) > 5 else "")
+        raise Pause(
+            f"Approve the {len(commands)} commands the agent's plan runs: {shown}",
+            ("approve", "abort"),
+            {"phase": "planning", "commands": [f"{e.detail}: {e.value}" for o in plan.options for e in o.evidence]},
+        )
 
     def plan_with_agent(self) -> Plan:
         """The agent's plan, through the recovery ladder: a failed or refused plan (a bad ``tasks_yaml``, say) is
