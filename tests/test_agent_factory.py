@@ -72,3 +72,13 @@ def test_a_bad_section_is_one_line_naming_the_key(tmp_path: Path, section: objec
         agent_from_config(section, base_dir=tmp_path)  # type: ignore[arg-type]
     assert message in str(info.value)
     assert "\n" not in str(info.value)
+
+
+def test_a_script_whose_name_starts_with_agent_is_named_by_its_own_errors(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a relative script path, as a config beside it gives one
+    (tmp_path / "agent.yaml").write_text("version: 1\ntasks:\n  a: 3\n", encoding="utf-8")
+    with pytest.raises(AgentError) as exc:
+        agent_from_config({"kind": "scripted", "script": "agent.yaml"}, base_dir=Path("."))
+    assert str(exc.value) == "agent.yaml:3: tasks.a: expected a list of attempts, not 3"  # not "config.yaml: ..."

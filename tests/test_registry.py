@@ -618,3 +618,16 @@ def test_the_docs_table_matches_the_mapping_and_the_triggers() -> None:
         categories, words = rows[name]
         assert re.findall(r"`([a-z0-9-]+)`", categories) == [c for c, n in DEFAULT_MAPPING.items() if n == name]
         assert tuple(w.strip() for w in words.split(",")) == TRIGGERS[name]
+
+
+def test_a_definition_larger_than_any_input_may_be_is_refused_without_being_read(project: Path, home: Path) -> None:
+    agent(project, "fine.md", "fine")
+    huge = project / ".claude" / "agents" / "huge.md"
+    with huge.open("wb") as f:  # sparse: 11 MiB that were never written
+        f.truncate(11 * 1024 * 1024)
+    (project / ".claude" / "agents" / "zero.md").symlink_to("/dev/zero")  # not a file: not a definition
+    reg = discover(project, home)
+    assert [s.name for s in reg.subagents] == ["fine"]
+    problems = {p.split(":", 1)[0]: p for p in reg.problems}
+    assert "too large: 11,534,336 bytes, more than the 10,485,760 bytes" in problems[".claude/agents/huge.md"]
+    assert ".claude/agents/zero.md" not in problems

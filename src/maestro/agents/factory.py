@@ -27,7 +27,7 @@ from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
 from maestro.agents.command import CommandAgent
 from maestro.agents.scripted import ScriptedAgent
-from maestro.core.errors import error_text
+from maestro.core.errors import ScriptError, error_text
 
 __all__ = ["AGENT_KINDS", "agent_from_config"]
 
@@ -77,6 +77,8 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
         values[key] = tuple(value) if isinstance(value, list) else value
     try:
         return _MAKERS[kind](values, base_dir)
+    except ScriptError:
+        raise  # it names its script file (whose name may start with "agent.")
     except AgentError as exc:
         if str(exc).startswith("agent."):  # name the file; a script's own errors already name theirs
             raise AgentError(f"{where}: {exc}") from exc

@@ -39,6 +39,7 @@ from ruamel.yaml.comments import CommentedMap
 from maestro.agents.base import Skill, Subagent
 from maestro.core import yamlio
 from maestro.core.errors import DecisionError, StoreError, YamlError
+from maestro.core.text import InputTooLarge, read_input
 from maestro.store.filestore import atomic_write
 
 __all__ = [
@@ -214,8 +215,13 @@ def _tools(doc: CommentedMap) -> tuple[str, ...]:
     )
 
 
+def _read(path: Path) -> str:
+    """A definition's text: at most the size any input may have (a huge or endless file is refused, not read)."""
+    return read_input(path).decode("utf-8")
+
+
 def _parse_agent(path: Path) -> Subagent | None:
-    text = path.read_text(encoding="utf-8")
+    text = _read(path)
     found = _front_matter(text)
     if found is None:
         return None
@@ -231,7 +237,7 @@ def _parse_agent(path: Path) -> Subagent | None:
 
 def _parse_skill(path: Path) -> Skill:
     name = _check_name(path.parent.name, 1, "the skill directory")
-    found = _front_matter(path.read_text(encoding="utf-8"))
+    found = _front_matter(_read(path))
     if found is None:
         raise _Malformed(1, "no front matter (SKILL.md starts with '---' and a 'description')")
     doc, _body = found
@@ -303,6 +309,9 @@ def discover(repo: Path | str, home: Path | str | None = None) -> Registry:
                     item = parse(path)
                 except _Malformed as exc:
                     _problem(problems, shown, exc.line, what, exc.problem)
+                    continue
+                except InputTooLarge as exc:
+                    _problem(problems, shown, 1, what, exc.problem)
                     continue
                 except (OSError, UnicodeDecodeError) as exc:
                     _problem(problems, shown, 1, what, f"cannot read: {exc}")
