@@ -11,7 +11,8 @@ declares no files is judged by the whole tree — and then, in a parallel
 group, another task's change can make it look done.  What aider printed is
 searched for the lines aider itself prints for a failed API call — the
 ``litellm.<Name>Error…`` lines and lines starting ``Error:`` — not for any
-``XError:`` text (the code of its edits is printed too).  The task's files
+``XError:`` text (the code of its edits is printed too); an error aider
+retried past (a ``Retrying in N seconds...`` line after it) does not count.  The task's files
 are passed after ``--``, so none can be read as an option; a prompt over
 64 KiB goes in a file (``--message-file``).  It always
 passes ``--no-gitignore`` (otherwise aider appends ``.aider*`` to the user's
@@ -24,8 +25,9 @@ puts the file back as it was.  A model is always passed (default
 ``sonnet``): without one and without an API key, aider 0.86 offers a browser
 login and waits five minutes.
 
-Failure classes: files changed and no error printed → succeeded; an
-authentication, billing or permission error → ``critical``; a rate limit or
+Failure classes: files changed and no error printed (or only errors aider
+retried past) → succeeded; an authentication, billing or permission error, or
+an API key refused → ``critical``; a rate limit or
 network error → ``transient``; nothing changed → ``implementation``; a non-zero
 exit (a setup error: bad model, missing file) → ``critical``; a timeout →
 ``transient``; a missing executable, a process that could not start, or no
@@ -133,8 +135,8 @@ class AiderAgent:
         after = tree_state(request.workdir)
         changed = _changed(before, after, request.task.files)
         printed = outcome.stdout + "\n" + outcome.stderr
-        errors = _ERROR_LINE.findall(printed)
-        cls = classify_text("\n".join(errors)) if errors else None
+        errors = _final_errors(outcome.stdout) + _final_errors(outcome.stderr)
+        cls = _classify(errors)
         if outcome.exit_code != 0:
             why = tail(errors[-1] if errors else printed, 400)
             return attempt.result(outcome, "failed", cls or "critical", f"aider exited {outcome.exit_code}: {why}")
@@ -155,6 +157,31 @@ class AiderAgent:
         why = ("aider cannot write a plan as structured output: give maestro a PRD and tasks "
                "(maestro run --prd FILE --tasks FILE) or plan with claude or codex")  # fmt: skip
         return PlanOutcome(attempt.result(nothing, "failed", "ambiguous", why))
+
+
+_RETRYING = re.compile(r"^Retrying in [\d.]+ seconds\.*[ \t]*$", re.MULTILINE)
+"""The line aider prints when it retries a failed API call (a rate limit, an overloaded or unreachable server)."""
+_KEY_WORDS = re.compile(r"\b(?:x-)?api[-_ ]?key\b", re.IGNORECASE)
+
+
+def _final_errors(printed: str) -> list[str]:
+    """The error lines aider did not get past: those after the last "Retrying in N seconds..." it printed.
+
+    The real aider 0.86.2 prints each failed API call (``litellm.InternalServerError: …``)
+    and retries it itself; when a retry works, the edit is applied and the error line
+    before it says nothing about the outcome.
+    """
+    ends = [m.end() for m in _RETRYING.finditer(printed)]
+    return _ERROR_LINE.findall(printed[ends[-1] :] if ends else printed)
+
+
+def _classify(errors: list[str]) -> str | None:
+    """The class the error lines call for: by their words (``classify_text``), and ``critical`` for an API key
+    refused in another error's words (a 401 that litellm reports as ``BadRequestError: … invalid x-api-key``)."""
+    if not errors:
+        return None
+    text = "\n".join(errors)
+    return classify_text(text) or ("critical" if _KEY_WORDS.search(text) else None)
 
 
 Stat = tuple[int, int, int]

@@ -121,7 +121,9 @@ class ModelServer:
         httpd = ThreadingHTTPServer(("127.0.0.1", self._port), handler)
         httpd.daemon_threads = True
         self._httpd = httpd
-        self._thread = threading.Thread(target=httpd.serve_forever, name="maestro-model-server", daemon=True)
+        self._thread = threading.Thread(
+            target=httpd.serve_forever, args=(0.05,), name="maestro-model-server", daemon=True
+        )
         self._thread.start()
         log.debug("model server listening on %s", self.url)
         return self
@@ -576,6 +578,8 @@ def _openai_error(status: int, message: str | None) -> Any:
         status, "server_error" if status >= 500 else "invalid_request_error"
     )
     code = {401: "invalid_api_key", 429: "rate_limit_exceeded", 402: "insufficient_quota"}.get(status)
+    if message is None and status == 401:  # OpenAI's own words: litellm reads them as an AuthenticationError
+        message = f"Incorrect API key provided: {KEY[:8]}****. You can find your API key at https://platform.openai.com/account/api-keys."
     return {"error": {"message": message or _default_message(status), "type": kind, "param": None, "code": code}}
 
 
