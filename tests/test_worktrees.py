@@ -30,10 +30,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from maestro import CheckpointError, TickingClock
-from maestro.git import worktrees
+from maestro.git import inotify
 from maestro.git.places import worktrees_root
 from maestro.git.staging import Staging
-from maestro.git.worktrees import _LIBC, Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
+from maestro.git.worktrees import Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
 from tests.support.checkpoints import (
     GITLINK,
     add_all_tree_in_place,
@@ -470,7 +470,7 @@ def test_a_tracked_file_in_an_ignored_folder_is_kept_by_a_new_worktree(base: Pat
 # the watch: an idle worktree is not scanned, and every change is still seen
 # =====================================================================================
 
-needs_inotify = pytest.mark.skipif(_LIBC is None, reason="inotify (Linux) only")
+needs_inotify = pytest.mark.skipif(not inotify.AVAILABLE, reason="inotify (Linux) only")
 
 
 @pytest.fixture
@@ -621,7 +621,7 @@ def test_the_watch_gives_up_for_a_scan_when_the_kernel_refuses(base: Path, monke
 
     pool = WorktreePool(base, SID)
     head = oid(base, "HEAD")
-    monkeypatch.setattr(worktrees._LIBC, "inotify_add_watch", refuse)
+    monkeypatch.setattr(inotify._LIBC, "inotify_add_watch", refuse)
     wt = pool.acquire(head)  # the user's limit of watches reached: scans from now on
     monkeypatch.undo()
     foreign("open('README.md', 'w').write('edited')", wt.path)

@@ -50,19 +50,13 @@ two reads of the same file.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import errno
 import fnmatch
 import hashlib
 import json
 import logging
 import os
 import stat
-import struct
-import sys
 import time
-import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
@@ -74,6 +68,7 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError
 from maestro.core.records import CheckpointRecord, Event, structure_event
 from maestro.git.identity import identity
+from maestro.git.inotify import IN_IGNORED, IN_MOVE_SELF, IN_Q_OVERFLOW, Inotify
 from maestro.session import Session
 from maestro.store.filestore import atomic_write, encode_event
 
@@ -88,27 +83,6 @@ RACY_NS = 1_000_000_000  # a file changed this recently before it was read is re
 WATCHED_DIRS = ("hooks", "info")
 WATCHED_FILES = ("config", "objects/info/alternates")
 NOT_USERS = (b"refs/heads/maestro/", b"refs/tags/maestro/", b"refs/maestro/", b"refs/remotes/")
-
-# inotify (Linux): the events a watch asks for, and the flags of a read event
-_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
-_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW = 0x4000, 0x8000, 0x1000000, 0x2000000
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.inotify_init1.argtypes = [ctypes.c_int]
-        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 @attrs.frozen
@@ -198,31 +172,18 @@ class _Reader:
 
 
 class _Inotify:
-    """Which paths in some folders changed since the last drain: Linux's inotify (as in :mod:`.worktrees`)."""
-
-    _MASK = _IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE | _IN_DELETE_SELF
-    _FLAGS = _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW
+    """Which paths in some folders changed since the last drain (:mod:`.inotify`)."""
 
     def __init__(self) -> None:
-        if _LIBC is None:
-            raise OSError("no inotify here")
-        fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        self._fd = fd
-        self.close = weakref.finalize(self, os.close, fd)
+        self._inotify = Inotify()
+        self.close = self._inotify.close
         self._folders: dict[int, bytes] = {}
 
     def add(self, folder: bytes) -> bool:
         """Watch ``folder`` (False: it is not there); OSError past the user's limit of watches."""
-        assert _LIBC is not None
-        wd = _LIBC.inotify_add_watch(self._fd, folder, self._MASK | self._FLAGS)
-        if wd < 0:
-            err = ctypes.get_errno()
-            if err in (errno.ENOENT, errno.ENOTDIR):
-                return False
-            raise OSError(err, f"{os.fsdecode(folder)}: cannot watch: {os.strerror(err)}")
+        wd = self._inotify.add(folder)
+        if wd is None:
+            return False
         self._folders[wd] = folder
         return True
 
@@ -230,22 +191,13 @@ class _Inotify:
         """The paths with events since the last drain; None when unknown (the queue overflowed, a folder moved)."""
         paths: set[bytes] = set()
         unknown = False
-        while True:
-            try:
-                buf = os.read(self._fd, 1 << 16)
-            except BlockingIOError:
-                break
-            pos = 0
-            while pos < len(buf):
-                wd, mask, _cookie, length = _EVENT.unpack_from(buf, pos)
-                name = buf[pos + _EVENT.size : pos + _EVENT.size + length].rstrip(b"\0")
-                pos += _EVENT.size + length
-                if mask & (_IN_Q_OVERFLOW | _IN_MOVE_SELF):
-                    unknown = True
-                elif mask & _IN_IGNORED:
-                    self._folders.pop(wd, None)
-                elif (folder := self._folders.get(wd)) is not None:
-                    paths.add(folder + b"/" + name if name else folder)
+        for wd, mask, name in self._inotify.events():
+            if mask & (IN_Q_OVERFLOW | IN_MOVE_SELF):
+                unknown = True
+            elif mask & IN_IGNORED:
+                self._folders.pop(wd, None)
+            elif (folder := self._folders.get(wd)) is not None:
+                paths.add(folder + b"/" + name if name else folder)
         return None if unknown else paths
 
 

@@ -42,9 +42,6 @@ written under git's lock files.
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import ctypes.util
-import errno
 import logging
 import mmap
 import os
@@ -52,9 +49,7 @@ import re
 import shutil
 import stat
 import struct
-import sys
 import threading
-import weakref
 import zlib
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -76,6 +71,8 @@ from maestro.core.seams import Clock, SystemClock
 from maestro.git.housekeeping import with_index_retry
 from maestro.git.identity import identity
 from maestro.git.index import GitIndex
+from maestro.git.inotify import AVAILABLE as INOTIFY
+from maestro.git.inotify import IN_CREATE, IN_IGNORED, IN_ISDIR, IN_MOVE_SELF, IN_MOVED_TO, IN_Q_OVERFLOW, Inotify
 from maestro.git.places import worktree_dir, worktrees_root
 from maestro.git.staging import FLOW, Scan, Staging
 from maestro.git.tree import IgnoreRules
@@ -89,27 +86,6 @@ _TREE, _LINK, _GITLINK, _EXEC = 0o040000, 0o120000, 0o160000, 0o100755
 _POOLED = re.compile(r"w([1-9][0-9]*)\Z")
 _THREADED_FROM = 2_000  # files: below this, writing on one thread costs less than starting more
 _WRITERS = max(1, min(4, os.cpu_count() or 1))
-
-# inotify (Linux): the events a watch asks for, and the flags of a read event
-_IN_MODIFY, _IN_ATTRIB, _IN_MOVED_FROM, _IN_MOVED_TO = 0x2, 0x4, 0x40, 0x80
-_IN_CREATE, _IN_DELETE, _IN_DELETE_SELF, _IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
-_IN_Q_OVERFLOW, _IN_IGNORED, _IN_ONLYDIR, _IN_DONT_FOLLOW, _IN_ISDIR = 0x4000, 0x8000, 0x1000000, 0x2000000, 0x40000000
-_EVENT = struct.Struct("iIII")  # wd, mask, cookie, length of the name that follows
-
-
-def _load_libc() -> ctypes.CDLL | None:
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-        libc.inotify_init1.argtypes = [ctypes.c_int]
-        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    except (OSError, AttributeError):
-        return None
-    return libc
-
-
-_LIBC = _load_libc()
 
 
 class Worktree:
@@ -133,7 +109,7 @@ class Worktree:
         except (NotGitRepository, OSError) as exc:
             raise CheckpointError(f"{path}: cannot open the worktree: {exc}") from exc
         self._staging = Staging(self._store)
-        self._watching = watch and _LIBC is not None  # False once a watch could not be kept
+        self._watching = watch and INOTIFY  # False once a watch could not be kept
         self._watch: _Watch | None = None
 
     def __repr__(self) -> str:
@@ -637,18 +613,8 @@ class _Watch:
     on a network file system.
     """
 
-    _MASK = _IN_MODIFY | _IN_ATTRIB | _IN_MOVED_FROM | _IN_MOVED_TO | _IN_CREATE | _IN_DELETE | _IN_DELETE_SELF
-    _FLAGS = _IN_MOVE_SELF | _IN_ONLYDIR | _IN_DONT_FOLLOW
-
     def __init__(self, top: Path, repo: Repo, rules: Sequence[Path]) -> None:
-        if _LIBC is None:
-            raise OSError("no inotify here")
-        fd = _LIBC.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if fd < 0:
-            err = ctypes.get_errno()
-            raise OSError(err, os.strerror(err))
-        self._fd = fd
-        self._close = weakref.finalize(self, os.close, fd)
+        self._inotify = Inotify()
         self._top = os.fsencode(top)
         self._repo = repo
         self._rules = rules
@@ -657,7 +623,7 @@ class _Watch:
         self.quiet = False  # the worktree matched its index when the events were last read
 
     def close(self) -> None:
-        self._close()
+        self._inotify.close()
 
     def watch(self, folders: Iterable[bytes]) -> None:
         """Watch these folders (and the top): a new worktree's, all known."""
@@ -680,34 +646,25 @@ class _Watch:
         unknown = False
         rules = False
         created: list[bytes] = []
-        event, folders = _EVENT, self._folders
-        while True:
-            try:
-                buf = os.read(self._fd, 1 << 16)
-            except BlockingIOError:
-                break
-            pos = 0
-            while pos < len(buf):
-                wd, mask, _cookie, length = event.unpack_from(buf, pos)
-                name = buf[pos + event.size : pos + event.size + length].rstrip(b"\0")
-                pos += event.size + length
-                if mask & _IN_Q_OVERFLOW:
-                    unknown = True
-                    continue
-                folder = folders.get(wd)
-                if mask & _IN_IGNORED:
-                    folders.pop(wd, None)  # its folder is gone; its parent reported that
-                    continue
-                if folder is None:
-                    continue  # a folder watched before a rescan and since moved out of the way
-                path = (folder + b"/" + name if folder else name) if name else folder
-                paths.add(path)
-                if mask & _IN_MOVE_SELF:
-                    unknown = True  # every path under it moved: watch again from the top
-                elif mask & _IN_ISDIR and mask & (_IN_CREATE | _IN_MOVED_TO):
-                    created.append(path)
-                if name == b".gitignore":
-                    rules = True
+        folders = self._folders
+        for wd, mask, name in self._inotify.events():
+            if mask & IN_Q_OVERFLOW:
+                unknown = True
+                continue
+            folder = folders.get(wd)
+            if mask & IN_IGNORED:
+                folders.pop(wd, None)  # its folder is gone; its parent reported that
+                continue
+            if folder is None:
+                continue  # a folder watched before a rescan and since moved out of the way
+            path = (folder + b"/" + name if folder else name) if name else folder
+            paths.add(path)
+            if mask & IN_MOVE_SELF:
+                unknown = True  # every path under it moved: watch again from the top
+            elif mask & IN_ISDIR and mask & (IN_CREATE | IN_MOVED_TO):
+                created.append(path)
+            if name == b".gitignore":
+                rules = True
         signature = self._rules_signature()
         if signature != self._signature:
             self._signature, rules = signature, True
@@ -739,14 +696,9 @@ class _Watch:
                     todo.append(child)
 
     def _add(self, rel: bytes) -> bool:
-        assert _LIBC is not None
-        full = self._top + b"/" + rel if rel else self._top
-        wd = _LIBC.inotify_add_watch(self._fd, full, self._MASK | self._FLAGS)
-        if wd < 0:
-            err = ctypes.get_errno()
-            if err in (errno.ENOENT, errno.ENOTDIR):
-                return False
-            raise OSError(err, f"{os.fsdecode(full)}: cannot watch: {os.strerror(err)}")  # ENOSPC: the user's limit
+        wd = self._inotify.add(self._top + b"/" + rel if rel else self._top)  # OSError: past the user's limit
+        if wd is None:
+            return False
         self._folders[wd] = rel
         return True
 
