@@ -26,6 +26,7 @@ import pytest
 
 from maestro.agents.base import AgentRequest, Subagent
 from maestro.agents.claude import ClaudeAgent
+from maestro.agents.codex import CodexAgent
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task
 from maestro.testing.model_server import ModelServer
@@ -40,6 +41,22 @@ UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}
 def claude() -> Path:
     try:
         return agent_clis.npm_bin() / "claude"
+    except agent_clis.Missing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def aider() -> Path:
+    try:
+        return agent_clis.aider_exe()
+    except agent_clis.Missing as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="module")
+def codex() -> Path:
+    try:
+        return agent_clis.npm_bin() / "codex"
     except agent_clis.Missing as exc:
         pytest.skip(str(exc))
 
@@ -94,7 +111,7 @@ def results(plan: Plan) -> dict[tuple[str, int], AgentResult]:
 # -- Claude Code --------------------------------------------------------------------------------------------------
 
 
-def claude_script(bar: Path) -> dict[str, Any]:
+def portable_script(bar: Path) -> dict[str, Any]:
     return {"tasks": {
         "a": [{"turns": [{"run": barrier(bar, "a", "b")},
                          {"write": {"path": "a.txt", "content": "A\n"}, "usage": {"input_tokens": 1200,
@@ -118,7 +135,7 @@ def claude_agent(claude: Path, srv: ModelServer, tmp_path: Path, **more: Any) ->
 def test_a_session_with_the_real_claude(claude: Path, tmp_path: Path) -> None:
     bar = tmp_path / "barrier"
     bar.mkdir()
-    with ModelServer(claude_script(bar)) as srv:
+    with ModelServer(portable_script(bar)) as srv:
         plan = session_plan(tmp_path, claude_agent(claude, srv, tmp_path), GRAPH)
         out = plan.run()
         assert_completed(plan, out)
@@ -281,3 +298,145 @@ def test_the_chosen_subagent_reaches_claude_and_claude_runs_it(claude: Path, tmp
     system = json.dumps(sub_first.body.get("system"))
     assert "You are FILE-WRITER." in system  # the subagent's own prompt is its system prompt
     assert set(sub_first.tool_names) <= {"Read", "Write"}, sub_first.tool_names  # and its tools are its own
+
+
+# -- Codex --------------------------------------------------------------------------------------------------------
+
+
+def codex_agent(codex: Path, srv: ModelServer, tmp_path: Path, **provider: object) -> dict[str, Any]:
+    env = {**base_env(tmp_path), **srv.codex_env(tmp_path / "codex-home", **provider)}
+    return {"kind": "codex", "executable": str(codex), "env": env}
+
+
+def test_a_session_with_the_real_codex(codex: Path, tmp_path: Path) -> None:
+    bar = tmp_path / "barrier"
+    bar.mkdir()
+    with ModelServer(portable_script(bar)) as srv:
+        plan = session_plan(tmp_path, codex_agent(codex, srv, tmp_path), GRAPH)
+        out = plan.run()
+        assert_completed(plan, out)
+    # apply_patch (its own file tool) wrote a.txt and b.txt, its shell (exec_command) c.txt
+    assert (plan.file("a.txt"), plan.file("b.txt"), plan.file("c.txt")) == ("A\n", "B\n", "A\nB\n")
+    got = results(plan)
+    assert {k: r.status for k, r in got.items()} == dict.fromkeys([("a", 1), ("b", 1), ("b", 2), ("c", 1)], "succeeded")
+    assert failures(plan) == [("b", "test_failure: acceptance failed: $ grep -qx B b.txt")]
+    assert plan.attempts() == {"a": ("succeeded", 1), "b": ("succeeded", 2), "c": ("succeeded", 1)}
+    # what codex's turn.completed said: one turn each, the tokens the server reported; codex reports no cost
+    assert {r.turns for r in got.values()} == {1}
+    assert (got["a", 1].input_tokens, got["a", 1].output_tokens) == (1400, 120)
+    assert all(r.cost_usd is None for r in got.values())
+    assert "- Agent calls: 4; cost: $0.0000" in plan.report()
+    for r in got.values():
+        assert r.agent_session is not None and UUID.match(r.agent_session), r
+    events = [json.loads(x) for x in (plan.session_dir / "agents" / "a.1.codex.out").read_text().splitlines() if x]
+    changes = [e["item"] for e in events if e["type"] == "item.completed" and e["item"]["type"] == "file_change"]
+    assert [c["kind"] for ch in changes for c in ch["changes"]] == ["add"]
+    first_b2 = srv.requests_of("b", 2)[0]
+    assert any("This is attempt 2; the previous attempt failed." in t for t in first_b2.texts)
+    assert {"exec_command", "apply_patch"} <= set(first_b2.tool_names)
+    assert first_b2.headers["authorization"] == "<redacted>"
+    assert [r.turn for r in srv.requests_of("c")] == [0, 1, 2]
+
+
+def run_codex(codex: Path, srv: ModelServer, tmp_path: Path, workdir: Path, *, timeout_s: float = 120,
+              **provider: object) -> AgentResult:  # fmt: skip
+    env = {**base_env(tmp_path), **srv.codex_env(tmp_path / "codex-home", **provider)}
+    agent = CodexAgent(executable=str(codex), env=env)
+    return agent.run(AgentRequest(TASK, workdir, session_dir=tmp_path / "session", timeout_s=timeout_s))
+
+
+FEW_RETRIES = {"request_max_retries": 1, "stream_max_retries": 1}
+"""Codex's own retries cut down (4 and 5 by default: 30 requests and 25 s on a 529 that does not go away)."""
+
+
+def test_codex_retries_a_429_a_529_and_a_cut_itself_and_succeeds(codex: Path, tmp_path: Path, workdir: Path) -> None:
+    with ModelServer(writes({"status": 429, "retry_after": 1}, {"status": 529}, {"cut": True})) as srv:
+        result = run_codex(codex, srv, tmp_path, workdir)
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+    assert answers(srv) == ["failure 429", "failure 529", "cut", "turn", "turn"]
+    assert (workdir / "out.txt").read_text() == "x\n"
+
+
+@pytest.mark.parametrize(
+    ("fail", "cls", "words"),
+    [
+        ({"status": 429, "retry_after": 0}, "transient", "exceeded retry limit, last status: 429"),
+        ({"status": 529}, "transient", "unexpected status 529"),
+        ({"status": 401}, "critical", "unexpected status 401 Unauthorized"),
+        ({"cut": True}, "transient", "stream disconnected before completion"),
+    ],
+)
+def test_codex_out_of_retries_is_classified_by_its_last_error(
+    codex: Path, tmp_path: Path, workdir: Path, fail: dict[str, Any], cls: str, words: str
+) -> None:
+    with ModelServer(writes({**fail, "times": None})) as srv:
+        result = run_codex(codex, srv, tmp_path, workdir, **FEW_RETRIES)
+    assert (result.status, result.failure_class, result.exit_code) == ("failed", cls, 1), result
+    assert result.summary.startswith(f"codex: {words}"), result.summary
+    assert len(answers(srv)) >= 2  # codex retried before it gave up, a 401 too
+    assert not (workdir / "out.txt").exists()
+
+
+# -- Aider --------------------------------------------------------------------------------------------------------
+
+AIDER_MODEL = "openai/gpt-4o"
+"""A model litellm knows the price of, so aider prints a cost (any ``openai/`` name reaches the server)."""
+
+
+def aider_script() -> dict[str, Any]:
+    """Aider has no tool calls: each answer is text with edit blocks (SEARCH/REPLACE for this model), applied by
+    aider itself.  It cannot run a command here, so there is no barrier."""
+    return {"tasks": {
+        "a": [{"turns": [{"text": "Creating a.txt.", "write": {"path": "a.txt", "content": "A\n"},
+                          "usage": {"input_tokens": 1200, "output_tokens": 80}}]}],
+        "b": [{"turns": [{"text": "Creating b.txt.", "write": {"path": "b.txt", "content": "wrong\n"}}]},
+              {"turns": [{"text": "Fixing b.txt.", "write": {"path": "b.txt", "content": "B\n"}}]}],
+        "c": [{"turns": [{"text": "Joining.", "write": {"path": "c.txt", "content": "A\nB\n"}}]}],
+    }}  # fmt: skip
+
+
+def aider_agent(aider: Path, srv: ModelServer, tmp_path: Path) -> dict[str, Any]:
+    return {"kind": "aider", "executable": str(aider), "model": AIDER_MODEL,
+            "env": {**base_env(tmp_path), **srv.aider_env()}}  # fmt: skip
+
+
+def test_a_session_with_the_real_aider(aider: Path, tmp_path: Path) -> None:
+    """In a repository where aider has worked before (``.aider*`` in ``.git/info/exclude``), with a git identity
+    in the user's ~/.gitconfig (else aider writes a placeholder one into ``.git/config``)."""
+    home = Path(base_env(tmp_path)["HOME"])
+    (home / ".gitconfig").write_text("[user]\n\tname = Dev\n\temail = dev@example.com\n")
+    with ModelServer(aider_script()) as srv:
+        plan = session_plan(tmp_path, aider_agent(aider, srv, tmp_path), GRAPH)
+        with (plan.repo / ".git" / "info" / "exclude").open("a") as f:
+            f.write("# aider's caches (.aider.tags.cache.v4), listed by maestro\n.aider*\n")
+        out = plan.run()
+        assert_completed(plan, out)
+    assert (plan.file("a.txt"), plan.file("b.txt"), plan.file("c.txt")) == ("A\n", "B\n", "A\nB\n")
+    got = results(plan)
+    assert {k: r.status for k, r in got.items()} == dict.fromkeys([("a", 1), ("b", 1), ("b", 2), ("c", 1)], "succeeded")
+    assert failures(plan) == [("b", "test_failure: acceptance failed: $ grep -qx B b.txt")]
+    assert plan.attempts() == {"a": ("succeeded", 1), "b": ("succeeded", 2), "c": ("succeeded", 1)}
+    # what aider printed after each answer: "Tokens: 1.2k sent, 80 received. Cost: $0.0038 message, ..."
+    assert (got["a", 1].turns, got["a", 1].input_tokens, got["a", 1].output_tokens) == (1, 1200, 80)
+    assert got["a", 1].cost_usd == pytest.approx(1200 * 2.5e-6 + 80 * 10e-6, abs=1e-4)
+    total = sum(r.cost_usd or 0 for r in got.values())
+    assert total > 0
+    assert f"- Agent calls: 4; cost: ${total:.4f}" in plan.report()
+    prompt = next(t for t in srv.requests_of("b", 2)[0].texts if t.startswith("Task b: B"))
+    assert "This is attempt 2; the previous attempt failed." in prompt
+    assert all(r.api == "chat" for r in srv.requests if r.task)
+    assert not (plan.repo / ".gitignore").read_text().count(".aider")  # --no-gitignore
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 16: the first aider attempt in a repository adds .aider* to .git/info/exclude "
+    "(and aider writes a placeholder identity into .git/config when there is none) while the tamper "
+    "guard watches both: the session pauses on 'tampering'. The runner must let the agent prepare the "
+    "repository before the guard's baseline, or the guard allow an agent's declared git writes.",
+)
+def test_a_first_aider_session_in_a_fresh_repository_completes(aider: Path, tmp_path: Path) -> None:
+    with ModelServer(aider_script()) as srv:
+        plan = session_plan(tmp_path, aider_agent(aider, srv, tmp_path), GRAPH[:1])
+        out = plan.run()
+    assert_completed(plan, out)

@@ -25,6 +25,10 @@ puts the file back as it was.  A model is always passed (default
 ``sonnet``): without one and without an API key, aider 0.86 offers a browser
 login and waits five minutes.
 
+Turns, tokens and cost are read from the ``Tokens: … sent, … received. Cost: $…
+message, $… session.`` line aider prints after each answer of the model (the
+cost only for a model whose price litellm knows).
+
 Failure classes: files changed and no error printed (or only errors aider
 retried past) → succeeded; an authentication, billing or permission error, or
 an API key refused → ``critical``; a rate limit or
@@ -136,19 +140,22 @@ class AiderAgent:
         changed = _changed(before, after, request.task.files)
         printed = outcome.stdout + "\n" + outcome.stderr
         errors = _final_errors(outcome.stdout) + _final_errors(outcome.stderr)
+        reported = _reported(outcome.stdout)
         cls = _classify(errors)
         if outcome.exit_code != 0:
             why = tail(errors[-1] if errors else printed, 400)
-            return attempt.result(outcome, "failed", cls or "critical", f"aider exited {outcome.exit_code}: {why}")
+            return attempt.result(outcome, "failed", cls or "critical", f"aider exited {outcome.exit_code}: {why}",
+                                  **reported)  # fmt: skip
         if cls is not None:
             prefix = "aider cannot work" if cls == "critical" else "aider hit a passing error"
-            return attempt.result(outcome, "failed", cls, f"{prefix}: {tail(errors[-1], 400)}")
+            return attempt.result(outcome, "failed", cls, f"{prefix}: {tail(errors[-1], 400)}", **reported)
         if not changed:
             why = f" ({tail(errors[-1], 300)})" if errors else ""
             which = f"none of the task's files ({', '.join(request.task.files)})" if request.task.files else "no file"
-            return attempt.result(outcome, "failed", "implementation", tail(f"aider changed {which}{why}", 600))
+            return attempt.result(outcome, "failed", "implementation", tail(f"aider changed {which}{why}", 600),
+                                  **reported)  # fmt: skip
         shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
-        return attempt.result(outcome, "succeeded", None, f"aider changed {shown}")
+        return attempt.result(outcome, "succeeded", None, f"aider changed {shown}", **reported)
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
         """Aider cannot give structured output: planning needs a PRD and tasks given with --prd/--tasks."""
@@ -182,6 +189,39 @@ def _classify(errors: list[str]) -> str | None:
         return None
     text = "\n".join(errors)
     return classify_text(text) or ("critical" if _KEY_WORDS.search(text) else None)
+
+
+_TOKENS = re.compile(
+    r"^Tokens:\s+(?P<sent>[\d.]+[kM]?)\s+sent,(?:\s+[\d.]+[kM]?\s+cache\s+write,)?(?:\s+[\d.]+[kM]?\s+cache\s+hit,)?"
+    r"\s+(?P<received>[\d.]+[kM]?)\s+received\.(?:\s+Cost:\s+\$(?P<message>[\d.]+)\s+message,\s+"
+    r"\$(?P<session>[\d.]+)\s+session\.)?",
+    re.MULTILINE,
+)
+"""The line aider prints after each answer of the model: ``Tokens: 2.4k sent, 96 received. Cost: $0.0086 message,
+$0.0086 session.`` (the cost only for a model whose price litellm knows)."""
+
+
+def _count(text: str) -> int:
+    """A token count as aider prints it: ``96``, ``2.4k``, ``12k``, ``1.2M``."""
+    scale = {"k": 1_000, "M": 1_000_000}.get(text[-1], 1)
+    return round(float(text.rstrip("kM")) * scale)
+
+
+def _reported(stdout: str) -> dict[str, int | float]:
+    """Turns (the model's answers), tokens (summed, as aider rounds them) and cost (the session's, when aider
+    printed one) from aider's ``Tokens:`` lines; nothing when it printed none."""
+    lines = list(_TOKENS.finditer(stdout))
+    if not lines:
+        return {}
+    out: dict[str, int | float] = {
+        "turns": len(lines),
+        "input_tokens": sum(_count(m["sent"]) for m in lines),
+        "output_tokens": sum(_count(m["received"]) for m in lines),
+    }
+    costs = [m["session"] for m in lines if m["session"] is not None]
+    if costs:
+        out["cost_usd"] = float(costs[-1])
+    return out
 
 
 Stat = tuple[int, int, int]
