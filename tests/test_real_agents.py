@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from maestro.agents.aider import AiderAgent
 from maestro.agents.base import AgentRequest, Subagent
 from maestro.agents.claude import ClaudeAgent
 from maestro.agents.codex import CodexAgent
@@ -440,3 +441,51 @@ def test_a_first_aider_session_in_a_fresh_repository_completes(aider: Path, tmp_
         plan = session_plan(tmp_path, aider_agent(aider, srv, tmp_path), GRAPH[:1])
         out = plan.run()
     assert_completed(plan, out)
+
+
+def run_aider(aider: Path, srv: ModelServer, tmp_path: Path, workdir: Path, *, timeout_s: float = 120) -> AgentResult:
+    agent = AiderAgent(executable=str(aider), model=AIDER_MODEL, env={**base_env(tmp_path), **srv.aider_env()})
+    return agent.run(AgentRequest(TASK, workdir, session_dir=tmp_path / "session", timeout_s=timeout_s))
+
+
+def test_aider_on_a_401_is_critical(aider: Path, tmp_path: Path, workdir: Path) -> None:
+    with ModelServer(writes({"status": 401, "times": None})) as srv:
+        result = run_aider(aider, srv, tmp_path, workdir)
+    assert (result.status, result.failure_class, result.exit_code) == ("failed", "critical", 0), result
+    assert result.summary.startswith("aider cannot work: litellm.AuthenticationError"), result.summary
+    assert answers(srv) == ["failure 401"]  # no retry
+
+
+def test_aider_retries_a_429_a_529_and_a_cut_itself_and_the_attempt_succeeds(
+    aider: Path, tmp_path: Path, workdir: Path
+) -> None:
+    """The error aider printed before its own retry worked is not the outcome (it was, before issue 16)."""
+    with ModelServer(writes({"status": 429, "retry_after": 0}, {"status": 529}, {"cut": True})) as srv:
+        result = run_aider(aider, srv, tmp_path, workdir)
+    assert (result.status, result.failure_class) == ("succeeded", None), result
+    assert answers(srv) == ["failure 429", "failure 529", "cut", "turn"]
+    out = (tmp_path / "session" / str(result.transcript)).read_text()
+    assert "litellm.InternalServerError" in out and "Retrying in 0.2 seconds..." in out
+    assert (workdir / "out.txt").read_text() == "x\n"
+    assert (result.turns, result.input_tokens, result.output_tokens) == (1, 100, 20)
+
+
+@pytest.mark.parametrize(
+    ("fail", "error"),
+    [
+        ({"status": 429, "retry_after": 0}, "litellm.RateLimitError"),
+        ({"status": 529}, "litellm.APIError: APIError: OpenAIException - Overloaded"),
+        ({"cut": True}, "litellm.InternalServerError"),
+    ],
+)
+def test_aider_keeps_retrying_a_failure_that_does_not_go_away_and_is_stopped_as_transient(
+    aider: Path, tmp_path: Path, workdir: Path, fail: dict[str, Any], error: str
+) -> None:
+    """aider 0.86.2 doubles its wait from 0.125 s until it passes 60 s (about 80 s in all), then prints the last
+    error and exits 0 (classified transient by that line: the fake's ``rate_limit`` does the same, quickly)."""
+    with ModelServer(writes({**fail, "times": None})) as srv:
+        result = run_aider(aider, srv, tmp_path, workdir, timeout_s=12)
+    assert (result.status, result.failure_class) == ("timeout", "transient"), result
+    out = (tmp_path / "session" / str(result.transcript)).read_text()
+    assert re.search(rf"^{re.escape(error)}.*\n(.*\n)*Retrying in 0\.2 seconds\.\.\.$", out, re.MULTILINE), out
+    assert len(answers(srv)) >= 2
