@@ -152,12 +152,6 @@ def test_an_agent_appending_to_the_log_pauses_with_abort_only_and_the_session_ne
     assert_refs_as_logged(h)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="a log the guard found replaced stops the run (exit 1, state implementing) but nothing says so on disk: "
-    "`maestro resume` trusts the replaced file, exits 0 and the session reports completed with the forged request "
-    "('Build a forged thing')",
-)
 def test_a_replaced_log_stops_the_run_and_the_session_never_completes(tmp_path: Path) -> None:
     forge = ('if [ ! -e "$U/../forged" ]; then touch "$U/../forged"; '
              'sed "s/Build the sample/Build a forged thing/" "$S/events.jsonl" > "$S/forged.tmp"; '
@@ -169,6 +163,7 @@ def test_a_replaced_log_stops_the_run_and_the_session_never_completes(tmp_path: 
     assert last.startswith(f"maestro: error: session {h.sid} stopped: ") and "was replaced by another file" in last
     again = h.resume()
     assert again.returncode != 0, shown(again)
+    assert again.stderr.count("\n") == 1 and "changed behind maestro's back" in again.stderr  # one line: why
     assert h.status()["state"] != "completed"
 
 
@@ -344,13 +339,6 @@ def test_a_resume_after_a_kill_9_refuses_in_one_line_a_lock_not_its_own(tmp_path
     assert_refs_as_logged(h)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Runner.resume calls Checkpointer.start before maestro's refs are put back from the log: with tag 0 gone, "
-    "start() takes a new base from the user's checkout as it is now, tagging checkpoint 0 at the user's later commit "
-    "(not the logged one) and moving the session branch there; then the rewind's rollback fails 'no checkpoint 1 in "
-    "session <s> (no tag maestro/<s>/1)', exit 1, on every resume",
-)
 def test_a_resume_puts_back_the_session_tags_deleted_while_it_was_dead(tmp_path: Path) -> None:
     h = hostile_plan(tmp_path, KILL.format(locks=":").replace("! -e", '"$MAESTRO_TASK_ID" = b ] && [ ! -e'),
                      tasks=[task("a"), task("b", deps=["a"])])  # fmt: skip

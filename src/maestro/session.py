@@ -61,6 +61,11 @@ __all__ = ["Session"]
 log = logging.getLogger("maestro")
 
 
+LOG_BROKEN = "log-broken"
+"""A file in a session's folder that says its log was deleted, replaced or rewritten while it ran (its first line
+says how): :meth:`Session.open` refuses such a session."""
+
+
 class Session:
     """One session, held open for writing.  Use :meth:`create` or :meth:`open`."""
 
@@ -170,6 +175,11 @@ class Session:
         path = store.events_path(session_id)
         if not path.is_file():
             raise StoreError(f"no session {session_id!r} in {store.root}")
+        broken = path.parent / LOG_BROKEN
+        if broken.is_file():
+            why = broken.read_text(encoding="utf-8", errors="replace").strip().splitlines()
+            raise StoreError(f"{path}: changed behind maestro's back ({why[0] if why else 'see ' + str(broken)}): "
+                             "the session cannot be trusted, resumed or answered")  # fmt: skip
         lock = Lock(path.parent / "lock", session_id)
         try:
             events, intact = read_events(path)

@@ -27,6 +27,7 @@ one) skips the remaining retries (stuck detection).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -49,6 +50,8 @@ from maestro.plan.tasks import Task, TaskGraph
 from maestro.run.merge_queue import MergeQueue, Rejected
 from maestro.run.pauses import Pause, guided_tasks
 from maestro.run.scheduler import Batch
+from maestro.session import LOG_BROKEN
+from maestro.store.filestore import atomic_write
 
 if TYPE_CHECKING:
     from maestro.run.loop import SessionRun
@@ -355,7 +358,9 @@ class Implementer:
         run, s = self.run, self.run.session
         guard = self.guard
         assert guard is not None
-        if guard.log_broken:
+        if guard.log_broken:  # marked, so that no resume or answer trusts what is there now
+            with contextlib.suppress(OSError):
+                atomic_write(s.dir / LOG_BROKEN, f"{found[0]}\n")
             raise StoreError(f"{s.dir / 'events.jsonl'}: the session's log was changed behind its back: {found[0]}")
         lines = [str(f) for f in found]
         try:
@@ -390,7 +395,12 @@ class Implementer:
             tr.retries += 1
             refused = self.retry_task(tid)
             if refused is None:
-                run.runner.sleep(run.config.recovery.backoff.delay(tr.retries))
+                run.runner.sleep(
+                    max(
+                        run.config.recovery.backoff.delay(tr.retries),
+                        next((r.retry_after_s or 0.0 for r in s.state.agent_results[-1:] if r.task == tid), 0.0),
+                    )
+                )  # the backoff, or the retry-after of the failed attempt's result (recorded last) when longer
             return refused
         if d.choice == "alternative":
             why = "the same error twice in a row" if stuck else failure_class

@@ -39,6 +39,7 @@ from maestro.decide.engine import DecisionEngine
 from maestro.git.checkpoints import Checkpointer
 from maestro.git.housekeeping import clear_stale_locks
 from maestro.git.repostate import base_report, refuse_in_progress, save_staged
+from maestro.git.tampering import TamperGuard
 from maestro.model.chart import load_chart
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import load_prd
@@ -59,7 +60,9 @@ class Runner:
 
     ``sleep`` is the backoff's sleep (injected so tests and the demo need not wait);
     ``clock`` and ``ids`` make the session's log reproducible.  :meth:`interrupt`
-    (the first Ctrl-C) asks the run to pause after the step it is in.
+    (the first Ctrl-C) asks the run to pause after the step it is in.  The timeouts
+    come from ``config`` (``agent.timeout_s``, ``acceptance.timeout_s``: 1800 s unless
+    it says); ``agent_timeout_s`` and ``acceptance_timeout_s`` override it.
     """
 
     def __init__(
@@ -72,7 +75,8 @@ class Runner:
         ids: IdSource | None = None,
         sleep: Callable[[float], None] = time.sleep,
         engine: DecisionEngine | None = None,
-        agent_timeout_s: float = 1800.0,
+        agent_timeout_s: float | None = None,
+        acceptance_timeout_s: float | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -81,7 +85,10 @@ class Runner:
         self.ids = ids
         self.sleep = sleep
         self.engine = engine or DecisionEngine(decisions_dir=store.decisions_dir)
-        self.agent_timeout_s = agent_timeout_s
+        self.agent_timeout_s = config.agent_timeout_s if agent_timeout_s is None else agent_timeout_s
+        self.acceptance_timeout_s = (
+            config.acceptance_timeout_s if acceptance_timeout_s is None else acceptance_timeout_s
+        )
         self.interrupted = threading.Event()
         self.session_id: str | None = None  # the session run or resumed last (for a message after a Ctrl-C)
 
@@ -155,8 +162,11 @@ class Runner:
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
             cp = Checkpointer(self.store.repo, session.id, worktree=True, clock=self.clock)
             clear_stale_locks(self.store.repo, session_id, state.updated_at)  # the dead run's, or a one-line refusal
+            put_back = _restore_refs(session)  # deleted or moved while no run watched: back at what the log says
             new_limits = raised_limits(state.limits, limits or {})
             if state.state == "paused":
+                for line in put_back:
+                    _note(session, f"Put back from the log: {line}")
                 choice = resume_choice(state, new_limits)
                 if new_limits != state.limits:
                     session.record(new_limits)
@@ -169,6 +179,8 @@ class Runner:
             was = state.state
             last_cp = state.checkpoints[-1].n if state.checkpoints else None
             session.record(Rewind(to, f"resumed after the run stopped in {was}", last_cp))
+            for line in put_back:
+                _note(session, f"Put back from the log: {line}")
             if new_limits != session.state.limits:  # after the rewind, which would void them
                 session.record(new_limits)
             zero = cp.start(state=session.current)  # checkpoint 0, if the run died before recording it
@@ -200,6 +212,19 @@ def _recording(agent: Agent) -> Agent:
 def _note(session: Session, text: str) -> None:
     log.info("[Maestro] %s", text)
     session.note(text)
+
+
+def _restore_refs(session: Session) -> list[str]:
+    """The session's branch and checkpoint tags back at the commits its log records (they may have been deleted or
+    moved while no run was there to see it): what was put back.  A commit no longer in the repository is a one-line
+    refusal (:class:`~maestro.CheckpointError`)."""
+    if not session.state.checkpoints:
+        return []
+    guard = TamperGuard(session, watch=False)
+    try:
+        return guard.restore()
+    finally:
+        guard.close()
 
 
 def _stopped(session: Session, stop: KeyboardInterrupt) -> None:
