@@ -19,6 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from maestro.core import yamlio
 from maestro.core.errors import ScriptError
 from maestro.testing.model_script import Failure, Turn, attempt_of, load_model_script, model_script, task_of
 from maestro.testing.model_server import KEY, ModelServer, codex_config_toml
@@ -428,3 +429,13 @@ def test_chat_streams_chunks_then_done() -> None:
     text = "".join(d["choices"][0]["delta"].get("content", "") for _, d in events[:-1])
     assert text == "All done here.\n"
     assert events[-2][1]["choices"][0]["finish_reason"] == "stop" and events[-2][1]["usage"]["total_tokens"] == 120
+
+
+def test_the_example_script_of_docs_testing_md_reads() -> None:
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "testing.md").read_text(encoding="utf-8")
+    block = doc.split("```yaml\n", 1)[1].split("```", 1)[0]
+    script = model_script(yamlio.load(block))
+    (fails_then_reads, edit, run, text) = script.turns("b", 2) or ()
+    assert [f.status for f in fails_then_reads.fail] == [429, 529]
+    assert (edit.calls[0].old, run.calls[0].command, text.text) == ("wrong", "cat b.txt", "Fixed b.txt.")
+    assert script.turns("b", 7) == script.turns("b", 2)

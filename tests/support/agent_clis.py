@@ -7,7 +7,9 @@
 aider (``aider-chat==0.86.2``) into its own virtual environment ``.ci/aider/``
 (about 690 MB, 30–40 s).  Nothing is installed globally.  The contract tests
 call the same functions, so ``python -m pytest`` alone installs what is
-missing; they are skipped, with the reason, only where npm itself is missing.
+missing; they are skipped, with the reason, only where npm itself is missing
+or aider's environment cannot be made (no network for pip).  The same CLIs
+run whole sessions against a scripted model server in tests/test_real_agents.py.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ AIDER_PACKAGE = "aider-chat==0.86.2"
 
 
 class Missing(Exception):
-    """The tool that installs a CLI (npm) is not on this machine."""
+    """A CLI cannot be installed here: npm is not on this machine, or aider's virtual environment cannot be made."""
 
 
 def npm_bin() -> Path:
@@ -52,9 +54,13 @@ def aider_exe() -> Path:
         return exe
     if AIDER_DIR.exists():  # a half-made environment from an interrupted install
         shutil.rmtree(AIDER_DIR)
-    venv.create(AIDER_DIR, with_pip=True)
-    pip = AIDER_DIR / "bin" / "pip"
-    subprocess.run([str(pip), "install", "--quiet", AIDER_PACKAGE], check=True, timeout=1800)
+    try:
+        venv.create(AIDER_DIR, with_pip=True)
+        pip = AIDER_DIR / "bin" / "pip"
+        subprocess.run([str(pip), "install", "--quiet", AIDER_PACKAGE], check=True, timeout=1800)
+    except (OSError, subprocess.SubprocessError) as exc:  # no network, no ensurepip: the tests say why they skip
+        shutil.rmtree(AIDER_DIR, ignore_errors=True)
+        raise Missing(f"aider ({AIDER_PACKAGE}) could not be installed into {AIDER_DIR}: {exc}") from None
     return exe
 
 
@@ -64,7 +70,10 @@ def main() -> int:
         print(f"claude, codex: {npm_bin()}")
     except Missing as exc:
         print(f"skipped: {exc}")
-    print(f"aider: {aider_exe()}")
+    try:
+        print(f"aider: {aider_exe()}")
+    except Missing as exc:
+        print(f"skipped: {exc}")
     return 0
 
 
