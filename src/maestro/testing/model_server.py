@@ -26,6 +26,9 @@ the script's ``default`` text.  The failures of a turn (429 with
 to the first requests of that turn, counted per task, attempt and turn.
 
 Only the loopback interface is used; nothing leaves the machine.
+
+The module holds one idea: a model, played from a script, in the three wire formats the real CLIs speak
+(the formats are long; the turn-taking, the failures and the recording are shared by all three).
 """
 
 from __future__ import annotations
