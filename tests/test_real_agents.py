@@ -489,3 +489,34 @@ def test_aider_keeps_retrying_a_failure_that_does_not_go_away_and_is_stopped_as_
     out = (tmp_path / "session" / str(result.transcript)).read_text()
     assert re.search(rf"^{re.escape(error)}.*\n(.*\n)*Retrying in 0\.2 seconds\.\.\.$", out, re.MULTILINE), out
     assert len(answers(srv)) >= 2
+
+
+def test_a_session_whose_task_gets_a_claude_agents_subagent_shows_claude_using_it(claude: Path, tmp_path: Path) -> None:
+    """The subagent is a file in the repository's .claude/agents/; the task names it; maestro chooses it (a
+    ``subagent`` decision) and passes its definition with --agents; claude lists it to the model, and when the
+    model delegates to it, runs it with the file's body as its system prompt and its own tools."""
+    definition = ("---\nname: file-writer\ndescription: Writes files exactly as asked\ntools: Read, Write\n---\n"
+                  "You are FILE-WRITER, from .claude/agents. Write exactly what is asked.\n")  # fmt: skip
+    script = {"tasks": {
+        "a": [{"turns": [{"tool": {"name": "Agent", "input": {"subagent_type": "file-writer",
+                                                               "description": "Write a.txt",
+                                                               "prompt": "Task a.sub: write a.txt"}}},
+                         {"text": "The subagent wrote a.txt."}]}],
+        "a.sub": [{"turns": [{"write": {"path": "a.txt", "content": "A\n"}}, {"text": "Wrote a.txt."}]}],
+    }}  # fmt: skip
+    graph = [{**task("a", acceptance=["grep -qx A a.txt"], files=["a.txt"]), "subagent": "file-writer"}]
+    with ModelServer(script) as srv:
+        plan = session_plan(tmp_path, claude_agent(claude, srv, tmp_path), graph,
+                            files={".claude/agents/file-writer.md": definition})  # fmt: skip
+        out = plan.run()
+        assert_completed(plan, out)
+    assert plan.file("a.txt") == "A\n"
+    (decision,) = [e.data for e in plan.events() if e.kind == "decision" and e.data["kind"] == "subagent"]
+    assert (decision["choice"], decision["task"]) == ("file-writer", "a")
+    assert decision["rationale"].startswith("explicit")
+    main = srv.requests_of("a")[0]
+    assert any("Use the file-writer subagent for this task." in t for t in main.texts)
+    assert any("file-writer" in t and "Writes files exactly as asked" in t for t in main.texts)
+    (sub_first, *_) = srv.requests_of("a.sub")
+    assert "You are FILE-WRITER, from .claude/agents." in json.dumps(sub_first.body.get("system"))
+    assert set(sub_first.tool_names) <= {"Read", "Write"}, sub_first.tool_names
