@@ -306,8 +306,9 @@ class Session:
         if self._closed:
             return
         try:
-            self.refresh_views()
-            write_decision_history(self.store.decisions_dir, self._reducer.snapshot(), self.store.decisions_lock)
+            if self._log.path.is_file():  # a log deleted under it (tampering): no views made again beside nothing
+                self.refresh_views()
+                write_decision_history(self.store.decisions_dir, self._reducer.snapshot(), self.store.decisions_lock)
         finally:
             self._closed = True
             self._log.close()

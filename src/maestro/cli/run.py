@@ -57,10 +57,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = config.with_overrides(max_iterations=args.max_iterations, budget_usd=args.budget_usd)
     section = dict(config.agent or {})
     base = config_path.parent
-    if args.script:
-        section = {"kind": "scripted", "script": str(Path(args.script).resolve())}
+    timeout = {"timeout_s": section["timeout_s"]} if section.get("timeout_s") is not None else {}
+    if args.script:  # another agent, the same timeout (agent.timeout_s is the runner's, whatever the kind)
+        section = {"kind": "scripted", "script": str(Path(args.script).resolve()), **timeout}
     elif args.agent and args.agent != section.get("kind"):
-        section = {"kind": args.agent}
+        section = {"kind": args.agent, **timeout}
     agent = agent_from_config(section or None, base_dir=base, where=str(config_path))
     if section:  # the session keeps the agent it ran with: resume builds the same one
         config = config.with_overrides(agent=_absolute_paths(section, base))
@@ -107,7 +108,8 @@ class SessionFailed(Exception):
     """A maestro error after the session was written to: ``main`` prints it on one line and exits 1."""
 
     def __init__(self, session_id: str, error: BaseException) -> None:
-        super().__init__(f"session {session_id} stopped: {error} (`maestro status {session_id}` shows where it is)")
+        hint = "" if "changed behind" in str(error) else f" (`maestro status {session_id}` shows where it is)"
+        super().__init__(f"session {session_id} stopped: {error}{hint}")
         self.session_id = session_id
         self.error = error
 

@@ -360,8 +360,9 @@ class Implementer:
         assert guard is not None
         if guard.log_broken:  # marked, so that no resume or answer trusts what is there now
             with contextlib.suppress(OSError):
-                atomic_write(s.dir / LOG_BROKEN, f"{found[0]}\n")
-            raise StoreError(f"{s.dir / 'events.jsonl'}: the session's log was changed behind its back: {found[0]}")
+                atomic_write(s.dir / LOG_BROKEN, f"{guard.log_damage[0] if guard.log_damage else found[0]}\n")
+            why = guard.log_damage[0] if guard.log_damage else found[0]
+            raise StoreError(f"{s.dir / 'events.jsonl'}: the session's log was changed behind its back: {why}")
         lines = [str(f) for f in found]
         try:
             lines += [f"put back: {r}" for r in guard.restore()]
@@ -371,6 +372,8 @@ class Implementer:
         for line in lines:
             run.say(f"Tampering: {line}", note=True)
         if guard.log_damaged:
+            if tid is not None:
+                s.fire_task(tid, "fail", reason="critical: the session's log was changed by something else")
             return Pause(
                 f"The session's log was changed by something other than maestro: {guard.log_damage[0]}; "
                 "it cannot be trusted to complete",
