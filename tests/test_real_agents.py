@@ -24,10 +24,12 @@ from typing import Any
 
 import pytest
 
+from maestro.agents._common import Attempt
 from maestro.agents.aider import AiderAgent
 from maestro.agents.base import AgentRequest, Subagent
-from maestro.agents.claude import ClaudeAgent
+from maestro.agents.claude import ClaudeAgent, parse_stream
 from maestro.agents.codex import CodexAgent
+from maestro.agents.process import ProcessOutcome
 from maestro.core.records import AgentResult
 from maestro.plan.tasks import Task
 from maestro.testing.model_server import ModelServer
@@ -520,3 +522,28 @@ def test_a_session_whose_task_gets_a_claude_agents_subagent_shows_claude_using_i
     (sub_first, *_) = srv.requests_of("a.sub")
     assert "You are FILE-WRITER, from .claude/agents." in json.dumps(sub_first.body.get("system"))
     assert set(sub_first.tool_names) <= {"Read", "Write"}, sub_first.tool_names
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "cls", "start"),
+    [
+        (401, "authentication_failed", "critical", "claude is not logged in"),
+        (403, "unknown", "critical", "claude is not logged in"),
+        (402, "billing_error", "critical", "claude cannot work"),
+        (529, "overloaded", "transient", "claude was still retrying overloaded (HTTP 529)"),
+        (None, "unknown", "transient", "claude was still retrying an API error (retry 3 of 10)"),
+    ],
+)
+def test_the_api_retry_claude_was_doing_when_stopped_decides_the_class(
+    status: int | None, error: str, cls: str, start: str
+) -> None:
+    """The same judgement without the CLI: the stream the real claude printed before it was killed."""
+    retry = {"type": "system", "subtype": "api_retry", "attempt": 3, "max_retries": 10, "retry_delay_ms": 2000,
+             "error_status": status, "error": error, "session_id": "s-1"}  # fmt: skip
+    init = {"type": "system", "subtype": "init", "session_id": "s-1"}
+    stdout = f"{json.dumps(init)}\n{json.dumps(retry)}\n"
+    summary = parse_stream(stdout)
+    attempt = Attempt("claude", "T1", 1, None)
+    result = ClaudeAgent()._judge(attempt, ProcessOutcome(-15, stdout, "", 4.0, timed_out=True), summary)
+    assert (result.status, result.failure_class, result.agent_session) == ("timeout", cls, "s-1"), result
+    assert result.summary.startswith(start), result.summary

@@ -372,7 +372,8 @@ def _retrying(retry: Mapping[str, Any]) -> tuple[str, str]:
     backoff) before it prints a result: what it was retrying decides, not the timeout.
     """
     status, error = retry.get("error_status"), retry.get("error")
-    what = f"{error or 'an API error'}" + (f" (HTTP {status})" if isinstance(status, int) else "")
+    named = error if isinstance(error, str) and error not in ("", "unknown") else "an API error"
+    what = named + (f" (HTTP {status})" if isinstance(status, int) else "")
     count = f"retry {retry.get('attempt')} of {retry.get('max_retries')}"
     doing = f"claude was still retrying {what} ({count}) when it was stopped at the timeout"
     if error == "authentication_failed" or status in (401, 403):
