@@ -18,6 +18,7 @@ from ruamel.yaml import YAML
 from maestro.config.model import (
     GATE_NAMES,
     SECTIONS,
+    AcceptanceConfig,
     Backoff,
     Config,
     GateConfig,
@@ -209,14 +210,16 @@ ERRORS = [
     ("a: b\n---\nc: d\n",
      "c.yaml:2: YAML syntax: expected a single document in the stream, but found another document"),
     ("- parallel\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, planning, gates, subagents), not a list"),
+     "(agent, parallel, recovery, limits, planning, gates, acceptance, subagents), not a list"),
     ("just words\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, planning, gates, subagents), not 'just words'"),
+     "(agent, parallel, recovery, limits, planning, gates, acceptance, subagents), not 'just words'"),
     # unknown keys
     ("parallel: {max_workers: 2}\nparalel: {max_workers: 2}\n",
      "c.yaml:2: paralel: unknown key (did you mean 'parallel'?)"),
-    ("\n\nzzz: 1\n", "c.yaml:3: zzz: unknown key (known: agent, parallel, recovery, limits, planning, gates, subagents)"),
-    ("1: 2\n", "c.yaml:1: 1: unknown key (known: agent, parallel, recovery, limits, planning, gates, subagents)"),
+    ("\n\nzzz: 1\n",
+     "c.yaml:3: zzz: unknown key (known: agent, parallel, recovery, limits, planning, gates, acceptance, subagents)"),
+    ("1: 2\n",
+     "c.yaml:1: 1: unknown key (known: agent, parallel, recovery, limits, planning, gates, acceptance, subagents)"),
     ("parallel:\n  workers: 2\n", "c.yaml:2: parallel.workers: unknown key (did you mean 'max_workers'?)"),
     ("recovery:\n  max_retries: 1\n  backoff:\n    factr: 2\n",
      "c.yaml:4: recovery.backoff.factr: unknown key (did you mean 'factor'?)"),
@@ -650,3 +653,60 @@ def test_any_yaml_shaped_like_a_config_is_a_config_or_one_line_error(doc: dict[s
     else:
         return
     assert "\n" not in message and message.startswith("c.yaml:")
+
+
+# -- timeouts: agent.timeout_s and acceptance.timeout_s ----------------------------------------------------------
+
+
+def test_the_timeouts_default_to_1800_s() -> None:
+    for c in (Config(), parse_config("agent: {kind: claude}\nacceptance: null\n"),
+              parse_config("agent: {kind: claude, timeout_s: null}\nacceptance: {}\n")):  # fmt: skip
+        assert (c.agent_timeout_s, c.acceptance_timeout_s) == (1800.0, 1800.0)
+        assert c.acceptance == AcceptanceConfig()
+
+
+def test_the_timeouts_are_read_from_the_file() -> None:
+    c = parse_config("agent:\n  kind: command\n  command: my-agent\n  timeout_s: 600\nacceptance: {timeout_s: 2.5}\n")
+    assert (c.agent_timeout_s, c.acceptance_timeout_s) == (600.0, 2.5)
+    assert c.agent == {"kind": "command", "command": "my-agent", "timeout_s": 600}  # the section as written
+    assert c.to_dict()["acceptance"] == {"timeout_s": 2.5}
+    assert parse_config(dump(c)) == c
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("agent: {kind: claude, timeout_s: 0}\n", "c.yaml:1: agent.timeout_s: must be greater than 0, not 0"),
+        ("agent:\n  kind: codex\n  timeout_s: -3\n", "c.yaml:3: agent.timeout_s: must be greater than 0, not -3"),
+        ("agent:\n  kind: codex\n  timeout_s: '60'\n",
+         "c.yaml:3: agent.timeout_s: expected a number or null, not '60'"),
+        ("agent: {kind: aider, timeout_s: true}\n", "c.yaml:1: agent.timeout_s: expected a number or null, not true"),
+        ("agent: {kind: aider, timeout_s: .inf}\n",
+         "c.yaml:1: agent.timeout_s: expected a finite number, not inf"),
+        ("acceptance: {timeout_s: 0}\n", "c.yaml:1: acceptance.timeout_s: must be greater than 0, not 0"),
+        ("acceptance:\n  timeout_s: null\n", "c.yaml:2: acceptance.timeout_s: expected a number, not null"),
+        ("acceptance:\n  timeout: 5\n", "c.yaml:2: acceptance.timeout: unknown key (did you mean 'timeout_s'?)"),
+        ("acceptance: 5\n", "c.yaml:1: acceptance: expected a mapping of timeout_s, not 5"),
+        ("aceptance: {timeout_s: 5}\n", "c.yaml:1: aceptance: unknown key (did you mean 'acceptance'?)"),
+    ],
+)  # fmt: skip
+def test_a_bad_timeout_is_one_line_with_its_line_and_key(text: str, message: str) -> None:
+    assert str(error_of(text)) == message
+
+
+def test_a_timeout_is_checked_when_the_config_is_built_or_overridden() -> None:
+    with pytest.raises(ValueError, match=r"^agent\.timeout_s: must be greater than 0, not -1$"):
+        Config(agent={"kind": "claude", "timeout_s": -1})
+    with pytest.raises(ValueError, match="timeout_s: must be greater than 0"):
+        AcceptanceConfig(0)
+    with pytest.raises(ConfigError, match=r"^agent\.timeout_s: expected a number or null, not 'x'$"):
+        Config().with_overrides(agent={"kind": "claude", "timeout_s": "x"})
+    assert Config().with_overrides(agent={"kind": "claude", "timeout_s": 5}).agent_timeout_s == 5.0
+    assert AcceptanceConfig(3).timeout_s == 3.0
+
+
+def test_the_default_text_says_both_timeouts() -> None:
+    text = default_config_yaml()
+    assert "acceptance:\n  timeout_s: 1800\n" in text
+    assert "# Every kind takes timeout_s" in text
+    assert parse_config(text).acceptance == AcceptanceConfig()

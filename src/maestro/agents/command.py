@@ -27,7 +27,22 @@ For example ``my-agent --task {task_id} --prompt {prompt_file}``.  The command
 runs with ``sh -c`` in the working directory, in its own process group, killed
 at the timeout.  Exit 0 is success, any other exit a failure of class
 ``implementation`` (``critical`` for 126 and 127: the shell could not run it);
-a timeout is ``transient``.  The environment is maestro's with the agent's
+a timeout is ``transient``.
+
+A command says a failure is *transient* (a rate limit, the network: retry the same
+attempt later) with exit code 75 (``EX_TEMPFAIL``), or with a last line, on stdout
+or stderr, of the form (:func:`transient_line` writes it, :func:`read_transient`
+reads it)::
+
+    maestro: transient: <reason>
+    maestro: transient retry-after=<seconds>: <reason>
+
+The line counts with any non-zero exit (exit 0 is success, whatever was printed);
+``retry-after`` is a non-negative decimal number of seconds, at most
+:data:`MAX_RETRY_AFTER_S` (more is read as that), carried as the result's
+``retry_after_s``: the retry waits for the longer of it and the backoff delay.
+
+The environment is maestro's with the agent's
 ``env`` and the request's ``env`` laid over it, then the variables above (a NUL
 character in a value is written ``\\0``).  With no budget left the command is not
 run (``critical``).
@@ -35,6 +50,8 @@ run (``critical``).
 
 from __future__ import annotations
 
+import math
+import re
 import string
 import tempfile
 from collections.abc import Mapping
@@ -47,7 +64,17 @@ from maestro.agents.base import PLAN_TASK, AgentError, AgentRequest, PlanOutcome
 from maestro.agents.process import ProcessOutcome
 from maestro.core.records import AgentResult
 
-__all__ = ["PLACEHOLDERS", "VARIABLES", "CommandAgent", "shell_script"]
+__all__ = [
+    "EX_TEMPFAIL",
+    "MAX_RETRY_AFTER_S",
+    "PLACEHOLDERS",
+    "VARIABLES",
+    "CommandAgent",
+    "Transient",
+    "read_transient",
+    "shell_script",
+    "transient_line",
+]
 
 VARIABLES = {
     "task_id": "MAESTRO_TASK_ID",
@@ -59,6 +86,72 @@ VARIABLES = {
 """Each placeholder and the environment variable that carries its value."""
 
 PLACEHOLDERS = tuple(VARIABLES)
+
+EX_TEMPFAIL = 75
+"""The exit code (sysexits.h) by which a command says its failure is transient: retry it later."""
+
+MAX_RETRY_AFTER_S = 3600.0
+"""The longest ``retry-after`` a command may ask for, in seconds; a longer one is read as this."""
+
+
+# -- a transient failure, as a command says it ------------------------------------------------------------------------
+_MARK = "maestro: transient"
+_LINE = re.compile(r"maestro: transient(?: +retry-after=(?P<after>[^\s:]*))?(?: *:[ \t]*(?P<reason>.*))?\Z")
+_SECONDS = re.compile(r"[0-9]+(?:\.[0-9]*)?\Z|\.[0-9]+\Z")
+
+
+@attrs.frozen
+class Transient:
+    """What a command's transient line said: its reason, the seconds to wait (None: not said), and a ``note`` when
+    the retry-after was not read as written (not a number: ignored; too long: cut to :data:`MAX_RETRY_AFTER_S`)."""
+
+    reason: str
+    retry_after_s: float | None = None
+    note: str = ""
+
+
+def transient_line(reason: str, retry_after_s: float | None = None) -> str:
+    """The line a command prints last (on stdout or stderr) to say its failure is transient (no newline).
+
+    ``reason`` is flattened to one line; ``retry_after_s`` is a number of seconds ≥ 0, or None.
+    """
+    flat = " ".join(reason.split())
+    if retry_after_s is None:
+        return f"{_MARK}: {flat}"
+    if isinstance(retry_after_s, bool) or not math.isfinite(retry_after_s) or retry_after_s < 0:
+        raise ValueError(f"retry_after_s is a number of seconds, at least 0, not {retry_after_s!r}")
+    seconds = f"{retry_after_s:.3f}".rstrip("0").rstrip(".")
+    return f"{_MARK} retry-after={seconds}: {flat}"
+
+
+def read_transient(stdout: str, stderr: str = "") -> Transient | None:
+    """The transient failure a command's output reports on its last non-blank line (stdout's first, then stderr's),
+    or None.  Only the last line counts: the same words earlier (a log, an echoed prompt) do not."""
+    for text in (stdout, stderr):
+        lines = text.rstrip().splitlines()
+        if not lines:
+            continue
+        found = _read_line(lines[-1].strip())
+        if found is not None:
+            return found
+    return None
+
+
+def _read_line(line: str) -> Transient | None:
+    m = _LINE.match(line)
+    if m is None:
+        return None
+    reason = (m.group("reason") or "").strip()
+    after = m.group("after")
+    if after is None:
+        return Transient(reason)
+    if not _SECONDS.match(after):
+        return Transient(reason, None, f"retry-after {after!r} is not a number of seconds: ignored")
+    seconds = float(after)
+    if seconds > MAX_RETRY_AFTER_S:
+        most = f"{MAX_RETRY_AFTER_S:g} s"
+        return Transient(reason, MAX_RETRY_AFTER_S, f"retry-after {after} s is over the {most} maestro waits at most")
+    return Transient(reason, seconds)
 
 
 # -- where a placeholder stands in the shell's grammar ---------------------------------------------------------------
@@ -351,8 +444,19 @@ class CommandAgent:
         last = tail(outcome.stdout.strip() or outcome.stderr.strip(), 400)
         if outcome.exit_code == 0:
             return attempt.result(outcome, "succeeded", None, last or "done")
-        cls = "critical" if outcome.exit_code in (126, 127) else "implementation"
         why = tail(outcome.stderr.strip() or outcome.stdout.strip(), 400) or "no output"
+        said = read_transient(outcome.stdout, outcome.stderr)
+        if said is not None:
+            summary = f"the command reported a transient failure (exit {outcome.exit_code}): {said.reason or why}"
+            if said.retry_after_s is not None:
+                summary += f"; it asks to retry after {said.retry_after_s:g} s"
+            if said.note:
+                summary += f" ({said.note})"
+            return attempt.result(outcome, "failed", "transient", summary, retry_after_s=said.retry_after_s)
+        if outcome.exit_code == EX_TEMPFAIL:
+            summary = f"the command exited {EX_TEMPFAIL} (EX_TEMPFAIL: a transient failure): {why}"
+            return attempt.result(outcome, "failed", "transient", summary)
+        cls = "critical" if outcome.exit_code in (126, 127) else "implementation"
         return attempt.result(outcome, "failed", cls, f"the command exited {outcome.exit_code}: {why}")
 
     def plan(self, request: PlanRequest) -> PlanOutcome:

@@ -9,14 +9,17 @@
     agent: {kind: scripted, script: path/to/script.yaml}   # relative to the config file
 
 Every kind takes ``executable`` (not ``command`` or ``scripted``), ``extra_args``
-and ``env`` where it runs a CLI.  An unknown kind or key, a value of the wrong
-type, an empty ``executable`` or ``model``, an empty entry of ``allowed_tools``
-or a ``max_turns`` under 1 is an :class:`~maestro.agents.AgentError` naming
-``agent.<key>``.
+and ``env`` where it runs a CLI, and every kind takes ``timeout_s``: the seconds an
+attempt may run before it is stopped (the runner's, not the agent's: it is checked
+here and read by :attr:`maestro.config.Config.agent_timeout_s`).  An unknown kind or
+key, a value of the wrong type, an empty ``executable`` or ``model``, an empty entry
+of ``allowed_tools``, a ``max_turns`` under 1 or a ``timeout_s`` that is not a number
+greater than 0 is an :class:`~maestro.agents.AgentError` naming ``agent.<key>``.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -42,6 +45,8 @@ _KEYS: dict[str, dict[str, type | tuple[type, ...]]] = {
     "command": {"command": str, "env": dict},
     "scripted": {"script": str},
 }  # fmt: skip
+_RUNNER_KEYS: dict[str, type | tuple[type, ...]] = {"timeout_s": (int, float)}
+"""Settings of every kind that are the runner's, not the agent's: checked here, not passed to the agent."""
 
 
 def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, where: str = "config.yaml") -> Agent:
@@ -53,7 +58,7 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
     kind = section.get("kind")
     if kind not in _KEYS:
         raise AgentError(f"{where}: agent.kind: {kind!r} is not one of {', '.join(AGENT_KINDS)}")
-    allowed = _KEYS[kind]
+    allowed = {**_KEYS[kind], **_RUNNER_KEYS}
     values: dict[str, Any] = {}
     for key, value in section.items():
         if key == "kind":
@@ -64,7 +69,7 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
         if value is None:
             continue
         want = allowed[key]
-        if not isinstance(value, want) or (want is int and isinstance(value, bool)):
+        if not isinstance(value, want) or (isinstance(value, bool) and want is not bool):
             name = want.__name__ if isinstance(want, type) else "/".join(t.__name__ for t in want)
             raise AgentError(f"{where}: agent.{key}: expected a {name}, not {value!r}")
         if isinstance(value, list) and not all(isinstance(v, str) for v in value):
@@ -74,7 +79,8 @@ def agent_from_config(section: Mapping[str, Any] | None, *, base_dir: Path, wher
         problem = _bad_value(key, value)
         if problem is not None:
             raise AgentError(f"{where}: agent.{key}: {problem}")
-        values[key] = tuple(value) if isinstance(value, list) else value
+        if key not in _RUNNER_KEYS:
+            values[key] = tuple(value) if isinstance(value, list) else value
     try:
         return _MAKERS[kind](values, base_dir)
     except ScriptError:
@@ -93,6 +99,8 @@ def _bad_value(key: str, value: Any) -> str | None:
         return f"must not be empty (leave {key} out for the default)"
     if key == "max_turns" and value < 1:
         return f"expected a whole number of at least 1, not {value!r}"
+    if key == "timeout_s" and not 0 < value < math.inf:  # NaN too
+        return f"expected a number of seconds greater than 0, not {value!r}"
     if key == "allowed_tools" and not all(v.strip() for v in value):
         return f"a tool name must not be empty, not {value!r}"
     return None

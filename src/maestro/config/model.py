@@ -2,7 +2,7 @@
 
 ::
 
-    agent: {kind: scripted, script: path/to/script.yaml}   # claude | codex | aider | command | scripted
+    agent: {kind: scripted, script: path/to/script.yaml, timeout_s: 1800}  # claude | codex | aider | command | scripted
     parallel: {max_workers: 4}
     recovery:
       max_retries: 3
@@ -15,6 +15,7 @@
       lint:      {command: "ruff check .", required: false}
       typecheck: {command: null, required: false}
       security:  {command: null, required: false}
+    acceptance: {timeout_s: 1800}
     subagents: {mapping: {frontend: my-frontend-dev}, triggers: {my-frontend-dev: [storybook]}}
 
 Every key is optional: a missing section or key takes the defaults (``Config()``
@@ -22,7 +23,8 @@ is the defaults).  A gate whose ``command`` is null is decided from the
 repository (the ``gate`` decisions of :mod:`maestro.decide.strategies.gate`).
 The ``agent`` and ``subagents`` sections are kept as written (plain dicts) for
 :func:`maestro.agents.factory.agent_from_config` and
-:func:`maestro.agents.registry.overrides_from_config`.
+:func:`maestro.agents.registry.overrides_from_config`; the agent's ``timeout_s``
+(every kind's) is checked here too and read as :attr:`Config.agent_timeout_s`.
 
 Each setting carries its :class:`_Spec` (the attrs metadata key ``_SPEC``): the
 reader (:mod:`maestro.config.reader`) checks a file's values with it, the writer
@@ -51,8 +53,10 @@ from maestro.core.errors import ConfigError
 from maestro.core.text import shown
 
 __all__ = [
+    "DEFAULT_TIMEOUT_S",
     "GATE_NAMES",
     "SECTIONS",
+    "AcceptanceConfig",
     "Backoff",
     "Config",
     "GateConfig",
@@ -66,8 +70,11 @@ __all__ = [
 GATE_NAMES: Final = ("tests", "lint", "typecheck", "security")
 """The validation gates, in the order they run and are written (the same as ``strategies.tooling.GATES``)."""
 
-SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "planning", "gates", "subagents")
+SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "planning", "gates", "acceptance", "subagents")
 """The top-level keys of ``config.yaml``, in the order they are written."""
+
+DEFAULT_TIMEOUT_S: Final = 1800.0
+"""Seconds an agent's attempt, a gate's command or an acceptance command may run when the file does not say."""
 
 _SPEC = "maestro.config.spec"
 _SECTION = "maestro.config.section"
@@ -224,6 +231,13 @@ def _mapping_or_none(_inst: Any, attribute: attrs.Attribute[Any], value: Any) ->
         raise TypeError(f"{attribute.name}: expected a mapping or None, not {type(value).__name__}")
 
 
+def _agent_section(inst: Any, attribute: attrs.Attribute[Any], value: Any) -> None:
+    _mapping_or_none(inst, attribute, value)
+    problem = None if value is None else _agent_timeout_problem(value)
+    if problem:
+        raise ValueError(f"agent.timeout_s: {problem}")
+
+
 _INT_1: Final = _Spec("int", at_least=1)
 _INT_0: Final = _Spec("int", at_least=0)
 _POSITIVE: Final = _Spec("float", above=0)
@@ -303,11 +317,18 @@ class GateConfig:
 
     command: str | None = _setting(None, _Spec("command", nullable=True))
     required: bool = _setting(False, _Spec("bool"))
-    timeout_s: float = _setting(1800.0, _POSITIVE)
+    timeout_s: float = _setting(DEFAULT_TIMEOUT_S, _POSITIVE)
 
     def render(self, junit: str | os.PathLike[str]) -> str | None:
         """The command with ``{junit}`` filled in (see :func:`render_command`), or None when it is to be decided."""
         return None if self.command is None else render_command(self.command, junit=junit)
+
+
+@attrs.frozen
+class AcceptanceConfig:
+    """``acceptance``: the tasks' acceptance commands; ``timeout_s`` stops each one that runs longer (it fails)."""
+
+    timeout_s: float = _setting(DEFAULT_TIMEOUT_S, _POSITIVE)
 
 
 def _default_gate(name: str) -> GateConfig:
@@ -345,15 +366,17 @@ class Config:
     ``agent`` and ``subagents`` are the raw sections (plain dicts, or None when
     absent): :func:`~maestro.agents.factory.agent_from_config` and
     :func:`~maestro.agents.registry.overrides_from_config` read them.  ``source``
-    is the file it was read from (not part of equality).
+    is the file it was read from (not part of equality).  The timeouts the runner
+    uses are :attr:`agent_timeout_s` and :attr:`acceptance_timeout_s`.
     """
 
-    agent: Mapping[str, Any] | None = attrs.field(default=None, converter=_raw, validator=_mapping_or_none)
+    agent: Mapping[str, Any] | None = attrs.field(default=None, converter=_raw, validator=_agent_section)
     parallel: Parallel = attrs.field(factory=Parallel, validator=_instance(Parallel))
     recovery: Recovery = attrs.field(factory=Recovery, validator=_instance(Recovery))
     limits: LimitsConfig = attrs.field(factory=LimitsConfig, validator=_instance(LimitsConfig))
     planning: Planning = attrs.field(factory=Planning, validator=_instance(Planning))
     gates: Mapping[str, GateConfig] = attrs.field(factory=_default_gates, converter=_gates)
+    acceptance: AcceptanceConfig = attrs.field(factory=AcceptanceConfig, validator=_instance(AcceptanceConfig))
     subagents: Mapping[str, Any] | None = attrs.field(default=None, converter=_raw, validator=_mapping_or_none)
     source: str | None = attrs.field(default=None, eq=False)
 
@@ -361,6 +384,17 @@ class Config:
     def base_dir(self) -> Path | None:
         """The folder of the file it was read from: relative paths in ``agent`` (a script) are taken from there."""
         return None if self.source is None else Path(self.source).parent
+
+    @property
+    def agent_timeout_s(self) -> float:
+        """``agent.timeout_s``: seconds an agent's attempt (or its planning) may run before it is stopped."""
+        value = None if self.agent is None else _scalar(self.agent.get("timeout_s"))
+        return DEFAULT_TIMEOUT_S if value is None else float(value)
+
+    @property
+    def acceptance_timeout_s(self) -> float:
+        """``acceptance.timeout_s``: seconds each acceptance command of a task may run before it is stopped."""
+        return self.acceptance.timeout_s
 
     def with_overrides(
         self,
@@ -394,6 +428,9 @@ class Config:
             problem = _agent_kind_problem(section)
             if problem:
                 raise ConfigError(problem[1], key=problem[0])
+            timeout_problem = _agent_timeout_problem(section)
+            if timeout_problem:
+                raise ConfigError(timeout_problem, key="agent.timeout_s")
             new = attrs.evolve(new, agent=section)
         return new
 
@@ -409,6 +446,7 @@ class Config:
             "limits": attrs.asdict(self.limits),
             "planning": attrs.asdict(self.planning),
             "gates": {name: attrs.asdict(gate) for name, gate in self.gates.items()},
+            "acceptance": attrs.asdict(self.acceptance),
             "subagents": _raw(self.subagents),
         }
 
@@ -429,6 +467,11 @@ def _agent_kind_problem(section: Mapping[Any, Any]) -> tuple[str, str] | None:
     if kind not in AGENT_KINDS:
         return "agent.kind", f"{_shown(kind)} is not one of {', '.join(AGENT_KINDS)}{_hint(kind, AGENT_KINDS)}"
     return None
+
+
+def _agent_timeout_problem(section: Mapping[Any, Any]) -> str | None:
+    """What is wrong with the agent section's ``timeout_s`` (a number > 0, or null for the default), or None."""
+    return _POSITIVE_OR_NULL.check(section.get("timeout_s"))[1]
 
 
 def _hint(word: Any, known: tuple[str, ...]) -> str:

@@ -7,7 +7,8 @@ the line and the dotted key::
     .flow/maestro/config.yaml:7: recovery.backoff.factor: must be at least 1, not 0.5
 
 The ``agent`` and ``subagents`` sections are checked for their shape only (and
-``subagents`` by the registry, which has the last word on its meaning).
+``subagents`` by the registry, which has the last word on its meaning), and the
+agent's ``timeout_s``, which is the runner's.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from maestro.config.model import (
     _SPEC,
     GATE_NAMES,
     SECTIONS,
+    AcceptanceConfig,
     Backoff,
     Config,
     GateConfig,
@@ -35,6 +37,7 @@ from maestro.config.model import (
     Planning,
     Recovery,
     _agent_kind_problem,
+    _agent_timeout_problem,
     _default_gate,
     _default_gates,
     _hint,
@@ -154,6 +157,9 @@ class _Reader:
         if problem:
             at = self.line_of(node, "kind", line)
             raise self.error(at, *problem)
+        timeout_problem = _agent_timeout_problem(node)
+        if timeout_problem:
+            raise self.error(self.line_of(node, "timeout_s", line), "agent.timeout_s", timeout_problem)
         return self.plain(node, "agent", line)
 
     def subagents(self, node: Any, line: int | None) -> dict[str, Any] | None:
@@ -215,6 +221,7 @@ _SECTIONS: Final[Mapping[str, Callable[[], Any]]] = {
     "recovery": Recovery,
     "limits": LimitsConfig,
     "planning": Planning,
+    "acceptance": AcceptanceConfig,
 }
 
 

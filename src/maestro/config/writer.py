@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from maestro.config.model import GATE_NAMES, GateConfig, _checked, _default_gate, _num
+from maestro.config.model import DEFAULT_TIMEOUT_S, GATE_NAMES, GateConfig, _checked, _default_gate, _num
 from maestro.core.errors import ConfigError
 
 __all__ = ["default_config_yaml"]
@@ -39,6 +39,8 @@ _HEADER = """\
 #   agent: {kind: aider, model: sonnet}
 #   agent: {kind: command, command: "my-agent --task {task_id} --prompt {prompt_file}"}
 #   agent: {kind: scripted, script: path/to/script.yaml}   # a relative path is taken from this folder
+# Every kind takes timeout_s: seconds an attempt may run before it is stopped (and retried as a
+# transient failure); 1800 when left out.  For example: agent: {kind: claude, timeout_s: 3600}
 agent: null
 
 # How many tasks of one parallel group run at the same time.
@@ -73,12 +75,20 @@ planning:
 gates:
 """
 
-_FOOTER = """
+_FOOTER = (
+    """
+# The tasks' acceptance commands (in tasks.yaml), run after each attempt.  timeout_s: seconds
+# before a command is stopped (and the attempt fails).
+acceptance:
+"""
+    + f"  timeout_s: {_num(DEFAULT_TIMEOUT_S)}\n"
+    + """
 # Which subagent works on a task of each category (docs/subagents.md); left out, maestro's own table.
 #   subagents:
 #     mapping:  {frontend: my-frontend-dev, api: general-purpose}
 #     triggers: {my-frontend-dev: [storybook, figma]}
 """
+)
 
 
 def default_config_yaml(detected_gates: Mapping[str, str | None] | None = None) -> str:

@@ -294,7 +294,9 @@ class AgentResult:
 
     ``transcript`` is the raw stdout's path relative to the session directory;
     ``agent_session`` the agent's own session or thread id (to resume it);
-    ``turns`` the agent's turn count where it reports one.
+    ``turns`` the agent's turn count where it reports one; ``retry_after_s`` how long
+    the agent asked to wait before a retry of a ``transient`` failure (a rate limit's
+    reset), None when it did not say: the retry waits at least that long.
     """
 
     task: str = attrs.field(validator=_ident)
@@ -311,6 +313,7 @@ class AgentResult:
     turns: int | None = attrs.field(default=None, validator=_opt_nonneg_int)
     agent_session: str | None = attrs.field(default=None, validator=_opt_str)
     exit_code: int | None = attrs.field(default=None, validator=av.optional(av.instance_of(int)))
+    retry_after_s: float | None = attrs.field(default=None, converter=_opt_finite, validator=_opt_nonneg)
 
 
 GATE_STATUSES = ("passed", "failed", "skipped")
