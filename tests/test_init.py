@@ -310,16 +310,28 @@ def parse(*argv: str) -> argparse.Namespace:
 
 def test_the_parser_has_the_flags_and_defaults() -> None:
     args = parse("init")
-    assert (args.command, args.claude, args.force, args.repo) == ("init", False, False, ".")
-    args = parse("init", "--claude", "--force", "--repo", "somewhere")
-    assert (args.claude, args.force, args.repo) == (True, True, "somewhere")
+    assert (args.command, args.claude, args.force, args.dry_run, args.repo) == ("init", False, False, False, ".")
+    args = parse("init", "--claude", "--force", "--dry-run", "--repo", "somewhere")
+    assert (args.claude, args.force, args.dry_run, args.repo) == (True, True, True, "somewhere")
 
 
-def run_init(*argv: str) -> list[str]:
-    """``maestro init ARGV`` through the parser and ``cmd_init``, as maestro.cli.main runs it: the lines printed."""
+DETECTED = ("gate ", "stack ", "stack:", "entry point ", "entry points:")
+"""How the lines saying what init detected begin (before the files' lines)."""
+
+
+def run_init(*argv: str, detected: bool = False) -> list[str]:
+    """``maestro init ARGV`` through the parser and ``cmd_init``, as maestro.cli.main runs it: the lines printed
+    after those saying what was detected (all of them with ``detected``)."""
     out = io.StringIO()
     assert cmd_init(parse("init", *argv), out) == 0
-    return out.getvalue().splitlines()
+    lines = out.getvalue().splitlines()
+    return lines if detected else without_detected(lines)
+
+
+def without_detected(lines: list[str]) -> list[str]:
+    """``lines`` after the leading ones that say what init detected (which each begin as :data:`DETECTED` says)."""
+    n = next((i for i, line in enumerate(lines) if not line.startswith(DETECTED)), len(lines))
+    return lines[n:]
 
 
 def test_cmd_init_prints_a_line_a_file_and_the_hint(fresh: Path) -> None:
@@ -355,11 +367,11 @@ def test_maestro_init_claude_as_a_subprocess(fresh: Path) -> None:
     script = _console_script()
     out = subprocess.run([*script, "init", "--claude"], capture_output=True, text=True, cwd=fresh)
     assert out.returncode == 0, out.stderr
-    assert out.stdout.splitlines()[: len(ALL_FILES)] == [f"created {p}" for p in ALL_FILES]
+    assert without_detected(out.stdout.splitlines())[: len(ALL_FILES)] == [f"created {p}" for p in ALL_FILES]
     assert out.stdout.splitlines()[-1] == HINT
     assert (fresh / COMMAND_PATH).read_bytes() == SHIPPED_COMMAND.read_bytes()
     again = subprocess.run([*script, "init", "--claude"], capture_output=True, text=True, cwd=fresh)
-    assert again.returncode == 0 and again.stdout.splitlines()[0] == f"unchanged {CONFIG_PATH}"
+    assert again.returncode == 0 and without_detected(again.stdout.splitlines())[0] == f"unchanged {CONFIG_PATH}"
 
 
 def test_maestro_init_outside_a_repository_is_one_line_exit_2(tmp_path: Path) -> None:

@@ -8,7 +8,11 @@ Writes, relative to the top of the git repository::
 
 The gates in ``config.yaml`` are the commands the ``gate`` decisions find in the
 repository (:mod:`maestro.decide.strategies.gate`); a gate with no evidence is
-written as ``command: null``.  Each file is compared with what maestro would
+written as ``command: null``.  What was detected comes back with its evidence
+(:class:`Detection`: each gate decision, the stack of each ecosystem — manifests,
+declared dependencies, the packages the code imports — and the entry points), for
+``maestro init`` to print; :func:`detect` gives it without writing anything, and
+``dry_run=True`` says what each file would become without writing it.  Each file is compared with what maestro would
 write: the same text is left alone (``unchanged``: a second run writes nothing),
 a missing file is written (``created``), and a file that differs is kept
 (``kept (differs; use --force)``) unless ``force`` (``overwritten``).  Every
@@ -32,7 +36,10 @@ from maestro.agents.registry import install_skills, shipped_skills
 from maestro.config.model import GATE_NAMES
 from maestro.config.writer import default_config_yaml
 from maestro.core.errors import MaestroError
+from maestro.core.records import Decision
 from maestro.decide.engine import DecisionEngine
+from maestro.decide.manifests import MANIFESTS
+from maestro.decide.repofacts import EntryPoint, Import, RepoFacts
 from maestro.decide.strategies import gate_command
 from maestro.store.filestore import atomic_write, find_repo
 
@@ -43,9 +50,12 @@ __all__ = [
     "KEPT",
     "OVERWRITTEN",
     "UNCHANGED",
+    "Detection",
     "FileResult",
     "InitResult",
+    "Stack",
     "command_text",
+    "detect",
     "detect_gates",
     "init_project",
 ]
@@ -75,12 +85,66 @@ class FileResult:
 
 
 @attrs.frozen
+class Stack:
+    """One ecosystem of the repository: its manifests, how many source files, the dependencies declared, and the
+    packages the code imports that are not the language's own (the first site of each)."""
+
+    ecosystem: str
+    manifests: tuple[str, ...]
+    source_files: int
+    declared: tuple[str, ...]
+    imports: tuple[Import, ...]
+
+
+@attrs.frozen
+class Detection:
+    """What ``maestro init`` detected: each gate's decision (its choice, options and evidence), and the scan."""
+
+    repo: Path
+    gates: Mapping[str, Decision]
+    facts: RepoFacts
+
+    @property
+    def commands(self) -> dict[str, str | None]:
+        """The command of each gate (``{junit}`` still to be filled in), None for a gate with no evidence."""
+        return {name: gate_command(decision) for name, decision in self.gates.items()}
+
+    @property
+    def stacks(self) -> tuple[Stack, ...]:
+        """The ecosystems, the primary one first."""
+        f = self.facts
+        stacks = []
+        for eco in f.ecosystems:
+            manifests = tuple(m for m in f.manifests if _manifest_ecosystem(m) == eco)
+            firsts: dict[str, Import] = {}
+            for imp in f.imports:
+                if imp.ecosystem == eco and not imp.builtin:
+                    firsts.setdefault(imp.name, imp)
+            declared = tuple(d.name for d in f.dependencies_of(eco))
+            stacks.append(Stack(eco, manifests, f.source_counts.get(eco, 0), declared, tuple(firsts.values())))
+        return tuple(stacks)
+
+    @property
+    def entry_points(self) -> tuple[EntryPoint, ...]:
+        """The commands the project declares and the files that run as programs, declared first."""
+        return self.facts.entry_points
+
+
+def _manifest_ecosystem(rel: str) -> str | None:
+    name = rel.rsplit("/", 1)[-1]
+    return "python" if name.startswith("requirements") or "requirements/" in rel else MANIFESTS.get(name)
+
+
+@attrs.frozen
 class InitResult:
-    """What ``maestro init`` did: the repository (its top folder), each file in the order written, the gates."""
+    """What ``maestro init`` did (or, with ``dry_run``, would do): the repository (its top folder), each file in the
+    order written, the gates' commands, and what was detected."""
 
     repo: Path
     files: tuple[FileResult, ...]
     gates: Mapping[str, str | None]
+    detection: Detection
+    dry_run: bool = False
 
     @property
     def written(self) -> tuple[FileResult, ...]:
@@ -98,15 +162,23 @@ class InitResult:
 # -- what is written ------------------------------------------------------------------------------------------------
 
 
+def detect(repo: Path | str) -> Detection:
+    """What ``maestro init`` detects in the repository ``repo`` (its top folder): the gate decisions and the scan.
+
+    Reads only.  One engine, so the repository is scanned once for the four gates.
+    """
+    engine = DecisionEngine()
+    top = Path(repo)
+    gates: dict[str, Decision] = {}
+    for name in GATE_NAMES:
+        gates[name] = engine.decide("gate", repo=top, gate=name)
+        log.debug("gate %s: %s", name, gates[name].rationale)
+    return Detection(top, gates, engine.facts(top))
+
+
 def detect_gates(repo: Path) -> dict[str, str | None]:
     """The command of each gate (tests, lint, typecheck, security) the gate decisions find; None without evidence."""
-    engine = DecisionEngine()  # one engine: the repository is scanned once for the four gates
-    gates: dict[str, str | None] = {}
-    for name in GATE_NAMES:
-        decision = engine.decide("gate", repo=repo, gate=name)
-        gates[name] = gate_command(decision)
-        log.debug("gate %s: %s", name, decision.rationale)
-    return gates
+    return detect(repo).commands
 
 
 def command_text() -> str:
@@ -148,34 +220,44 @@ def _write(dest: Path, text: str) -> None:
     atomic_write(dest, text)  # a StoreError naming dest if it cannot
 
 
-def _place(repo: Path, rel: PurePosixPath, text: str, current: bool | None, force: bool) -> FileResult:
+def _action(current: bool | None, force: bool) -> str:
+    """What becomes of a file: missing → created; the same → unchanged; differs → kept, or overwritten with force."""
+    if current is None:
+        return CREATED
+    if current:
+        return UNCHANGED
+    return OVERWRITTEN if force else KEPT
+
+
+def _place(
+    repo: Path, rel: PurePosixPath, text: str, current: bool | None, *, force: bool, dry_run: bool
+) -> FileResult:
     dest = repo / rel
-    if current is True:
-        log.debug("%s: unchanged", dest)
-        return FileResult(rel, UNCHANGED)
-    if current is False and not force:
+    action = _action(current, force)
+    if action == KEPT:
         log.info("%s differs from what maestro init writes; kept (use --force to replace it)", dest)
-        return FileResult(rel, KEPT)
-    _write(dest, text)
-    action = CREATED if current is None else OVERWRITTEN
-    log.info("%s: %s", dest, action)
+    elif action != UNCHANGED and not dry_run:
+        _write(dest, text)
+        log.info("%s: %s", dest, action)
     return FileResult(rel, action)
 
 
 # -- the library call -----------------------------------------------------------------------------------------------
 
 
-def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
+def init_project(repo: Path | str, *, claude: bool, force: bool, dry_run: bool = False) -> InitResult:
     """Set up ``repo`` (a folder inside a git repository) for maestro; see the module's docstring.
 
     Idempotent: a second call writes nothing and reports every file ``unchanged``.
+    ``dry_run``: nothing is written; each file's action is what a real run would do.
     A folder that is not in a git repository, a folder in the way of a file, or a
     path that cannot be written raises :class:`~maestro.MaestroError` with one line
     naming the path; the checks that can be made first are made before anything is
     written.
     """
     top = find_repo(Path(repo).absolute())  # StoreError naming the full path: no such directory, not a git repository
-    gates = detect_gates(top)
+    detection = detect(top)
+    gates = detection.commands
     planned: list[tuple[PurePosixPath, str]] = [(CONFIG_PATH, default_config_yaml(gates))]
     skills: list[tuple[PurePosixPath, str]] = []
     if claude:
@@ -185,8 +267,10 @@ def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
     # Compare everything first: a folder in the way is refused before any file is written.
     current = {rel: _is_current(top / rel, text) for rel, text in (*planned, *skills)}
 
-    files = [_place(top, rel, text, current[rel], force) for rel, text in planned]
-    if skills:
+    files = [_place(top, rel, text, current[rel], force=force, dry_run=dry_run) for rel, text in planned]
+    if skills and dry_run:
+        files += [FileResult(rel, _action(current[rel], force)) for rel, _text in skills]
+    elif skills:
         written = set(install_skills(top, force=force))  # it skips the same files and keeps the differing ones
         for rel, _text in skills:
             was = current[rel]
@@ -195,7 +279,8 @@ def init_project(repo: Path | str, *, claude: bool, force: bool) -> InitResult:
             else:
                 action = UNCHANGED if was is True else KEPT
             files.append(FileResult(rel, action))
-    result = InitResult(top, tuple(files), gates)
-    log.info("maestro init %s: %d file(s) written, %d unchanged, %d kept", top, len(result.written),
-             sum(f.action == UNCHANGED for f in files), sum(f.action == KEPT for f in files))  # fmt: skip
+    result = InitResult(top, tuple(files), gates, detection, dry_run)
+    log.info("maestro init %s%s: %d file(s) written, %d unchanged, %d kept", top, " (dry run)" if dry_run else "",
+             0 if dry_run else len(result.written), sum(f.action == UNCHANGED for f in files),
+             sum(f.action == KEPT for f in files))  # fmt: skip
     return result

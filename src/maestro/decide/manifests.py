@@ -7,8 +7,12 @@
 (``tox.ini``, ``pytest.ini``, ``.flake8``, ``mypy.ini``).  It gathers the declared
 dependencies (names compared as :func:`normalise_name` says), the configuration files
 and sections with their settings, ``package.json`` scripts (:class:`Script`), project
-names and the monorepo's workspace patterns; :func:`~maestro.decide.repofacts.scan`
-turns them into a :class:`~maestro.decide.repofacts.RepoFacts`.
+names, the monorepo's workspace patterns, and the commands the project declares
+(:class:`EntryPoint`: ``[project.scripts]``, ``[project.gui-scripts]``,
+``[tool.poetry.scripts]``, ``setup.cfg`` ``console_scripts``/``gui_scripts``, the
+``console_scripts`` of a ``setup.py``, ``package.json`` ``bin``);
+:func:`~maestro.decide.repofacts.scan` turns them into a
+:class:`~maestro.decide.repofacts.RepoFacts`.
 
 A malformed manifest raises :class:`~maestro.PlanError` naming the file, the line
 when known and the field; so does a file nested too deeply to parse or not UTF-8.
@@ -30,7 +34,7 @@ import attrs
 from maestro.core import yamlio
 from maestro.core.errors import PlanError, YamlError, error_text
 
-__all__ = ["MANIFESTS", "ManifestReader", "Script", "normalise_name"]
+__all__ = ["MANIFESTS", "EntryPoint", "ManifestReader", "Script", "normalise_name"]
 
 MANIFESTS = {
     "pyproject.toml": "python",
@@ -55,6 +59,10 @@ _PACKAGE_JSON_TOOLS = ("jest", "eslintConfig", "prettier", "stylelint", "babel")
 _REQ_NAME = re.compile(r"\s*([A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?)\s*(?=[\[<>=!~;@(,\s]|\Z)")
 _TOML_AT = re.compile(r"\s*\(at line (\d+), column \d+\)\s*\Z")
 _TOO_DEEP = "nested too deeply to read"
+_SETUP_PY_SCRIPT = re.compile(
+    r"""["']\s*([A-Za-z0-9][\w.-]*)\s*=\s*([A-Za-z_][\w.]*(?::[A-Za-z_][\w.]*)?)\s*(?:\[[^\]]*\])?\s*["']"""
+)
+_SETUP_PY_BYTES = 262_144
 
 
 def normalise_name(ecosystem: str, name: str) -> str:
@@ -76,6 +84,49 @@ class Script:
     manifest: str
     name: str
     command: str
+
+
+@attrs.frozen
+class EntryPoint:
+    """A command the project declares, or a Python file it runs as a program.
+
+    ``kind`` says how: ``project.scripts``, ``project.gui-scripts``, ``tool.poetry.scripts``,
+    ``console_scripts``/``gui_scripts`` (``setup.cfg`` or ``setup.py``), ``bin``
+    (``package.json``) or ``__main__`` (a Python file with ``if __name__ == "__main__":``, or a
+    package's ``__main__.py``).  ``name`` is the command (``tabulate``; ``python -m app`` for a
+    ``__main__``), ``target`` what it runs (``tabulate:_main``, ``bin/cli.js``, the file), and
+    ``path``/``line`` where it is declared.  ``parser`` is the argument parser the code it runs
+    uses (``getopt``, ``argparse``, ``click``, ``typer``, ``docopt``, ``commander`` …, as a
+    dependency is named; empty when none was seen) and ``parser_path``/``parser_line`` where it
+    is imported.  The manifests give the declaration; the scan finds the parser.
+    """
+
+    ecosystem: str
+    kind: str
+    name: str
+    target: str
+    path: str
+    line: int | None = None
+    parser: str = ""
+    parser_path: str = ""
+    parser_line: int | None = None
+
+    @property
+    def declared(self) -> bool:
+        """A command a manifest declares (not a file that merely runs as ``__main__``)."""
+        return self.kind != "__main__"
+
+    @property
+    def where(self) -> str:
+        """``path:line`` of the declaration (``path`` alone when the line is not known)."""
+        return f"{self.path}:{self.line}" if self.line else self.path
+
+    @property
+    def parser_where(self) -> str:
+        """``path:line`` where the parser is imported (empty when no parser was seen)."""
+        if not self.parser_path:
+            return ""
+        return f"{self.parser_path}:{self.parser_line}" if self.parser_line else self.parser_path
 
 
 class ManifestReader:
@@ -100,6 +151,7 @@ class ManifestReader:
         self.ecosystems: set[str] = set()
         self.root_ecosystems: set[str] = set()
         self.workspace_patterns: list[str] = []
+        self.entry_points: list[EntryPoint] = []
 
     def read_folder(self, base: str, *, is_root: bool) -> None:
         """Read the manifests and tool configuration of folder ``base`` (``""``: the root)."""
@@ -122,6 +174,8 @@ class ManifestReader:
                 self.go_mod(rel)
             elif name == "Gemfile":
                 self.gemfile(rel)
+            elif name == "setup.py":
+                self.setup_py(rel)
         here = self.by_dir.get(base, [])
         reqs = [prefix + n for n in here if fnmatch.fnmatchcase(n, "requirements*.txt")]
         reqs += [
@@ -254,6 +308,15 @@ class ManifestReader:
             for name in sorted(deps or {}):
                 if name.lower() != "python":
                     self.add_dep("python", name, f"{rel} [{dotted}]")
+        for dotted in ("project.scripts", "project.gui-scripts", "tool.poetry.scripts"):
+            for name, value in (self.table(rel, text, data, dotted) or {}).items():
+                target = value.get("reference", value.get("callable")) if isinstance(value, dict) else value
+                if not isinstance(target, str) or (isinstance(value, dict) and dotted != "tool.poetry.scripts"):
+                    line = _line_of(text, name)
+                    raise self.fail(
+                        rel, f"a script is 'module:function', not {value!r}", line=line, field=f"{dotted}.{name}"
+                    )
+                self.add_entry(EntryPoint("python", dotted, name, target.strip(), rel), text)
         for name, value in sorted((self.table(rel, text, data, "tool") or {}).items()):
             label = f"{rel} [tool.{name}]"
             self.configs.add(label)
@@ -288,6 +351,11 @@ class ManifestReader:
             fields += [("options.extras_require", k) for k in sorted(parser["options.extras_require"])]
         if parser.has_section("metadata") and parser["metadata"].get("name"):
             self.names[rel] = parser["metadata"]["name"]
+        for kind in ("console_scripts", "gui_scripts"):
+            for raw_entry in parser.get("options.entry_points", kind, fallback="").splitlines():
+                name, eq, target = raw_entry.partition("=")
+                if eq and name.strip() and target.strip():
+                    self.add_entry(EntryPoint("python", kind, name.strip(), target.split("[")[0].strip(), rel), text)
         for section, key in fields:
             raw = parser.get(section, key, fallback="")
             for raw_entry in raw.splitlines():
@@ -315,6 +383,7 @@ class ManifestReader:
                 )
             for name in sorted(deps):
                 self.add_dep("node", name, f"{rel} [{section}]")
+        self.package_bin(rel, text, data)
         scripts = data.get("scripts", {})
         if not isinstance(scripts, dict) or not all(isinstance(v, str) for v in scripts.values()):
             raise self.fail(
@@ -333,6 +402,45 @@ class ManifestReader:
                     rel, "expected a list of folder globs", line=_line_of(text, "workspaces"), field="workspaces"
                 )
             self.workspace_patterns.extend(patterns)
+
+    def package_bin(self, rel: str, text: str, data: Mapping[str, Any]) -> None:
+        """``bin``: a path (the command is the package's name, scope dropped) or an object of command → path."""
+        if "bin" not in data:
+            return
+        value = data["bin"]
+        if isinstance(value, str) and isinstance(data.get("name"), str):
+            value = {data["name"].rsplit("/", 1)[-1]: value}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise self.fail(rel, "expected a path, or an object of command → path", line=_line_of(text, "bin"),
+                            field="bin")  # fmt: skip
+        folder = rel.rpartition("/")[0]
+        for name, target in value.items():
+            path = target.strip().removeprefix("./")
+            self.add_entry(EntryPoint("node", "bin", name, f"{folder}/{path}" if folder else path, rel), text, target)
+
+    def setup_py(self, rel: str) -> None:
+        """The ``console_scripts``/``gui_scripts`` of a ``setup.py`` (read, never run: its literal strings)."""
+        try:
+            with open(self.root / rel, encoding="utf-8", errors="replace") as fh:
+                text = fh.read(_SETUP_PY_BYTES)
+        except OSError:
+            return
+        for kind in ("console_scripts", "gui_scripts"):
+            at = text.find(kind)
+            if at < 0:
+                continue
+            end = text.find("]", at)
+            for m in _SETUP_PY_SCRIPT.finditer(text, at, end if end > 0 else len(text)):
+                self.add_entry(EntryPoint("python", kind, m.group(1), m.group(2), rel), text)
+
+    def add_entry(self, entry: EntryPoint, text: str, written: str | None = None) -> None:
+        """A declared command, with the first line of ``text`` that holds its name and what it runs (as ``written``)."""
+        shown = written if written is not None else entry.target
+        lines = text.splitlines()
+        line = next(
+            (n for n, ln in enumerate(lines, 1) if shown in ln and entry.name in ln.replace(shown, "", 1)), None
+        )
+        self.entry_points.append(attrs.evolve(entry, line=line or _line_with(text, shown)))
 
     def pnpm_workspace(self, rel: str) -> None:
         text = self.text(rel)

@@ -3,29 +3,34 @@
 Asked as ``engine.decide("tech_stack", repo=repo, capability="http client")``
 (``ecosystem=`` optional: the repository's primary ecosystem by default).  The
 options are the catalogue's candidates for the capability
-(``maestro/data/catalogue.yaml``) and every declared dependency that serves it,
-scored by the rule that applies::
+(``maestro/data/catalogue.yaml``), and for ``cli`` also the argument parser the
+project's own commands use when the catalogue does not list it (``getopt``,
+``docopt``, ``fire`` …), scored by the rule that applies::
 
     human_precedent   1.0   a human chose it for the same question before (the history across sessions)
-    prefer_existing   1.0   the repository already declares it (evidence: the manifest and section),
-                            or visibly uses a built-in (evidence: the files)
+    prefer_existing   1.0   the repository already uses it: a declared dependency (the manifest and section),
+                            an import in its code (file and line), a command of the project that parses its
+                            arguments with it (the declaration and the import, file and line), or a built-in
+                            the scan saw in use (the files)
     mature_new        0.7   a mature candidate of the catalogue
     experimental      0.3   an experimental one
 
-The best score wins; ties go to the catalogue's order.  A human's earlier
-decision on the same question (the latest ``tech_stack`` entry decided by a
-human whose question is the same) wins over all of them: its option scores 1.0
-and a tie with ``prefer_existing`` goes to it.
+The best score wins; among equals, the parser of a command a manifest declares
+(``[project.scripts]``, ``console_scripts``, ``package.json`` ``bin``) comes
+first, then that of a file that runs as ``__main__``, then the catalogue's order.
+A human's earlier decision on the same question (the latest ``tech_stack`` entry
+decided by a human whose question is the same) wins over all of them: its option
+scores 1.0 and a tie with ``prefer_existing`` goes to it.
 
-A built-in needs no dependency, so "already in use" for one comes from what the
-scan saw (:attr:`~maestro.decide.repofacts.RepoFacts.markers`), named by the
-candidate's ``markers`` in the catalogue: unittest (test files import it),
-``go test`` (``*_test.go`` files), ``cargo test`` (``#[test]``), ``node:test``
-(test files import it), minitest (test files require it) and pytest (test files
-import it without declaring it).  Left alone: the standard-library candidates
-that only an import scan of every source file would show (argparse, logging,
-``net/http``, ``flag``, ``log/slog``, ``encoding/json``, ``fetch`` …); they
-score as catalogue candidates.
+What the code uses comes from the scan (:mod:`maestro.decide.repofacts`):
+``imports`` (Python's module-level imports named as their distribution,
+JavaScript's imports and requires), so the standard library's candidates
+(argparse, logging) count when the code imports them; ``entry_points`` (the
+commands and ``__main__`` files with the parser each uses); and ``markers``, named
+by a candidate's ``markers`` in the catalogue, for the built-ins that show in tests:
+unittest, ``go test`` (``*_test.go``), ``cargo test`` (``#[test]``), ``node:test``,
+minitest, and pytest imported without being declared.  Still left alone: what only
+a call shows (``fetch``, ``net/http``'s client), which scores as a catalogue candidate.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from maestro.core import yamlio
 from maestro.core.errors import DecisionError, PlanError, YamlError, error_text
 from maestro.core.records import Decision, Evidence, Option
 from maestro.decide.context import DecisionContext
-from maestro.decide.repofacts import ECOSYSTEMS, Dependency, RepoFacts, normalise_name
+from maestro.decide.repofacts import ECOSYSTEMS, Dependency, EntryPoint, Import, RepoFacts, normalise_name
 
 __all__ = ["MATURITIES", "SCORES", "Candidate", "Catalogue", "load_catalogue", "parse_catalogue", "tech_stack"]
 
@@ -53,6 +58,10 @@ log = logging.getLogger(__name__)
 MATURITIES = ("mature", "experimental")
 SCORES = {"prefer_existing": 1.0, "mature_new": 0.7, "experimental": 0.3, "human_precedent": 1.0}
 """The score each rule gives an option."""
+
+CLI = "cli"
+"""The capability the project's commands (its entry points) are evidence for."""
+_SHOWN = 3  # import sites and commands named in evidence and rationales
 
 
 @attrs.frozen
@@ -241,6 +250,59 @@ def _seen(facts: RepoFacts | None, candidate: Candidate) -> list[Evidence]:
     ]
 
 
+def _imported(facts: RepoFacts | None, ecosystem: str, candidate: Candidate) -> list[Import]:
+    """Where the code imports ``candidate`` (by its name or another it goes by), a few sites."""
+    if facts is None:
+        return []
+    names = (candidate.name, *candidate.also)
+    return [i for i in facts.imports if i.ecosystem == ecosystem and any(_same(ecosystem, i.name, n) for n in names)]
+
+
+def _commands(facts: RepoFacts | None, ecosystem: str, capability: str) -> list[EntryPoint]:
+    """The project's commands and ``__main__`` files in ``ecosystem`` (only a ``cli`` question asks), declared first."""
+    if facts is None or capability != CLI:
+        return []
+    return [e for e in facts.entry_points if e.ecosystem == ecosystem]
+
+
+def _parsed_with(commands: list[EntryPoint], ecosystem: str, names: tuple[str, ...]) -> list[EntryPoint]:
+    return [e for e in commands if e.parser and any(_same(ecosystem, e.parser, n) for n in names)]
+
+
+def _command_evidence(commands: list[EntryPoint]) -> list[Evidence]:
+    """Where each command is declared (a few), then each import of the parser they use, once."""
+    evidence: list[Evidence] = []
+    users: dict[tuple[str, int | None, str], list[str]] = {}
+    for e in commands[:_SHOWN]:
+        what = f"[{e.kind}] {e.name} = {e.target}" if e.declared else f"runs as a program ({e.name})"
+        evidence.append(Evidence("file", e.path, f"line {e.line}: {what}" if e.line else what))
+        users.setdefault((e.parser_path, e.parser_line, e.parser), []).append(e.name)
+    for (path, line, parser), names in users.items():
+        evidence.append(
+            Evidence("file", path, f"line {line}: imports {parser}, the argument parser of {' and '.join(names)}")
+        )
+    return evidence
+
+
+def _command_phrase(commands: list[EntryPoint]) -> str:
+    """``the command tabulate (pyproject.toml:32 [project.scripts] tabulate:_main)``, or a file run as a program."""
+    first = commands[0]
+    if first.declared:
+        return f"the command {first.name} ({first.where} [{first.kind}] {first.target})"
+    return f"{first.target} (runs as a program: {first.where})"
+
+
+def _others(commands: list[EntryPoint]) -> str:
+    n = len(commands) - 1
+    return "" if n == 0 else "; so does 1 other entry point" if n == 1 else f"; so do {n} other entry points"
+
+
+def _rank(option: Option, commands: list[EntryPoint], ecosystem: str) -> tuple[float, int]:
+    """An option's place: its score, then whether a declared command (2) or a ``__main__`` file (1) uses it."""
+    users = _parsed_with(commands, ecosystem, (option.name,))
+    return option.score, max((2 if e.declared else 1 for e in users), default=0)
+
+
 def _ecosystem(ctx: DecisionContext, facts: RepoFacts | None) -> str:
     given = ctx.params.get("ecosystem")
     if given is not None:
@@ -285,25 +347,55 @@ def tech_stack(ctx: DecisionContext) -> Decision:
     candidates = catalogue.candidates(ecosystem, cap)
     question = f"Which {cap} for {ecosystem}?"
 
+    commands = _commands(facts, ecosystem, cap)
     options: list[tuple[Option, str]] = []  # each option with the rationale its rule gives
     for cand in candidates:
         declared = _declared(facts, ecosystem, cand)
-        seen = [] if declared else _seen(facts, cand)
-        if declared:
-            evidence = [Evidence("dependency", d.name, where) for d in declared for where in d.declared]
+        imported = _imported(facts, ecosystem, cand)
+        parsing = _parsed_with(commands, ecosystem, (cand.name, *cand.also))
+        seen = [] if declared or imported else _seen(facts, cand)
+        evidence = [Evidence("dependency", d.name, where) for d in declared for where in d.declared]
+        evidence += _command_evidence(parsing)
+        cited = {(e.value, e.detail.split(":", 1)[0]) for e in evidence}
+        imported = [i for i in imported if (i.path, f"line {i.line}") not in cited]
+        evidence += [Evidence("file", i.path, f"line {i.line}: imports {i.module}") for i in imported[:_SHOWN]]
+        evidence += seen
+        sites = "; ".join(f"{i.where} imports {i.module}" for i in imported[:_SHOWN])
+        if parsing:
+            rule = "prefer_existing"
+            why = f"prefer_existing: {_command_phrase(parsing)} parses its arguments with {cand.name}"
+            why += f" ({parsing[0].parser_where}){_others(parsing)}"
+        elif declared:
+            rule = "prefer_existing"
             where = "; ".join(f"{d.name} in {w}" for d in declared for w in d.declared)
-            rule = "prefer_existing"
             why = f"prefer_existing: {cand.name} is already a dependency ({where})"
-        elif seen:
-            evidence = seen
-            where = "; ".join(f"{e.value}: {e.detail}" for e in seen)
+            why += f" and imported ({sites})" if sites else ""
+        elif imported:
             rule = "prefer_existing"
+            why = f"prefer_existing: {cand.name} is already in use ({sites})"
+        elif seen:
+            rule = "prefer_existing"
+            where = "; ".join(f"{e.value}: {e.detail}" for e in seen)
             why = f"prefer_existing: {cand.name} is already in use ({where})"
         else:
             rule = "mature_new" if cand.maturity == "mature" else "experimental"
             evidence = [Evidence("fact", f"{cand.maturity} in the {ecosystem} catalogue", cand.note)]
-            why = f"{rule}: no {cap} is declared in the repository; {cand.name} is {cand.maturity} ({cand.note})"
+            why = f"{rule}: no {cap} is declared or imported in the repository"
+            if commands:
+                unparsed = [c for c in commands if not c.parser] or commands
+                why += f"; {_command_phrase(unparsed)} uses no argument parser maestro knows"
+            why += f"; {cand.name} is {cand.maturity} ({cand.note})"
         options.append((Option(cand.name, SCORES[rule], tuple(evidence), f"{rule}: {cand.note}"), why))
+
+    listed = {n for c in candidates for n in (c.name, *c.also)}
+    for parser in dict.fromkeys(c.parser for c in commands if c.parser):  # parsers the catalogue does not list
+        if any(_same(ecosystem, parser, n) for n in listed):
+            continue
+        parsing = _parsed_with(commands, ecosystem, (parser,))
+        why = f"prefer_existing: {_command_phrase(parsing)} parses its arguments with {parser}"
+        why += f" ({parsing[0].parser_where}){_others(parsing)}"
+        note = "prefer_existing: the project's own parser (not in the catalogue)"
+        options.append((Option(parser, SCORES["prefer_existing"], tuple(_command_evidence(parsing)), note), why))
 
     precedent = _precedent(ctx, question)
     if precedent is not None:
@@ -329,7 +421,8 @@ def tech_stack(ctx: DecisionContext) -> Decision:
         why = f"human_precedent: a human chose {choice} for this question in session {session}"
         return Decision("tech_stack", question, choice, why, tuple(o for o, _ in options), confidence=0.95)
 
-    best, why = max(options, key=lambda ow: ow[0].score)  # max keeps the first of equals: catalogue order
+    # max keeps the first of equals: the catalogue's order, then the project's own parsers
+    best, why = max(options, key=lambda ow: _rank(ow[0], commands, ecosystem))
     confidence = {1.0: 0.95, 0.7: 0.7}.get(best.score, 0.4)
     log.debug("tech_stack %s/%s: %s (%s)", ecosystem, cap, best.name, best.score)
     return Decision("tech_stack", question, best.name, why, tuple(o for o, _ in options), confidence=confidence)
