@@ -259,11 +259,6 @@ def test_the_agent_timeout_defaults_to_1800_s(tmp_path: Path) -> None:
     assert [r.timeout_s for r in ran.recorder.of("a")] == [1800.0]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's wiring: run/implement.py (Implementer.attempt), run/loop.py (traceability) and "
-    "run/merge_queue.py (regression) pass run.runner.acceptance_timeout_s to acceptance(), not agent_timeout_s",
-)
 def test_an_acceptance_command_past_acceptance_timeout_s_fails(tmp_path: Path) -> None:
     # attempt 1 leaves a marker that makes the acceptance command slow; attempt 2 (after the rollback) does not
     script = _first_then_works("echo done > out.txt; touch slow; exit 0")

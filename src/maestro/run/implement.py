@@ -223,11 +223,16 @@ class Implementer:
             alternatives=tr.alternatives,
             max_alternatives=rec.max_alternatives,
             stuck=stuck,
-            next_delay_s=rec.backoff.delay(tr.retries + 1),
+            next_delay_s=max(rec.backoff.delay(tr.retries + 1), self._retry_after(tid)),
             spent_usd=state.spent_usd,
             budget_usd=state.limits.budget_usd,
             on_exhausted=rec.on_exhausted,
         )
+
+    def _retry_after(self, tid: str) -> float:
+        """What the last failed attempt of ``tid`` asked to wait before a retry (a rate limit's retry-after), or 0."""
+        last = [r for r in self.run.session.state.agent_results if r.task == tid][-1:]
+        return float(last[0].retry_after_s or 0.0) if last else 0.0
 
     # -- attempts ------------------------------------------------------------------------------------------------
     def run_attempts(self) -> None:
@@ -317,7 +322,7 @@ class Implementer:
         acc = None
         if result.status == "succeeded":
             whole = self.run.env_for(request.workdir, whole=True, decision=env)
-            acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.agent_timeout_s, env=whole)
+            acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.acceptance_timeout_s, env=whole)
         label = f"task {request.task.id} attempt {request.attempt}: {result.status}"
         commit, _ = wt.capture(base, label, ref)
         return Attempt(result, acc, base, commit, wt)
@@ -398,12 +403,8 @@ class Implementer:
             tr.retries += 1
             refused = self.retry_task(tid)
             if refused is None:
-                run.runner.sleep(
-                    max(
-                        run.config.recovery.backoff.delay(tr.retries),
-                        next((r.retry_after_s or 0.0 for r in s.state.agent_results[-1:] if r.task == tid), 0.0),
-                    )
-                )  # the backoff, or the retry-after of the failed attempt's result (recorded last) when longer
+                # the backoff, or the retry-after of the failed attempt's result when longer
+                run.runner.sleep(max(run.config.recovery.backoff.delay(tr.retries), self._retry_after(tid)))
             return refused
         if d.choice == "alternative":
             why = "the same error twice in a row" if stuck else failure_class

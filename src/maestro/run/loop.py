@@ -401,7 +401,7 @@ class SessionRun:
         succeeded = {t.id for t in self.graph if s.task_state(t.id) == "succeeded"}
         passed = {
             t.id: acceptance(
-                t, self.workdir, timeout_s=self.runner.agent_timeout_s, env=self.env_for(self.workdir, whole=True)
+                t, self.workdir, timeout_s=self.runner.acceptance_timeout_s, env=self.env_for(self.workdir, whole=True)
             ).passed
             for t in self.graph
             if t.id in succeeded

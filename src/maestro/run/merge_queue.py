@@ -124,7 +124,7 @@ class MergeQueue:
             [task],
             probes,
             workers=run.config.parallel.max_workers,
-            timeout_s=run.runner.agent_timeout_s,
+            timeout_s=run.runner.acceptance_timeout_s,
             deleted=self._deleted(base, commit) if task.files else [],
             env=run.env_for(run.workdir, whole=True),
         )
