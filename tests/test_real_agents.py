@@ -431,13 +431,6 @@ def test_a_session_with_the_real_aider(aider: Path, tmp_path: Path) -> None:
     assert not (plan.repo / ".gitignore").read_text().count(".aider")  # --no-gitignore
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 16: the first aider attempt in a repository adds .aider* to .git/info/exclude "
-    "(and aider writes a placeholder identity into .git/config when there is none) while the tamper "
-    "guard watches both: the session pauses on 'tampering'. The runner must let the agent prepare the "
-    "repository before the guard's baseline, or the guard allow an agent's declared git writes.",
-)
 def test_a_first_aider_session_in_a_fresh_repository_completes(aider: Path, tmp_path: Path) -> None:
     with ModelServer(aider_script()) as srv:
         plan = session_plan(tmp_path, aider_agent(aider, srv, tmp_path), GRAPH[:1])

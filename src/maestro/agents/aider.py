@@ -105,6 +105,11 @@ class AiderAgent:
             argv += ["--model", self.model]
         return argv + list(self.extra_args) + (["--", *files] if files else [])
 
+    def prepare_repository(self, repo: Path) -> None:
+        """What the adapter writes into the repository once, before any attempt (and before the tamper guard's first
+        look): ``.aider*`` in ``info/exclude``."""
+        exclude_from_git(repo, ".aider*", "aider's caches (.aider.tags.cache.v4)")
+
     def run(self, request: AgentRequest) -> AgentResult:
         """One attempt at one task, judged by whether the tree changed and what aider printed."""
         attempt = Attempt(self.name, request.task.id, request.attempt, request.session_dir)

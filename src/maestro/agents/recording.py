@@ -118,6 +118,12 @@ class RecordingAgent:
     def __repr__(self) -> str:
         return f"RecordingAgent({self.inner!r})"
 
+    def prepare_repository(self, repo: Path) -> None:
+        """The inner agent's ``prepare_repository``, where it has one (what it writes into ``.git`` once)."""
+        prepare = getattr(self.inner, "prepare_repository", None)
+        if callable(prepare):
+            prepare(repo)
+
     # -- the calls ------------------------------------------------------------------------------------------------
     def run(self, request: AgentRequest) -> AgentResult:
         """The inner agent's attempt; its changes to ``request.workdir`` saved as the attempt's change file."""

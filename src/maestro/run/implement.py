@@ -31,6 +31,7 @@ import contextlib
 import hashlib
 import re
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
@@ -263,6 +264,9 @@ class Implementer:
             budget_left=budget_left,
             after=self.queue.advance,
         )
+        prepare = getattr(run.runner.agent, "prepare_repository", None)
+        if callable(prepare):  # what an adapter writes into .git once (aider: info/exclude), before the first look
+            prepare(Path(run.cp.repo.path))
         self.guard = TamperGuard(s, allowance=Allowance(user_commits=True))  # the user may commit meanwhile
         try:
             try:
