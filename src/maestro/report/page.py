@@ -58,7 +58,7 @@ border-left:4px solid var(--accent)}
 .figures div{background:var(--soft);padding:8px 10px;border-radius:6px}
 .figures dt{font-size:11px;text-transform:uppercase;letter-spacing:.04em;color:var(--mute)}
 .figures dd{margin:2px 0 0;font-size:17px;font-weight:600}
-.figures dd small{font-size:12px;font-weight:400;color:var(--mute)}
+.figures dd small{display:block;font-size:12px;font-weight:400;color:var(--mute)}
 nav{font-size:13px;margin:8px 0}nav a{margin-right:12px}
 a{color:var(--accent)}
 .scroll{overflow-x:auto;border:1px solid var(--line);border-radius:6px;padding:6px;background:#fff}
@@ -68,7 +68,7 @@ a{color:var(--accent)}
 table{border-collapse:collapse;width:100%;font-size:13px;margin:6px 0}
 th,td{text-align:left;vertical-align:top;padding:4px 8px;border-bottom:1px solid var(--line)}
 th{background:var(--soft);font-weight:600}
-td.num,th.num{text-align:right;white-space:nowrap}
+td.num,th.num{text-align:right;white-space:nowrap}td.mono{white-space:nowrap}
 code,.mono{font:12px ui-monospace,"DejaVu Sans Mono",monospace}
 .muted{color:var(--mute)}
 details summary{cursor:pointer;color:var(--mute)}
@@ -111,13 +111,20 @@ svg .state.visited text{fill:var(--ink)}svg .state.now rect{stroke-width:3.5}
 svg .state.final.visited rect{fill:#dff0e0}svg .count{fill:var(--mute)}
 svg .move{fill:none;stroke:#c5cdd6;stroke-width:1}svg .move.taken{stroke:var(--accent);opacity:.85}
 svg .movelabel{fill:var(--accent)}svg .note{fill:var(--mute)}
-@media print{main{max-width:none;padding:0}.scroll{overflow:visible;border:none;padding:0}
+@media print{*{-webkit-print-color-adjust:exact;print-color-adjust:exact}
+main{max-width:none;padding:0}.scroll{overflow:visible;border:none;padding:0}
 svg{max-width:100%;height:auto}h2{break-after:avoid}tr,figure{break-inside:avoid}nav{display:none}}
 """
 
 
 def _state_class(state: str) -> str:
     return f"s-{state}" if state in ("completed", "failed", "aborted", "paused") else "s-other"
+
+
+def _span(first: str, last: str) -> str:
+    """``2026-01-05 09:00:00 → 13:51:45 UTC`` (the date again when it changed)."""
+    a, b = first[:19].replace("T", " "), last[:19].replace("T", " ")
+    return f"{a} → {b[11:] if a[:10] == b[:10] else b} UTC"
 
 
 def _money(x: float) -> str:
@@ -339,7 +346,7 @@ def render_report(
         "<body><main>",
         f'<h1>Session <span class="sid">{esc(s.session_id)}</span> <span class="state {_state_class(s.state)}">'
         f"{esc(state_line)}</span></h1>",
-        f'<p class="muted">{esc(story.first_ts)} → {esc(story.last_ts)} · {len(events)} events'
+        f'<p class="muted">{esc(_span(story.first_ts, story.last_ts))} · {len(events)} events'
         + (f", {story.voided_events} voided by crash resumes" if story.voided_events else "") + "</p>",
         f'<p class="request">{esc(s.request)}</p>',
         _figures(story),
