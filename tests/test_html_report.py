@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree as ET
 
+import attrs
 import pytest
 
 import maestro
@@ -340,6 +341,17 @@ def test_the_page_loads_nothing_and_runs_nothing(known: tuple[maestro.Store, str
     assert re.findall(r"url\((?!#)", html) == []  # no font or image from anywhere
     assert "@import" not in html
     assert """<meta http-equiv="Content-Security-Policy" content="default-src 'none'; """ in html
+    # what the log says is text, never markup
+    events, plan = synthetic(8)
+    hostile = '<script>alert(1)</script><img src="http://example.com/x.png">'
+    first = attrs.evolve(events[0], data={**events[0].data, "request": hostile})
+    page = render_report([first, *events[1:]], plan=plan)
+    assert "<script" not in page and "<img" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+
+
+def test_a_log_with_no_event_is_refused() -> None:
+    with pytest.raises(maestro.StoreError, match="no events"):
+        render_report([])
 
 
 def test_without_the_plan_files_the_log_alone_draws_the_page(known: tuple[maestro.Store, str], tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 
 import attrs
 
+from maestro.core.errors import StoreError
 from maestro.core.records import AgentResult, CheckpointRecord, Decision, Event, TaskTransition, converter
 from maestro.model.chart import load_chart
 from maestro.model.state import SessionState, effective_events, rebuild
@@ -184,6 +185,8 @@ def read_story(events: Sequence[Event], *, plan: Mapping[str, TaskInfo] | None =
     ``plan`` gives the tasks' titles, dependencies and priorities where the plan the session ran is known
     (its ``tasks.yaml``); everything else comes from the log.
     """
+    if not events:
+        raise StoreError("no events: a session's log starts with its 'session' event")
     state = rebuild(events)
     kept = effective_events(events)
     kept_seqs = {e.seq for e in kept}

@@ -1,6 +1,6 @@
 """The timeline: one row per task, one bar per attempt, the session's phases above them, waits shaded.
 
-Time runs left to right in seconds from the session's first event.  A wait longer than
+Time runs left to right in seconds from the session's first event.  A wait longer than a minute and than
 :data:`GAP_SHARE` of the plot (a pause for a human, a dead process before its resume) is drawn at that
 width with its real length written over it, so that a night's pause does not squeeze the work into a line.
 """
@@ -28,6 +28,7 @@ ROOMY_H = 20.0
 FONT = 11.0
 SMALL = 9.5
 GAP_SHARE = 0.08
+GAP_MIN_S = 60.0  # a shorter wait is drawn to scale, however much of the plot it takes
 _STEPS = (0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
 
 
@@ -61,7 +62,8 @@ class TimeScale:
         for _ in range(len(gaps) + 1):  # squeezing one gap widens the others: until none more must be
             left = total - sum(g.end - g.start for g in squeezed)
             scale = (width - cap * len(squeezed)) / max(left, 1e-3)
-            more = [g for g in gaps if g not in squeezed and (g.end - g.start) * scale > cap]
+            more = [g for g in gaps if g not in squeezed and (g.end - g.start) * scale > cap
+                    and g.end - g.start > GAP_MIN_S]  # fmt: skip
             if not more:
                 break
             squeezed = sorted({*squeezed, *more}, key=lambda g: (g.start, g.end))
