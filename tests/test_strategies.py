@@ -73,7 +73,9 @@ def test_tech_stack_mature_new_when_nothing_is_declared(tmp_path: Path, engine: 
     repo = make(tmp_path / "py", PY_SRC)
     d = engine.decide("tech_stack", repo=repo, capability="task queue")
     assert d.choice == "celery"
-    assert d.rationale.startswith("mature_new: no task queue is declared or imported in the repository; celery is mature")
+    assert d.rationale.startswith(
+        "mature_new: no task queue is declared or imported in the repository; celery is mature"
+    )
     s = scores(d)
     assert s["arq"] == SCORES["experimental"] < s["celery"] == SCORES["mature_new"]
     assert d.confidence < 0.9

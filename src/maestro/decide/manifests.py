@@ -16,6 +16,9 @@ names, the monorepo's workspace patterns, and the commands the project declares
 
 A malformed manifest raises :class:`~maestro.PlanError` naming the file, the line
 when known and the field; so does a file nested too deeply to parse or not UTF-8.
+
+The module holds one idea — reading every manifest format a scan knows into one set
+of accumulators — which is why it is long.
 """
 
 from __future__ import annotations
@@ -427,10 +430,10 @@ class ManifestReader:
             return
         for kind in ("console_scripts", "gui_scripts"):
             at = text.find(kind)
-            if at < 0:
+            start = text.find("[", at) if at >= 0 else -1
+            if start < 0:
                 continue
-            end = text.find("]", at)
-            for m in _SETUP_PY_SCRIPT.finditer(text, at, end if end > 0 else len(text)):
+            for m in _SETUP_PY_SCRIPT.finditer(text, start, _list_end(text, start)):
                 self.add_entry(EntryPoint("python", kind, m.group(1), m.group(2), rel), text)
 
     def add_entry(self, entry: EntryPoint, text: str, written: str | None = None) -> None:
@@ -550,6 +553,24 @@ class ManifestReader:
                     raise self.fail(rel, f'expected gem "<name>", not {line!r}', line=n, field="gem")
                 groups = [g for g in stack if g is not None]
                 self.add_dep("ruby", m.group(1), f"{rel} [group {groups[-1]}]" if groups else rel)
+
+
+def _list_end(text: str, start: int) -> int:
+    """Where the Python list that opens at ``text[start]`` closes (brackets inside strings do not count)."""
+    depth, quote = 0, ""
+    for i in range(start, len(text)):
+        c = text[i]
+        if quote:
+            quote = "" if c == quote else quote
+        elif c in "\"'":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth == 0:
+                return i
+    return len(text)
 
 
 def _line_of(text: str, key: str) -> int | None:

@@ -352,10 +352,12 @@ def _py_read(text: str) -> tuple[list[_PyImport], int | None]:
     while n < len(lines):
         line = lines[n]
         n += 1
-        starts_in_string = quote is not None
-        quote = _quote_after(line, quote)
-        if starts_in_string:
+        if quote is not None:  # inside a triple-quoted string: only its closing quote matters
+            if quote in line:
+                quote = _quote_after(line, quote)
             continue
+        if '"""' in line or "'''" in line:  # else no string that spans lines opens here
+            quote = _quote_after(line, None)
         stripped = line.lstrip()
         if not stripped or stripped.startswith("#"):
             continue
