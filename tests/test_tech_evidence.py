@@ -385,6 +385,11 @@ def test_a_string_bin_is_named_after_the_package(tmp_path: Path) -> None:
     )
     (ep,) = scan(repo).entry_points
     assert (ep.name, ep.target, ep.parser, ep.line) == ("tool", "cli.js", "yargs", 1)
+    nameless = make(
+        tmp_path / "nameless", {"package.json": '{"bin": "./bin/run.js"}', "bin/run.js": "require('mri')\n"}
+    )
+    (ep,) = scan(nameless).entry_points
+    assert (ep.name, ep.target, ep.parser) == ("run", "bin/run.js", "mri")
 
 
 def test_setup_py_and_poetry_scripts_are_read(tmp_path: Path) -> None:

@@ -411,8 +411,9 @@ class ManifestReader:
         if "bin" not in data:
             return
         value = data["bin"]
-        if isinstance(value, str) and isinstance(data.get("name"), str):
-            value = {data["name"].rsplit("/", 1)[-1]: value}
+        if isinstance(value, str):  # the command is the package's name (npm needs one; else the file's)
+            name = data.get("name") if isinstance(data.get("name"), str) else None
+            value = {(name or value.rsplit("/", 1)[-1].split(".", 1)[0]).rsplit("/", 1)[-1]: value}
         if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
             raise self.fail(rel, "expected a path, or an object of command → path", line=_line_of(text, "bin"),
                             field="bin")  # fmt: skip
