@@ -91,6 +91,9 @@ def test_every_exported_name_is_documented() -> None:
 INTERNAL_SIGNALS = {
     "maestro.cli.run.Stopped",  # the second Ctrl-C: cli/main.py prints how to resume, exits 130
     "maestro.run.pauses.Pause",  # pause the session with a decision request: the run loop catches it
+    "maestro.cli.run.SessionFailed",  # an error after the session was written to: cli/main.py prints it, exits 1
+    "maestro.core.errors.Terminated",  # SIGTERM/SIGHUP, a KeyboardInterrupt: stop at once, exit 128 + the signal
+    "maestro.core.text.InputTooLarge",  # an OSError (EFBIG) so that every reader's `except OSError` words it
 }
 
 

@@ -738,3 +738,9 @@ def test_ordinary_files_entries_are_fine() -> None:
         validate_graph([Task("T1", "a", files=("",))])
     graph = validate_graph([Task("T1", "a", files=("src/calc.py", "./README.md", "docs/", "a..b.txt"))])
     assert graph["T1"].files == ("src/calc.py", "./README.md", "docs/", "a..b.txt")
+
+
+def test_a_tasks_list_made_by_a_python_tag_is_a_plan_error_not_a_crash() -> None:
+    """Found by the hostile-input fuzz: ruamel keeps no line numbers for a sequence ``!!python/tuple`` made."""
+    with pytest.raises(PlanError, match=r"t\.yaml.*task #1 is a mapping"):
+        parse_tasks("version: 1\ntasks: &a0 !!python/tuple [1]\n", "t.yaml")

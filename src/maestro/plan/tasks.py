@@ -380,9 +380,18 @@ def _key_line(node: Any, key: Any) -> int | None:
         return None
 
 
+def _item_line(items: CommentedSeq, index: int) -> int | None:
+    """The line of item ``index``, or None where the loader kept none (a sequence a tag such as ``!!python/tuple``
+    made)."""
+    try:
+        return int(items.lc.item(index)[0]) + 1
+    except (AttributeError, KeyError, TypeError, IndexError):
+        return None
+
+
 def _task(items: CommentedSeq, index: int, src: str | None) -> Task:
     item = items[index]
-    line = int(items.lc.item(index)[0]) + 1
+    line = _item_line(items, index)
     if not isinstance(item, CommentedMap):
         raise PlanError(f"task #{index + 1} is a mapping with at least id and title", path=src, line=line)
     tid = item.get("id")
