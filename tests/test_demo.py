@@ -152,7 +152,9 @@ def test_each_task_starts_once_its_dependencies_are_merged_and_each_merge_is_a_c
     starts = [(e.data["task"], e.seq) for e in run.events if e.kind == "task" and e.data["trigger"] == "start"]
     first_start = dict(reversed(starts))
     cp_seq = {e.data["n"]: e.seq for e in run.events if e.kind == "checkpoint"}
-    assert first_start["docs"] > cp_seq[merged["core"]]  # docs waited for core alone, not for ops
+    succeed_seq = {e.data["task"]: e.seq for e in run.events if e.kind == "task" and e.data["trigger"] == "succeed"}
+    # docs waited for core's merge alone (its succeed move: the checkpoint follows once docs has started), not ops's
+    assert first_start["docs"] > succeed_seq["core"]
     assert first_start["docs"] < cp_seq[merged["ops"]] or merged["ops"] < merged["docs"]
     assert not any(line.startswith("[Maestro] Group ") for line in run.lines)
     assert {k: (t.state, t.attempts) for k, t in run.state.tasks.items()} == {
