@@ -140,7 +140,10 @@ def test_codex_with_a_flag_it_does_not_know_is_critical(
 
 @pytest.fixture(scope="module")
 def aider() -> Path:
-    return agent_clis.aider_exe()
+    try:
+        return agent_clis.aider_exe()
+    except agent_clis.Missing as exc:  # aider's venv could not be made here: the contract cannot be checked
+        pytest.skip(str(exc))
 
 
 def test_aider_exits_0_on_an_auth_error_and_the_adapter_still_says_critical(
