@@ -22,6 +22,7 @@ REPORT_SECTIONS = [
     "Quality Gates",
     "Requirements",
     "Recovery",
+    "Metrics",
     "Checkpoints",
     "Next Steps",
 ]
@@ -110,12 +111,33 @@ def test_the_report_has_every_section(run: Demo) -> None:
     assert "- tests: passed — 5 passed, 0 failed" in section(report, "Quality Gates")
     assert "- traceability: passed — 4 of 4 requirements met" in section(report, "Quality Gates")
     changes = section(report, "Changes Made")
-    assert "- calc/core.py: added (+6 -0)" in changes
-    assert "- README.md: modified (+4 -0)" in changes
-    recovery = section(report, "Recovery")
-    assert "- ops attempt 1: failed (transient) — API Error: 429 rate_limit_error (try again shortly)" in recovery
-    assert any("[ops] retry: transient failure: retry 1 of 2 after 0.2 s backoff" in line for line in recovery)
-    assert any("[cli] alternative: regression: Your change broke task core" in line for line in recovery)
+    assert changes[:2] == ["7 files changed (6 created, 1 modified), +67 -0 lines, from checkpoint 0 to checkpoint 4",
+                           "### Created (6 files)"]  # fmt: skip
+    assert "- calc/core.py (+6 -0)" in changes[2:8]
+    assert changes[8:10] == ["### Modified (1 file)", "- README.md (+4 -0)"]
+    assert changes[10] == "### By task (each checkpoint's diffstat)"
+    assert "- task docs: Document the usage (checkpoint 3): 1 file (1 modified), +4 -0" in changes[11:]
+    assert "- task cli: Command line (checkpoint 4): 2 files (2 created), +25 -0" in changes[11:]
+    recovery = section(report, "Recovery")  # each failure with the decision that answered it, and what became of it
+    retry, alternative = (d for d in run.state.decisions if d.kind == "recovery")
+    assert recovery[:3] == [
+        "- ops attempt 1: failed (transient), recovered without a human (attempt 2 succeeded) — API Error: 429 "
+        "rate_limit_error (try again shortly)",
+        f"  - {retry.id} [ops] retry: transient failure: retry 1 of 2 after 0.2 s backoff",
+        "- cli attempt 1: regression, recovered without a human (attempt 2 succeeded) — Your change broke task core "
+        "(Add and subtract): its acceptance command "
+        f"`{sys.executable} -m pytest -q -p no:cacheprovider tests/test_core.py` failed (exit 1):",
+    ]
+    assert recovery[3].startswith(f"  - {alternative.id} [cli] alternative: regression: Your change broke task core")
+    assert len(recovery) == 4
+    metrics = section(report, "Metrics")
+    assert metrics[:4] == [
+        "- Autonomy: autonomous: completed with no human answer",
+        "- Recovery: 2 failures (1 agent, 1 regression): 2 recovered without a human (100%), 0 after a human "
+        "answer, 0 not recovered",
+        "- Attempts per task: median 1.5, total 6 over 4 tasks",
+        "- Cost per task: median $0.0100, total $0.0650",
+    ]
     checkpoints = [line.split(" — ")[1] for line in section(report, "Checkpoints")]
     assert checkpoints[0] == "start" and checkpoints[4] == "task cli: Command line"
     assert sorted(checkpoints[1:4]) == [

@@ -20,6 +20,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
@@ -56,6 +57,7 @@ REPORT_SECTIONS = [
     "Quality Gates",
     "Requirements",
     "Recovery",
+    "Metrics",
     "Checkpoints",
     "Next Steps",
 ]
@@ -360,7 +362,7 @@ def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_m
     assert (gates["traceability"].status, gates["traceability"].summary) == ("passed", "4 of 4 requirements met")
     # the report
     report = done.report()
-    assert sections(report) == [*REPORT_SECTIONS[:8], "Tasks", "Next Steps"]
+    assert sections(report) == [*REPORT_SECTIONS[:9], "Tasks", "Next Steps"]
     summary = section(report, "Summary")
     assert "- Feature: Build the sample" in summary
     assert "- Outcome: completed" in summary
@@ -369,15 +371,25 @@ def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_m
     assert "- Checkpoints: 5" in summary
     assert "- Agent calls: 4; cost: $0.0300" in summary
     assert any(line.startswith("- Duration: ") for line in summary)
-    assert section(report, "Changes Made") == [
-        "- docs.md: added (+1 -0)",
-        "- pkg/a.py: added (+2 -0)",
-        "- pkg/b.py: added (+2 -0)",
-        "- pkg/c.py: added (+4 -0)",
-        "- tests/test_a.py: added (+5 -0)",
-        "- tests/test_b.py: added (+5 -0)",
-        "- tests/test_c.py: added (+5 -0)",
+    changes = section(report, "Changes Made")  # the net diff split by kind, then each task's checkpoint's diffstat
+    assert changes[:9] == [
+        "7 files changed (7 created), +24 -0 lines, from checkpoint 0 to checkpoint 4",
+        "### Created (7 files)",
+        "- docs.md (+1 -0)",
+        "- pkg/a.py (+2 -0)",
+        "- pkg/b.py (+2 -0)",
+        "- pkg/c.py (+4 -0)",
+        "- tests/test_a.py (+5 -0)",
+        "- tests/test_b.py (+5 -0)",
+        "- tests/test_c.py (+5 -0)",
     ]
+    stat = {"a": "2 files (2 created), +7 -0", "b": "2 files (2 created), +7 -0", "c": "2 files (2 created), +9 -0",
+            "d": "1 file (1 created), +1 -0"}  # fmt: skip
+    assert changes[9] == "### By task (each checkpoint's diffstat)"
+    assert [line for line in changes[10:] if not line.startswith("  - ")] == [
+        f"- {c.label} (checkpoint {c.n}): {stat[c.label[5]]}" for c in records[1:]
+    ]
+    assert "  - pkg/c.py: created (+4 -0)" in changes[10:]
     assert section(report, "Requirements")[2:] == [
         "| FR-1 | P0 | met | a | task a succeeded and its acceptance passes |",
         "| FR-2 | P1 | met | b | task b succeeded and its acceptance passes |",
@@ -385,6 +397,17 @@ def test_happy_path_each_task_starts_once_its_dependencies_are_merged_and_each_m
         "| FR-4 | P3 | met | d | task d succeeded and its acceptance passes |",
     ]
     assert section(report, "Recovery") == ["- no failures"]
+    metrics = section(report, "Metrics")
+    assert metrics[:5] + metrics[6:] == [
+        "- Autonomy: autonomous: completed with no human answer",
+        "- Recovery: no failures",
+        "- Attempts per task: median 1, total 4 over 4 tasks",
+        "- Cost per task: median $0.0050, total $0.0300",  # c and d report no cost
+        "- Agent time per task: median 0.0 s, total 0.0 s",  # the scripted agent takes no time
+        f"- Session: cost $0.0300, running time {done.state.active_s:.1f} s, 4 agent calls",
+    ]
+    span = r"[0-9.]+ (s|min)"
+    assert re.fullmatch(rf"- Time per task \(first start to last move\): median {span}, total {span}", metrics[5])
     assert section(report, "Checkpoints") == [
         f"- {c.n}: commit {c.commit[:12]} `maestro/{SID}/{c.n}` — {c.label}" for c in records
     ]
@@ -470,9 +493,15 @@ def test_transient_failures_are_retried_with_the_configured_backoff(tmp_path: Pa
     assert done.tasks() == {"a": ("succeeded", 4)}
     assert "error" not in done.triggers()  # a retry happens inside implementing
     recovery = section(done.report(), "Recovery")
-    assert recovery[0] == "- a attempt 1: failed (transient) — rate limited"
-    first_retry = done.decisions("recovery")[0]
-    assert f"  - {first_retry.id} [a] retry: transient failure: retry 1 of 3 after 1.5 s backoff" in recovery
+    d1, d2, d3 = done.decisions("recovery")
+    assert recovery == [  # each failed attempt, what answered it and what became of it
+        "- a attempt 1: failed (transient), recovered without a human (attempt 4 succeeded) — rate limited",
+        f"  - {d1.id} [a] retry: transient failure: retry 1 of 3 after 1.5 s backoff",
+        "- a attempt 2: failed (transient), recovered without a human (attempt 4 succeeded) — overloaded",
+        f"  - {d2.id} [a] retry: transient failure: retry 2 of 3 after 4.5 s backoff",
+        "- a attempt 3: failed (transient), recovered without a human (attempt 4 succeeded) — connection reset by peer",
+        f"  - {d3.id} [a] retry: transient failure: retry 3 of 3 after 10 s backoff",
+    ]
 
 
 def test_the_same_transient_error_twice_in_a_row_is_retried_all_the_same(tmp_path: Path) -> None:
@@ -802,7 +831,15 @@ def test_a_critical_failure_pauses_at_once_after_the_running_tasks_finish(tmp_pa
     assert done.state.paused_from == "implementing"
     report = done.report()
     assert "- Outcome: paused (paused from implementing)" in section(report, "Summary")
-    assert "- a attempt 1: failed (critical) — Credit balance is too low" in section(report, "Recovery")
+    (pause,) = done.decisions("recovery")
+    assert section(report, "Recovery") == [
+        "- a attempt 1: failed (critical), not recovered yet — Credit balance is too low",
+        f"  - {pause.id} [a] pause: the agent cannot work: Credit balance is too low",
+    ]
+    assert section(report, "Metrics")[:2] == [
+        "- Autonomy: not ended (paused) yet, 0 human answers so far",
+        "- Recovery: 1 failure (1 agent): 0 recovered without a human (0%), 0 after a human answer, 1 not recovered",
+    ]
 
 
 def test_a_path_outside_the_repository_is_critical(tmp_path: Path) -> None:
@@ -1117,7 +1154,14 @@ def test_a_dirty_tree_is_the_base_and_stays_untouched_in_the_checkout(tmp_path: 
     assert file_at(repo, base, "secret.env") is None
     # the session's work is on its branch, on top of the base (the agent saw the uncommitted work: acceptance)
     assert done.checkpoints()[1] == (1, "task a: A", ["a.txt"])
-    assert section(done.report(), "Changes Made") == ["- a.txt: added (+1 -0)"]
+    assert section(done.report(), "Changes Made") == [
+        "1 file changed (1 created), +1 -0 lines, from checkpoint 0 to checkpoint 1",
+        "### Created (1 file)",
+        "- a.txt (+1 -0)",
+        "### By task (each checkpoint's diffstat)",
+        "- task a: A (checkpoint 1): 1 file (1 created), +1 -0",
+        "  - a.txt: created (+1 -0)",
+    ]
     assert (on_branch(repo, "a.txt"), on_branch(repo, "new.txt")) == (b"a\n", b"untracked\n")
     assert on_branch(repo, "README.md") == b"# sample\n\nwork in progress\n"
     # the checkout: byte for byte as it was, the uncommitted work still uncommitted, on the same commit
@@ -1298,7 +1342,7 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
 
     shown = maestro_cli("report", "last", cwd=repo)
     assert (shown.returncode, shown.stdout) == (0, report.read_text(encoding="utf-8"))
-    assert sections(shown.stdout) == [*REPORT_SECTIONS[:8], "Tasks", "Next Steps"]
+    assert sections(shown.stdout) == [*REPORT_SECTIONS[:9], "Tasks", "Next Steps"]
 
     back = maestro_cli("rollback", "last", "--to", "0", cwd=repo)
     assert (back.returncode, back.stdout, back.stderr) == (

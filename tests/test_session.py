@@ -200,7 +200,7 @@ def test_records_land_in_the_derived_views(session: maestro.Session) -> None:
     log = (session.dir / "execution-log.md").read_text()
     assert "[Maestro] created → planning (start)" in log
     assert "[Maestro] Decision (tech-stack, by policy): pytest — already in pyproject.toml" in log
-    assert "✓ Checkpoint 1: aaaaaaaaaaaa group 1 (1 files)" in log
+    assert "✓ Checkpoint 1: aaaaaaaaaaaa group 1 (1 file)" in log
 
 
 def test_views_are_refreshed_when_the_session_pauses(session: maestro.Session) -> None:
@@ -340,7 +340,7 @@ def test_a_final_state_writes_the_report(session: maestro.Session) -> None:
     assert "- Outcome: completed" in report
     assert "- Tasks completed: 1/1" in report
     assert "### tech-stack\n- D1 python: pyproject.toml is there (by policy, confidence 1.00)" in report
-    assert "- src/calc.py: added (+12 -0)" in report  # the last checkpoint's files, without the runner's net diff
+    assert "### Created (1 file)\n- src/calc.py (+12 -0)\n" in report  # the checkpoints' files, without the net diff
     assert "- tests: passed" in report
     assert "- 1: commit aaaaaaaaaaaa `maestro/s/1` — group 1" in report
     for section in ("Summary", "Decisions Made", "Changes Made", "Testing", "Quality Gates", "Requirements",

@@ -1,4 +1,5 @@
-"""Looking at sessions and the repository, writing nothing: statechart, replay, sessions, status, report, agents.
+"""Looking at sessions and the repository, writing nothing: statechart, replay, sessions, status, report, stats,
+agents.
 
 ``replay --redrive`` runs a session again on a copy of its repository and compares.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,12 +23,13 @@ from maestro.model.chart import load_chart
 from maestro.model.state import rebuild
 from maestro.replay import Step, replay
 from maestro.store.filestore import Store
-from maestro.store.views import final_report, list_sessions
+from maestro.store.metrics import Figure, SessionMetrics, Stats, stats_doc, store_metrics, summarize
+from maestro.store.views import counted, final_report, list_sessions
 
 if TYPE_CHECKING:
     from maestro.run.redrive import RedriveReport
 
-__all__ = ["cmd_agents", "cmd_replay", "cmd_report", "cmd_sessions", "cmd_statechart", "cmd_status"]
+__all__ = ["cmd_agents", "cmd_replay", "cmd_report", "cmd_sessions", "cmd_statechart", "cmd_stats", "cmd_status"]
 
 
 def cmd_statechart(args: argparse.Namespace) -> int:
@@ -51,7 +54,7 @@ def _step_line(step: Step) -> str:
         (len(step.task_moves), "task move"),
         (len(step.notes), "note"),
     ]
-    extra = ", ".join(f"{n} {what}{'s' if n != 1 else ''}" for n, what in counts if n)
+    extra = ", ".join(counted(n, what) for n, what in counts if n)
     return f"{head}  [{extra}]" if extra else head
 
 
@@ -80,8 +83,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         tasks = ", ".join(f"{k}={t.state}" for k, t in sorted(state.tasks.items())) or "none"
         out.write(
             f"after step {last.index} (seq {state.last_seq}): {state.state}{paused}; iteration {state.iteration}; "
-            f"{len(state.decisions)} decisions, {len(state.checkpoints)} checkpoints, "
-            f"{len(state.agent_results)} agent results; tasks: {tasks}\n"
+            f"{counted(len(state.decisions), 'decision')}, {counted(len(state.checkpoints), 'checkpoint')}, "
+            f"{counted(len(state.agent_results), 'agent result')}; tasks: {tasks}\n"
         )
     return 0
 
@@ -171,8 +174,68 @@ def cmd_report(args: argparse.Namespace) -> int:
     if path.is_file():
         sys.stdout.write(path.read_text(encoding="utf-8"))
     else:  # a session still running or paused: the report as of now
-        sys.stdout.write(final_report(rebuild(store.read_events(sid), where=str(store.events_path(sid)))))
+        events = store.read_events(sid)
+        sys.stdout.write(final_report(rebuild(events, where=str(store.events_path(sid))), events=events))
     return 0
+
+
+def cmd_stats(args: argparse.Namespace) -> int:
+    """``maestro stats [--repo PATH] [--json]``: the success metrics over a repository's sessions (docs/stats.md)."""
+    store = Store(args.repo)
+    found, skipped = store_metrics(store)
+    stats = summarize(found)
+    if args.json:
+        sys.stdout.write(json.dumps(stats_doc(stats, found, skipped), indent=2, ensure_ascii=False) + "\n")
+        return 0
+    sys.stdout.write("".join(line + "\n" for line in stats_lines(stats, found, skipped)))
+    return 0
+
+
+def stats_lines(stats: Stats, found: list[SessionMetrics], skipped: list[tuple[str, str]]) -> list[str]:
+    """``maestro stats`` as lines: the figures over the ended sessions, then one line a session."""
+    if not found and not skipped:
+        return ["no sessions"]
+    states = ", ".join(f"{n} {state}" for state, n in stats.by_state.items())
+    lines = [f"sessions: {stats.sessions}" + (f" ({states})" if states else "") + f"; {stats.ended} ended"]
+    if stats.autonomy_rate is None:
+        lines.append("autonomy rate: none (no session has ended)")
+    else:
+        lines.append(f"autonomy rate: {stats.autonomy_rate:.0%} ({stats.autonomous} of "
+                     f"{counted(stats.ended, 'ended session')} completed with no human answer)")  # fmt: skip
+    if stats.recovery_rate is None:
+        lines.append("recovery rate: none (no failure in an ended session)")
+    else:
+        kinds = ", ".join(f"{n} {kind}" for kind, n in stats.failures_by_kind.items())
+        lines.append(f"recovery rate: {stats.recovery_rate:.0%} ({stats.recovered} of "
+                     f"{counted(stats.failures, 'failure')} recovered without a human; {stats.recovered_by_human} "
+                     f"after a human answer, {stats.unrecovered} not recovered; {kinds})")  # fmt: skip
+
+    def fig(name: str, f: Figure, show: Callable[[float], str]) -> str:
+        if f.median is None:
+            return f"{name}: none"
+        return f"{name}: median {show(f.median)}, total {show(f.total)} ({f.count})"
+
+    money, secs = (lambda x: f"${x:.4f}"), _seconds_text
+    lines += [
+        fig("attempts per task", stats.attempts_per_task, lambda x: f"{x:g}"),
+        fig("cost per task", stats.cost_per_task, money),
+        fig("agent time per task", stats.agent_s_per_task, secs),
+        fig("time per task", stats.elapsed_s_per_task, secs),
+        fig("cost per session", stats.cost_per_session, money),
+        fig("running time per session", stats.active_s_per_session, secs),
+    ]
+    for m in found:
+        recovered = f"{m.count('recovered')}/{len(m.counted)} recovered" if m.counted else "no failures"
+        who = "autonomous" if m.autonomous else counted(m.human_answers, "human answer")
+        lines.append(f"  {m.session}  {m.state:<10} {who}; {recovered}; "
+                     f"{counted(sum(t.attempts for t in m.tasks), 'attempt')}; ${m.cost_usd:.4f}; "
+                     f"{_seconds_text(m.active_s)}")  # fmt: skip
+    lines += [f"  {sid}  skipped: {escaped(why)}" for sid, why in skipped]
+    return lines
+
+
+def _seconds_text(seconds: float) -> str:
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def cmd_agents(args: argparse.Namespace) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import os
+import re
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -33,11 +34,14 @@ from maestro.core.records import (
     Transition,
     converter,
 )
+from maestro.core.text import one_line
 from maestro.model.state import SessionState, rebuild
 from maestro.store.filestore import EVENTS, Store, atomic_write, check_session_log, read_events
+from maestro.store.metrics import FAILURE_KINDS, Failure, Figure, SessionMetrics, failures_of_state, session_metrics
 
 __all__ = [
     "SessionListing",
+    "counted",
     "decision_file_name",
     "describe",
     "final_report",
@@ -156,7 +160,7 @@ def describe(event: Event) -> str:
     elif isinstance(p, Decision):
         text = f"Decision ({p.kind}, by {p.decided_by}): {p.choice} — {p.rationale}"
     elif isinstance(p, CheckpointRecord):
-        text = f"✓ Checkpoint {p.n}: {p.commit[:12]} {p.label} ({len(p.files)} files)"
+        text = f"✓ Checkpoint {p.n}: {p.commit[:12]} {p.label} ({counted(len(p.files), 'file')})"
     elif isinstance(p, AgentResult):
         extra = f", {p.failure_class}" if p.failure_class else ""
         text = f"Task {p.task}: {p.agent} attempt {p.attempt} {p.status}{extra}"
@@ -196,23 +200,35 @@ def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) 
     atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
 
 
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """``1 checkpoint``, ``2 checkpoints``: a count and its noun, singular or plural."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"
+
+
 def final_report(
     state: SessionState,
     *,
     changes: Sequence[FileChange] | None = None,
     requirements: str | None = None,
     next_steps: Sequence[str] = (),
+    events: Sequence[Event] | None = None,
 ) -> str:
     """``final-report.md``: what the session did, in the PRD's report shape (§9).
 
     ``changes`` is the net diff of the session (the runner passes the diff from
-    checkpoint 0 to the last one; without it, the files of the last checkpoint
-    are shown); ``requirements`` the traceability matrix as markdown.
+    checkpoint 0 to the last one; without it, the checkpoints' diffstats are put
+    together); ``requirements`` the traceability matrix as markdown; ``events``
+    the session's log, from which the Recovery section (every failure under its
+    task and attempt, or its validation round, with the decisions that answered
+    it) and the Metrics section are drawn — without it, Recovery shows what the
+    state holds (the agents' failures and the recovery decisions) and Metrics is
+    left out.
     """
     done = sum(1 for t in state.tasks.values() if t.state == "succeeded")
     cost = state.spent_usd  # every call, those a crash resume redid too: what was really spent
     tests = [g for g in state.gates if g.name == "tests"]
     latest_tests = tests[-1] if tests else None
+    checkpoints = _checkpoints(state)
     lines = [
         "# Maestro Implementation Report",
         "",
@@ -224,7 +240,7 @@ def final_report(
         f" ({state.started_at} to {state.updated_at})",
         f"- Tasks completed: {done}/{len(state.tasks)}",
         "- Tests passed: " + _tests_line(latest_tests),
-        f"- Checkpoints: {len({c.n for c in state.checkpoints})}",
+        f"- Checkpoints: {len(checkpoints)}",
         f"- Agent calls: {len(state.agent_results)}; cost: ${cost:.4f}",
         f"- Refinement iterations: {state.iteration}",
         "",
@@ -240,11 +256,12 @@ def final_report(
             lines.append(f"- {d.id} {d.choice}{link}: {d.rationale} (by {d.decided_by}, confidence {d.confidence:.2f})")
     if not by_kind:
         lines.append("- none")
-    lines += ["", "## Changes Made"]
-    shown = changes if changes is not None else (state.checkpoints[-1].files if state.checkpoints else ())
-    lines += [f"- {f.path}: {f.change} (+{f.added_lines} -{f.deleted_lines})" for f in shown] or ["- none"]
+    lines += ["", "## Changes Made", *_changes_lines(checkpoints, changes)]
     lines += ["", "## Testing"]
     lines += [f"- {g.name}: {g.status} — {g.summary}" for g in tests] or ["- no test gate ran"]
+    coverage = _coverage(latest_tests)
+    if coverage is not None:
+        lines.append(f"- coverage: {coverage}")
     lines += ["", "## Quality Gates"]
     latest = {g.name: g for g in state.gates}
     lines += [
@@ -252,32 +269,210 @@ def final_report(
         for g in latest.values()
     ] or ["- none recorded"]
     lines += ["", "## Requirements", requirements.rstrip() if requirements else "- no traceability recorded"]
+    found = session_metrics(events, state=state) if events is not None else None
     lines += ["", "## Recovery"]
-    failures = [r for r in state.agent_results if r.status != "succeeded"]
-    recoveries = [d for d in state.decisions if d.kind == "recovery"]
-    for r in failures:
-        lines.append(f"- {r.task} attempt {r.attempt}: {r.status} ({r.failure_class}) — {r.summary}")
-    for d in recoveries:
-        lines.append(f"  - {d.id} [{d.task}] {d.choice}: {d.rationale}")
-    if not failures and not recoveries:
-        lines.append("- no failures")
+    if found is not None:
+        lines += _recovery_lines(found.failures, found.unpaired)
+    else:
+        lines += _recovery_lines(*failures_of_state(state))
+    if found is not None:
+        lines += ["", "## Metrics", *_metrics_lines(found)]
     lines += ["", "## Checkpoints"]
-    seen: set[int] = set()
-    for c in state.checkpoints:
-        if c.n not in seen:
-            seen.add(c.n)
-            lines.append(f"- {c.n}: commit {c.commit[:12]} `{c.tag}` — {c.label}")
-    if not seen:
-        lines.append("- none")
+    lines += [f"- {c.n}: commit {c.commit[:12]} `{c.tag}` — {c.label}" for c in checkpoints] or ["- none"]
     lines += ["", "## Tasks"]
-    lines += [
-        f"- {k}: {t.state} ({t.attempts} attempt{'s' if t.attempts != 1 else ''})"
-        for k, t in sorted(state.tasks.items())
-    ] or ["- none"]
+    lines += [f"- {k}: {t.state} ({counted(t.attempts, 'attempt')})" for k, t in sorted(state.tasks.items())] or [
+        "- none"
+    ]
     lines += ["", "## Next Steps"]
     steps = list(next_steps) or _next_steps(state)
     lines += [f"- {step}" for step in steps]
     return "\n".join(lines) + "\n"
+
+
+def _checkpoints(state: SessionState) -> list[CheckpointRecord]:
+    """The session's checkpoints, each number once (the last record of it), in order."""
+    by_n: dict[int, CheckpointRecord] = {}
+    for c in state.checkpoints:
+        by_n[c.n] = c
+    return [by_n[n] for n in sorted(by_n)]
+
+
+_CREATED, _MODIFIED, _DELETED = "added", "modified", "deleted"
+_SHOWN_CHANGE = {_CREATED: "created", _MODIFIED: "modified", _DELETED: "deleted"}
+
+
+def _stat(files: Sequence[FileChange], changed: str = "") -> str:
+    """``3 files (2 created, 1 modified), +20 -4`` (``changed``: a word after ``files``)."""
+    kinds = [f"{sum(1 for f in files if f.change == c)} {_SHOWN_CHANGE[c]}" for c in (_CREATED, _MODIFIED, _DELETED)]
+    split = ", ".join(k for k in kinds if not k.startswith("0 "))
+    added, deleted = sum(f.added_lines for f in files), sum(f.deleted_lines for f in files)
+    return f"{counted(len(files), 'file')}{' ' + changed if changed else ''} ({split}), +{added} -{deleted}"
+
+
+def _composed(checkpoints: Sequence[CheckpointRecord]) -> list[FileChange]:
+    """The checkpoints' changes after checkpoint 0 put together, path by path (line counts summed)."""
+    net: dict[str, FileChange] = {}
+    for c in checkpoints:
+        if c.n == 0:
+            continue
+        for f in c.files:
+            old = net.get(f.path)
+            if old is None:
+                net[f.path] = f
+                continue
+            change = {
+                (_CREATED, _DELETED): None,
+                (_CREATED, _MODIFIED): _CREATED,
+                (_DELETED, _CREATED): _MODIFIED,
+            }.get((old.change, f.change), f.change)
+            if change is None:
+                del net[f.path]
+            else:
+                net[f.path] = FileChange(f.path, change, old.added_lines + f.added_lines,
+                                         old.deleted_lines + f.deleted_lines)  # fmt: skip
+    return [net[p] for p in sorted(net)]
+
+
+def _changes_lines(checkpoints: Sequence[CheckpointRecord], changes: Sequence[FileChange] | None) -> list[str]:
+    """The net changes split into created, modified and deleted files, then each checkpoint's diffstat (a task's)."""
+    last = checkpoints[-1].n if checkpoints else 0
+    if changes is not None:
+        files, where = sorted(changes, key=lambda f: f.path), f"from checkpoint 0 to checkpoint {last}"
+    else:
+        files, where = _composed(checkpoints), "the checkpoints' diffstats put together"
+    if not files:
+        return ["- none"]
+    lines = [f"{_stat(files, 'changed')} lines, {where}"]
+    for change in (_CREATED, _MODIFIED, _DELETED):
+        mine = [f for f in files if f.change == change]
+        if mine:
+            lines += ["", f"### {_SHOWN_CHANGE[change].capitalize()} ({counted(len(mine), 'file')})"]
+            lines += [f"- {f.path} (+{f.added_lines} -{f.deleted_lines})" for f in mine]
+    by_checkpoint = [c for c in checkpoints if c.n > 0 and c.files]
+    if by_checkpoint:
+        lines += ["", "### By task (each checkpoint's diffstat)"]
+        for c in by_checkpoint:
+            lines.append(f"- {c.label} (checkpoint {c.n}): {_stat(c.files)}")
+            lines += [f"  - {f.path}: {_SHOWN_CHANGE[f.change]} (+{f.added_lines} -{f.deleted_lines})" for f in c.files]
+    return lines
+
+
+def _coverage(gate: GateResult | None) -> str | None:
+    """The coverage a test gate's summary states (``coverage 87%``, ``TOTAL … 87%``), or None."""
+    if gate is None:
+        return None
+    m = _COVERAGE.search(gate.summary)
+    return f"{m.group(1) or m.group(2)}%" if m else None
+
+
+_COVERAGE = re.compile(r"coverage[:= ]+([0-9]+(?:\.[0-9]+)?)\s*%|\bTOTAL\b.*?([0-9]+(?:\.[0-9]+)?)%", re.IGNORECASE)
+
+_OUTCOME_WORDS = {
+    "recovered": "recovered without a human",
+    "recovered_by_human": "recovered after a human answer",
+    "unrecovered": "not recovered",
+    "open": "not recovered yet",
+}
+
+
+def _failure_head(f: Failure) -> str:
+    """A failure's line: where, what, what became of it, and the summary."""
+    if f.kind == "gate":
+        where = f"validation round {f.round}: gate {f.gate}"
+        what = "failed" if f.required else "failed (not required)"
+    else:
+        where = f"{f.task} attempt {f.attempt}"
+        what = {
+            "agent": f"{f.status or 'failed'} ({f.failure_class or 'unclassified'})",
+            "acceptance": "acceptance failed",
+            "regression": "regression",
+            "conflict": "merge conflict",
+        }[f.kind]
+    summary = f.summary
+    if f.kind == "acceptance" and summary.startswith("acceptance failed: "):
+        summary = summary[len("acceptance failed: ") :]
+    outcome = ""
+    if f.outcome and f.required:
+        outcome = ", " + _OUTCOME_WORDS[f.outcome] + (f" ({f.resolved})" if f.resolved else "")
+    return f"- {where}: {what}{outcome}" + (f" — {one_line(summary, 500)}" if summary.strip() else "")
+
+
+def _decision_line(d: Decision) -> str:
+    task = f" [{d.task}]" if d.task else ""
+    by = "" if d.decided_by == "policy" else f" (by {d.decided_by})"
+    return f"  - {d.id}{task} {d.choice}{by}: {one_line(d.rationale, 500)}"
+
+
+def _recovery_lines(failures: Sequence[Failure], unpaired: Sequence[Decision]) -> list[str]:
+    """Each failure under its task and attempt (tasks in the order they first failed), then the validation rounds;
+    under each, the decisions that answered it, in log order.  A decision that answered several failures is shown
+    once, under the last of them."""
+    order: list[str] = []
+    for f in failures:
+        if f.task is not None and f.kind != "gate" and f.task not in order:
+            order.append(f.task)
+    shown = sorted(
+        failures,
+        key=lambda f: (order.index(f.task), 0, f.seq) if f.kind != "gate" and f.task in order
+        else (len(order), f.round or 0, f.seq),
+    )  # fmt: skip
+    last_of: dict[str, int] = {}
+    for i, f in enumerate(shown):
+        for d in f.answers:
+            last_of[d.id] = i
+    lines = []
+    for i, f in enumerate(shown):
+        lines.append(_failure_head(f))
+        lines += [_decision_line(d) for d in f.answers if last_of.get(d.id) == i]
+    for d in unpaired:
+        lines.append(f"- {d.id}{f' [{d.task}]' if d.task else ''} {d.kind} {d.choice}, answering no recorded failure: "
+                     f"{one_line(d.rationale, 500)}")  # fmt: skip
+    return lines or ["- no failures"]
+
+
+def _metrics_lines(m: SessionMetrics) -> list[str]:
+    """The session's own success metrics (docs/stats.md defines them)."""
+    if m.autonomous:
+        autonomy = "autonomous: completed with no human answer"
+    elif m.ended:
+        autonomy = f"not autonomous: {m.state}" + (f", {counted(m.human_answers, 'human answer')}" if m.human_answers
+                                                    else "")  # fmt: skip
+    else:
+        autonomy = f"not ended ({m.state}) yet, {counted(m.human_answers, 'human answer')} so far"
+    failures = m.counted
+    if failures:
+        kinds = ", ".join(f"{n} {k}" for k in FAILURE_KINDS if (n := sum(1 for f in failures if f.kind == k)))
+        rate = m.count("recovered") / len(failures)
+        recovery = (
+            f"{counted(len(failures), 'failure')} ({kinds}): {m.count('recovered')} recovered without a human "
+            f"({rate:.0%}), {m.count('recovered_by_human')} after a human answer, "
+            f"{m.count('unrecovered') + m.count('open')} not recovered"
+        )
+    else:
+        recovery = "no failures"
+    started = [t for t in m.tasks if t.attempts > 0]
+    lines = [f"- Autonomy: {autonomy}", f"- Recovery: {recovery}"]
+    if started:
+        attempts = Figure.of(t.attempts for t in started)
+        cost = Figure.of(t.cost_usd for t in started)
+        agent = Figure.of(t.agent_s for t in started)
+        elapsed = Figure.of(t.elapsed_s for t in started if t.elapsed_s is not None)
+        lines += [
+            f"- Attempts per task: median {attempts.median:g}, total {attempts.total:g} over "
+            f"{counted(len(started), 'task')}",
+            f"- Cost per task: median ${cost.median:.4f}, total ${cost.total:.4f}",
+            f"- Agent time per task: median {_secs(agent.median)}, total {_secs(agent.total)}",
+            f"- Time per task (first start to last move): median {_secs(elapsed.median)}, total {_secs(elapsed.total)}",
+        ]
+    lines.append(f"- Session: cost ${m.cost_usd:.4f}, running time {_secs(m.active_s)}, "
+                 f"{counted(m.agent_calls, 'agent call')}")  # fmt: skip
+    return lines
+
+
+def _secs(seconds: float | None) -> str:
+    if seconds is None:
+        return "none"
+    return f"{seconds:.1f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def _tests_line(gate: GateResult | None) -> str:
