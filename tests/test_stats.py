@@ -158,8 +158,8 @@ def test_stats_text(four: Repo, capsys: pytest.CaptureFixture[str]) -> None:
         "autonomy rate: 33% (1 of 3 ended sessions completed with no human answer)",
         "recovery rate: 33% (1 of 3 failures recovered without a human; 1 after a human answer, 1 not recovered; "
         "3 agent)",
-        "attempts per task: median 1.5, total 6 (4)",
-        "cost per task: median $0.0150, total $0.5300 (4)",
+        "attempts per task: median 1.5, total 6 (over 4 tasks)",
+        "cost per task: median $0.0150, total $0.5300 (over 4 tasks)",
     ]
     assert lines[-4].startswith("  session-1  completed  autonomous; 1/1 recovered; 3 attempts; $0.0300; ")
     assert lines[-3].startswith("  session-2  completed  1 human answer; 0/1 recovered; 2 attempts; $0.5000; ")

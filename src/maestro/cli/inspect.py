@@ -210,19 +210,19 @@ def stats_lines(stats: Stats, found: list[SessionMetrics], skipped: list[tuple[s
                      f"{counted(stats.failures, 'failure')} recovered without a human; {stats.recovered_by_human} "
                      f"after a human answer, {stats.unrecovered} not recovered; {kinds})")  # fmt: skip
 
-    def fig(name: str, f: Figure, show: Callable[[float], str]) -> str:
+    def fig(name: str, f: Figure, show: Callable[[float], str], of: str) -> str:
         if f.median is None:
             return f"{name}: none"
-        return f"{name}: median {show(f.median)}, total {show(f.total)} ({f.count})"
+        return f"{name}: median {show(f.median)}, total {show(f.total)} (over {counted(f.count, of)})"
 
     money, secs = (lambda x: f"${x:.4f}"), _seconds_text
     lines += [
-        fig("attempts per task", stats.attempts_per_task, lambda x: f"{x:g}"),
-        fig("cost per task", stats.cost_per_task, money),
-        fig("agent time per task", stats.agent_s_per_task, secs),
-        fig("time per task", stats.elapsed_s_per_task, secs),
-        fig("cost per session", stats.cost_per_session, money),
-        fig("running time per session", stats.active_s_per_session, secs),
+        fig("attempts per task", stats.attempts_per_task, lambda x: f"{x:g}", "task"),
+        fig("cost per task", stats.cost_per_task, money, "task"),
+        fig("agent time per task", stats.agent_s_per_task, secs, "task"),
+        fig("time per task", stats.elapsed_s_per_task, secs, "task"),
+        fig("cost per session", stats.cost_per_session, money, "ended session"),
+        fig("running time per session", stats.active_s_per_session, secs, "ended session"),
     ]
     for m in found:
         recovered = f"{m.count('recovered')}/{len(m.counted)} recovered" if m.counted else "no failures"
