@@ -209,6 +209,33 @@ def test_a_failure_a_human_answered_is_recovered_after_a_human_answer(tmp_path: 
     assert metrics[3] == "- Cost per task: median $0.5000, total $0.5000"
 
 
+def test_a_humans_answer_goes_to_the_failure_it_was_asked_about_not_to_the_last_one(tmp_path: Path) -> None:
+    """a's critical failure pauses the run once b, running meanwhile, has finished — failing too; the answer to the
+    question about a is a's, though b's failure is the last one before it."""
+    script = {
+        "a": [{"fail": {"kind": "critical", "message": "Credit balance is too low"}},
+              {"actions": [write("a.txt", "a\n")]}],
+        "b": [{"delay_s": 0.3, "fail": {"kind": "transient", "message": "rate limited"}},
+              {"actions": [write("b.txt", "b\n")]}],
+    }  # fmt: skip
+    tasks = [task("a", acceptance=["test -f a.txt"]), task("b", acceptance=["test -f b.txt"])]
+    ran = run(tmp_path, tasks, script, config_text(workers=2))
+    assert ran.outcome.state == "paused"
+    pause, retry = ran.decisions("recovery")
+    assert [(pause.task, pause.choice), (retry.task, retry.choice)] == [("a", "pause"), ("b", "retry")]
+    maestro.answer(ran.store, ran.sid, "retry")
+    assert ran.resume().outcome.state == "completed"
+    (answer,) = ran.decisions("answer")
+    assert section(ran.report(), "Recovery") == [
+        "- a attempt 1: failed (critical), recovered after a human answer (attempt 2 succeeded) — Credit balance is "
+        "too low",
+        f"  - {pause.id} [a] pause: the agent cannot work: Credit balance is too low",
+        f"  - {answer.id} [a] retry (by human): retry, answered by a human",
+        "- b attempt 1: failed (transient), recovered after a human answer (attempt 2 succeeded) — rate limited",
+        f"  - {retry.id} [b] retry: {retry.rationale}",
+    ]
+
+
 def test_a_task_that_gave_up_is_not_recovered_and_the_session_recovery_is_under_it(tmp_path: Path) -> None:
     fail = {"fail": {"kind": "implementation", "message": "cannot do it"}}
     ran = run(tmp_path, [task("a", acceptance=["test -f a.txt"])], {"a": [fail]},
