@@ -246,7 +246,7 @@ class Session:
         elif load_chart("session").is_final(edge.dest):
             self.refresh_views()
             state = self._reducer.snapshot()
-            atomic_write(self.dir / "final-report.md", final_report(state))
+            atomic_write(self.dir / "final-report.md", final_report(state, events=tuple(self._events)))
             write_decision_history(self.store.decisions_dir, state, self.store.decisions_lock)
         return edge.dest
 

@@ -102,6 +102,14 @@ def _redrive(store: Store, sid: str) -> int:
 def cmd_sessions(args: argparse.Namespace) -> int:
     """One line a session; one that cannot be read, or whose files are damaged, says ``broken: <why>``."""
     store = Store(args.repo)
+    if args.output and not args.html:
+        raise MaestroError("-o/--output goes with --html")
+    if args.html:
+        # imported here: start-up of the command line stays light
+        from maestro.report import write_sessions_index
+
+        sys.stdout.write(f"{write_sessions_index(store, Path(args.output) if args.output else None)}\n")
+        return 0
     for row in list_sessions(store):
         if args.json:
             line = json.dumps(attrs.asdict(row), ensure_ascii=False)
@@ -170,6 +178,14 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     store = Store(args.repo)
     sid = session_id(store, args.session)
+    if args.output and not args.html:
+        raise MaestroError("-o/--output goes with --html")
+    if args.html:
+        # imported here: start-up of the command line stays light
+        from maestro.report import write_html_report
+
+        sys.stdout.write(f"{write_html_report(store, sid, Path(args.output) if args.output else None)}\n")
+        return 0
     path = store.session_dir(sid) / "final-report.md"
     if path.is_file():
         sys.stdout.write(path.read_text(encoding="utf-8"))

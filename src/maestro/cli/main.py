@@ -1,7 +1,7 @@
 """The ``maestro`` command: the parser, and ``main``: dispatch to a command, then the exit code.
 
 Each command group has its module: :mod:`maestro.cli.inspect` (statechart, replay,
-sessions, status, report, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
+sessions, status, report, stats, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
 :mod:`maestro.cli.run` (run, answer, resume, rollback, demo, Ctrl-C), :mod:`maestro.cli.sessions`
 (land, clean) and
 :mod:`maestro.cli.init` (init).
@@ -71,6 +71,22 @@ def _build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser("sessions", help="list the sessions of a repository", description="List recorded sessions.")
     ss.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     ss.add_argument("--json", action="store_true", help="one JSON object a line")
+    ss.add_argument(
+        "--html",
+        action="store_true",
+        help="write an HTML index of the sessions (and each one's report.html) and print its path",
+    )
+    ss.add_argument("-o", "--output", metavar="FILE",
+                    help="with --html: where (default: .flow/maestro/sessions.html)")  # fmt: skip
+
+    sx = sub.add_parser(
+        "stats",
+        help="success metrics over a repository's sessions",
+        description="Print the success metrics over the repository's sessions: autonomy rate, recovery rate, "
+        "attempts, cost and time per task and per session (docs/stats.md). Writes nothing.",
+    )
+    sx.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    sx.add_argument("--json", action="store_true", help="print JSON")
 
     pr = sub.add_parser(
         "prd", help="read a PRD and list its requirements", description="Read a PRD and list its requirements."
@@ -158,6 +174,13 @@ def _build_parser() -> argparse.ArgumentParser:
     rp2 = sub.add_parser("report", help="print a session's report", description="Print a session's final report.")
     rp2.add_argument("session", help="the session id, or 'last'")
     rp2.add_argument("--repo", default=".", help="the repository (default: the current directory)")
+    rp2.add_argument(
+        "--html",
+        action="store_true",
+        help="write the HTML report (timeline, task graph, the path through the chart), print its path",
+    )
+    rp2.add_argument("-o", "--output", metavar="FILE",
+                     help="with --html: where (default: report.html in the session folder)")  # fmt: skip
 
     rb = sub.add_parser(
         "rollback",
@@ -201,12 +224,21 @@ def _build_parser() -> argparse.ArgumentParser:
 
     dm = sub.add_parser(
         "demo",
-        help="run a whole session on a sample repository with the scripted agent",
+        help="run a whole session on a sample repository with the scripted agent (or a real agent CLI, offline)",
         description="Create a sample repository (in a temporary folder, or --dir) and run a whole session on it "
         "with the scripted agent: parallel groups, a retried transient failure, a rolled-back regression, "
-        "real pytest validation and the final report.",
+        "real pytest validation and the final report. With --agent claude, codex or aider, that real CLI does the "
+        "work with its own tools, against a scripted model on 127.0.0.1 (no account, no network), with a HOME of "
+        "the demo's own.",
     )
     dm.add_argument("--dir", metavar="PATH", help="an empty or new folder for the sample (default: a temporary one)")
+    dm.add_argument(
+        "--agent",
+        choices=("scripted", "claude", "codex", "aider"),
+        default="scripted",
+        help="the agent: the scripted one (default), or that real CLI, offline, against maestro's scripted model "
+        "server (found by $MAESTRO_CLAUDE, $MAESTRO_CODEX or $MAESTRO_AIDER, else on PATH)",
+    )
 
     ag = sub.add_parser(
         "agents",
@@ -310,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "run": run.cmd_run,
         "status": inspect.cmd_status,
         "report": inspect.cmd_report,
+        "stats": inspect.cmd_stats,
         "rollback": run.cmd_rollback,
         "demo": run.cmd_demo,
         "answer": run.cmd_answer,

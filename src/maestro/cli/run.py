@@ -23,6 +23,7 @@ from maestro.cli._common import escaped, session_id
 from maestro.config.reader import load_config
 from maestro.core.errors import MaestroError, Terminated
 from maestro.model.state import rebuild
+from maestro.report.files import REPORT_FILE
 from maestro.store.filestore import Store
 
 __all__ = ["SessionFailed", "Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run"]
@@ -94,6 +95,8 @@ def _absolute_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
 
 def _outcome(outcome: Any) -> int:
     out = sys.stdout
+    if outcome.report and (Path(outcome.report).parent / REPORT_FILE).is_file():
+        out.write(f"html report: {Path(outcome.report).parent / REPORT_FILE}\n")
     out.write(f"session {outcome.session_id}: {outcome.state}\n")
     if outcome.report:
         out.write(f"report: {outcome.report}\n")
@@ -230,10 +233,18 @@ def cmd_rollback(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     # imported here: start-up of the command line stays light
-    from maestro.run.demo import run_demo
+    from maestro.run.demo import run_demo, sample_repo
 
     _show_log()
-    outcome, folder = run_demo(Path(args.dir) if args.dir else None)
+    outcome, folder = run_demo(Path(args.dir) if args.dir else None, agent=args.agent)
+    if args.agent != "scripted":  # what the real CLI's result lines said, attempt by attempt
+        state = rebuild(Store(sample_repo(folder)).read_events(outcome.session_id))
+        for r in state.agent_results:
+            cost = "no cost reported" if r.cost_usd is None else f"${r.cost_usd:.4f}"
+            turns = "" if r.turns is None else f", {r.turns} turn{'' if r.turns == 1 else 's'}"
+            tokens = "" if r.input_tokens is None else f", {r.input_tokens} tokens in, {r.output_tokens} out"
+            sys.stdout.write(f"{r.agent} {r.task} attempt {r.attempt}: {r.status}{turns}{tokens}, {cost}, "
+                             f"{r.duration_s:.1f} s\n")  # fmt: skip
     sys.stdout.write(f"session {outcome.session_id}: {outcome.state}\n")
     sys.stdout.write(f"sample repository and plan: {folder}\n")
     if outcome.report:

@@ -40,6 +40,7 @@ from maestro.model.guards import failing_gates
 from maestro.plan.load import load_tasks
 from maestro.plan.prd import Prd, load_prd
 from maestro.plan.tasks import TaskGraph
+from maestro.report import write_html_report
 from maestro.run.implement import Implementer
 from maestro.run.limits import LIMIT_OPTIONS, limit_reached
 from maestro.run.pauses import DECISION_REQUEST, Pause, jsonable, write_request_file
@@ -493,7 +494,12 @@ class SessionRun:
         if requirements is None and saved.is_file():  # validated before a resume
             requirements = saved.read_text(encoding="utf-8")
         path = self.session.dir / "final-report.md"
-        atomic_write(path, final_report(self.session.state, changes=changes, requirements=requirements))
+        state, events = self.session.state, self.session.events
+        atomic_write(path, final_report(state, changes=changes, requirements=requirements, events=events))
+        try:  # the page is a view: a problem drawing it is said, and the session goes on
+            write_html_report(self.runner.store, self.session.id)
+        except (MaestroError, OSError, ValueError) as exc:
+            log.warning("session %s: the HTML report was not written: %s", self.session.id, exc)
         return path
 
     def pause(self, pause: Pause) -> RunOutcome:

@@ -235,6 +235,7 @@ def final_report(
         "## Summary",
         f"- Feature: {state.request}",
         f"- Session: {state.session_id}",
+        "- HTML report: [report.html](report.html) (timeline, task graph, the path through the chart)",
         f"- Outcome: {state.state}" + (f" (paused from {state.paused_from})" if state.paused_from else ""),
         f"- Duration: {_duration(state.started_at or '', state.updated_at or '')}"
         f" ({state.started_at} to {state.updated_at})",
