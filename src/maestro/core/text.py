@@ -25,6 +25,7 @@ __all__ = [
     "MAX_INPUT_BYTES",
     "SUMMARY_CHARS",
     "InputTooLarge",
+    "counted",
     "first_line",
     "last_line",
     "last_lines",
@@ -142,3 +143,8 @@ def shown(value: Any, *, yaml_words: bool = False, list_items: bool = False) -> 
         return repr(value)
     except ValueError:  # an int of more digits than Python converts (sys.get_int_max_str_digits)
         return f"an integer of {value.bit_length():,} bits" if isinstance(value, int) else f"a {type(value).__name__}"
+
+
+def counted(n: int, word: str, plural: str | None = None) -> str:
+    """``1 checkpoint``, ``2 checkpoints``: a count and its noun, singular or plural."""
+    return f"{n} {word if n == 1 else (plural or word + 's')}"

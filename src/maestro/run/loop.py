@@ -28,6 +28,7 @@ from maestro.agents.base import Plan, PlanRequest
 from maestro.config.model import Config
 from maestro.core.errors import ChartError, MaestroError, TransitionNotAllowed
 from maestro.core.records import CheckpointRecord, Decision, DecisionRequest, Evidence, GateResult, Option
+from maestro.core.text import counted
 from maestro.decide.capabilities import capabilities
 from maestro.decide.strategies.environment import worktree_env
 from maestro.gates.acceptance import acceptance
@@ -484,7 +485,7 @@ class SessionRun:
             self.session.note(f"cleanup: the session's worktrees could not all be removed: {exc}")
             return
         if removed:
-            self.say(f"Removed the session's {len(removed)} worktrees (branch, tags and attempt refs stay)")
+            self.say(f"Removed the session's {counted(len(removed), 'worktree')} (branch, tags and attempt refs stay)")
 
     def write_report(self) -> Path:
         """``final-report.md`` with the net changes of the session and the requirement matrix."""

@@ -34,7 +34,7 @@ from maestro.core.records import (
     Transition,
     converter,
 )
-from maestro.core.text import one_line
+from maestro.core.text import counted, one_line
 from maestro.model.state import SessionState, rebuild
 from maestro.store.filestore import EVENTS, Store, atomic_write, check_session_log, read_events
 from maestro.store.metrics import FAILURE_KINDS, Failure, Figure, SessionMetrics, failures_of_state, session_metrics
@@ -198,11 +198,6 @@ def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) 
     atomic_write(directory / "checkpoints.json", dump([converter.unstructure(c) for c in state.checkpoints]))
     head = f"# Execution log: session {state.session_id}\n\n"
     atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
-
-
-def counted(n: int, word: str, plural: str | None = None) -> str:
-    """``1 checkpoint``, ``2 checkpoints``: a count and its noun, singular or plural."""
-    return f"{n} {word if n == 1 else (plural or word + 's')}"
 
 
 def final_report(

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from maestro.core.errors import DecisionError
 from maestro.core.records import Decision, Evidence, Option
+from maestro.core.text import counted
 from maestro.decide.context import DecisionContext
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import TaskGraph
@@ -45,7 +46,7 @@ def task_ordering(ctx: DecisionContext) -> Decision:
     )  # fmt: skip
     width = max((len(g) for g in ordering.groups), default=0)
     rationale = (
-        f"foundational_first > risk_early > parallel: {n} tasks in {len(ordering.groups)} groups "
+        f"foundational_first > risk_early > parallel: {counted(n, 'task')} in {counted(len(ordering.groups), 'group')} "
         f"(longest chain {chain}, widest group {width}"
         + (f", capped at {cap}" if cap is not None else "")
         + f"): {ordering.describe()}"
