@@ -18,6 +18,16 @@ of the machinery once:
   its files show the result.
 
 Nothing here needs a network, an account or a git binary.
+
+With ``agent="claude"`` (or ``"codex"``, ``"aider"``) the same session is run by
+that real CLI, offline: :class:`~maestro.agents.model_server.ModelServer` plays
+the model on 127.0.0.1 from a model script that makes the same files through the
+CLI's own tools (Claude Code's Write/Edit/Read/Bash, Codex's apply_patch and
+exec_command, Aider's edit blocks); ``ops``'s rate limit is a 429 the CLI
+retries itself.  The CLI runs with a HOME of the demo's own (``home/`` in its
+folder), so the user's settings and credentials are neither used nor touched.
+It is found by ``$MAESTRO_CLAUDE`` (``MAESTRO_CODEX``, ``MAESTRO_AIDER``: its
+path), else on ``PATH``; when it is not found the demo writes nothing.
 """
 
 from __future__ import annotations
@@ -25,22 +35,28 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+import os
 import shlex
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dulwich import porcelain
 
+from maestro.agents.base import Agent
+from maestro.agents.factory import agent_from_config
+from maestro.agents.model_server import ModelServer
 from maestro.agents.scripted import ScriptedAgent
 from maestro.config.reader import load_config
-from maestro.core.errors import MaestroError
+from maestro.core.errors import AgentError, MaestroError
 from maestro.run.landing import land
 from maestro.run.runner import Runner, RunOutcome
 from maestro.store.filestore import Store, atomic_write
 
-__all__ = ["make_sample", "run_demo"]
+__all__ = ["DEMO_AGENTS", "find_cli", "make_sample", "model_script_for", "run_demo", "sample_repo"]
 
 log = logging.getLogger("maestro.run")
 
@@ -236,6 +252,152 @@ gates:
 """
 
 
+DEMO_AGENTS = ("claude", "codex", "aider")
+"""The real CLIs ``maestro demo --agent`` runs against the scripted model server."""
+
+ENV_VARS = {"claude": "MAESTRO_CLAUDE", "codex": "MAESTRO_CODEX", "aider": "MAESTRO_AIDER"}
+"""The variable that names a CLI's executable for the demo (else it is looked for on ``PATH``)."""
+
+INSTALL = {
+    "claude": "npm install -g @anthropic-ai/claude-code",
+    "codex": "npm install -g @openai/codex",
+    "aider": "python -m pip install aider-install && aider-install",
+}
+
+AIDER_MODEL = "openai/gpt-4o"
+"""The model aider is told to use: any ``openai/`` name reaches the server; litellm knows this one's price."""
+
+AGENT_TIMEOUT_S = 300
+"""How long one attempt of a real CLI may run in the demo (a few seconds is usual)."""
+
+_README_LINE = "A calculator, built by maestro's demo.\n"
+_USAGE = "\n## Usage\n\n    python -m calc add 1 2\n"
+
+
+def _turns(kind: str, text: str, *, reads: tuple[str, ...] = (), writes: Mapping[str, str] | None = None,
+           edits: tuple[tuple[str, str, str], ...] = (), check: str | None = None) -> dict[str, Any]:  # fmt: skip
+    """One attempt's model turns for ``kind``: read the files it edits, make the changes (one answer), run the check,
+    and say ``text``.  Aider asks once per message and has no tools: its one answer is the text with the edit
+    blocks (its files are in its chat already, and it runs no command of the model's)."""
+    changes: list[dict[str, Any]] = [{"write": {"path": k, "content": v}} for k, v in (writes or {}).items()]
+    changes += [{"edit": {"path": path, "old": old, "new": new}} for path, old, new in edits]
+    usage = {"input_tokens": 2400, "output_tokens": 350}
+    if kind == "aider":
+        return {"turns": [{"text": text, "calls": changes, "usage": usage}]}
+    turns: list[dict[str, Any]] = []
+    if reads:  # Claude Code edits only a file it has read
+        turns.append(
+            {"calls": [{"read": {"path": r}} for r in reads], "usage": {"input_tokens": 1800, "output_tokens": 60}}
+        )
+    turns.append({"calls": changes, "usage": usage})
+    if check:
+        turns.append({"run": check, "usage": {"input_tokens": 2900, "output_tokens": 40}})
+    turns.append({"text": text, "usage": {"input_tokens": 3100, "output_tokens": 30}})
+    return {"turns": turns}
+
+
+def model_script_for(kind: str) -> dict[str, Any]:
+    """The model script with which ``kind`` (claude, codex or aider) does the demo's session: the files the scripted
+    demo writes, the same rate limit (a 429 the CLI retries itself) and the same regression in ``cli``'s first
+    attempt."""
+    python = shlex.quote(sys.executable)
+    core, ops, cli = (
+        {"calc/core.py": CORE, "tests/test_core.py": CORE_TESTS},
+        {"calc/ops.py": OPS, "tests/test_ops.py": OPS_TESTS},
+        {"calc/__main__.py": CLI, "tests/test_cli.py": CLI_TESTS},
+    )
+    simplify = ("calc/core.py", "def sub(a, b):\n    return a - b\n", "sub = add\n")  # CORE becomes CORE_BROKEN
+    ops_first = _turns(kind, "Added mul and div in calc/ops.py, with tests.", writes=ops,
+                       check=f"{python} -m unittest -q tests.test_ops")  # fmt: skip
+    ops_first["turns"][0] = {**ops_first["turns"][0], "fail": {"status": 429, "retry_after": 1}}
+    return {
+        "version": 1,
+        "default": "Done.",
+        "tasks": {
+            "core": [
+                _turns(
+                    kind,
+                    "Added add and sub in calc/core.py, with tests.",
+                    writes=core,
+                    check=f"{python} -m unittest -q tests.test_core",
+                )
+            ],
+            "ops": [ops_first],
+            "cli": [
+                _turns(
+                    kind,
+                    "Added the command line, and made calc/core.py simpler.",
+                    reads=("calc/core.py",),
+                    writes=cli,
+                    edits=(simplify,),
+                    check=f"{python} -m unittest -q tests.test_cli",
+                ),
+                _turns(
+                    kind,
+                    "Added the command line; calc/core.py is left as it was.",
+                    writes=cli,
+                    check=f"{python} -m unittest -q tests.test_cli tests.test_core",
+                ),
+            ],
+            "docs": [
+                _turns(
+                    kind,
+                    "Documented the usage in README.md.",
+                    reads=("README.md",),
+                    edits=(("README.md", _README_LINE, _README_LINE + _USAGE),),
+                )
+            ],
+        },
+    }
+
+
+def find_cli(kind: str, environ: Mapping[str, str] | None = None) -> Path:
+    """The executable of the real CLI ``kind``: ``$MAESTRO_<KIND>`` when set, else ``kind`` on ``PATH``; an
+    :class:`~maestro.core.errors.AgentError` saying how to install it when neither is there."""
+    env = os.environ if environ is None else environ
+    var = ENV_VARS[kind]
+    given = env.get(var)
+    if given:
+        path = Path(given).expanduser()
+        if path.is_file() and os.access(path, os.X_OK):
+            return path.absolute()
+        raise AgentError(f"{var}={given}: not an executable file (unset it to find {kind} on PATH)")
+    found = shutil.which(kind, path=env.get("PATH", os.defpath))
+    if found is None:
+        raise AgentError(f"{kind} is not installed (not on PATH, and {var} is not set): install it with "
+                         f"`{INSTALL[kind]}`, or set {var} to its path")  # fmt: skip
+    return Path(found).absolute()
+
+
+def _cli_env(kind: str, srv: ModelServer, home: Path) -> dict[str, str]:
+    """The environment that points ``kind`` at the model server, with ``home`` for its HOME: none of the user's
+    settings, credentials or other model endpoints reach it, and it writes nothing of the user's."""
+    home.mkdir(parents=True)
+    gitconfig = home / ".gitconfig"  # a git identity (without one aider writes one into the repository's config)
+    gitconfig.write_text("[user]\n\tname = maestro demo\n\temail = demo@example.com\n", encoding="utf-8")
+    env = {
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local" / "share"),
+        "XDG_STATE_HOME": str(home / ".local" / "state"),
+        "GIT_CONFIG_GLOBAL": str(gitconfig),
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+    }
+    if kind == "claude":
+        return {**env, **srv.claude_env(), "CLAUDE_CONFIG_DIR": str(home / ".claude"), "ANTHROPIC_AUTH_TOKEN": "",
+                "CLAUDE_CODE_USE_BEDROCK": "", "CLAUDE_CODE_USE_VERTEX": ""}  # fmt: skip
+    if kind == "codex":
+        return {**env, **srv.codex_env(home / ".codex")}
+    # aider downloads litellm's price list into this cache when it is missing or empty: offline that is two waits
+    # of up to 5 s each; litellm's own copy (LITELLM_LOCAL_MODEL_COST_MAP) has the model's price
+    caches = home / ".aider" / "caches"
+    caches.mkdir(parents=True)
+    (caches / "model_prices_and_context_window.json").write_text('{"maestro-demo": {}}\n', encoding="utf-8")
+    return {**env, **srv.aider_env(), "LITELLM_LOCAL_MODEL_COST_MAP": "True"}
+
+
 def _with_tests(text: str) -> str:
     """Fill in the test commands: pytest (with JUnit counts) when it is installed, else the standard unittest.
 
@@ -254,9 +416,20 @@ def _with_tests(text: str) -> str:
         "{test} ops", one + "ops").replace("{test} cli", one + "cli")  # fmt: skip
 
 
-def make_sample(target: Path) -> Path:
-    """Write the sample repository (committed) and the demo's plan, script and config beside it."""
-    repo = target / "calc"
+def sample_repo(folder: Path) -> Path:
+    """The sample repository in a demo's folder."""
+    return folder / "calc"
+
+
+def make_sample(
+    target: Path, *, agent: Mapping[str, Any] | None = None, model: Mapping[str, Any] | None = None
+) -> Path:
+    """Write the sample repository (committed) and the demo's plan, script and config beside it.
+
+    With ``agent`` (a config's ``agent`` section for a real CLI) and ``model`` (its model script), the plan holds
+    ``model.yaml`` and a config naming that agent instead of the scripted agent's ``script.yaml``.
+    """
+    repo = sample_repo(target)
     repo.mkdir(parents=True)
     for rel, text in FILES.items():
         path = repo / rel
@@ -275,41 +448,77 @@ def make_sample(target: Path) -> Path:
     plan.mkdir()
     (plan / "prd.md").write_text(PRD, encoding="utf-8")
     (plan / "tasks.yaml").write_text(_with_tests(TASKS), encoding="utf-8")
-    (plan / "script.yaml").write_text(json.dumps(SCRIPT, indent=2), encoding="utf-8")  # JSON is YAML
-    (plan / "config.yaml").write_text(_with_tests(CONFIG), encoding="utf-8")
+    config = _with_tests(CONFIG)
+    if agent is None:
+        (plan / "script.yaml").write_text(json.dumps(SCRIPT, indent=2), encoding="utf-8")  # JSON is YAML
+    else:
+        (plan / "model.yaml").write_text(json.dumps(model, indent=2), encoding="utf-8")
+        _, rest = config.split("\n", 1)
+        config = f"agent: {json.dumps(dict(agent))}\n{rest}"
+    (plan / "config.yaml").write_text(config, encoding="utf-8")
     return repo
 
 
-def run_demo(target: Path | None = None, *, keep: bool = True) -> tuple[RunOutcome, Path]:
-    """Make the sample in ``target`` (a new temporary folder by default) and run the session; return both."""
+def run_demo(target: Path | None = None, *, keep: bool = True, agent: str = "scripted") -> tuple[RunOutcome, Path]:
+    """Make the sample in ``target`` (a new temporary folder by default) and run the session; return both.
+
+    ``agent`` is ``scripted`` (the scripted agent), or ``claude``, ``codex`` or ``aider``: that real CLI against
+    the scripted model server (an :class:`AgentError`, with nothing written, when it is not installed).
+    """
+    if agent != "scripted" and agent not in DEMO_AGENTS:
+        raise AgentError(f"the demo's agent: {agent!r} is not one of scripted, {', '.join(DEMO_AGENTS)}")
+    executable = None if agent == "scripted" else find_cli(agent)  # before anything is written
+    if target is not None and target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise MaestroError(f"{target}: not empty: the demo needs an empty or new folder")
     base = Path(tempfile.mkdtemp(prefix="maestro-demo-")) if target is None else target
-    if target is not None:
-        if target.exists() and any(target.iterdir()):
-            raise MaestroError(f"{target}: not empty: the demo needs an empty or new folder")
-        target.mkdir(parents=True, exist_ok=True)
     try:
-        repo = make_sample(base)
-        plan = base / "plan"
-        script = (plan / "script.yaml").resolve()
-        # the agent in the config too: the session's run.json then says how to resume or re-drive it
-        config = load_config(plan / "config.yaml").with_overrides(agent={"kind": "scripted", "script": str(script)})
-        agent = ScriptedAgent.load(script)
-        store = Store(repo)
-        outcome = Runner(store, config, agent).run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
-        landed = ""
-        if outcome.state == "completed":  # the sample's own branch takes the result, as `maestro land` would
-            done = land(store, outcome.session_id)
-            landed = (
-                f"landed: maestro/{outcome.session_id} into {done.branch} ({done.how}, {done.files_changed} files)\n"
+        base.mkdir(parents=True, exist_ok=True)
+        if executable is None:
+            repo = make_sample(base)
+            script = (base / "plan" / "script.yaml").resolve()
+            # the agent in the config too: the session's run.json then says how to resume or re-drive it
+            config = load_config(base / "plan" / "config.yaml").with_overrides(
+                agent={"kind": "scripted", "script": str(script)}
             )
-            log.info("[Maestro] Landed maestro/%s into %s (%s)", outcome.session_id, done.branch, done.how)
-        atomic_write(
-            base / "README.txt",
-            f"maestro demo: session {outcome.session_id} ({outcome.state})\n"
-            f"repository: {repo}\nreport: {outcome.report}\n{landed}",
-        )
+            outcome = _run(repo, base, config, ScriptedAgent.load(script))
+        else:
+            model = model_script_for(agent)
+            with ModelServer(model) as srv:
+                env = _cli_env(agent, srv, base / "home")
+                section: dict[str, Any] = {"kind": agent, "executable": str(executable), "env": env,
+                                           "timeout_s": AGENT_TIMEOUT_S}  # fmt: skip
+                if agent == "aider":
+                    section["model"] = AIDER_MODEL
+                repo = make_sample(base, agent=section, model=model)
+                config = load_config(base / "plan" / "config.yaml")
+                log.info("[Maestro] Demo: the real %s (%s) against the scripted model server at %s, offline",
+                         agent, executable, srv.url)  # fmt: skip
+                outcome = _run(repo, base, config, agent_from_config(config.agent, base_dir=base / "plan"))
+                asked = [r for r in srv.requests if r.turn is not None]
+                retried = sum(r.answer.startswith("failure") for r in asked)
+                log.info("[Maestro] The model server played %d model turns to %s (and %s it retried by itself)",
+                         sum(r.answer == "turn" for r in asked), agent,
+                         "a rate limit" if retried == 1 else f"{retried} failures")  # fmt: skip
     except BaseException:
         if not keep:
             shutil.rmtree(base, ignore_errors=True)
         raise
     return outcome, base
+
+
+def _run(repo: Path, base: Path, config: Any, agent: Agent) -> RunOutcome:
+    """The session on the sample, landed in its branch when it completed, and ``README.txt`` saying where it is."""
+    plan = base / "plan"
+    store = Store(repo)
+    outcome = Runner(store, config, agent).run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+    landed = ""
+    if outcome.state == "completed":  # the sample's own branch takes the result, as `maestro land` would
+        done = land(store, outcome.session_id)
+        landed = f"landed: maestro/{outcome.session_id} into {done.branch} ({done.how}, {done.files_changed} files)\n"
+        log.info("[Maestro] Landed maestro/%s into %s (%s)", outcome.session_id, done.branch, done.how)
+    atomic_write(
+        base / "README.txt",
+        f"maestro demo: session {outcome.session_id} ({outcome.state})\n"
+        f"repository: {repo}\nreport: {outcome.report}\n{landed}",
+    )
+    return outcome
