@@ -3,7 +3,8 @@
 maestro does not write code itself.  For each task it builds an
 :class:`AgentRequest` — the task, the chosen subagent and skills, the attempt,
 for an alternative attempt an approach hint and the previous failure's output,
-the working directory, a timeout and the remaining budget — and an
+the working directory, a timeout, the remaining budget and the attempt's context
+pack (:mod:`maestro.agents.context`) — and an
 :class:`Agent` returns an :class:`~maestro.core.records.AgentResult`: a status, a
 failure class, a summary, cost and tokens where the agent reports them, the
 duration, and the path of the raw transcript in the session directory.
@@ -32,6 +33,14 @@ from typing import Any, Protocol, runtime_checkable
 
 import attrs
 
+from maestro.agents.context import (
+    ContextPack,
+    decisions_section,
+    dependencies_section,
+    feedback_section,
+    requirements_section,
+    skills_section,
+)
 from maestro.core.errors import AgentError, PlanError
 from maestro.core.records import AgentResult
 from maestro.core.text import MAX_INPUT_BYTES
@@ -44,6 +53,7 @@ __all__ = [
     "Agent",
     "AgentError",
     "AgentRequest",
+    "ContextPack",
     "Plan",
     "PlanOutcome",
     "PlanRequest",
@@ -111,12 +121,14 @@ class AgentRequest:
     """One attempt at one task.
 
     ``approach`` and ``feedback`` are set for an alternative attempt: a hint at
-    another way, and the output of the failure before (the tail is kept).
+    another way, and the output of the failure before (the prompt keeps its head and tail).
     ``session_dir`` is where transcripts go (``<session_dir>/agents/``); without
     it nothing is saved.  ``budget_usd`` is what is left of the session's budget
     (None: no limit); adapters that can cap spending pass it on.  ``env`` holds
     extra environment variables for the agent's process, laid over the
     adapter's own (for a worktree: :func:`maestro.decide.strategies.environment.worktree_env`).
+    ``context`` is the attempt's context pack (:mod:`maestro.agents.context`): what the prompt tells the agent
+    beyond the task (None: the task alone, as a request made outside a session).
     """
 
     task: Task
@@ -130,6 +142,7 @@ class AgentRequest:
     budget_usd: float | None = None
     session_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     env: Mapping[str, str] | None = attrs.field(default=None, validator=_env_ok)
+    context: ContextPack | None = None
 
 
 @attrs.frozen
@@ -182,25 +195,37 @@ class Agent(Protocol):
 
 # -- prompts ------------------------------------------------------------------------------------------------------
 
-_FEEDBACK_TAIL = 4000
-
 
 def task_prompt(request: AgentRequest) -> str:
-    """The prompt for one task.  Its first line is ``Task <id>: <title>``; a NUL character is written ``\\0``."""
+    """The prompt for one task.  Its first line is ``Task <id>: <title>``; a NUL character is written ``\\0``.
+
+    With a context pack (``request.context``) it carries the PRD text of the task's requirements, the decisions
+    that concern it, what the tasks it depends on changed and where the chosen skills are; without one, the
+    requirement ids and the skills' names.  A previous failure's output is shown ANSI-stripped, its failing
+    commands and tests named, its head and tail kept (:func:`maestro.agents.context.feedback_section`).  The
+    template is in ``docs/agents.md`` ("The context pack").
+    """
     t = request.task
+    pack = request.context
     parts = [f"Task {t.id}: {t.title}"]
     if t.description.strip():
         parts.append(t.description.strip())
-    if t.requirements:
+    if pack is not None and pack.requirements:
+        parts.append(requirements_section(pack.requirements))
+    elif t.requirements:
         parts.append(f"Requirements this task serves: {', '.join(t.requirements)}.")
     if t.files:
         parts.append(f"Files you are expected to touch: {', '.join(t.files)}.")
     if t.acceptance:
         lines = "\n".join(f"    {c}" for c in t.acceptance)
         parts.append(f"When you are done, each of these commands must exit 0 in the repository:\n{lines}")
+    if pack is not None:
+        parts += [decisions_section(pack.decisions), dependencies_section(pack.dependencies)]
     if request.subagent is not None:
         parts.append(f"Use the {request.subagent.name} subagent for this task.")
-    if request.skills:
+    if pack is not None and pack.skills:
+        parts.append(skills_section(pack.skills))
+    elif request.skills:
         names = ", ".join(s.name for s in request.skills)
         parts.append(f"Skills that apply: {names}.")
     if request.attempt > 1:
@@ -208,11 +233,12 @@ def task_prompt(request: AgentRequest) -> str:
         if request.approach:
             retry += f" Take another approach: {request.approach}"
         parts.append(retry)
-    if request.feedback:
-        tail = request.feedback[-_FEEDBACK_TAIL:]
-        parts.append(f"Output of the previous failure (last {len(tail)} characters):\n{tail}")
+    if pack is not None:
+        parts.append(feedback_section(request.feedback or "", pack.previous, failure=pack.after_failure))
+    elif request.feedback:
+        parts.append(feedback_section(request.feedback, failure=request.attempt > 1))
     parts.append("Work only in this repository. Do not commit: maestro checkpoints the work.")
-    return _visible_nul("\n\n".join(parts) + "\n")
+    return _visible_nul("\n\n".join(p for p in parts if p) + "\n")
 
 
 PLAN_SCHEMA: Mapping[str, Any] = {

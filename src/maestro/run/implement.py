@@ -38,6 +38,7 @@ import attrs
 from dulwich.objects import ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
+from maestro.agents.choosing import choose_skills
 from maestro.agents.registry import Registry, discover, overrides_from_config
 from maestro.core.errors import CheckpointError, MaestroError, StoreError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
@@ -48,6 +49,7 @@ from maestro.git.worktrees import Worktree, WorktreePool
 from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
+from maestro.run.context import build_context
 from maestro.run.merge_queue import MergeQueue, Rejected
 from maestro.run.pauses import Pause, guided_tasks
 from maestro.run.scheduler import Batch
@@ -289,6 +291,7 @@ class Implementer:
     def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
         """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread."""
         run, s = self.run, self.run.session
+        after_failure = s.task_state(tid) == "retrying"  # a retry or an alternative (not a refinement's reopening)
         if s.task_state(tid) in ("pending", "blocked"):
             s.fire_task(tid, "ready")
         if not self.runs[tid].chosen:
@@ -298,16 +301,30 @@ class Implementer:
         attempt = s.state.tasks[tid].attempts
         tr = self.runs[tid]
         base = self.queue.tip()  # the last merge: a checkpoint, or one as soon as this attempt has started
+        registry = self._registry()
+        skills = choose_skills(tr.task, registry)
+        pack = build_context(  # here, in the coordinating thread: the session's state is not the worker's to read
+            tr.task,
+            state=s.state,
+            prd=run.prd,
+            graph=run.graph,
+            after_failure=after_failure,
+            pending=[(m.task, m.n, m.files) for m in self.queue._pending],  # merged, not yet checkpoints
+            skills=skills,
+            skill_places={name: origin.shown for name, origin in registry.skill_origins.items()},
+        )
         req = AgentRequest(
             tr.task,
             run.workdir,  # the worker's worktree, once it has one (attempt)
             budget_usd=allowance,
             attempt=attempt,
             subagent=tr.subagent,
+            skills=skills,
             approach=tr.approach,
             feedback=tr.feedback,
             timeout_s=run.runner.agent_timeout_s,
             session_dir=s.dir,
+            context=pack,
         )
         run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
         ref = f"refs/maestro/{s.id}/attempts/{tid}/{attempt}".encode()
