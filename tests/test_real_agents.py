@@ -157,7 +157,8 @@ def test_a_session_with_the_real_claude(claude: Path, tmp_path: Path) -> None:
         assert r.cost_usd is not None and r.cost_usd > 0, r
         assert r.agent_session is not None and UUID.match(r.agent_session)
     total = sum(r.cost_usd or 0 for r in got.values())
-    assert f"- Agent calls: 4; cost: ${total:.4f}" in plan.report()
+    turns = sum(r.turns or 0 for r in got.values())
+    assert f"- Agent calls: 4; cost: ${total:.4f}; {turns} turns" in plan.report().splitlines()
     # the transcript is the real stream
     lines = [json.loads(x) for x in (plan.session_dir / "agents" / "a.1.claude.out").read_text().splitlines() if x]
     assert lines[0]["claude_code_version"] == "2.1.328"

@@ -200,6 +200,12 @@ def write_views(directory: Path, state: SessionState, log_lines: Sequence[str]) 
     atomic_write(directory / "execution-log.md", head + "\n".join(log_lines) + "\n")
 
 
+def _turns(state: SessionState) -> str:
+    """``; 17 turns`` when the agents said how many model turns their calls took (the CLIs do), else nothing."""
+    known = [r.turns for r in state.agent_results if r.turns is not None]
+    return f"; {counted(sum(known), 'turn')}" if known else ""
+
+
 def final_report(
     state: SessionState,
     *,
@@ -237,7 +243,7 @@ def final_report(
         f"- Tasks completed: {done}/{len(state.tasks)}",
         "- Tests passed: " + _tests_line(latest_tests),
         f"- Checkpoints: {len(checkpoints)}",
-        f"- Agent calls: {len(state.agent_results)}; cost: ${cost:.4f}",
+        f"- Agent calls: {len(state.agent_results)}; cost: ${cost:.4f}" + _turns(state),
         f"- Refinement iterations: {state.iteration}",
         "",
         "## Decisions Made",
