@@ -37,6 +37,7 @@ from maestro.core.records import CheckpointRecord, FileChange
 from maestro.model.state import SessionState
 from maestro.plan.tasks import Task
 from maestro.run.context import build_context, dependency_changes, fold_changes
+from maestro.run.pauses import answer
 from maestro.run.runner import Runner
 from tests.support.runs import Recorder, config_text, make_repo, prd_text, task, write
 
@@ -59,6 +60,7 @@ def run_session(
     files: Mapping[str, str] | None = None,
     config: str | None = None,
     requirements: Sequence[tuple[str, str, str]] = REQUIREMENTS,
+    guidance: str | None = None,
 ) -> tuple[Recorder, SessionState, Any]:
     """One session in process (ticking clock, sequential ids, no real sleep): its recorder, final state, outcome."""
     repo = make_repo(tmp, {"pyproject.toml": PYPROJECT, ".claude/skills/goodbye/SKILL.md": SKILL, **(files or {})})
@@ -71,6 +73,10 @@ def run_session(
     store = maestro.Store(repo)
     runner = Runner(store, cfg, agent, clock=maestro.TickingClock(), ids=maestro.SequentialIds(), sleep=lambda s: None)
     outcome = runner.run("Build the sample", prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+    if guidance is not None:  # the session paused: a human answers with guidance, and the run resumes
+        assert outcome.state == "paused", outcome
+        answer(store, outcome.session_id, "guidance", note=guidance)
+        outcome = runner.resume(outcome.session_id)
     return agent, maestro.rebuild(store.read_events(outcome.session_id)), outcome
 
 
@@ -197,6 +203,23 @@ def test_a_refinement_is_told_what_validation_found_not_a_failure_it_did_not_hav
     assert "The previous failure" not in prompt and "- recovery (" not in prompt
     assert "Feedback on the earlier work:\n" in prompt and "\x1b" not in prompt
     assert "tests: " in prompt
+
+
+def test_a_human_s_guidance_is_given_as_guidance(tmp_path: Path) -> None:
+    script = {"a": [{"fail": {"kind": "ambiguous", "message": "postgres or sqlite?"}}, {}]}
+    note = f"Use sqlite: the file is data/app.db {RED}(not postgres){RESET}"
+    agent, _state, outcome = run_session(
+        tmp_path, [task("a", reqs=["FR-1"])], script, requirements=REQUIREMENTS[:1], guidance=note
+    )
+    assert outcome.state == "completed"
+    first, second = agent.of("a")
+    assert note not in task_prompt(first)
+    prompt = task_prompt(second)
+    assert "Take another approach: follow the human's guidance" in prompt
+    assert (
+        "A human's guidance for this task (follow it):\nUse sqlite: the file is data/app.db (not postgres)\n" in prompt
+    )
+    assert "The previous failure" not in prompt and "\x1b" not in prompt
 
 
 # -- the sections, on their own ---------------------------------------------------------------------------------

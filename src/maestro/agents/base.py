@@ -234,7 +234,9 @@ def task_prompt(request: AgentRequest) -> str:
             retry += f" Take another approach: {request.approach}"
         parts.append(retry)
     if pack is not None:
-        parts.append(feedback_section(request.feedback or "", pack.previous, failure=pack.after_failure))
+        parts.append(
+            feedback_section(request.feedback or "", pack.previous, failure=pack.after_failure, guidance=pack.guidance)
+        )
     elif request.feedback:
         parts.append(feedback_section(request.feedback, failure=request.attempt > 1))
     parts.append("Work only in this repository. Do not commit: maestro checkpoints the work.")

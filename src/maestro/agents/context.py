@@ -141,8 +141,8 @@ class ContextPack:
 
     ``after_failure`` says the attempt follows a failed one (a retry, an alternative), ``previous`` why it
     failed (the recovery decision that answered it, the agent's result); the failure's output itself is the
-    request's ``feedback``.  Without ``after_failure`` the feedback is about earlier work that did not fail (what
-    a validation found, a human's guidance).
+    request's ``feedback``.  Without ``after_failure`` the feedback is a human's guidance (``guidance``) or about
+    earlier work that did not fail (what a validation found).
     """
 
     requirements: tuple[RequirementText, ...] = attrs.field(default=(), converter=_requirements)
@@ -151,6 +151,7 @@ class ContextPack:
     dependencies: tuple[DependencyChanges, ...] = attrs.field(default=(), converter=_dependencies)
     previous: tuple[str, ...] = attrs.field(default=(), converter=_strs)
     after_failure: bool = False
+    guidance: bool = False
 
 
 # -- text ---------------------------------------------------------------------------------------------------------
@@ -235,18 +236,23 @@ def failing_tests(output: str) -> tuple[str, ...]:
     return _unique(found)[:_NAMED]
 
 
-def feedback_section(feedback: str, previous: Sequence[str] = (), *, failure: bool = True) -> str:
-    """The prompt's section about the previous failure (``failure``; else about feedback on earlier work, a
-    refinement's or a human's): why (``previous``), the failing commands and tests, then the output,
-    ANSI-stripped, head and tail kept (:func:`head_and_tail`)."""
+def feedback_section(
+    feedback: str, previous: Sequence[str] = (), *, failure: bool = True, guidance: bool = False
+) -> str:
+    """The prompt's section about the feedback an attempt gets: with ``failure``, the previous failure — why
+    (``previous``), the failing commands and tests, then the output, ANSI-stripped, head and tail kept
+    (:func:`head_and_tail`); with ``guidance``, a human's guidance; else feedback on earlier work that did not
+    fail (what a validation found)."""
     text = strip_ansi(feedback)
+    body = head_and_tail(text)
+    if guidance and not failure:
+        return f"A human's guidance for this task (follow it):\n{body}" if body.strip() else ""
     lines = [f"- {one_line(strip_ansi(p), _RATIONALE_CHARS)}" for p in previous]
     commands, tests = failing_commands(text), failing_tests(text)
     if commands:
         lines.append("- failing commands: " + "; ".join(f"`{one_line(c, 200)}`" for c in commands))
     if tests:
         lines.append("- failing tests: " + ", ".join(one_line(t, 200) for t in tests))
-    body = head_and_tail(text)
     if body.strip():
         total = len(text.rstrip("\n").split("\n"))
         kept = "all of it" if total <= HEAD_LINES + TAIL_LINES else f"its first {HEAD_LINES} and last {TAIL_LINES}"

@@ -43,6 +43,7 @@ def build_context(
     prd: Prd | None = None,
     graph: TaskGraph | None = None,
     after_failure: bool = False,
+    guidance: bool = False,
     pending: Sequence[tuple[str, int, Sequence[FileChange]]] = (),
     skills: Sequence[Skill] = (),
     skill_places: Mapping[str, str] | None = None,
@@ -50,7 +51,7 @@ def build_context(
     """The context pack of an attempt at ``task`` in a session whose state is ``state``.
 
     ``after_failure`` says that the attempt follows a failed one (the task was ``retrying``): the pack then says
-    why it failed.
+    why it failed; ``guidance`` that the attempt's feedback is a human's guidance.
     ``pending`` holds the merges not yet checkpoints, as (task id, the checkpoint it will be, files changed);
     ``skill_places`` where each chosen skill's ``SKILL.md`` is, as the agent should read it (a project skill
     relative to the repository).
@@ -63,6 +64,7 @@ def build_context(
         dependencies=dependency_changes(task, graph, state.checkpoints, pending),
         previous=_previous(task.id, state) if after_failure else (),
         after_failure=after_failure,
+        guidance=guidance and not after_failure,
     )
 
 

@@ -301,6 +301,7 @@ class Implementer:
         attempt = s.state.tasks[tid].attempts
         tr = self.runs[tid]
         base = self.queue.tip()  # the last merge: a checkpoint, or one as soon as this attempt has started
+        guidance = s.state.guidance
         registry = self._registry()
         skills = choose_skills(tr.task, registry)
         pack = build_context(  # here, in the coordinating thread: the session's state is not the worker's to read
@@ -309,6 +310,7 @@ class Implementer:
             prd=run.prd,
             graph=run.graph,
             after_failure=after_failure,
+            guidance=guidance is not None and tr.feedback == guidance.rationale,  # reconcile handed it on
             pending=[(m.task, m.n, m.files) for m in self.queue._pending],  # merged, not yet checkpoints
             skills=skills,
             skill_places={name: origin.shown for name, origin in registry.skill_origins.items()},
