@@ -274,7 +274,7 @@ def test_guidance_answer_reaches_the_agents_next_prompt(tmp_path: Path) -> None:
     assert (
         "This is attempt 2; the previous attempt failed. Take another approach: follow the human's guidance" in second
     )
-    assert f"Output of the previous failure (last {len(note)} characters):\n{note}" in second
+    assert f"A human's guidance for this task (follow it):\n{note}\n" in second
     assert resume_reasons(plan) == ["answer: guidance"]
     assert plan.file("a.txt") == "a\n"
     assert_checkout_untouched(plan.repo)

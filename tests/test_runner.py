@@ -444,9 +444,9 @@ def test_no_more_than_max_workers_tasks_run_at_once_and_library_users_get_the_lo
     assert not any(line.startswith("[Maestro] Group ") for line in lines)
     timeline = [
         "[Maestro] Task a: attempt 1",
-        "[Maestro] Task a: succeeded (1 action done); merged as checkpoint 1 (1 files)",
+        "[Maestro] Task a: succeeded (1 action done); merged as checkpoint 1 (1 file)",
         "[Maestro] Task b: attempt 1",
-        "[Maestro] Task b: succeeded (1 action done); merged as checkpoint 2 (1 files)",
+        "[Maestro] Task b: succeeded (1 action done); merged as checkpoint 2 (1 file)",
     ]
     assert [line for line in lines if line in timeline] == timeline
     assert lines[-3:] == [
@@ -1232,7 +1232,8 @@ def test_a_session_through_the_claude_adapter(tmp_path: Path) -> None:
     assert file_at(repo, f"refs/maestro/{SID}/attempts/a/1", "a.txt") == b"A\n"  # what it wrote in its worktree
     assert on_branch(repo, "a.txt") == b"A\n"
     assert not (repo / "a.txt").exists()
-    assert f"- Agent calls: 1; cost: ${result.cost_usd:.4f}" in section(done.report(), "Summary")
+    turns = f"; {result.turns} turn{'' if result.turns == 1 else 's'}" if result.turns is not None else ""
+    assert f"- Agent calls: 1; cost: ${result.cost_usd:.4f}{turns}" in section(done.report(), "Summary")
 
 
 def test_claude_not_logged_in_pauses_with_the_login_fix(tmp_path: Path) -> None:
@@ -1311,14 +1312,15 @@ def test_cli_run_completes_then_status_report_and_rollback(cli_plan: dict[str, P
     (sid,) = store.session_ids()
     report = store.session_dir(sid) / "final-report.md"
     assert lines[0] == f"[Maestro] Session {sid} started on branch maestro/{sid}"
-    assert lines[-4:] == [
+    assert lines[-5:] == [
         f"[Maestro] Completed on branch maestro/{sid}. Report: {report}",
         f"[Maestro] To take the work into your branch: maestro land {sid}",
+        f"html report: {report.parent / 'report.html'}",
         f"session {sid}: completed",
         f"report: {report}",
     ]
-    assert all(line.startswith("[Maestro] ") for line in lines[:-2])
-    assert "[Maestro] 2 tasks in 1 groups: G1: a, b" in lines  # the planned view; no "Group" lines at run time
+    assert all(line.startswith("[Maestro] ") for line in lines[:-3])
+    assert "[Maestro] 2 tasks in 1 group: G1: a, b" in lines  # the planned view; no "Group" lines at run time
     assert not any(line.startswith("[Maestro] Group ") for line in lines)
     assert {"[Maestro] Task a: attempt 1", "[Maestro] Task b: attempt 1"} <= set(lines)
     branch = f"refs/heads/maestro/{sid}"

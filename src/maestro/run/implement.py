@@ -42,7 +42,7 @@ from maestro.agents.choosing import choose_skills
 from maestro.agents.registry import Registry, discover, overrides_from_config
 from maestro.core.errors import CheckpointError, MaestroError, StoreError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
-from maestro.core.text import first_line
+from maestro.core.text import counted, first_line
 from maestro.gates.acceptance import AcceptanceResult, acceptance
 from maestro.git.tampering import Allowance, Snapshot, TamperGuard, Tampering
 from maestro.git.worktrees import Worktree, WorktreePool
@@ -132,7 +132,9 @@ class Implementer:
         for t in graph:
             self.runs.setdefault(t.id, TaskRun(t))
         if not quiet:
-            self.run.say(f"{len(graph)} tasks in {len(ordering.groups)} groups: {ordering.describe()}")
+            self.run.say(
+                f"{counted(len(graph), 'task')} in {counted(len(ordering.groups), 'group')}: {ordering.describe()}"
+            )
 
     def restore_subagents(self) -> None:
         """The subagents the log says were chosen (a resume)."""
@@ -311,7 +313,7 @@ class Implementer:
             graph=run.graph,
             after_failure=after_failure,
             guidance=guidance is not None and tr.feedback == guidance.rationale,  # reconcile handed it on
-            pending=[(m.task, m.n, m.files) for m in self.queue._pending],  # merged, not yet checkpoints
+            pending=[(m.task, m.n, m.files) for m in self.queue.pending],  # merged, not yet checkpoints
             skills=skills,
             skill_places={name: origin.shown for name, origin in registry.skill_origins.items()},
         )
@@ -369,7 +371,7 @@ class Implementer:
                 return self.failed(tid, merged.failure_class, merged.summary, merged.feedback)
             self.runs[tid].done = True
             self.run.say(f"Task {tid}: succeeded ({result.summary}{cost}); merged as checkpoint {merged.n} "
-                         f"({len(merged.files)} files)")  # fmt: skip
+                         f"({counted(len(merged.files), 'file')})")  # fmt: skip
             return None
         if result.status == "succeeded":  # the agent finished but an acceptance command failed
             assert acc is not None

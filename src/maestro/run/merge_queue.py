@@ -70,6 +70,11 @@ class MergeQueue:
         self._shown: ObjectID | None = None  # the commit the integration worktree shows (None: not known)
         self._pending: list[Merged] = []  # merged, succeeded, not a checkpoint yet
 
+    @property
+    def pending(self) -> tuple[Merged, ...]:
+        """The merges made since the last :meth:`advance`: succeeded, not checkpoints yet (in order)."""
+        return tuple(self._pending)
+
     def tip(self) -> ObjectID:
         """Where the next attempt starts: the last merge, a checkpoint already or about to be one."""
         return self._pending[-1].commit if self._pending else self.run.cp.head()
