@@ -163,11 +163,12 @@ def _figures(story: Story) -> str:
     s = story.state
     done = sum(1 for t in s.tasks.values() if t.state == "succeeded")
     voided = sum(1 for a in story.attempts if a.outcome == "voided")
-    fails = story.failures
-    alone = story.recovered_alone
-    helped = sum(1 for f in fails if f.resolution == "human")
-    autonomy = ("ran on its own", "no human answer") if not story.human_answers else (
-        f"{story.human_answers} human answer{'s' if story.human_answers != 1 else ''}", "")  # fmt: skip
+    m = story.metrics  # the definitions of docs/stats.md, as `maestro stats` and final-report.md count
+    fails = m.counted
+    alone = m.count("recovered")
+    helped = m.count("recovered_by_human")
+    autonomy = ("ran on its own", "no human answer") if not m.human_answers else (
+        f"{m.human_answers} human answer{'s' if m.human_answers != 1 else ''}", "")  # fmt: skip
     recovery = f"{alone} of {len(fails)}" if fails else "no failure"
     recovery_note = "recovered without a human" if fails else ""
     if helped:
@@ -400,9 +401,9 @@ class IndexRow:
 def index_page(title_text: str, rows: Sequence[IndexRow]) -> str:
     """The index of a repository's sessions, newest first."""
     read = [r.story for r in rows if r.story is not None]
-    alone = sum(1 for st in read if not st.human_answers)
-    fails = sum(len(st.failures) for st in read)
-    recovered = sum(st.recovered_alone for st in read)
+    alone = sum(1 for st in read if not st.metrics.human_answers)
+    fails = sum(len(st.metrics.counted) for st in read)
+    recovered = sum(st.metrics.count("recovered") for st in read)
     cost = sum(st.state.spent_usd for st in read)
     body = []
     for r in rows:

@@ -17,6 +17,7 @@ from maestro.core.errors import StoreError
 from maestro.core.records import AgentResult, CheckpointRecord, Decision, Event, TaskTransition, converter
 from maestro.model.chart import load_chart
 from maestro.model.state import SessionState, effective_events, rebuild
+from maestro.store.metrics import SessionMetrics, session_metrics
 
 __all__ = ["Attempt", "Failure", "Gap", "Mark", "Phase", "Story", "TaskInfo", "parse_groups", "read_story"]
 
@@ -119,6 +120,7 @@ class Story:
     human_answers: int
     agent_calls: int
     voided_events: int
+    metrics: SessionMetrics  # the figures `maestro stats` and the report's Metrics give: the same definitions
 
     @property
     def waiting_s(self) -> float:
@@ -302,6 +304,7 @@ def read_story(events: Sequence[Event], *, plan: Mapping[str, TaskInfo] | None =
         human_answers=len(human),
         agent_calls=agent_calls,
         voided_events=len(voided),
+        metrics=session_metrics(events, state=state),
     )
 
 
