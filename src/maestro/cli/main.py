@@ -382,3 +382,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f": {exc.filename}" if exc.filename else ""
         sys.stderr.write(f"maestro: error: {exc.strerror or exc}{where}\n")
         return 1
+    finally:
+        run.hide_log()  # main() called in a process that goes on (a library user, a test): no handler left behind

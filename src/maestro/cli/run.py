@@ -26,7 +26,7 @@ from maestro.model.state import rebuild
 from maestro.report.files import REPORT_FILE
 from maestro.store.filestore import Store
 
-__all__ = ["SessionFailed", "Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run"]
+__all__ = ["SessionFailed", "Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run", "hide_log"]
 
 
 class _MaestroLines(logging.Handler):
@@ -39,13 +39,28 @@ class _MaestroLines(logging.Handler):
             sys.stdout.flush()
 
 
+_SAVED: list[tuple[int, bool]] = []  # the logger's level and propagate before _show_log, for hide_log
+
+
 def _show_log() -> logging.Handler:
     handler = _MaestroLines(logging.INFO)
     logger = logging.getLogger("maestro.run")  # the [Maestro] lines of every run module
+    _SAVED.append((logger.level, logger.propagate))
     logger.addHandler(handler)
     logger.setLevel(logging.INFO)
     logger.propagate = logging.getLogger().level <= logging.DEBUG  # with -v the root handler shows them too
     return handler
+
+
+def hide_log() -> None:
+    """Take the ``[Maestro]`` lines' handler off again, and the logger back as it was (the command is over)."""
+    logger = logging.getLogger("maestro.run")
+    for h in [h for h in logger.handlers if isinstance(h, _MaestroLines)]:
+        logger.removeHandler(h)
+    if _SAVED:
+        level, logger.propagate = _SAVED[0]
+        logger.setLevel(level)
+        _SAVED.clear()
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -162,6 +162,8 @@ class Runner:
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
             cp = Checkpointer(self.store.repo, session.id, worktree=True, clock=self.clock)
             clear_stale_locks(self.store.repo, session_id, state.updated_at)  # the dead run's, or a one-line refusal
+            if state.checkpoints:  # tags the dead run made but never recorded: kept aside before the log's are restored
+                cp.discard_after(state.checkpoints[-1].n)
             put_back = _restore_refs(session)  # deleted or moved while no run watched: back at what the log says
             new_limits = raised_limits(state.limits, limits or {})
             if state.state == "paused":
