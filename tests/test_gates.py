@@ -551,12 +551,15 @@ def test_acceptance_without_commands_passes_and_a_timeout_fails(tmp_path: Path) 
     assert check == CommandCheck("echo started; sleep 60", None, "started\n[maestro] timed out after 0.5 s: killed")
 
 
-def test_acceptance_output_tail_is_bounded(tmp_path: Path) -> None:
+def test_acceptance_output_keeps_its_head_and_tail_and_is_bounded(tmp_path: Path) -> None:
     repo = git_init(tmp_path / "repo")
     acc = acceptance(Task("T3", "noisy", acceptance=("seq 1 1000; exit 3",)), repo, 30)
     (check,) = acc.results
     assert check.exit_code == 3
-    assert check.output_tail.splitlines() == [str(i) for i in range(961, 1001)]
+    lines = check.output_tail.splitlines()
+    assert lines[:20] == [str(i) for i in range(1, 21)]  # the head says what broke first
+    assert lines[20] == "[… 940 lines left out …]"
+    assert lines[21:] == [str(i) for i in range(961, 1001)]
 
 
 # -- traceability -----------------------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""A task's acceptance commands, run in its worktree: each one's exit status and the tail of its output."""
+"""A task's acceptance commands, run in its worktree: each one's exit status and the head and tail of its output
+(the head says what broke: a traceback's first lines, the failing test's name; the tail how it ended)."""
 
 from __future__ import annotations
 
@@ -10,16 +11,17 @@ from typing import NamedTuple
 
 import attrs
 
+from maestro.agents.context import head_and_tail
 from maestro.agents.process import run_process
-from maestro.core.text import last_lines
 from maestro.plan.tasks import Task
 
 __all__ = ["AcceptanceResult", "CommandCheck", "acceptance"]
 
 log = logging.getLogger(__name__)
 
-_TAIL_LINES = 40  # lines of output kept by an acceptance check
-_TAIL_CHARS = 4000
+_HEAD_LINES = 20  # lines of output kept by an acceptance check: its first ones,
+_TAIL_LINES = 40  # and its last ones,
+_KEPT_CHARS = 6000  # at most this many characters in all
 
 
 class CommandCheck(NamedTuple):
@@ -65,7 +67,7 @@ def acceptance(
             transcript = (transcript_dir / f"{stem}.out", transcript_dir / f"{stem}.err")
         outcome = run_process(["sh", "-c", command], cwd=Path(workdir), timeout_s=timeout_s, env=env,
                               transcript=transcript)  # fmt: skip
-        tail = last_lines(outcome.stdout + outcome.stderr, _TAIL_LINES, _TAIL_CHARS)
+        tail = head_and_tail(outcome.stdout + outcome.stderr, head=_HEAD_LINES, tail=_TAIL_LINES, limit=_KEPT_CHARS)
         code: int | None = outcome.exit_code
         if outcome.timed_out:
             code = None
