@@ -32,7 +32,7 @@ from maestro.core.text import counted
 from maestro.decide.capabilities import capabilities
 from maestro.decide.strategies.environment import worktree_env
 from maestro.gates.acceptance import acceptance
-from maestro.gates.commands import gate_commands
+from maestro.gates.commands import GateCommand, gate_commands
 from maestro.gates.running import run_gate
 from maestro.gates.traceability import Traceability, trace
 from maestro.git.checkpoints import Checkpointer
@@ -386,6 +386,7 @@ class SessionRun:
         assert self.prd is not None and self.graph is not None
         s = self.session
         commands = gate_commands(self.config.gates, [d for d in self.gate_decisions if d is not None])
+        commands = self.without_a_test_tool(commands)
         for name, (command, required, source) in commands.items():
             gate = self.config.gates.get(name)
             g = run_gate(
@@ -415,6 +416,25 @@ class SessionRun:
         s.record(g)
         self.say(f"Requirements: {g.summary}")
         return "validation_done"
+
+    def without_a_test_tool(self, commands: dict[str, GateCommand]) -> dict[str, GateCommand]:
+        """A required tests gate with no command (none configured, none detected) cannot pass: rather than refine
+        round after round for nothing, ask a human once — name a test command, or go on without tests."""
+        tests = commands.get("tests")
+        if tests is None or tests.command is not None or not tests.required:
+            return commands
+        answer = next((d for d in reversed(self.session.state.decisions)
+                       if d.kind == "answer" and d.question.startswith(NO_TEST_TOOL)), None)  # fmt: skip
+        if answer is None:
+            raise Pause(
+                f'{NO_TEST_TOOL}: the required tests gate cannot pass. Answer `command --note "<the command>"` '
+                "to use one, or `proceed` to go on without tests",
+                ("command", "proceed", "abort"),
+                {"phase": "validating", "gate": "tests"},
+            )
+        if answer.choice == "command":
+            return {**commands, "tests": GateCommand(answer.rationale.strip(), True, f"a human ({answer.id})")}
+        return {**commands, "tests": GateCommand(None, False, f"none: a human said to proceed without ({answer.id})")}
 
     def unchanged_by(self, gate: GateResult) -> GateResult:
         """A gate may not change the result unseen: what it changed (a fixer, a formatter) is discarded and named,
@@ -565,6 +585,8 @@ class SessionRun:
             self.record_checkpoint(rec)
             self.say(f"Checkpoint {rec.n}: the changes made while paused ({len(rec.files)} files)", note=True)
 
+
+NO_TEST_TOOL = "No test command was configured or found in the repository"
 
 STEPS: dict[str, Step] = {
     "created": Step(SessionRun.start, ("start",)),

@@ -65,6 +65,8 @@ def answer(
                                f"option ({', '.join(o for o in req.options if o != 'skip')})")  # fmt: skip
         if choice == "guidance" and not (note and note.strip()):
             raise MaestroError(f"'guidance' needs the guidance: maestro answer {session_id} guidance --note TEXT")
+        if choice == "command" and not (note and note.strip()):
+            raise MaestroError(f"'command' needs the command: maestro answer {session_id} command --note COMMAND")
         task = req.context.get("task") if isinstance(req.context.get("task"), str) else None
         recorded = session.record(
             Decision(
