@@ -33,6 +33,7 @@ The module holds one idea: a model, played from a script, in the three wire form
 
 from __future__ import annotations
 
+import abc
 import gzip
 import json
 import logging
@@ -343,8 +344,8 @@ def _sse(event: str | None, data: Mapping[str, Any] | str) -> bytes:
 # -- conversations ---------------------------------------------------------------------------------------------------
 
 
-class _Api:
-    """One request of one wire format: its conversation read, then answered."""
+class _Api(abc.ABC):
+    """One request of one wire format: its conversation read, then answered (each format says how)."""
 
     api = ""
 
@@ -356,9 +357,10 @@ class _Api:
         self.stream = bool(self.body.get("stream"))
         self.model_name = str(self.body.get("model") or "model")
 
+    @abc.abstractmethod
     def entries(self) -> list[tuple[str, list[str]]]:
         """The conversation as (``user``|``assistant``|``tool``, texts) entries, in order."""
-        raise NotImplementedError
+        ...
 
     def side(self) -> bool:
         """Whether the request is outside the conversation (no tools): answered with the default text."""
@@ -391,14 +393,14 @@ class _Api:
             self.h._json(status, self.error_body(status, failure.message), {"x-should-retry": "true", **extra}
                          if status in (408, 409, 429) or status >= 500 else extra)  # fmt: skip
 
-    def play(self, turn: Turn) -> None:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def play(self, turn: Turn) -> None: ...
 
-    def cut_events(self, turn: Turn) -> Iterator[bytes]:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def cut_events(self, turn: Turn) -> Iterator[bytes]: ...
 
-    def error_body(self, status: int, message: str | None) -> Any:
-        raise NotImplementedError
+    @abc.abstractmethod
+    def error_body(self, status: int, message: str | None) -> Any: ...
 
 
 def _seconds(value: float) -> str:

@@ -71,13 +71,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ss = sub.add_parser("sessions", help="list the sessions of a repository", description="List recorded sessions.")
     ss.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     ss.add_argument("--json", action="store_true", help="one JSON object a line")
-    ss.add_argument(
-        "--html",
-        action="store_true",
-        help="write an HTML index of the sessions (and each one's report.html) and print its path",
-    )
-    ss.add_argument("-o", "--output", metavar="FILE",
-                    help="with --html: where (default: .flow/maestro/sessions.html)")  # fmt: skip
+    _html_flags(ss, "an HTML index of the sessions (and each one's report.html)", ".flow/maestro/sessions.html")
 
     sx = sub.add_parser(
         "stats",
@@ -174,13 +168,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rp2 = sub.add_parser("report", help="print a session's report", description="Print a session's final report.")
     rp2.add_argument("session", help="the session id, or 'last'")
     rp2.add_argument("--repo", default=".", help="the repository (default: the current directory)")
-    rp2.add_argument(
-        "--html",
-        action="store_true",
-        help="write the HTML report (timeline, task graph, the path through the chart), print its path",
+    _html_flags(
+        rp2, "the HTML report (timeline, task graph, the path through the chart)", "report.html in the session folder"
     )
-    rp2.add_argument("-o", "--output", metavar="FILE",
-                     help="with --html: where (default: report.html in the session folder)")  # fmt: skip
 
     rb = sub.add_parser(
         "rollback",
@@ -315,6 +305,12 @@ def _not_utf8(args: argparse.Namespace) -> str | None:
 
 def _cmd_init(args: argparse.Namespace) -> int:
     return init_cli.cmd_init(args, sys.stdout)
+
+
+def _html_flags(parser: argparse.ArgumentParser, what: str, default: str) -> None:
+    """``--html`` (write ``what`` and print its path) and ``-o/--output FILE`` (where; ``default`` otherwise)."""
+    parser.add_argument("--html", action="store_true", help=f"write {what} and print its path")
+    parser.add_argument("-o", "--output", metavar="FILE", help=f"with --html: where (default: {default})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
