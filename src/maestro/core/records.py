@@ -181,12 +181,13 @@ class TaskTransition:
     reason: str | None = attrs.field(default=None, validator=_opt_str)
 
 
-EVIDENCE_KINDS = ("file", "dependency", "command", "fact")
+EVIDENCE_KINDS = ("file", "dependency", "command", "fact", "lesson")
 
 
 @attrs.frozen
 class Evidence:
-    """One thing a decision rests on: a ``file`` path, a ``dependency`` name, a ``command``, or a ``fact``."""
+    """One thing a decision rests on: a ``file`` path, a ``dependency`` name, a ``command``, a ``fact``, or an
+    approved ``lesson`` (its id; the detail is its claim)."""
 
     kind: str = attrs.field(validator=av.in_(EVIDENCE_KINDS))
     value: str = attrs.field(validator=_str)

@@ -12,6 +12,7 @@ from maestro.core.errors import DecisionError
 from maestro.core.records import Decision
 from maestro.decide.repofacts import RepoFacts, scan
 from maestro.model.state import SessionState
+from maestro.store.lessons import Lesson
 
 __all__ = ["DecisionContext", "Strategy"]
 
@@ -24,7 +25,10 @@ class DecisionContext:
     capability for ``tech_stack``, a task graph for ``task_ordering`` …);
     ``state`` is the asking session's state, if any; ``history`` holds the
     earlier decisions of this kind across sessions, oldest first, as stored in
-    ``decisions/<kind>.json`` (``{"session": id, "decision": {...}}``).
+    ``decisions/<kind>.json`` (``{"session": id, "decision": {...}}``); ``lessons``
+    the lessons a human approved (``lessons.json``, :mod:`maestro.decide.lessons`):
+    a strategy that follows one cites it (``Evidence("lesson", id, claim)``).
+    Proposed and rejected lessons are never here.
     """
 
     kind: str
@@ -32,6 +36,7 @@ class DecisionContext:
     params: Mapping[str, Any] = attrs.field(factory=dict)
     state: SessionState | None = None
     history: Sequence[Mapping[str, Any]] = ()
+    lessons: Sequence[Lesson] = ()
     _scan: Callable[[Path], RepoFacts] | None = attrs.field(default=None, alias="scan", repr=False)
 
     def facts(self) -> RepoFacts:

@@ -31,14 +31,16 @@ from typing import Any
 
 import attrs
 
-from maestro.core.errors import DecisionError, error_text
+from maestro.core.errors import DecisionError, StoreError, error_text
 from maestro.core.records import Decision
 from maestro.decide.context import DecisionContext, Strategy
+from maestro.decide.lessons import approved_lessons, lessons_path
 from maestro.decide.repofacts import RepoFacts, scan
 from maestro.decide.strategies import STRATEGIES
 from maestro.model.guards import DEFAULT_GUARDS
 from maestro.model.machine import Guard
 from maestro.model.state import SessionState
+from maestro.store.lessons import Lesson
 from maestro.store.views import decision_file_name
 
 __all__ = ["DecisionContext", "DecisionEngine", "Strategy", "decision_file_name"]
@@ -57,11 +59,23 @@ class DecisionEngine:
     ``strategies`` maps each kind to its strategy (default: :func:`default_strategies`).
     ``decisions_dir`` is where the history across sessions lives (usually
     ``Store.decisions_dir``); when given, strategies see their kind's history.
+    ``lessons_file`` is the approvals of ``maestro lessons`` (default: ``lessons.json``
+    beside ``decisions_dir``, i.e. ``.flow/maestro/lessons.json``); strategies see the
+    approved lessons (:mod:`maestro.decide.lessons`).
     """
 
-    def __init__(self, strategies: Mapping[str, Strategy] | None = None, *, decisions_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        strategies: Mapping[str, Strategy] | None = None,
+        *,
+        decisions_dir: Path | None = None,
+        lessons_file: Path | None = None,
+    ) -> None:
         self._strategies: dict[str, Strategy] = default_strategies() if strategies is None else dict(strategies)
         self.decisions_dir = decisions_dir
+        if lessons_file is None and decisions_dir is not None:
+            lessons_file = lessons_path(Path(decisions_dir).parent)
+        self.lessons_file = lessons_file
         self._facts: dict[Path, RepoFacts] = {}
 
     # -- strategies ---------------------------------------------------------
@@ -107,6 +121,13 @@ class DecisionEngine:
         return [e for e in data if isinstance(e, dict) and isinstance(e.get("decision"), dict)
                 and e["decision"].get("kind") == kind]  # fmt: skip
 
+    def lessons(self) -> tuple[Lesson, ...]:
+        """The lessons a human approved (read at every decision: an approval counts from the next one)."""
+        try:
+            return approved_lessons(self.lessons_file)
+        except StoreError as exc:
+            raise DecisionError(str(exc)) from exc
+
     def decide(
         self,
         kind: str,
@@ -132,6 +153,7 @@ class DecisionEngine:
             params,
             state,
             self.history(kind),
+            self.lessons(),
             scan=self.facts,
         )
         decision = self._check(kind, strategy(ctx))

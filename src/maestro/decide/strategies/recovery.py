@@ -20,7 +20,9 @@ and ``ambiguous`` (a human must decide) go to ``pause`` at once.  Each option's 
 what is left of its rung (a retry scores between 0.7 and 0.9, an alternative between
 0.4 and 0.6, a pause 0.3), so the ladder's order is the scores' order, and the evidence
 says why each rung is open or closed: the failure class, the rungs used, the same error
-twice, the money spent, and what earlier sessions chose for the same failure class.
+twice, the money spent, and what earlier sessions chose for the same failure class.  An approved
+``recovery_rung`` lesson about the failure class (``maestro lessons``) lifts its rung to
+:data:`LESSON_SCORE` when that rung is open, and the option cites it (evidence of kind ``lesson``).
 
 ``session_recovery`` — the session is in ``recovering`` (a task gave up, or a session driven
 by hand asked for it): roll the session's tree back to the last checkpoint, go straight back
@@ -39,16 +41,23 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import attrs
+
 from maestro.core.errors import DecisionError
 from maestro.core.records import Decision, Evidence, Option
 from maestro.decide.context import DecisionContext
+from maestro.decide.lessons import cite, lessons_for
+from maestro.store.lessons import Lesson
 
-__all__ = ["RUNGS", "merge", "recovery", "session_recovery"]
+__all__ = ["LESSON_SCORE", "RUNGS", "merge", "recovery", "session_recovery"]
 
 RUNGS = ("retry", "alternative", "pause", "give_up")
 HUMAN = frozenset({"critical", "ambiguous"})
 _PAUSE_SCORE = 0.3
 _GIVE_UP_SCORE = 0.35  # above a pause: chosen over it only where the run was told to give up
+LESSON_SCORE = 0.95
+"""An open rung an approved lesson recommends for the failure class scores this (above every rung of the ladder
+but a human's pause for a critical or ambiguous failure, where no other rung is open)."""
 
 
 def _int(ctx: DecisionContext, name: str, default: int = 0) -> int:
@@ -73,6 +82,20 @@ def _history(history: Sequence[Mapping[str, Any]], failure_class: str) -> Eviden
         return None
     said = ", ".join(f"{c} {n}x" for c, n in sorted(counts.items()))
     return Evidence("fact", f"earlier sessions, {failure_class} failures: {said}", "decisions/recovery.json")
+
+
+def _follow_lesson(
+    ctx: DecisionContext, failure_class: str, options: tuple[Option, ...]
+) -> tuple[tuple[Option, ...], Lesson | None]:
+    """The options with the rung of the best approved ``recovery_rung`` lesson about ``failure_class`` lifted to
+    :data:`LESSON_SCORE` and citing it, when that rung is open (a closed rung stays closed: no lesson opens it)."""
+    for lesson in lessons_for(ctx.lessons, "recovery_rung", failure_class):
+        rung = next((o for o in options if o.name == lesson.choice), None)
+        if rung is None or rung.score <= 0:
+            continue
+        lifted = attrs.evolve(rung, score=max(rung.score, LESSON_SCORE), evidence=(*rung.evidence, cite(lesson)))
+        return tuple(lifted if o is rung else o for o in options), lesson
+    return options, None
 
 
 def recovery(ctx: DecisionContext) -> Decision:
@@ -124,13 +147,15 @@ def recovery(ctx: DecisionContext) -> Decision:
     pause_why = "a human decides" + (": the agent cannot work" if failure_class == "critical" else "")
     pause_score = 1.0 if human else _PAUSE_SCORE
     give_up_score = _GIVE_UP_SCORE if on_exhausted == "give_up" and not human else 0.0
-    options = (
+    options: tuple[Option, ...] = (
         Option("retry", retry_score, (*facts, Evidence("fact", retry_why))),
         Option("alternative", alt_score, (cls, Evidence("fact", alt_why))),
         Option("pause", pause_score, (cls, Evidence("fact", pause_why))),
         Option("give_up", give_up_score, (cls, Evidence("fact", f"on_exhausted: {on_exhausted}"))),
     )
-    choice = max(options, key=lambda o: o.score).name  # ties: the earlier rung (max keeps the first)
+    ladder = max(options, key=lambda o: o.score).name  # ties: the earlier rung (max keeps the first)
+    options, lesson = _follow_lesson(ctx, failure_class, options)
+    choice = lesson.choice if lesson is not None else ladder
 
     if choice == "retry":
         rationale = f"transient failure: retry {retries + 1} of {max_retries} after {delay:g} s backoff"
@@ -153,6 +178,14 @@ def recovery(ctx: DecisionContext) -> Decision:
         rationale = f"every rung used ({retries} retries, {alternatives} alternatives)"
         if choice == "give_up":
             rationale += ": giving up (on_exhausted: give_up)"
+    if lesson is not None and choice != ladder:
+        if choice == "pause":
+            rationale = f"a human decides: {summary}" if summary else "a human decides"
+        elif choice == "give_up":
+            rationale = "giving up"
+        rationale += f" (approved lesson {lesson.id}: {lesson.claim}; the ladder's rung was {ladder})"
+    elif lesson is not None:
+        rationale += f" (as approved lesson {lesson.id} says: {lesson.claim})"
     return Decision(
         "recovery",
         f"Task {task} failed ({failure_class}): what next?",

@@ -8,6 +8,7 @@ project's own commands use when the catalogue does not list it (``getopt``,
 ``docopt``, ``fire`` …), scored by the rule that applies::
 
     human_precedent   1.0   a human chose it for the same question before (the history across sessions)
+    lesson            1.0   an approved tech_override lesson: humans overrode the rules' choice with it
     prefer_existing   1.0   the repository already uses it: a declared dependency (the manifest and section),
                             an import in its code (file and line), a command of the project that parses its
                             arguments with it (the declaration and the import, file and line), or a built-in
@@ -20,7 +21,9 @@ The best score wins; among equals, the parser of a command a manifest declares
 first, then that of a file that runs as ``__main__``, then the catalogue's order.
 A human's earlier decision on the same question (the latest ``tech_stack`` entry
 decided by a human whose question is the same) wins over all of them: its option
-scores 1.0 and a tie with ``prefer_existing`` goes to it.
+scores 1.0 and a tie with ``prefer_existing`` goes to it.  Without such a precedent, an
+approved ``tech_override`` lesson (``maestro lessons``: humans overrode A with B) makes
+B the choice where the rules would choose A and B is an option (scored 1.0, citing the lesson).
 
 What the code uses comes from the scan (:mod:`maestro.decide.repofacts`):
 ``imports`` (Python's module-level imports named as their distribution,
@@ -49,6 +52,7 @@ from maestro.core import yamlio
 from maestro.core.errors import DecisionError, PlanError, YamlError, error_text
 from maestro.core.records import Decision, Evidence, Option
 from maestro.decide.context import DecisionContext
+from maestro.decide.lessons import cite, lessons_for
 from maestro.decide.repofacts import ECOSYSTEMS, Dependency, EntryPoint, Import, RepoFacts, normalise_name
 
 __all__ = ["MATURITIES", "SCORES", "Candidate", "Catalogue", "load_catalogue", "parse_catalogue", "tech_stack"]
@@ -56,7 +60,7 @@ __all__ = ["MATURITIES", "SCORES", "Candidate", "Catalogue", "load_catalogue", "
 log = logging.getLogger(__name__)
 
 MATURITIES = ("mature", "experimental")
-SCORES = {"prefer_existing": 1.0, "mature_new": 0.7, "experimental": 0.3, "human_precedent": 1.0}
+SCORES = {"prefer_existing": 1.0, "mature_new": 0.7, "experimental": 0.3, "human_precedent": 1.0, "lesson": 1.0}
 """The score each rule gives an option."""
 
 CLI = "cli"
@@ -423,6 +427,15 @@ def tech_stack(ctx: DecisionContext) -> Decision:
 
     # max keeps the first of equals: the catalogue's order, then the project's own parsers
     best, why = max(options, key=lambda ow: _rank(ow[0], commands, ecosystem))
+    for lesson in lessons_for(ctx.lessons, "tech_override", best.name):
+        instead = next((o for o, _ in options if o.name == lesson.choice), None)
+        if instead is None:
+            continue  # not a candidate for this question
+        lifted = attrs.evolve(instead, score=SCORES["lesson"], evidence=(*instead.evidence, cite(lesson)),
+                              notes=f"lesson: {instead.notes}")  # fmt: skip
+        options = [(lifted, w) if o is instead else (o, w) for o, w in options]
+        why = f"lesson: approved lesson {lesson.id}: {lesson.claim}; without it: {best.name} ({why})"
+        return Decision("tech_stack", question, lifted.name, why, tuple(o for o, _ in options), confidence=0.95)
     confidence = {1.0: 0.95, 0.7: 0.7}.get(best.score, 0.4)
     log.debug("tech_stack %s/%s: %s (%s)", ecosystem, cap, best.name, best.score)
     return Decision("tech_stack", question, best.name, why, tuple(o for o, _ in options), confidence=confidence)
