@@ -4,7 +4,7 @@ Each command group has its module: :mod:`maestro.cli.inspect` (statechart, repla
 sessions, status, report, stats, agents), :mod:`maestro.cli.plan` (prd, tasks, decide),
 :mod:`maestro.cli.run` (run, answer, resume, rollback, demo, Ctrl-C), :mod:`maestro.cli.sessions`
 (land, clean) and
-:mod:`maestro.cli.init` (init).
+:mod:`maestro.cli.init` (init), :mod:`maestro.cli.lessons` (lessons).
 
 Exit codes: 0 success, 2 bad input refused before anything was written (one line
 on stderr), 1 a failure once a session was written to (one line too; ``run``,
@@ -25,6 +25,7 @@ from typing import NoReturn
 from dulwich.file import FileLocked
 
 from maestro.cli import init as init_cli
+from maestro.cli import lessons as lessons_cli
 from maestro.cli import inspect, plan, run, sessions
 from maestro.core.errors import MaestroError
 from maestro.core.text import MAX_INPUT_BYTES
@@ -239,6 +240,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ag.add_argument("--repo", default=".", help="the repository (default: the current directory)")
     ag.add_argument("--json", action="store_true", help="print JSON")
     init_cli.add_parser(sub)
+    lessons_cli.add_parser(sub)
     return p
 
 
@@ -339,6 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "status": inspect.cmd_status,
         "report": inspect.cmd_report,
         "stats": inspect.cmd_stats,
+        "lessons": lessons_cli.cmd_lessons,
         "rollback": run.cmd_rollback,
         "demo": run.cmd_demo,
         "answer": run.cmd_answer,
