@@ -73,7 +73,7 @@ from maestro.git.identity import identity
 from maestro.git.index import GitIndex
 from maestro.git.inotify import AVAILABLE as INOTIFY
 from maestro.git.inotify import IN_CREATE, IN_IGNORED, IN_ISDIR, IN_MOVE_SELF, IN_MOVED_TO, IN_Q_OVERFLOW, Inotify
-from maestro.git.places import worktree_dir, worktrees_root
+from maestro.git.places import worktrees_root
 from maestro.git.staging import FLOW, Scan, Staging
 from maestro.git.tree import IgnoreRules
 
@@ -387,7 +387,13 @@ class WorktreePool:
     """
 
     def __init__(
-        self, repo: str | os.PathLike[str], session: str, *, clock: Clock | None = None, watch: bool = True
+        self,
+        repo: str | os.PathLike[str],
+        session: str,
+        *,
+        clock: Clock | None = None,
+        watch: bool = True,
+        root: Path | None = None,
     ) -> None:
         if not isinstance(session, str) or not SESSION_ID.match(session) or session.endswith((".lock", ".")):
             raise CheckpointError(f"bad session id {session!r}: it names worktrees (letters, digits, '.', '_', '-')")
@@ -395,7 +401,8 @@ class WorktreePool:
         self._clock = clock or SystemClock()
         self._watch = watch
         self._common = _common_dir(repo)
-        self.root = (worktrees_root(self._common) / session).absolute()  # git's admin files hold absolute paths
+        # git's admin files hold absolute paths; ``root``: the session's folder elsewhere (a Dask worker's own)
+        self.root = (root if root is not None else worktrees_root(self._common) / session).absolute()
         self._open: dict[str, Worktree] = {}  # opened or made by this pool
         self._busy: set[str] = set()  # handed out by acquire, not released yet
         self._lock = threading.RLock()  # guards _open and _busy: workers acquire and release on their own threads
@@ -469,7 +476,7 @@ class WorktreePool:
 
     # -- helpers --------------------------------------------------------------------
     def _path(self, name: str) -> Path:
-        return worktree_dir(self._common, self.session, name).absolute()
+        return self.root / f"maestro-{self.session}-{name}"  # worktree_dir's name, under root
 
     def _admin(self, name: str) -> Path:
         return self._common / "worktrees" / self._path(name).name
