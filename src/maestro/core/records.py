@@ -297,7 +297,8 @@ class AgentResult:
     ``agent_session`` the agent's own session or thread id (to resume it);
     ``turns`` the agent's turn count where it reports one; ``retry_after_s`` how long
     the agent asked to wait before a retry of a ``transient`` failure (a rate limit's
-    reset), None when it did not say: the retry waits at least that long.
+    reset), None when it did not say: the retry waits at least that long.  ``worker`` is the Dask worker that ran
+    the attempt (its address), None for an attempt run by the coordinator's own threads.
     """
 
     task: str = attrs.field(validator=_ident)
@@ -315,6 +316,7 @@ class AgentResult:
     agent_session: str | None = attrs.field(default=None, validator=_opt_str)
     exit_code: int | None = attrs.field(default=None, validator=av.optional(av.instance_of(int)))
     retry_after_s: float | None = attrs.field(default=None, converter=_opt_finite, validator=_opt_nonneg)
+    worker: str | None = attrs.field(default=None, validator=_opt_str)
 
 
 GATE_STATUSES = ("passed", "failed", "skipped")
