@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -100,6 +100,8 @@ class Session:
         self._machine.add(None, self._reducer.state, lambda: tuple(self._reducer.stack))
         self._tasks = Machine(tchart, registry)
         self._closed = False
+        self._observer: Callable[[Event], None] | None = None
+        self._observer_failed = False  # said once as a warning, then only in the debug log
 
     # -- opening ----------------------------------------------------------
     @classmethod
@@ -283,6 +285,28 @@ class Session:
     def note(self, text: str) -> Event:
         return self.record(Note(text))
 
+    def watch(self, observer: Callable[[Event], None] | None) -> None:
+        """Call ``observer`` with each event: at once with those in the log, then each new one right after it is
+        recorded (in the thread that records it).  ``None`` stops.  An exception in it is logged, never raised:
+        watching cannot break the session."""
+        self._observer = observer
+        for event in self._events:
+            self._tell(event)
+
+    def _tell(self, event: Event) -> None:
+        observer = self._observer
+        if observer is None:
+            return
+        try:
+            observer(event)
+        except Exception as exc:  # a KeyboardInterrupt (a second Ctrl-C) goes on: it is how a run stops at once
+            text = f"session {self.id}: the observer failed on event {event.seq}: {error_text(exc)}"
+            if self._observer_failed:
+                log.debug(text, exc_info=True)
+            else:
+                self._observer_failed = True
+                log.warning(text)
+
     def _append(self, payload: Any, ts: str | None = None) -> Event:
         kind = payload_kind(payload)
         event = self._log.append(kind, converter.unstructure(payload), ts or format_ts(self.clock.now()))
@@ -293,6 +317,7 @@ class Session:
             for key in self._tasks.models():
                 if key is not None:
                     self._tasks.reset(key, self.task_state(key))
+        self._tell(event)
         return event
 
     # -- views and closing ------------------------------------------------

@@ -53,7 +53,7 @@ from maestro.agents.scripted import ScriptedAgent
 from maestro.config.reader import load_config
 from maestro.core.errors import AgentError, MaestroError
 from maestro.run.landing import land
-from maestro.run.runner import Runner, RunOutcome
+from maestro.run.runner import Observer, Runner, RunOutcome
 from maestro.store.filestore import Store, atomic_write
 
 __all__ = ["DEMO_AGENTS", "find_cli", "make_sample", "model_script_for", "run_demo", "sample_repo"]
@@ -459,11 +459,14 @@ def make_sample(
     return repo
 
 
-def run_demo(target: Path | None = None, *, keep: bool = True, agent: str = "scripted") -> tuple[RunOutcome, Path]:
+def run_demo(
+    target: Path | None = None, *, keep: bool = True, agent: str = "scripted", observer: Observer | None = None
+) -> tuple[RunOutcome, Path]:
     """Make the sample in ``target`` (a new temporary folder by default) and run the session; return both.
 
     ``agent`` is ``scripted`` (the scripted agent), or ``claude``, ``codex`` or ``aider``: that real CLI against
     the scripted model server (an :class:`AgentError`, with nothing written, when it is not installed).
+    ``observer`` watches the session's events (the runner's, for a live view).
     """
     if agent != "scripted" and agent not in DEMO_AGENTS:
         raise AgentError(f"the demo's agent: {agent!r} is not one of scripted, {', '.join(DEMO_AGENTS)}")
@@ -480,7 +483,7 @@ def run_demo(target: Path | None = None, *, keep: bool = True, agent: str = "scr
             config = load_config(base / "plan" / "config.yaml").with_overrides(
                 agent={"kind": "scripted", "script": str(script)}
             )
-            outcome = _run(repo, base, config, ScriptedAgent.load(script))
+            outcome = _run(repo, base, config, ScriptedAgent.load(script), observer)
         else:
             model = model_script_for(agent)
             with ModelServer(model) as srv:
@@ -493,7 +496,7 @@ def run_demo(target: Path | None = None, *, keep: bool = True, agent: str = "scr
                 config = load_config(base / "plan" / "config.yaml")
                 log.info("[Maestro] Demo: the real %s (%s) against the scripted model server at %s, offline",
                          agent, executable, srv.url)  # fmt: skip
-                outcome = _run(repo, base, config, agent_from_config(config.agent, base_dir=base / "plan"))
+                outcome = _run(repo, base, config, agent_from_config(config.agent, base_dir=base / "plan"), observer)
                 asked = [r for r in srv.requests if r.turn is not None]
                 retried = sum(r.answer.startswith("failure") for r in asked)
                 log.info("[Maestro] The model server played %d model turns to %s (and %s it retried by itself)",
@@ -506,11 +509,12 @@ def run_demo(target: Path | None = None, *, keep: bool = True, agent: str = "scr
     return outcome, base
 
 
-def _run(repo: Path, base: Path, config: Any, agent: Agent) -> RunOutcome:
+def _run(repo: Path, base: Path, config: Any, agent: Agent, observer: Observer | None = None) -> RunOutcome:
     """The session on the sample, landed in its branch when it completed, and ``README.txt`` saying where it is."""
     plan = base / "plan"
     store = Store(repo)
-    outcome = Runner(store, config, agent).run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+    runner = Runner(store, config, agent, observer=observer)
+    outcome = runner.run(REQUEST, prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
     landed = ""
     if outcome.state == "completed":  # the sample's own branch takes the result, as `maestro land` would
         done = land(store, outcome.session_id)

@@ -33,7 +33,7 @@ from maestro.agents.recording import RecordingAgent
 from maestro.agents.replay import ReplayAgent
 from maestro.config.model import Config
 from maestro.core.errors import MaestroError, Terminated
-from maestro.core.records import Rewind
+from maestro.core.records import Event, Rewind
 from maestro.core.seams import Clock, IdSource, SystemClock
 from maestro.decide.engine import DecisionEngine
 from maestro.git.checkpoints import Checkpointer
@@ -50,9 +50,13 @@ from maestro.run.pauses import resume_choice
 from maestro.session import Session
 from maestro.store.filestore import Store
 
-__all__ = ["RunOutcome", "Runner"]
+__all__ = ["Observer", "RunOutcome", "Runner"]
 
 log = logging.getLogger("maestro.run")  # the [Maestro] lines: one logger for every run module
+
+Observer = Callable[[Event, Path], None]
+"""What watches a run: called with each event of the session and the session's folder (where its plan files are),
+in the coordinating thread, right after the event is recorded (first with those already in the log)."""
 
 
 class Runner:
@@ -62,7 +66,8 @@ class Runner:
     ``clock`` and ``ids`` make the session's log reproducible.  :meth:`interrupt`
     (the first Ctrl-C) asks the run to pause after the step it is in.  The timeouts
     come from ``config`` (``agent.timeout_s``, ``acceptance.timeout_s``: 1800 s unless
-    it says); ``agent_timeout_s`` and ``acceptance_timeout_s`` override it.
+    it says); ``agent_timeout_s`` and ``acceptance_timeout_s`` override it.  ``observer`` (an :data:`Observer`)
+    sees every event of the session as it is recorded (a live view); an exception in it is logged, never raised.
     """
 
     def __init__(
@@ -77,6 +82,7 @@ class Runner:
         engine: DecisionEngine | None = None,
         agent_timeout_s: float | None = None,
         acceptance_timeout_s: float | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.store = store
         self.config = config
@@ -89,6 +95,7 @@ class Runner:
         self.acceptance_timeout_s = (
             config.acceptance_timeout_s if acceptance_timeout_s is None else acceptance_timeout_s
         )
+        self.observer = observer
         self.interrupted = threading.Event()
         self.session_id: str | None = None  # the session run or resumed last (for a message after a Ctrl-C)
 
@@ -129,6 +136,7 @@ class Runner:
         session = Session.create(self.store, request, **kwargs)
         self.session_id = session.id
         try:
+            self._watch(session)
             checkpointer = Checkpointer(repo, session.id, worktree=True, clock=self.clock)
             run = SessionRun(self, session, checkpointer, prd, graph)
             run.record_checkpoint(checkpointer.start(state=session.current))
@@ -157,6 +165,7 @@ class Runner:
         self.session_id = session_id
         session = Session.open(self.store, session_id, clock=self.clock, guards=self.engine.guards())
         try:
+            self._watch(session)
             state = session.state
             if load_chart("session").is_final(state.state):
                 raise MaestroError(f"session {session_id} is {state.state}: there is nothing to resume")
@@ -204,6 +213,11 @@ class Runner:
             raise
         finally:
             session.close()
+
+    def _watch(self, session: Session) -> None:
+        if self.observer is not None:
+            observer, folder = self.observer, session.dir
+            session.watch(lambda event: observer(event, folder))
 
 
 def _recording(agent: Agent) -> Agent:
