@@ -136,6 +136,7 @@ def _build_parser() -> argparse.ArgumentParser:
                     help="kept for compatibility: every session works in worktrees of its own")  # fmt: skip
     rn.add_argument("--allow-dirty", action="store_true",
                     help="kept for compatibility: uncommitted work is always part of the session's base")  # fmt: skip
+    _live_flag(rn)
 
     an = sub.add_parser(
         "answer",
@@ -160,6 +161,7 @@ def _build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--max-iterations", type=_positive, metavar="N", help="raise the iteration limit to N")
     rs.add_argument("--budget-usd", type=_dollars, metavar="X", help="raise the budget to X dollars in all")
     rs.add_argument("--max-minutes", type=_minutes, metavar="M", help="raise the time limit to M minutes in all")
+    _live_flag(rs)
 
     st = sub.add_parser("status", help="where a session stands", description="Show a session's state.")
     st.add_argument("session", help="the session id, or 'last'")
@@ -230,6 +232,7 @@ def _build_parser() -> argparse.ArgumentParser:
         help="the agent: the scripted one (default), or that real CLI, offline, against maestro's scripted model "
         "server (found by $MAESTRO_CLAUDE, $MAESTRO_CODEX or $MAESTRO_AIDER, else on PATH)",
     )
+    _live_flag(dm)
 
     ag = sub.add_parser(
         "agents",
@@ -313,6 +316,12 @@ def _html_flags(parser: argparse.ArgumentParser, what: str, default: str) -> Non
     """``--html`` (write ``what`` and print its path) and ``-o/--output FILE`` (where; ``default`` otherwise)."""
     parser.add_argument("--html", action="store_true", help=f"write {what} and print its path")
     parser.add_argument("-o", "--output", metavar="FILE", help=f"with --html: where (default: {default})")
+
+
+def _live_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-live", action="store_true",
+                        help="print the [Maestro] lines only, without the live table of the tasks (also: "
+                        "MAESTRO_NO_LIVE=1; it is off anyway when stdout is not a terminal)")  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Running sessions: ``run``, ``answer``, ``resume``, ``rollback``, ``demo``, and what Ctrl-C does meanwhile.
 
-The runner's ``[Maestro]`` lines are printed as they happen.  The first Ctrl-C pauses after the
+The runner's ``[Maestro]`` lines are printed as they happen (in a terminal, above the live view of the tasks:
+:mod:`maestro.cli.live`).  The first Ctrl-C pauses after the
 current step; the second kills the agents and stops at once (:class:`Stopped`, exit code 130).
 A maestro error once the session was written to is :class:`SessionFailed` (exit code 1): exit
 code 2 is kept for bad input, refused before anything was written.
@@ -15,7 +16,7 @@ import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from maestro.agents.factory import agent_from_config
 from maestro.agents.process import kill_all
@@ -26,23 +27,35 @@ from maestro.model.state import rebuild
 from maestro.report.files import REPORT_FILE
 from maestro.store.filestore import Store
 
+if TYPE_CHECKING:
+    from maestro.cli.live import LiveView
+
 __all__ = ["SessionFailed", "Stopped", "cmd_answer", "cmd_demo", "cmd_resume", "cmd_rollback", "cmd_run", "hide_log"]
 
 
 class _MaestroLines(logging.Handler):
-    """Prints the runner's ``[Maestro]`` lines on stdout as they happen."""
+    """Prints the runner's ``[Maestro]`` lines on stdout as they happen (above the live view while there is one)."""
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.view: LiveView | None = None
 
     def emit(self, record: logging.LogRecord) -> None:
         text = record.getMessage()
-        if text.startswith("[Maestro]"):
-            sys.stdout.write(escaped(text) + "\n")
-            sys.stdout.flush()
+        if not text.startswith("[Maestro]"):
+            return
+        view = self.view
+        if view is not None:
+            view.say(escaped(text))
+            return
+        sys.stdout.write(escaped(text) + "\n")
+        sys.stdout.flush()
 
 
 _SAVED: list[tuple[int, bool]] = []  # the logger's level and propagate before _show_log, for hide_log
 
 
-def _show_log() -> logging.Handler:
+def _show_log() -> _MaestroLines:
     handler = _MaestroLines(logging.INFO)
     logger = logging.getLogger("maestro.run")  # the [Maestro] lines of every run module
     _SAVED.append((logger.level, logger.propagate))
@@ -82,10 +95,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if section:  # the session keeps the agent it ran with: resume builds the same one
         config = config.with_overrides(agent=_absolute_paths(section, base))
     config = config.with_overrides(max_minutes=args.max_minutes)
-    _show_log()
+    lines = _show_log()
     runner = Runner(store, config, agent)
     try:
-        with _ctrl_c(runner):
+        with _live_view(args, lines) as view, _ctrl_c(runner):
+            runner.observer = view.observe if view is not None else None
             outcome = runner.run(
                 args.request,
                 prd_path=Path(args.prd) if args.prd else None,
@@ -98,6 +112,21 @@ def cmd_run(args: argparse.Namespace) -> int:
             raise
         raise SessionFailed(runner.session_id, exc) from exc
     return _outcome(outcome)
+
+
+@contextlib.contextmanager
+def _live_view(args: argparse.Namespace, lines: _MaestroLines) -> Iterator[LiveView | None]:
+    """The live view of the run (a :class:`~maestro.cli.live.LiveView`, the ``[Maestro]`` lines printed above it),
+    or None: it is for a terminal, and not with ``--no-live``, ``-v``, ``MAESTRO_NO_LIVE`` or ``TERM=dumb``."""
+    from maestro.cli.live import live_view, live_wanted  # imported here: rich only for the commands that run
+
+    verbose, no_live = getattr(args, "verbose", False), getattr(args, "no_live", False)
+    with live_view(live_wanted(sys.stdout, verbose=verbose, no_live=no_live)) as view:
+        lines.view = view
+        try:
+            yield view
+        finally:
+            lines.view = None
 
 
 def _absolute_paths(section: dict[str, Any], base: Path) -> dict[str, Any]:
@@ -212,12 +241,13 @@ def cmd_resume(args: argparse.Namespace) -> int:
     sid = session_id(store, args.session)
     inputs = load_run_inputs(store, sid)
     agent = agent_from_config(inputs.config.agent or None, base_dir=store.root, where=f"session {sid} run.json")
-    _show_log()
+    lines = _show_log()
     runner = Runner(store, inputs.config, agent)
     limits = {"max_iterations": args.max_iterations, "budget_usd": args.budget_usd, "max_minutes": args.max_minutes}
     before = _log_size(store, sid)
     try:
-        with _ctrl_c(runner):
+        with _live_view(args, lines) as view, _ctrl_c(runner):
+            runner.observer = view.observe if view is not None else None
             outcome = runner.resume(sid, limits=limits)
     except MaestroError as exc:
         if _log_size(store, sid) == before:  # refused before the session was written to (held, final, unreadable)
@@ -250,8 +280,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     # imported here: start-up of the command line stays light
     from maestro.run.demo import run_demo, sample_repo
 
-    _show_log()
-    outcome, folder = run_demo(Path(args.dir) if args.dir else None, agent=args.agent)
+    lines = _show_log()
+    with _live_view(args, lines) as view:
+        outcome, folder = run_demo(Path(args.dir) if args.dir else None, agent=args.agent,
+                                   observer=view.observe if view is not None else None)  # fmt: skip
     if args.agent != "scripted":  # what the real CLI's result lines said, attempt by attempt
         state = rebuild(Store(sample_repo(folder)).read_events(outcome.session_id))
         for r in state.agent_results:
