@@ -210,16 +210,18 @@ ERRORS = [
     ("a: b\n---\nc: d\n",
      "c.yaml:2: YAML syntax: expected a single document in the stream, but found another document"),
     ("- parallel\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, planning, gates, acceptance, subagents), not a list"),
+     "(agent, parallel, executor, recovery, limits, planning, gates, acceptance, subagents), not a list"),
     ("just words\n", "c.yaml:1: the config is a mapping of settings "
-     "(agent, parallel, recovery, limits, planning, gates, acceptance, subagents), not 'just words'"),
+     "(agent, parallel, executor, recovery, limits, planning, gates, acceptance, subagents), not 'just words'"),
     # unknown keys
     ("parallel: {max_workers: 2}\nparalel: {max_workers: 2}\n",
      "c.yaml:2: paralel: unknown key (did you mean 'parallel'?)"),
     ("\n\nzzz: 1\n",
-     "c.yaml:3: zzz: unknown key (known: agent, parallel, recovery, limits, planning, gates, acceptance, subagents)"),
+     "c.yaml:3: zzz: unknown key (known: agent, parallel, executor, recovery, limits, planning, gates, acceptance, "
+     "subagents)"),
     ("1: 2\n",
-     "c.yaml:1: 1: unknown key (known: agent, parallel, recovery, limits, planning, gates, acceptance, subagents)"),
+     "c.yaml:1: 1: unknown key (known: agent, parallel, executor, recovery, limits, planning, gates, acceptance, "
+     "subagents)"),
     ("parallel:\n  workers: 2\n", "c.yaml:2: parallel.workers: unknown key (did you mean 'max_workers'?)"),
     ("recovery:\n  max_retries: 1\n  backoff:\n    factr: 2\n",
      "c.yaml:4: recovery.backoff.factr: unknown key (did you mean 'factor'?)"),

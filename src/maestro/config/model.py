@@ -4,6 +4,7 @@
 
     agent: {kind: scripted, script: path/to/script.yaml, timeout_s: 1800}  # claude | codex | aider | command | scripted
     parallel: {max_workers: 4}
+    executor: local                          # or dask://HOST:PORT (dask+tls://HOST:PORT): attempts on a Dask cluster
     recovery:
       max_retries: 3
       backoff: {initial_s: 1.0, factor: 2.0, max_s: 60.0}
@@ -54,6 +55,7 @@ from maestro.core.text import shown
 
 __all__ = [
     "DEFAULT_TIMEOUT_S",
+    "EXECUTOR_FORM",
     "GATE_NAMES",
     "SECTIONS",
     "AcceptanceConfig",
@@ -70,11 +72,16 @@ __all__ = [
 GATE_NAMES: Final = ("tests", "lint", "typecheck", "security")
 """The validation gates, in the order they run and are written (the same as ``strategies.tooling.GATES``)."""
 
-SECTIONS: Final = ("agent", "parallel", "recovery", "limits", "planning", "gates", "acceptance", "subagents")
+SECTIONS: Final = (
+    "agent", "parallel", "executor", "recovery", "limits", "planning", "gates", "acceptance", "subagents",
+)  # fmt: skip
 """The top-level keys of ``config.yaml``, in the order they are written."""
 
 DEFAULT_TIMEOUT_S: Final = 1800.0
 """Seconds an agent's attempt, a gate's command or an acceptance command may run when the file does not say."""
+
+EXECUTOR_FORM: Final = re.compile(r"dask(\+tls)?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})\Z")
+"""An ``executor`` other than ``local``: a Dask scheduler's host and port (``dask+tls``: over TLS)."""
 
 _SPEC = "maestro.config.spec"
 _SECTION = "maestro.config.section"
@@ -148,7 +155,7 @@ def render_command(command: str, *, junit: str | os.PathLike[str]) -> str:
 class _Spec:
     """What one setting accepts: its kind, whether null is allowed, and its range."""
 
-    kind: str  # "int" | "float" | "bool" | "command" | "choice"
+    kind: str  # "int" | "float" | "bool" | "command" | "choice" | "executor"
     nullable: bool = False
     at_least: float | None = None
     above: float | None = None
@@ -157,7 +164,8 @@ class _Spec:
     def expected(self) -> str:
         if self.kind == "choice":
             return " or ".join(self.choices)
-        what = {"int": "an integer", "float": "a number", "bool": "true or false", "command": "a command (a string)"}
+        what = {"int": "an integer", "float": "a number", "bool": "true or false", "command": "a command (a string)",
+                "executor": "local, dask://HOST:PORT or dask+tls://HOST:PORT"}  # fmt: skip
         return what[self.kind] + (" or null" if self.nullable else "")
 
     def check(self, value: Any) -> tuple[Any, str | None]:
@@ -171,6 +179,11 @@ class _Spec:
             return (
                 (value, None) if value in self.choices else (value, f"expected {self.expected()}, not {_shown(value)}")
             )
+        if self.kind == "executor":
+            m = EXECUTOR_FORM.match(value) if isinstance(value, str) else None
+            if value == "local" or (m is not None and 0 < int(m.group(3)) < 65536):
+                return value, None
+            return value, f"expected {self.expected()}, not {_shown(value)}"
         if self.kind == "command":
             if not isinstance(value, str):
                 return value, f"expected {self.expected()}, not {_shown(value)}"
@@ -242,6 +255,7 @@ _INT_1: Final = _Spec("int", at_least=1)
 _INT_0: Final = _Spec("int", at_least=0)
 _POSITIVE: Final = _Spec("float", above=0)
 _POSITIVE_OR_NULL: Final = _Spec("float", nullable=True, above=0)
+_EXECUTOR: Final = _Spec("executor")
 
 
 # -- the model ------------------------------------------------------------------------------------------------------
@@ -372,6 +386,7 @@ class Config:
 
     agent: Mapping[str, Any] | None = attrs.field(default=None, converter=_raw, validator=_agent_section)
     parallel: Parallel = attrs.field(factory=Parallel, validator=_instance(Parallel))
+    executor: str = _setting("local", _EXECUTOR)
     recovery: Recovery = attrs.field(factory=Recovery, validator=_instance(Recovery))
     limits: LimitsConfig = attrs.field(factory=LimitsConfig, validator=_instance(LimitsConfig))
     planning: Planning = attrs.field(factory=Planning, validator=_instance(Planning))
@@ -404,6 +419,7 @@ class Config:
         max_minutes: float | None = None,
         max_workers: int | None = None,
         agent: Mapping[str, Any] | str | None = None,
+        executor: str | None = None,
     ) -> Config:
         """This configuration with the command line's flags applied; None leaves a setting as it is.
 
@@ -432,6 +448,8 @@ class Config:
             if timeout_problem:
                 raise ConfigError(timeout_problem, key="agent.timeout_s")
             new = attrs.evolve(new, agent=section)
+        if executor is not None:
+            new = attrs.evolve(new, executor=_checked(Config, "executor", executor, "executor"))
         return new
 
     def to_dict(self) -> dict[str, Any]:
@@ -442,6 +460,7 @@ class Config:
         return {
             "agent": _raw(self.agent),
             "parallel": attrs.asdict(self.parallel),
+            "executor": self.executor,
             "recovery": attrs.asdict(self.recovery),
             "limits": attrs.asdict(self.limits),
             "planning": attrs.asdict(self.planning),

@@ -103,6 +103,11 @@ class _Reader:
                 values[name] = self.gates(node, line)
             elif name == "subagents":
                 values[name] = self.subagents(node, line)
+            elif name == "executor":
+                converted, problem = attrs.fields_dict(Config)["executor"].metadata[_SPEC].check(node)
+                if problem:
+                    raise self.error(line, "executor", problem)
+                values[name] = converted
             else:
                 values[name] = self.section(_SECTIONS[name](), node, name, line)
         return Config(**values, source=self.src)

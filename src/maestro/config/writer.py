@@ -47,6 +47,10 @@ agent: null
 parallel:
   max_workers: 4
 
+# Where the task attempts run: local (threads of this process), or dask://HOST:PORT, the workers of a
+# Dask scheduler (dask+tls://HOST:PORT over TLS; docs/distributed.md).  `maestro run --executor` overrides it.
+executor: local
+
 # What maestro does when a task fails.
 recovery:
   max_retries: 3        # retries of a transient failure (rate limit, network), each after a backoff delay
