@@ -348,6 +348,18 @@ def test_the_table_while_tasks_run_wait_and_fail() -> None:
     assert lines[6] == "implementing · 1/4 tasks done · 1 running · 1 waiting · 1 failed · 4 attempts · $0.0150 · 1m15s"
 
 
+def test_in_a_narrow_terminal_the_title_and_the_last_word_are_cut_not_the_figures() -> None:
+    long = "regression: Your change broke task core (Add and subtract): its acceptance command failed (exit 1)"
+    tasks = (TaskProgress("cli", "Command line with a long title", "retrying", "waiting", 1, 5.1, 0.02, 1, long),)
+    for width in (120, 80, 64):
+        lines = drawn(render(snap_of(*tasks)), width=width).splitlines()
+        assert all(len(line) <= width for line in lines)
+        assert lines[1].split() == ["Task", "Title", "Status", "Attempt", "Elapsed", "Cost", "Last"]
+        cells = lines[2].split()
+        assert cells[0] == "cli" and cells[-1].endswith("…")
+        assert lines[2].count("retrying  ") == 1 and "5.1s  $0.0200" in lines[2]
+
+
 def test_a_long_plan_keeps_the_running_and_failed_tasks_in_view() -> None:
     tasks = [TaskProgress(f"t{i:02d}", "", "succeeded", "done", 1, 1.0, 0.0, 1, "") for i in range(20)]
     tasks[15] = TaskProgress("t15", "", "running", "running", 1, 1.0, 0.0, 0, "")

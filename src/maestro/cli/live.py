@@ -93,24 +93,29 @@ def render(snap: ProgressSnapshot, *, max_rows: int | None = None) -> Renderable
     table.add_column("Task", no_wrap=True)
     titled = any(t.title for t in snap.tasks)
     if titled:
-        table.add_column("Title", no_wrap=True, overflow="ellipsis", max_width=32)
+        table.add_column("Title", max_width=32)  # these two give way to a narrow terminal: their texts are cut
     table.add_column("Status", no_wrap=True)
     table.add_column("Attempt", justify="right", no_wrap=True)
     table.add_column("Elapsed", justify="right", no_wrap=True)
     table.add_column("Cost", justify="right", no_wrap=True)
-    table.add_column("Last", no_wrap=True, overflow="ellipsis", max_width=60)
+    table.add_column("Last", max_width=60)
     rows, hidden = _shown(snap.tasks, max_rows)
     for t in rows:
         status = Text(_STATUS.get(t.state, t.state), style=_STYLE.get(t.bucket, ""))
         cells: list[Any] = [t.task]
         if titled:
-            cells.append(t.title)
+            cells.append(_cut(t.title))
         cells += [status, str(t.attempt) if t.attempt else "-", duration(t.elapsed_s),
-                  f"${t.cost_usd:.4f}" if t.calls else "-", Text(t.last.splitlines()[0] if t.last else "")]  # fmt: skip
+                  f"${t.cost_usd:.4f}" if t.calls else "-", _cut(t.last.splitlines()[0] if t.last else "")]  # fmt: skip
         table.add_row(*cells)
     if hidden:
         table.add_row(Text(f"… {hidden} more", style="dim"))
     return Group(table, totals(snap))
+
+
+def _cut(text: str) -> Text:
+    """One line, cut with an ellipsis where its column is narrower (never wrapped, never read as markup)."""
+    return Text(text, no_wrap=True, overflow="ellipsis")
 
 
 def totals(snap: ProgressSnapshot) -> Text:
