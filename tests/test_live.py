@@ -35,6 +35,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rich.console import Console
+from rich.text import Text
 
 import maestro
 from maestro.agents.scripted import ScriptedAgent
@@ -401,6 +402,33 @@ def test_the_view_reads_the_titles_from_the_session_plan_and_draws_above_its_lin
     assert last[2].split()[:4] == ["a", "A", "done", "2"]
     assert last[5].startswith("completed · 3/3 tasks done")
     assert out.getvalue().rstrip().endswith("\x1b[?25h")  # the cursor given back
+
+
+class Terminal(io.StringIO):
+    """A terminal that can go away (a closed window: every write fails)."""
+
+    gone = False
+
+    def write(self, text: str) -> int:
+        if self.gone:
+            raise OSError(5, "Input/output error")
+        return super().write(text)
+
+
+def test_a_view_that_cannot_draw_or_whose_terminal_went_away_never_ends_the_command() -> None:
+    out = Terminal()
+    view = LiveView(Console(file=out, width=80, force_terminal=True, color_system=None), refresh_per_second=20)
+    with view:
+
+        def broken() -> ProgressSnapshot:
+            raise ValueError("a bug in the view")
+
+        view.progress.snapshot = broken  # type: ignore[method-assign]
+        drawn_now = view.renderable()
+        assert isinstance(drawn_now, Text)
+        assert drawn_now.plain == "(the live view cannot draw: a bug in the view)"
+        out.gone = True
+    assert sys.stdout is not None and not hasattr(sys.stdout, "rich_proxied_file")  # stdout given back
 
 
 def test_when_the_view_is_wanted(tmp_path: Path) -> None:

@@ -182,8 +182,12 @@ class LiveView:
             return self.progress.snapshot()
 
     def renderable(self) -> RenderableType:
-        height = self.console.size.height
-        return render(self.snapshot(), max_rows=max(3, height - 6))
+        """What the view draws now (rich's refresh thread asks; a failure here must not end the command)."""
+        try:
+            return render(self.snapshot(), max_rows=max(3, self.console.size.height - 6))
+        except Exception as exc:  # a bug in the view: say so in its place, the run goes on
+            log.debug("the live view cannot draw", exc_info=True)
+            return Text(f"(the live view cannot draw: {exc})", style="dim")
 
     # -- starting and stopping -------------------------------------------------------------------------------------
     def __enter__(self) -> LiveView:
@@ -202,7 +206,9 @@ class LiveView:
         """Draw the table a last time and give the terminal back (the cursor shown, stdout and stderr as they were).
         Idempotent; a second Ctrl-C meanwhile still leaves the terminal sane."""
         try:
-            self._live.stop()
+            self._live.stop()  # draws a last time (rich undoes its redirections whatever happens)
+        except Exception:  # the terminal gone (SIGHUP): the command's own ending matters, not the view's
+            log.debug("the live view could not stop cleanly", exc_info=True)
         finally:
             for h, stream in self._streams:
                 h.setStream(stream)
