@@ -28,6 +28,7 @@ from maestro.decide.engine import DecisionEngine
 from maestro.decide.lessons import answer_lesson, propose_lessons
 from maestro.plan.tasks import Task
 from maestro.run import Runner
+from maestro.run.redrive import redrive
 from maestro.session import Session
 from maestro.store.lessons import lesson_id
 from tests.support.runs import cli, config_text, make_repo, prd_text, task, write
@@ -57,7 +58,7 @@ class Repo:
         (plan / "prd.md").write_text(prd_text([("FR-1", "The feature", "P0")]), encoding="utf-8")
         (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
         agent = ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script)}, plan)
-        config = parse_config(config_text(workers=1, retries=1, alternatives=1), plan / "config.yaml")
+        config = self.config = parse_config(config_text(workers=1, retries=1, alternatives=1), plan / "config.yaml")
         runner = Runner(self.store, config, agent, clock=maestro.TickingClock(), ids=self.ids, sleep=lambda s: None)
         outcome = runner.run("Build the sample", prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
         assert outcome.state == "completed"
@@ -289,7 +290,7 @@ def test_a_rejected_lesson_changes_nothing(repo: Repo) -> None:
 
 
 @pytest.mark.parametrize("status", ["approved", "rejected"])
-def test_a_whole_session_follows_an_approved_lesson_only(repo: Repo, status: str) -> None:
+def test_a_whole_session_follows_an_approved_lesson_only(repo: Repo, status: str, tmp_path: Path) -> None:
     for lid in (TRANSIENT, SCRIPTS):
         answer_lesson(repo.store, lid, status, by="ann")
     state = repo.session([task("a", acceptance=["test -f a.txt"]), scripts_task("s2")],
@@ -301,6 +302,10 @@ def test_a_whole_session_follows_an_approved_lesson_only(repo: Repo, status: str
         assert (recovery.choice, subagent.choice) == ("alternative", "fast-coder")
         assert [e.value for e in lesson_evidence(recovery)] == [TRANSIENT]
         assert [e.value for e in lesson_evidence(subagent)] == [SCRIPTS]
+        # a re-drive follows the lessons the session followed, even once they are rejected
+        answer_lesson(repo.store, TRANSIENT, "rejected", by="ann")
+        report = redrive(repo.store, state.session_id, config=repo.config, workdir=tmp_path / "redrive")
+        assert report.same, report.first_difference
     else:
         assert (recovery.choice, subagent.choice) == ("retry", "general-purpose")
         assert all(lesson_evidence(d) == [] for d in state.decisions)

@@ -19,17 +19,27 @@ from pathlib import Path
 import attrs
 
 from maestro.core.errors import MaestroError, StoreError
-from maestro.core.records import Evidence, format_ts
+from maestro.core.records import Decision, Evidence, format_ts
 from maestro.core.seams import Clock, SystemClock
 from maestro.core.text import read_input
 from maestro.plan.tasks import parse_tasks
-from maestro.store.lessons import LESSONS_FILE, Lesson, merge, propose, read_lessons, read_sessions, record_status
+from maestro.store.lessons import (
+    LESSONS_FILE,
+    Lesson,
+    merge,
+    propose,
+    read_lessons,
+    read_sessions,
+    record_status,
+    write_lessons,
+)
 from maestro.store.protocol import StoreProtocol
 
 __all__ = [
     "Proposals",
     "answer_lesson",
     "approved_lessons",
+    "carry_lessons",
     "cite",
     "lessons_for",
     "lessons_path",
@@ -122,6 +132,27 @@ def lessons_for(lessons: Sequence[Lesson], kind: str, topic: str) -> list[Lesson
     """The approved lessons of ``kind`` about ``topic``, the best supported first (rate, then cases)."""
     mine = [x for x in lessons if x.status == "approved" and x.kind == kind and x.topic == topic]
     return sorted(mine, key=lambda x: (-x.rate, -x.n, x.id))
+
+
+def carry_lessons(store: StoreProtocol, decisions: Sequence[Decision], into: StoreProtocol) -> list[str]:
+    """For a re-drive into ``into``: the lessons ``decisions`` cite, approved there as the session saw them (a
+    lesson rejected since is approved again in the copy), so that its decisions follow them again.  Returns their
+    ids; a cited lesson no longer in ``store``'s ``lessons.json`` is left out (the re-drive then shows where)."""
+    cited = sorted({e.value for d in decisions for o in d.options for e in o.evidence if e.kind == "lesson"})
+    if not cited:
+        return []
+    try:
+        recorded = read_lessons(lessons_path(store.root))
+    except StoreError as exc:
+        log.warning("re-drive: the lessons the session followed are left out: %s", exc)
+        return []
+    kept = [attrs.evolve(recorded[i], status="approved") for i in cited if i in recorded]
+    for i in cited:
+        if i not in recorded:
+            log.warning("re-drive: lesson %s, which the session followed, is not in %s", i, lessons_path(store.root))
+    into.init()
+    write_lessons(lessons_path(into.root), kept)
+    return [x.id for x in kept]
 
 
 def cite(lesson: Lesson) -> Evidence:

@@ -60,6 +60,7 @@ from maestro.agents.replay import ChangeError, Divergence, ReplayAgent
 from maestro.config.model import Config
 from maestro.core.errors import MaestroError
 from maestro.core.records import Event
+from maestro.decide.lessons import carry_lessons
 from maestro.model.state import effective_events, rebuild
 from maestro.run.runner import Runner
 from maestro.store.filestore import EVENTS, Store, atomic_write
@@ -142,6 +143,7 @@ def redrive(
     _checkout(store.repo, zero.commit, copy)
     redriven_store = Store(copy)
     _copy_decision_history(store, session_id, events[0].ts, redriven_store)
+    carry_lessons(store, state.decisions, redriven_store)  # the approved lessons its decisions followed
     agent = ReplayAgent.from_session(store, session_id)
     runner = Runner(redriven_store, config, agent, sleep=lambda _s: None)
     stopped: str | None = None

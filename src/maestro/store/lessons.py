@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -53,6 +53,7 @@ __all__ = [
     "read_lessons",
     "read_sessions",
     "record_status",
+    "write_lessons",
 ]
 
 LESSONS_FILE = "lessons.json"
@@ -405,6 +406,11 @@ def record_status(
     with lock():
         kept = read_lessons(path)
         kept[lesson.id] = answered
-        doc = {"version": _VERSION, "lessons": [lesson_doc(x, supported=False) for x in kept.values()]}
-        atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+        write_lessons(path, kept.values())
     return answered
+
+
+def write_lessons(path: Path, lessons: Iterable[Lesson]) -> None:
+    """``lessons.json`` holding ``lessons`` (answered ones), written atomically."""
+    doc = {"version": _VERSION, "lessons": [lesson_doc(x, supported=False) for x in lessons]}
+    atomic_write(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
