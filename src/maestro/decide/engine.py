@@ -8,7 +8,8 @@ shipped ones; :mod:`maestro.decide.context` is their contract), checks what it r
 links it to a task or checkpoint, and returns it.  It records nothing: the caller
 records the decision (``session.record(decision)``), which puts it in the event log, the
 session's ``decisions.json`` and, when the session closes, the history under
-``.flow/maestro/decisions/<kind>.json``.  A new kind is one
+``.flow/maestro/decisions/<kind>.json``.  Strategies also see the lessons a human approved
+(``maestro lessons``, :mod:`maestro.decide.lessons`), and cite those they follow.  A new kind is one
 :meth:`DecisionEngine.register` call; the engine itself does not change::
 
     engine = DecisionEngine()
