@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -71,7 +70,12 @@ MIN_SUCCEEDED = 2
 MIN_OVERRIDES = 1
 """``tech_override``: a human's override is a human's choice already: one is enough to propose it."""
 
-_ID = re.compile(r"L-[0-9a-f]{8}\Z")
+_RUNG_CLAIM = "{topic} failures in this repository were resolved by {choice} in {n} of {m} cases"
+_RUNG_EFFECT = ("recovery: a {topic} failure takes {choice} while that rung is open (retries or alternatives left), "
+                "ahead of the ladder's order")  # fmt: skip
+_SUBAGENT_CLAIM = "{choice} succeeded on {n} of {m} tasks of category '{topic}'"
+_SUBAGENT_EFFECT = ("subagent: a task of category '{topic}' goes to {choice} (unless the task names its subagent or "
+                    "config.yaml maps the category)")  # fmt: skip
 _VERSION = 1
 
 
@@ -175,6 +179,29 @@ def _failure_class(f: Failure, d: Decision) -> str:
     return f.failure_class or f.kind
 
 
+def _best(
+    kind: str,
+    topic: str,
+    counts: Sequence[tuple[str, int, int]],
+    cases: Mapping[str, Sequence[Case]],
+    *,
+    minimum: int,
+    claim: str,
+    effect: str,
+) -> Lesson | None:
+    """The lesson of the best choice about ``topic``, if it meets the thresholds.  ``counts`` are (choice, its
+    observations m, those that went well n), ties going to the earlier; ``claim`` and ``effect`` are templates
+    (``{topic}``, ``{choice}``, ``{n}``, ``{m}``); the other choices' counts are added to the claim."""
+    choice, m, n = max(counts, key=lambda t: (t[2] / t[1], t[2], -counts.index(t)))
+    if n < minimum or n / m < MIN_RATE:
+        return None
+    said = claim.format(topic=topic, choice=choice, n=n, m=m)
+    others = "; ".join(f"{c}: {k} of {j}" for c, j, k in counts if c != choice)
+    said += f" ({others})" if others else ""
+    return Lesson(lesson_id(kind, topic, choice), kind, topic, choice, said, effect.format(topic=topic, choice=choice),
+                  n, m, tuple(cases[choice]))  # fmt: skip
+
+
 def _recovery_lessons(sessions: Sequence[SessionFacts]) -> list[Lesson]:
     tally: dict[tuple[str, str], list[Case]] = {}  # (class, rung) -> the failures that rung answered
     resolved: dict[tuple[str, str], int] = {}
@@ -198,17 +225,10 @@ def _recovery_lessons(sessions: Sequence[SessionFacts]) -> list[Lesson]:
             tally.setdefault(key, []).append(Case(s.metrics.session, d.id, f.task, result))
     out = []
     for cls in sorted({c for c, _ in tally}):
-        rungs = [(r, len(tally[(cls, r)]), resolved.get((cls, r), 0)) for r in RUNGS if (cls, r) in tally]
-        rung, m, n = max(rungs, key=lambda t: (t[2] / t[1], t[2], -RUNGS.index(t[0])))
-        if n < MIN_RESOLVED or n / m < MIN_RATE:
-            continue
-        others = "; ".join(f"{r}: {k} of {j}" for r, j, k in rungs if r != rung)
-        claim = f"{cls} failures in this repository were resolved by {rung} in {n} of {m} cases"
-        claim += f" ({others})" if others else ""
-        effect = (f"recovery: a {cls} failure takes {rung} while that rung is open (retries or alternatives left), "
-                  "ahead of the ladder's order")  # fmt: skip
-        out.append(Lesson(lesson_id("recovery_rung", cls, rung), "recovery_rung", cls, rung, claim, effect, n, m,
-                          tuple(tally[(cls, rung)])))  # fmt: skip
+        counts = [(r, len(tally[(cls, r)]), resolved.get((cls, r), 0)) for r in RUNGS if (cls, r) in tally]
+        lesson = _best("recovery_rung", cls, counts, {r: tally[(c, r)] for c, r in tally if c == cls},
+                       minimum=MIN_RESOLVED, claim=_RUNG_CLAIM, effect=_RUNG_EFFECT)  # fmt: skip
+        out += [lesson] if lesson is not None else []
     return out
 
 
@@ -227,18 +247,11 @@ def _subagent_lessons(sessions: Sequence[SessionFacts]) -> list[Lesson]:
             tally.setdefault((category, d.choice), []).append(Case(s.metrics.session, d.id, task, ends[task]))
     out = []
     for cat in sorted({c for c, _ in tally}):
-        subs = [(name, len(cases), sum(1 for c in cases if c.result == "succeeded"))
-                for (c, name), cases in sorted(tally.items()) if c == cat]  # fmt: skip
-        name, m, n = max(subs, key=lambda t: (t[2] / t[1], t[2]))
-        if n < MIN_SUCCEEDED or n / m < MIN_RATE:
-            continue
-        others = "; ".join(f"{o}: {k} of {j}" for o, j, k in subs if o != name)
-        claim = f"{name} succeeded on {n} of {m} tasks of category {cat!r}"
-        claim += f" ({others})" if others else ""
-        effect = (f"subagent: a task of category {cat!r} goes to {name} (unless the task names its subagent or "
-                  "config.yaml maps the category)")  # fmt: skip
-        out.append(Lesson(lesson_id("subagent", cat, name), "subagent", cat, name, claim, effect, n, m,
-                          tuple(tally[(cat, name)])))  # fmt: skip
+        counts = [(name, len(cases), sum(1 for c in cases if c.result == "succeeded"))
+                  for (c, name), cases in sorted(tally.items()) if c == cat]  # fmt: skip
+        lesson = _best("subagent", cat, counts, {name: cases for (c, name), cases in tally.items() if c == cat},
+                       minimum=MIN_SUCCEEDED, claim=_SUBAGENT_CLAIM, effect=_SUBAGENT_EFFECT)  # fmt: skip
+        out += [lesson] if lesson is not None else []
     return out
 
 
