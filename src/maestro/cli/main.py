@@ -132,6 +132,9 @@ def _build_parser() -> argparse.ArgumentParser:
     rn.add_argument("--max-iterations", type=_positive, metavar="N", help="refinement iterations at most")
     rn.add_argument("--budget-usd", type=_dollars, metavar="X", help="spend at most X dollars on agents, in all")
     rn.add_argument("--max-minutes", type=_minutes, metavar="M", help="run for at most M minutes (paused time aside)")
+    rn.add_argument("--executor", metavar="WHERE",
+                    help="where task attempts run: local (threads here) or dask://HOST:PORT, a Dask scheduler's "
+                    "workers (docs/distributed.md); overrides executor: in config.yaml")  # fmt: skip
     rn.add_argument("--worktree", action="store_true",
                     help="kept for compatibility: every session works in worktrees of its own")  # fmt: skip
     rn.add_argument("--allow-dirty", action="store_true",

@@ -94,7 +94,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     agent = agent_from_config(section or None, base_dir=base, where=str(config_path))
     if section:  # the session keeps the agent it ran with: resume builds the same one
         config = config.with_overrides(agent=_absolute_paths(section, base))
-    config = config.with_overrides(max_minutes=args.max_minutes)
+    config = config.with_overrides(max_minutes=args.max_minutes, executor=getattr(args, "executor", None))
+    if config.executor != "local":  # a scheduler that cannot be reached is refused before anything is written
+        from maestro.run.executors import open_executor  # (imported here: only a Dask run loads distributed)
+
+        open_executor(config.executor, 1).shutdown()
     lines = _show_log()
     runner = Runner(store, config, agent)
     try:

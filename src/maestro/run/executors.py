@@ -25,7 +25,6 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -33,6 +32,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import attrs
 
+from maestro.config.model import EXECUTOR_FORM
 from maestro.core.errors import MaestroError
 
 __all__ = [
@@ -51,7 +51,6 @@ log = logging.getLogger("maestro.run.executors")
 R = TypeVar("R")
 
 LOCAL = "local"
-_DASK = re.compile(r"dask(\+tls)?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})\Z")
 
 
 class ExecutorError(MaestroError):
@@ -64,6 +63,10 @@ class PlaceLost(MaestroError):
     def __init__(self, place: str, detail: str = "") -> None:
         super().__init__(f"worker {place} was lost while it ran the attempt" + (f" ({detail})" if detail else ""))
         self.place = place
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[Any, ...]:  # raised on a worker, re-raised here: pickled with its fields
+        return (type(self), (self.place, self.detail))
 
 
 @attrs.frozen
@@ -135,7 +138,7 @@ class LocalExecutor:
 def dask_address(spec: str) -> str:
     """The scheduler address of an ``executor`` setting: ``dask://HOST:PORT`` → ``tcp://HOST:PORT``,
     ``dask+tls://HOST:PORT`` → ``tls://HOST:PORT`` (an :class:`ExecutorError` for anything else)."""
-    m = _DASK.match(spec)
+    m = EXECUTOR_FORM.match(spec)
     if m is None or not 0 < int(m.group(3)) < 65536:
         raise ExecutorError(f"executor: {spec!r} is not 'local', 'dask://HOST:PORT' or 'dask+tls://HOST:PORT'")
     return f"{'tls' if m.group(1) else 'tcp'}://{m.group(2)}:{int(m.group(3))}"
@@ -174,7 +177,11 @@ class DaskExecutor:
     remote = True
 
     def __init__(self, spec: str, *, timeout_s: float = 10.0, client: Any = None) -> None:
-        from distributed import Client  # an optional dependency: imported only when a Dask executor is asked for
+        try:
+            from distributed import Client  # an optional dependency: imported only when a Dask executor is asked for
+        except ImportError as exc:
+            raise ExecutorError(f"executor {spec}: Dask's distributed is not installed "
+                                f"(pip install 'maestro-orchestrator[dask]'): {exc}") from None  # fmt: skip
 
         self.name = spec
         self.address = dask_address(spec) if spec.startswith("dask") else spec

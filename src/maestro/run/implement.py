@@ -50,8 +50,10 @@ from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
 from maestro.run.context import build_context
+from maestro.run.executors import Executor, PlaceLost, Work, open_executor
 from maestro.run.merge_queue import MergeQueue, Rejected
 from maestro.run.pauses import Pause, guided_tasks
+from maestro.run.remote import Remote, Returned
 from maestro.run.scheduler import Batch
 from maestro.session import LOG_BROKEN
 from maestro.store.filestore import atomic_write
@@ -66,13 +68,14 @@ _VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(\.\d+)?")
 
 @attrs.frozen
 class Attempt:
-    """What one attempt left: the agent's result, its acceptance, and its commit on top of the base it started from."""
+    """What one attempt left: the agent's result, its acceptance, and its commit on top of the base it started from
+    (``worktree``: the pooled worktree it ran in, None for an attempt a Dask worker ran)."""
 
     result: AgentResult
     acceptance: AcceptanceResult | None
     base: ObjectID
     commit: ObjectID
-    worktree: Worktree
+    worktree: Worktree | None
 
 
 def _first(text: str) -> str:
@@ -115,6 +118,15 @@ class Implementer:
         self.queue = MergeQueue(run)
         self.guard: TamperGuard | None = None  # while attempts run: what an agent must not touch, looked at
         self._snaps: dict[str, Snapshot] = {}
+        self.executor: Executor | None = None  # while attempts run: where (config's ``executor``)
+        self._remote: Remote | None = None  # remote attempts: what each worker holds, kept across the run's batches
+        self._sent: dict[str, tuple[ObjectID, bytes]] = {}  # task → the base and ref of its remote attempt
+
+    def remote(self) -> Remote:
+        """The coordinator's side of remote attempts (made on first use)."""
+        if self._remote is None:
+            self._remote = Remote(Path(self.run.cp.repo.path), self.run.session.id, clock=self.run.runner.clock)
+        return self._remote
 
     @property
     def pool(self) -> WorktreePool:
@@ -260,13 +272,16 @@ class Implementer:
             if not self.runs[tid].chosen and s.task_state(tid) not in ("succeeded", "skipped"):
                 self.runs[tid].chosen = True
                 self.choose_subagent(tid)
-        batch: Batch[Attempt] = Batch(
+        self.executor = open_executor(run.config.executor, run.config.parallel.max_workers)
+        batch: Batch[Attempt | Returned] = Batch(
             workers=run.config.parallel.max_workers,
             start=self.start,
             settle=self.settle,
             limit=limit,
             budget_left=budget_left,
             after=self.queue.advance,
+            executor=self.executor,  # shut down by the batch when it ends
+            lost=self.lost,
         )
         prepare = getattr(run.runner.agent, "prepare_repository", None)
         if callable(prepare):  # what an adapter writes into .git once (aider: info/exclude), before the first look
@@ -288,10 +303,13 @@ class Implementer:
             self.guard.close()
             self.guard = None
             self._snaps.clear()
+            self.executor.shutdown(cancel=True)  # done already, unless the batch never ran
+            self.executor = None
         self.queue.show(run.cp.head())  # validation sees the session's tree at its head
 
-    def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt]:
-        """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread."""
+    def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt] | Work:
+        """Begin an attempt of ``tid`` (its ``start`` move) in a worktree at the head; the work for a worker thread
+        (or, on a remote executor, the shipment for a worker: :mod:`maestro.run.remote`)."""
         run, s = self.run, self.run.session
         after_failure = s.task_state(tid) == "retrying"  # a retry or an alternative (not a refinement's reopening)
         if s.task_state(tid) in ("pending", "blocked"):
@@ -330,12 +348,18 @@ class Implementer:
             session_dir=s.dir,
             context=pack,
         )
-        run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else ""))
         ref = f"refs/maestro/{s.id}/attempts/{tid}/{attempt}".encode()
+        env = run.environment()
+        work: Work | None = None
+        if self.executor is not None and self.executor.remote:
+            work = self.remote().work(self.executor, req, run.runner.agent, base=base, ref=ref, environment=env,
+                                      acceptance_timeout_s=run.runner.acceptance_timeout_s)  # fmt: skip
+            self._sent[tid] = (base, ref)
+        run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else "")
+                + (f" on {work.where}" if work is not None else ""))  # fmt: skip
         if self.guard is not None:
             self._snaps[tid] = self.guard.snapshot(attempt_ref=ref)
-        env = run.environment()
-        return lambda: self.attempt(req, base, ref, env)
+        return work if work is not None else lambda: self.attempt(req, base, ref, env)
 
     def attempt(self, request: AgentRequest, base: ObjectID, ref: bytes, env: Decision | None = None) -> Attempt:
         """In a worker thread: a pooled worktree at ``base``, the agent's attempt in it, the task's acceptance
@@ -352,10 +376,33 @@ class Implementer:
         commit, _ = wt.capture(base, label, ref)
         return Attempt(result, acc, base, commit, wt)
 
-    def settle(self, tid: str, attempt: Attempt) -> Pause | None:
+    def intake(self, tid: str, back: Returned) -> Attempt:
+        """A remote attempt come back: its objects and its commit (made here) at its ref, its files in the session."""
+        base, ref = self._sent.pop(tid)
+        label = f"task {tid} attempt {back.result.attempt}: {back.result.status}"
+        commit = self.remote().intake(back, base=base, ref=ref, label=label, session_dir=self.run.session.dir)
+        return Attempt(back.result, back.acceptance, base, commit, None)
+
+    def lost(self, tid: str, gone: PlaceLost) -> Pause | None:
+        """A remote attempt whose worker went away (or did not hold what it was taken to): a ``transient`` failure of
+        the attempt, recorded with the worker, and carried out as any (a retry, after the backoff)."""
+        s = self.run.session
+        sent = self._sent.pop(tid, None)
+        where = self.remote().lost(sent[1], gone.place) if sent is not None else gone.place
+        self._snaps.pop(tid, None)
+        summary = str(gone)[:2000]
+        attempt = s.state.tasks[tid].attempts
+        s.record(AgentResult(tid, self.run.runner.agent.name, attempt, "failed", summary=summary,
+                             failure_class="transient", worker=where))  # fmt: skip
+        return self.failed(tid, "transient", summary, summary)
+
+    def settle(self, tid: str, attempt: Attempt | Returned) -> Pause | None:
         """Record an attempt's outcome: merge a success, or carry out the recovery decision for a failure."""
         s = self.run.session
-        self.pool.release(attempt.worktree)
+        if isinstance(attempt, Returned):
+            attempt = self.intake(tid, attempt)
+        if attempt.worktree is not None:
+            self.pool.release(attempt.worktree)
         result, acc = attempt.result, attempt.acceptance
         if self.guard is not None:
             found = self.guard.check(self._snaps.pop(tid, None), commit=attempt.commit)

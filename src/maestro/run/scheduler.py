@@ -1,15 +1,20 @@
-"""The scheduler: task attempts on a thread pool, each task starting as soon as it is ready.
+"""The scheduler: task attempts on an executor, each task starting as soon as it is ready.
 
 It knows nothing of agents, git or the log: ``ready`` lists the tasks that may start now
 (their dependencies merged), best first; ``start`` begins a task's attempt (and returns the
-work to do in a worker thread); ``settle`` records how it went (in the coordinating thread,
+work to do: a callable for a worker thread, or a :class:`~maestro.run.executors.Work` for the
+executor, a remote one included); ``lost`` says what an attempt whose place went away (a Dask
+worker gone: :class:`~maestro.run.executors.PlaceLost`) means; ``settle`` records how it went
+(in the coordinating thread,
 one outcome at a time: this is where the merge queue runs) and may ask the run to pause;
 ``limit`` says whether a limit stops new attempts, and ``budget_left`` what is left of the
 budget; ``after`` is called once the attempts that settled attempts made ready have started (the
 bookkeeping that need not keep them waiting: the merge queue's checkpoints).  Attempts that start
 together share the budget that the running attempts' allowances leave free, so together they
 cannot overspend.  After a pause is asked for, no attempt
-starts; those running finish and settle.
+starts; those running finish and settle.  The attempts run on ``executor`` (the local thread pool unless
+given: :mod:`maestro.run.executors`), which the batch shuts down when it ends: at a second Ctrl-C or a SIGTERM
+without waiting, the attempts waiting dropped and those running stopped.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import concurrent.futures as cf
 from collections.abc import Callable
 from typing import Generic, TypeVar
 
+from maestro.run.executors import Executor, LocalExecutor, PlaceLost, Work
 from maestro.run.pauses import Pause
 
 __all__ = ["Batch"]
@@ -32,15 +38,19 @@ class Batch(Generic[R]):
         self,
         *,
         workers: int,
-        start: Callable[[str, float | None], Callable[[], R]],
+        start: Callable[[str, float | None], Callable[[], R] | Work],
         settle: Callable[[str, R], Pause | None],
         limit: Callable[[], Pause | None],
         budget_left: Callable[[], float | None],
         after: Callable[[], object] = lambda: None,
+        executor: Executor | None = None,
+        lost: Callable[[str, PlaceLost], Pause | None] | None = None,
     ) -> None:
         self.workers = max(1, workers)
         self._start = start
         self._settle = settle
+        self._executor = executor
+        self._lost = lost
         self._limit = limit
         self._budget_left = budget_left
         self._after = after
@@ -59,7 +69,7 @@ class Batch(Generic[R]):
         task that runs again (a retry, an alternative) is ready again.
         """
         pause: Pause | None = None
-        pool = cf.ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="maestro-task")
+        pool = self._executor if self._executor is not None else LocalExecutor(self.workers)
         running: dict[cf.Future[R], str] = {}
 
         def fill() -> Pause | None:
@@ -78,7 +88,11 @@ class Batch(Generic[R]):
                 if share is not None:
                     self.allowances[tid] = share
                 self.started.append(tid)
-                running[pool.submit(self._start(tid, share))] = tid
+                work = self._start(tid, share)
+                if isinstance(work, Work):
+                    running[pool.submit(work.fn, *work.args, where=work.where)] = tid
+                else:
+                    running[pool.submit(work)] = tid
             return None
 
         try:
@@ -88,14 +102,21 @@ class Batch(Generic[R]):
                 for fut in done:
                     tid = running.pop(fut)
                     self.allowances.pop(tid, None)
-                    outcome = self._settle(tid, fut.result())
+                    try:
+                        value = fut.result()
+                    except PlaceLost as gone:
+                        if self._lost is None:
+                            raise
+                        outcome = self._lost(tid, gone)
+                    else:
+                        outcome = self._settle(tid, value)
                     if isinstance(outcome, Pause):
                         pause = pause or outcome
                 if pause is None:
                     pause = fill()
                 self._after()
         except BaseException:  # a second Ctrl-C: do not wait for the agents still working
-            pool.shutdown(wait=False, cancel_futures=True)
+            pool.shutdown(cancel=True)
             raise
         finally:
             self.allowances.clear()
