@@ -194,15 +194,17 @@ def test_a_refinement_is_told_what_validation_found_not_a_failure_it_did_not_hav
     gate.write_text(f"test -f {marker} && exit 0\ntouch {marker}\n{failing}\nexit 1\n")
     config = config_text(workers=1, iterations=2, tests=f"sh {gate}")
     agent, _state, outcome = run_session(
-        tmp_path, [task("a", reqs=["FR-1"])], {"a": [{}]}, config=config, requirements=REQUIREMENTS[:1]
-    )
+        tmp_path, [task("a", reqs=["FR-1"])], {"a": [{}], "fix-tests-1": [{}]}, config=config,
+        requirements=REQUIREMENTS[:1],
+    )  # fmt: skip
     assert outcome.state == "completed"
-    _first, second = agent.of("a")
-    assert second.approach == "fix what validation found"
-    prompt = task_prompt(second)
+    assert len(agent.of("a")) == 1  # its work is done: validation's finding is a fix task's work
+    (fix,) = agent.of("fix-tests-1")
+    prompt = task_prompt(fix)
     assert "The previous failure" not in prompt and "- recovery (" not in prompt
-    assert "Feedback on the earlier work:\n" in prompt and "\x1b" not in prompt
-    assert "tests: " in prompt
+    assert "\x1b" not in prompt
+    assert "The required tests gate failed in the last validation" in prompt
+    assert "FAILED tests/test_a.py::test_a" in prompt  # the gate's output, its colours removed
 
 
 def test_a_human_s_guidance_is_given_as_guidance(tmp_path: Path) -> None:

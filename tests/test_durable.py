@@ -301,7 +301,8 @@ def test_abort_answer_aborts_the_session(tmp_path: Path) -> None:
 
 def test_handoff_answer_accepts_the_work_as_it_stands(tmp_path: Path) -> None:
     plan = make_plan(
-        tmp_path, tasks=[task("a", acceptance=["test -f a.txt"])], script={"a": [{"actions": [write("a.txt", "a\n")]}]},
+        tmp_path, tasks=[task("a", acceptance=["test -f a.txt"])],
+        script={"a": [{"actions": [write("a.txt", "a\n")]}], "fix-tests-1": [{}]},
         config=config_text(tests="echo '1 test failed'; exit 1", iterations=3),
     )  # fmt: skip
     req = assert_paused(plan, plan.run("--max-iterations", "1"))
@@ -533,8 +534,8 @@ def test_ctrl_c_twice_stops_at_once_with_an_in_process_agent(tmp_path: Path) -> 
 
 
 def test_iteration_limit_pauses_and_resume_with_a_higher_limit_runs_another_iteration(tmp_path: Path) -> None:
-    script = {"a": [{"actions": [write("a.txt", "a\n")]}, {"actions": [write("a.txt", "a\n")]},
-                    {"actions": [write("a.txt", "a\n"), write("fixed.txt", "ok\n")]}]}  # fmt: skip
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "fix-tests-1": [{"summary": "not fixed"}],
+              "fix-tests-2": [{"actions": [write("fixed.txt", "ok\n")]}]}  # fmt: skip
     plan = make_plan(tmp_path, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
                      config=config_text(tests="test -f fixed.txt", iterations=3))  # fmt: skip
     req = assert_paused(plan, plan.run("--max-iterations", "1"))
@@ -560,7 +561,8 @@ def test_iteration_limit_pauses_and_resume_with_a_higher_limit_runs_another_iter
     done = assert_completed(plan, plan.resume("--max-iterations", "2"))
     assert (done["iteration"], done["limits"]["max_iterations"]) == (2, 2)
     assert done["gates"]["tests"] == "passed"
-    assert plan.attempts() == {"a": ("succeeded", 3)}  # one more iteration ran
+    # one more iteration ran, with a fix task of its own; a's done work never ran again
+    assert plan.attempts() == {"a": ("succeeded", 1), "fix-tests-1": ("succeeded", 1), "fix-tests-2": ("succeeded", 1)}
     assert [e.data["max_iterations"] for e in plan.events() if e.kind == "limits"] == [2]
     assert resume_reasons(plan) == ["answer: raise"]
     assert plan.triggers().count("refine") == 2
@@ -747,8 +749,8 @@ def test_a_raised_iteration_limit_gives_each_iteration_every_rung_again(tmp_path
     ok = {"actions": [write("a.txt", "a\n")]}
     transient = {"fail": {"kind": "transient", "message": "rate limited"}}
     fixed = {"actions": [write("a.txt", "a\n"), write("fixed.txt", "ok\n")]}
-    # iterations 0 and 1 succeed, 2 and 3 each need their retry, and the last attempt fixes the gate
-    script = {"a": [ok, ok, transient, ok, transient, fixed]}
+    # iteration 1's fix task fixes nothing; the fix tasks of 2 and 3 each need their retry, and the last fixes the gate
+    script = {"a": [ok], "fix-tests-1": [ok], "fix-tests-2": [transient, ok], "fix-tests-3": [transient, fixed]}
     config = config_text(retries=1, alternatives=0, iterations=1, tests="test -f fixed.txt")
     store, runner, _agent, _plan = in_process(tmp_path, [task("a", acceptance=["test -f a.txt"])], script, config)
     out = runner.run(REQUEST, prd_path=tmp_path / "plan" / "prd.md", tasks_path=tmp_path / "plan" / "tasks.yaml")

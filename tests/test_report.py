@@ -162,7 +162,7 @@ def test_a_merge_conflict_shows_the_merge_decision_and_the_recovery_under_it(tmp
 
 
 def test_gate_failures_by_validation_round_with_the_refinement_that_answered_them(tmp_path: Path) -> None:
-    script = {"a": [{"actions": [write("v.txt", "1\n")]}, {"actions": [write("v.txt", "2\n")]}]}
+    script = {"a": [{"actions": [write("v.txt", "1\n")]}], "fix-tests-1": [{"actions": [write("v.txt", "2\n")]}]}
     config = config_text(tests="grep -qx 2 v.txt", lint="echo 'style: 3 problems'; exit 1", iterations=2)
     ran = run(tmp_path, [task("a", acceptance=["test -f v.txt"])], script, config)
     assert ran.outcome.state == "completed"

@@ -141,15 +141,20 @@ def run_session(
     config: str | None = None,
     worktree: bool = False,
     allow_dirty: bool = False,
+    refinement: Sequence[Sequence[Mapping[str, Any]]] = (),
 ) -> Done:
-    """Write the plan beside ``repo`` and run one session (ticking clock, sequential ids, no real sleep)."""
+    """Write the plan beside ``repo`` and run one session (ticking clock, sequential ids, no real sleep);
+    ``refinement`` holds the new tasks the scripted agent plans in each refinement round."""
     plan = repo.parent / "plan"
     plan.mkdir(exist_ok=True)
     (plan / "prd.md").write_text(prd_text(requirements), encoding="utf-8")
     (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}, indent=1), encoding="utf-8")
-    inner = (
-        agent if agent is not None else ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script or {})}, plan)
-    )
+    rounds = []
+    for n, new in enumerate(refinement, 1):
+        (plan / f"refine-{n}.yaml").write_text(json.dumps({"version": 1, "tasks": list(new)}), encoding="utf-8")
+        rounds.append({"tasks": f"refine-{n}.yaml"})
+    scripted = {"version": 1, "tasks": dict(script or {}), **({"refinement": rounds} if rounds else {})}
+    inner = agent if agent is not None else ScriptedAgent.from_mapping(scripted, plan)
     recorder = Recorder(inner)
     cfg: Config = parse_config(config if config is not None else config_text(), plan / "config.yaml")
     delays: list[float] = []
@@ -934,20 +939,26 @@ def test_a_retry_late_in_a_session_does_not_crash_the_runner(tmp_path: Path) -> 
         assert done.outcome.request_file.is_file()
 
 
-def test_a_refinement_iteration_keeps_the_dependency_order(tmp_path: Path) -> None:
+def test_refinement_reruns_no_task_whose_work_is_done_and_adds_a_fix_task_after_every_other(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     tasks = [task("a", acceptance=["test -f a.txt"]), task("c", deps=["a"], acceptance=["test -f c.txt"])]
     script = {
-        "a": [{"actions": [write("a.txt", "a\n")]}, {"delay_s": 0.3, "actions": [write("a.txt", "a\n")]}],
-        "c": [{"actions": [write("c.txt", "c\n")]}, {"actions": [write("fixed.txt", "ok\n")]}],
+        "a": [{"actions": [write("a.txt", "a\n")]}],
+        "c": [{"actions": [write("c.txt", "c\n")]}],
+        "fix-tests-1": [{"actions": [write("fixed.txt", "ok\n")]}],
     }
     done = run_session(repo, tasks=tasks, script=script, config=config_text(tests="test -f fixed.txt"))
     assert done.outcome.state == "completed"
-    refine = done.index("transition", trigger="refine")
-    later = [(i, e.data) for i, e in enumerate(done.events) if i > refine and e.kind == "task"]
-    a_done = next(i for i, d in later if (d["task"], d["trigger"]) == ("a", "succeed"))
-    c_start = next(i for i, d in later if (d["task"], d["trigger"]) == ("c", "start"))
-    assert a_done < c_start
+    assert done.tasks() == {"a": ("succeeded", 1), "c": ("succeeded", 1), "fix-tests-1": ("succeeded", 1)}
+    assert [r.task.id for r in done.agent.requests] == ["a", "c", "fix-tests-1"]  # a and c were not paid for twice
+    fix = done.agent.of("fix-tests-1")[0].task
+    assert (fix.title, fix.depends_on, fix.category) == ("Make the tests gate pass", ("a", "c"), "fix")
+    assert "Its command: `test -f fixed.txt`" in fix.description
+    (plan,) = done.decisions("refinement_plan")
+    assert plan.choice == "fix tasks: fix-tests-1"
+    saved = (done.store.session_dir(done.outcome.session_id) / "tasks.yaml").read_text(encoding="utf-8")
+    assert "fix-tests-1" in saved  # the session's graph holds the task it added
+    assert on_branch(repo, "fixed.txt") == b"ok\n"
 
 
 # -- 3. gates and traceability ---------------------------------------------------------------------------------------
@@ -956,7 +967,8 @@ def test_a_refinement_iteration_keeps_the_dependency_order(tmp_path: Path) -> No
 def test_a_failing_test_gets_a_refinement_iteration_with_the_failure_as_feedback(tmp_path: Path) -> None:
     repo = make_repo(tmp_path, {**PKG, "tests/test_value.py": "from pkg.a import VALUE\n\n\ndef test_value():\n"
                                 "    assert VALUE == 2\n"})  # fmt: skip
-    script = {"a": [{"actions": [write("pkg/a.py", "VALUE = 1\n")]}, {"actions": [write("pkg/a.py", "VALUE = 2\n")]}]}
+    script = {"a": [{"actions": [write("pkg/a.py", "VALUE = 1\n")]}],
+              "fix-tests-1": [{"actions": [write("pkg/a.py", "VALUE = 2\n")]}]}  # fmt: skip
     tests_gate = f"{PY} -m pytest -q -p no:cacheprovider --junitxml={{junit}}"
     done = run_session(
         repo, tasks=[task("a", acceptance=["test -f pkg/a.py"])], script=script,
@@ -975,11 +987,14 @@ def test_a_failing_test_gets_a_refinement_iteration_with_the_failure_as_feedback
                                "refine", "tasks_ready", "implementation_done", "validation_done", "handoff",
                                "complete"]  # fmt: skip
     assert done.state.iteration == 1
-    first, second = done.agent.of("a")
+    (first,) = done.agent.of("a")  # its work is done: the fix is a task of its own, not a second attempt of a
     assert (first.approach, first.feedback) == (None, None)
-    assert second.approach == "fix what validation found"
-    assert second.feedback == f"tests: {rounds[0][1]}"
-    assert done.tasks() == {"a": ("succeeded", 2)}
+    (fix,) = done.agent.of("fix-tests-1")
+    assert f"failed in the last validation: {rounds[0][1]}" in fix.task.description
+    assert "--junitxml={junit}" in fix.task.description  # the gate's command
+    assert "assert VALUE == 2" in fix.task.description  # and its output, where pytest shows the failing line
+    assert "\x1b[" not in fix.task.description
+    assert done.tasks() == {"a": ("succeeded", 1), "fix-tests-1": ("succeeded", 1)}
     summary = section(done.report(), "Summary")
     assert "- Tests passed: 1 passed, 0 failed" in summary
     assert "- Refinement iterations: 1" in summary
@@ -988,7 +1003,8 @@ def test_a_failing_test_gets_a_refinement_iteration_with_the_failure_as_feedback
 
 def test_a_gate_that_keeps_failing_pauses_after_max_iterations(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
-    script = {"a": [{"actions": [write("a.txt", "a\n")]}]}
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "fix-tests-1": [{"summary": "tried"}],
+              "fix-tests-2": [{"summary": "tried again"}]}  # fmt: skip
     done = run_session(
         repo, tasks=[task("a", acceptance=["test -f a.txt"])], script=script,
         config=config_text(tests="echo '2 tests failed'; exit 1", iterations=2),
@@ -998,7 +1014,8 @@ def test_a_gate_that_keeps_failing_pauses_after_max_iterations(tmp_path: Path) -
     assert [d.choice for d in done.decisions("refinement")] == ["refine", "refine", "stop"]
     assert done.decisions("refinement")[2].rationale == "required gates still failing (tests) after 2 iterations"
     assert done.state.iteration == 2
-    assert done.tasks() == {"a": ("succeeded", 3)}
+    assert done.tasks() == {"a": ("succeeded", 1), "fix-tests-1": ("succeeded", 1), "fix-tests-2": ("succeeded", 1)}
+    assert done.agent.of("fix-tests-2")[0].task.depends_on == ("a", "fix-tests-1")
     assert done.request() == {
         "session": SID,
         "question": "Limit reached: required gates still fail after 2 iterations (max_iterations 2): tests",
@@ -1053,10 +1070,12 @@ def test_a_required_gate_skipped_blocks_the_handoff(tmp_path: Path) -> None:
         config=config_text(lint="maestro-no-such-linter check .", lint_required=True, iterations=1),
     )  # fmt: skip
     assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
-    assert [status for status, _ in done.gate_rounds("lint")] == ["skipped", "skipped"]
-    assert [status for status, _ in done.gate_rounds("tests")] == ["passed", "passed"]
-    assert [d.choice for d in done.decisions("refinement")] == ["refine", "stop"]
-    assert done.request()["context"] == {"limit": "max_iterations", "failing_gates": ["lint"]}
+    # a missing tool is no agent's work: no futile iteration re-runs a task, a human is asked at once
+    assert [status for status, _ in done.gate_rounds("lint")] == ["skipped"]
+    assert [d.choice for d in done.decisions("refinement")] == ["ask"]
+    assert done.tasks() == {"a": ("succeeded", 1)}
+    assert done.request()["options"] == ["handoff", "abort"]
+    assert done.request()["question"].startswith("Required gates fail (lint) and no refinement can change that")
     assert "handoff" not in done.triggers()
 
 
@@ -1091,22 +1110,16 @@ def _breaks_b_once(tmp_path: Path) -> tuple[str, str]:
     return f"touch {marker}", f"! rm {marker} 2>/dev/null"
 
 
-@pytest.mark.parametrize(
-    ("priority", "verdict"),
-    [
-        ("P1", "uncovered: no task serves it"),
-        ("P0", "unmet: the acceptance commands of task b fail"),
-    ],
-)
-def test_a_p0_or_p1_requirement_not_met_fails_validation(tmp_path: Path, priority: str, verdict: str) -> None:
+def test_a_p0_requirement_unmet_fails_validation_and_reruns_only_the_task_whose_acceptance_fails(
+    tmp_path: Path,
+) -> None:
+    priority, verdict = "P0", "unmet: the acceptance commands of task b fail"
     repo = make_repo(tmp_path)
     tasks = [task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])]
     script: dict[str, Any] = {"a": [{"actions": [write("a.txt", "a\n")]}]}
-    gate_command = "true"
-    if verdict.startswith("unmet"):
-        gate_command, check = _breaks_b_once(tmp_path)
-        tasks.append(task("b", reqs=["FR-2"], acceptance=["test -f b.txt", check]))
-        script["b"] = [{"actions": [write("b.txt", "b\n")]}]
+    gate_command, check = _breaks_b_once(tmp_path)
+    tasks.append(task("b", reqs=["FR-2"], acceptance=["test -f b.txt", check]))
+    script["b"] = [{"actions": [write("b.txt", "b\n")]}]
     reqs = [("FR-1", "one", "P0"), ("FR-2", "two", priority)]
     done = run_session(repo, tasks=tasks, script=script, requirements=reqs, config=config_text(tests=gate_command))
     assert (done.outcome.state, done.outcome.exit_code) == ("paused", 3)
@@ -1117,6 +1130,48 @@ def test_a_p0_or_p1_requirement_not_met_fails_validation(tmp_path: Path, priorit
     assert done.request()["question"] == (
         "Limit reached: required gates still fail after 1 iterations (max_iterations 1): traceability"
     )
+    assert done.tasks() == {"a": ("succeeded", 1), "b": ("succeeded", 2)}  # b again, told why; a's work stands
+    again = done.agent.of("b")[1]
+    assert again.feedback is not None
+    assert again.feedback.startswith(f"its acceptance command `{check}` fails on the final head (exit status 1)")
+
+
+def test_an_uncovered_requirement_gets_the_tasks_the_agent_plans_in_a_refinement_round(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    planned = [{"id": "a", "title": "two", "requirements": ["FR-2"], "acceptance": ["test -f b.txt"]}]
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "a-r1": [{"actions": [write("b.txt", "b\n")]}]}
+    done = run_session(
+        repo, tasks=[task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])], script=script,
+        requirements=[("FR-1", "one", "P0"), ("FR-2", "two", "P1")], refinement=[planned],
+    )  # fmt: skip
+    assert done.outcome.state == "completed"
+    assert done.tasks() == {"a": ("succeeded", 1), "a-r1": ("succeeded", 1)}  # its id was taken: renamed
+    (ask,) = done.agent.plans
+    assert (ask.refinement, ask.requirements, ask.existing) == (1, ("FR-2",), ("a",))
+    assert "FR-2" in ask.prd_markdown
+    (plan,) = done.decisions("refinement_plan")
+    assert (plan.choice, plan.decided_by) == ("new tasks (planned by the agent): a-r1", "agent")
+    assert [str(e) for o in plan.options for e in o.evidence if e.kind == "command"] == [
+        "command test -f b.txt (task a-r1)"
+    ]
+    assert done.latest_gates()["traceability"] == "passed"
+
+
+def test_an_uncovered_requirement_gets_a_task_of_maestro_when_the_agent_cannot_plan(tmp_path: Path) -> None:
+    repo = make_repo(tmp_path)
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "cover-fr-2-1": [{"actions": [write("b.txt", "b\n")]}]}
+    done = run_session(
+        repo, tasks=[task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])], script=script,
+        requirements=[("FR-1", "one", "P0"), ("FR-2", "Export the results as CSV", "P1")],
+    )  # fmt: skip
+    assert done.outcome.state == "completed"
+    assert done.tasks() == {"a": ("succeeded", 1), "cover-fr-2-1": ("succeeded", 1)}
+    cover = done.agent.of("cover-fr-2-1")[0].task
+    assert (cover.title, cover.requirements, cover.priority) == ("Implement FR-2: Export the results as CSV",
+                                                                  ("FR-2",), "P1")  # fmt: skip
+    (plan,) = done.decisions("refinement_plan")
+    assert (plan.choice, plan.decided_by) == ("new tasks (planned by maestro): cover-fr-2-1", "policy")
+    assert done.latest_gates()["traceability"] == "passed"
 
 
 # -- 4. a dirty tree -------------------------------------------------------------------------------------------------
@@ -1528,7 +1583,7 @@ def test_a_run_told_to_give_up_ends_failed_through_the_charts_give_up(tmp_path: 
 def test_required_gates_failing_at_the_iteration_limit_give_up_when_told(tmp_path: Path) -> None:
     repo = make_repo(tmp_path)
     done = run_session(repo, tasks=[task("a", acceptance=["test -f a.txt"])],
-                       script={"a": [{"actions": [write("a.txt", "a\n")]}] * 3},
+                       script={"a": [{"actions": [write("a.txt", "a\n")]}], "fix-tests-1": [{}]},
                        config=_giving_up(config_text(tests="false", iterations=1)))  # fmt: skip
     assert (done.outcome.state, done.outcome.exit_code) == ("failed", 1)
     assert [d.choice for d in done.decisions("refinement")] == ["refine", "give_up"]

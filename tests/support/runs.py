@@ -112,6 +112,7 @@ class Recorder:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.requests: list[AgentRequest] = []
+        self.plans: list[PlanRequest] = []
         self._lock = threading.Lock()
 
     @property
@@ -125,6 +126,7 @@ class Recorder:
         return result
 
     def plan(self, request: PlanRequest) -> PlanOutcome:
+        self.plans.append(request)
         outcome: PlanOutcome = self.inner.plan(request)
         return outcome
 

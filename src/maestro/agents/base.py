@@ -147,7 +147,12 @@ class AgentRequest:
 
 @attrs.frozen
 class PlanRequest:
-    """A request to plan: the feature request, with what maestro knows of the repository."""
+    """A request to plan: the feature request, with what maestro knows of the repository.
+
+    A refinement round (``refinement`` > 0) asks for the tasks that cover ``requirements`` (PRD ids no task
+    serves yet): ``prd_markdown`` is the session's PRD, ``existing`` the ids of the tasks the graph has.  The
+    answer has the same two fields; its ``tasks_yaml`` holds the new tasks only.
+    """
 
     request: str
     workdir: Path = attrs.field(converter=Path)
@@ -155,6 +160,10 @@ class PlanRequest:
     timeout_s: float = 1800.0
     budget_usd: float | None = None
     session_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    refinement: int = 0
+    prd_markdown: str = ""
+    requirements: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    existing: tuple[str, ...] = attrs.field(default=(), converter=_strs)
 
 
 @attrs.frozen
@@ -256,9 +265,21 @@ PLAN_SCHEMA: Mapping[str, Any] = {
 
 
 def plan_prompt(request: PlanRequest) -> str:
-    """The planning prompt: the feature request and the two formats the answer must use."""
+    """The planning prompt: the feature request and the two formats the answer must use (a refinement round: the
+    requirements to cover, the PRD, the tasks there are)."""
+    if request.refinement:
+        first = (
+            f"Refinement round {request.refinement} of this feature request for the repository in the current "
+            f"directory:\n\n{request.request.strip()}\n\nNo task serves these requirements of its PRD yet: "
+            f"{', '.join(request.requirements)}. Plan the tasks that implement them, on top of the work done so far "
+            f"(the tasks there are: {', '.join(request.existing) or 'none'}). Answer with the PRD unchanged and a "
+            "tasks_yaml holding only the new tasks: new ids, each listing the requirements it serves, depending only "
+            f"on each other.\n\nThe PRD:\n\n{request.prd_markdown.strip()}"
+        )
+    else:
+        first = f"Plan this feature request for the repository in the current directory:\n\n{request.request.strip()}"
     parts = [
-        f"Plan this feature request for the repository in the current directory:\n\n{request.request.strip()}",
+        first,
         "Answer with JSON holding two strings: prd_markdown and tasks_yaml.",
         "prd_markdown is a PRD: markdown with YAML front matter (prd.version, prd.feature_name, prd.status: "
         "draft) whose priorities.requirements list holds each requirement as {id: FR-1, text: ..., priority: "

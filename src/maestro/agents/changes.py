@@ -60,6 +60,7 @@ __all__ = [
     "apply_changes",
     "capture_changes",
     "changes_path",
+    "plan_file",
     "read_changes",
     "resolve_inside",
     "snapshot",
@@ -585,9 +586,15 @@ def _make_ignore_filter(root: Path) -> Callable[[str, bool], bool]:
 # -- the plan file --------------------------------------------------------------------------------------------------
 
 
-def write_plan(session_dir: Path, plan: Plan) -> Path:
-    """Save the planning answer as ``<session_dir>/plan.json`` (``{"prd_markdown", "tasks_yaml"}``) and return it."""
-    path = session_dir / PLAN_FILE
+def plan_file(refinement: int = 0) -> str:
+    """The name of a planning answer's file: ``plan.json``, ``plan-refinement-<n>.json`` for refinement round n."""
+    return PLAN_FILE if refinement <= 0 else f"plan-refinement-{refinement}.json"
+
+
+def write_plan(session_dir: Path, plan: Plan, refinement: int = 0) -> Path:
+    """Save the planning answer as ``<session_dir>/plan.json`` (``{"prd_markdown", "tasks_yaml"}``; a refinement
+    round's as :func:`plan_file` names it) and return it."""
+    path = session_dir / plan_file(refinement)
     answer = {"prd_markdown": plan.prd_markdown, "tasks_yaml": plan.tasks_yaml}
     atomic_write(path, json.dumps(answer, indent=1, ensure_ascii=False) + "\n")
     return path

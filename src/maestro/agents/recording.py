@@ -155,7 +155,7 @@ class RecordingAgent:
             outcome = self.inner.plan(request)
             if outcome.plan is not None:
                 try:
-                    write_plan(request.session_dir, outcome.plan)
+                    write_plan(request.session_dir, outcome.plan, request.refinement)
                 except Exception as exc:  # noqa: BLE001 - recording must never fail the agent's answer
                     log.warning("cannot save the plan in %s: %s (a re-drive cannot replay it)",
                                 request.session_dir, exc)  # fmt: skip

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from maestro.agents.base import PLAN_TASK, AgentRequest, PlanOutcome, PlanRequest, transcript_paths, validate_plan
-from maestro.agents.changes import PLAN_FILE, apply_changes, changes_path, read_changes, write_plan
+from maestro.agents.changes import apply_changes, changes_path, plan_file, read_changes, write_plan
 from maestro.core.errors import ChangeError, Divergence, StoreError
 from maestro.core.records import AgentResult
 from maestro.store.filestore import Store
@@ -114,18 +114,19 @@ class ReplayAgent:
         self._copy_files(result, request.session_dir, path)
         if result.status != "succeeded":
             return PlanOutcome(result)
-        plan_file = self.session_dir / PLAN_FILE
-        if not plan_file.is_file():
+        name = plan_file(request.refinement)
+        path = self.session_dir / name
+        if not path.is_file():
             raise Divergence(
-                f"session {self.session_id} recorded a successful plan but has no {PLAN_FILE} ({plan_file})",
+                f"session {self.session_id} recorded a successful plan but has no {name} ({path})",
                 session_id=self.session_id, task=PLAN_TASK, attempt=call)  # fmt: skip
         try:
-            text = plan_file.read_text(encoding="utf-8")
+            text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            raise ChangeError(f"{plan_file}: cannot read: {exc}") from exc
-        plan = validate_plan(text, str(plan_file))
+            raise ChangeError(f"{path}: cannot read: {exc}") from exc
+        plan = validate_plan(text, str(path))
         if request.session_dir is not None and not _same_dir(request.session_dir, self.session_dir):
-            write_plan(request.session_dir, plan)
+            write_plan(request.session_dir, plan, request.refinement)
         return PlanOutcome(result, plan)
 
     def _copy_files(self, result: AgentResult, session_dir: Path | None, changes: Path) -> None:

@@ -9,6 +9,8 @@ commands, then succeeds or fails with the failure class the script names.
     planner:                # optional: what it returns when asked to plan
       prd: prd.md           # paths relative to this script file
       tasks: tasks.yaml
+    refinement:             # optional: the new tasks of refinement round n (item n; the last repeats)
+      - tasks: more-tasks.yaml
     tasks:
       T1:
         - actions:
@@ -58,7 +60,8 @@ __all__ = [
 
 SCRIPT_VERSION = 1
 ACTIONS = ("write", "append", "delete", "run")
-_TOP = ("version", "planner", "tasks")
+_TOP = ("version", "planner", "refinement", "tasks")
+_ROUND = ("tasks", "summary", "fail", "cost_usd", "delay_s", "tokens")
 _ATTEMPT = ("actions", "summary", "fail", "cost_usd", "delay_s", "tokens")
 _PLANNER = ("prd", "tasks", "summary", "fail", "cost_usd", "delay_s", "tokens")
 _ACTION_FIELDS: Mapping[str, tuple[str, ...]] = {
@@ -123,12 +126,19 @@ class PlannerScript:
 
 @attrs.frozen
 class Script:
-    """A parsed script: task id → its attempts, the planner, and where it was read from."""
+    """A parsed script: task id → its attempts, the planner, its refinement rounds, and where it was read from."""
 
     tasks: Mapping[str, tuple[AttemptScript, ...]]
     planner: PlannerScript | None
     source: str
     base_dir: Path
+    refinement: tuple[PlannerScript, ...] = ()
+
+    def refinement_round(self, n: int) -> PlannerScript | None:
+        """What refinement round ``n`` (1-based) answers with (the last item repeats), or None without a section."""
+        if not self.refinement:
+            return None
+        return self.refinement[min(max(n, 1), len(self.refinement)) - 1]
 
     def attempt(self, task: str, attempt: int) -> tuple[AttemptScript, int] | None:
         """The item attempt ``attempt`` of ``task`` uses (the last repeats) and its 1-based index, or None."""
@@ -254,7 +264,13 @@ class _Reader:
         planner = None
         if doc.get("planner") is not None:
             planner = self.planner(doc["planner"], _line(doc, "planner"))
-        return Script(tasks, planner, self.source, self.base_dir)
+        rounds: tuple[PlannerScript, ...] = ()
+        if doc.get("refinement") is not None:
+            raw, at = doc["refinement"], _line(doc, "refinement")
+            if not isinstance(raw, list) or not raw:
+                raise self.error(f"expected a list of rounds, not {shown(raw)}", at, "refinement")
+            rounds = tuple(self.round(raw[i], _line(raw, i) or at, f"refinement[{i}]") for i in range(len(raw)))
+        return Script(tasks, planner, self.source, self.base_dir, rounds)
 
     def task(self, node: Mapping[Any, Any], tid: Any, line: int | None) -> tuple[AttemptScript, ...]:
         field = f"tasks.{tid}"
@@ -340,6 +356,20 @@ class _Reader:
                 raise self.error(f"expected true or false, not {shown(executable)}",
                                  _line(node, "executable") or line, f"{sub}.executable")  # fmt: skip
         return Action(kind, path=path, content=content, executable=executable, line=line)
+
+    def round(self, value: Any, line: int | None, field: str) -> PlannerScript:
+        """A refinement round: the file of its new tasks (relative to the script), or a failure."""
+        node = self.mapping(value, _ROUND, line, field)
+        values = self.common(node, line, field)
+        if "tasks" in node:
+            at = _line(node, "tasks") or line
+            path = self.base_dir / self.string(node, "tasks", at, f"{field}.tasks", empty=False)
+            if not path.is_file():
+                raise self.error(f"no such file: {path}", at, f"{field}.tasks")
+            values["tasks"] = path
+        elif "fail" not in values:
+            raise self.error("missing (or give a fail)", line, f"{field}.tasks")
+        return PlannerScript(**values)
 
     def planner(self, value: Any, line: int | None) -> PlannerScript:
         node = self.mapping(value, _PLANNER, line, "planner")

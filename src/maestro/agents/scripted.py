@@ -288,9 +288,16 @@ class ScriptedAgent:
 
         No planner section: a failed result, class ``ambiguous``.  A plan that
         does not validate: failed, class ``implementation``, the error as summary.
+        A refinement round answers with the ``refinement`` section's item for the
+        round: the session's PRD (``request.prd_markdown``) and that item's tasks.
         """
-        planner = self.script.planner
+        refining = request.refinement > 0
+        planner = self.script.refinement_round(request.refinement) if refining else self.script.planner
         lines = [f"scripted: planning for {request.request.strip().splitlines()[0] if request.request.strip() else ''}"]
+        if refining:
+            lines[0] = (
+                f"scripted: refinement round {request.refinement}, requirements {', '.join(request.requirements)}"
+            )
 
         def done(status: str, failure_class: str | None, summary: str) -> AgentResult:
             result = self._plan_result(request, status, failure_class, summary, planner)
@@ -300,7 +307,8 @@ class ScriptedAgent:
             return result
 
         if planner is None:
-            return PlanOutcome(done("failed", "ambiguous", f"the script {self.script.source} has no planner section"))
+            section = "refinement" if refining else "planner"
+            return PlanOutcome(done("failed", "ambiguous", f"the script {self.script.source} has no {section} section"))
         if 0 < request.timeout_s <= planner.delay_s:
             time.sleep(request.timeout_s)
             return PlanOutcome(done("timeout", "transient", f"no answer within {request.timeout_s:g} s"))
@@ -308,18 +316,18 @@ class ScriptedAgent:
             time.sleep(planner.delay_s)
         if planner.fail is not None:
             return PlanOutcome(done(planner.fail.status, planner.fail.kind, planner.fail.message))
-        assert planner.prd is not None and planner.tasks is not None
+        assert (planner.prd is not None or refining) and planner.tasks is not None
         try:
             answer = {
-                "prd_markdown": read_plan_text(planner.prd, "a PRD"),
+                "prd_markdown": request.prd_markdown if planner.prd is None else read_plan_text(planner.prd, "a PRD"),
                 "tasks_yaml": read_plan_text(planner.tasks, "a tasks file"),
             }
         except MaestroError as exc:
             return PlanOutcome(done("failed", "critical", str(exc)))
-        lines.append(f"answer: prd {planner.prd.name}, tasks {planner.tasks.name}")
+        lines.append(f"answer: prd {planner.prd.name if planner.prd else '(the session)'}, tasks {planner.tasks.name}")
         lines.append(json.dumps(answer, ensure_ascii=False))
         try:
-            plan = validate_plan(answer, f"{self.script.source} planner")
+            plan = validate_plan(answer, f"{self.script.source} {'refinement' if refining else 'planner'}")
         except MaestroError as exc:
             return PlanOutcome(done("failed", "implementation", str(exc)))
         summary = planner.summary or f"planned {len(plan.graph)} task{'s' if len(plan.graph) != 1 else ''}"

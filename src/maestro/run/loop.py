@@ -45,6 +45,7 @@ from maestro.report import write_html_report
 from maestro.run.implement import Implementer
 from maestro.run.limits import LIMIT_OPTIONS, limit_reached
 from maestro.run.pauses import DECISION_REQUEST, Pause, jsonable, write_request_file
+from maestro.run.refinement import Refiner, failed_acceptance
 from maestro.session import Session
 from maestro.store.filestore import atomic_write
 from maestro.store.views import final_report
@@ -129,6 +130,8 @@ class SessionRun:
         self.last_checkpoint = state.checkpoints[-1].n if state.checkpoints else 0
         self.resumed = resumed
         self.traceability: Traceability | None = None
+        self.acceptance_failed: dict[str, str] | None = None  # the last validation's failing acceptance (refinement)
+        self.refiner = Refiner(self)
         self.gate_decisions: list[Decision | None] = [d for d in state.decisions if d.kind == "gate"]
         self.work = Implementer(self)
         if resumed:
@@ -241,6 +244,7 @@ class SessionRun:
         s = self.session
         if self.prd is None:
             plan = self.plan_with_agent()
+            assert plan is not None  # exhausted: a pause
             self.prd = plan.prd
             if self.graph is None:
                 self.graph = plan.graph
@@ -281,7 +285,9 @@ class SessionRun:
         if not self.config.planning.approve_commands:
             return
         decisions = list(self.session.state.decisions)
-        at = max((i for i, d in enumerate(decisions) if d.kind == "plan"), default=None)
+        planned = (i for i, d in enumerate(decisions)
+                   if d.kind == "plan" or (d.kind == "refinement_plan" and d.decided_by == "agent"))  # fmt: skip
+        at = max(planned, default=None)
         if at is None:
             return  # the user's own tasks.yaml: their commands
         plan = decisions[at]
@@ -297,16 +303,24 @@ class SessionRun:
             {"phase": "planning", "commands": [f"{e.detail}: {e.value}" for o in plan.options for e in o.evidence]},
         )
 
-    def plan_with_agent(self) -> Plan:
+    def plan_with_agent(
+        self, ask: Callable[[str], PlanRequest] | None = None, *, exhausted: Literal["pause"] | None = "pause"
+    ) -> Plan | None:
         """The agent's plan, through the recovery ladder: a failed or refused plan (a bad ``tasks_yaml``, say) is
-        asked for again with the error as feedback while the engine's ``recovery`` decision says so; else a pause."""
+        asked for again with the error as feedback while the engine's ``recovery`` decision says so; else a pause
+        (with ``exhausted=None``: None).  ``ask`` makes the request from the feedback (default: the session's
+        feature request)."""
         s, rec = self.session, self.config.recovery
         retries = alternatives = 0
         feedback = ""
+
+        def session_request(context: str) -> PlanRequest:
+            return PlanRequest(s.state.request, self.workdir, context=context,
+                               timeout_s=self.runner.agent_timeout_s, session_dir=s.dir)  # fmt: skip
+
+        ask = ask or session_request
         while True:
-            request = PlanRequest(s.state.request, self.workdir, context=feedback,
-                                  timeout_s=self.runner.agent_timeout_s, session_dir=s.dir)  # fmt: skip
-            outcome = self.runner.agent.plan(request)
+            outcome = self.runner.agent.plan(ask(feedback))
             s.record(outcome.result)
             if outcome.plan is not None:
                 return outcome.plan
@@ -328,6 +342,8 @@ class SessionRun:
                 alternatives += 1
                 feedback = (f"The previous plan was refused: {result.summary}\n"
                             "Answer again with a plan that fixes this.")  # fmt: skip
+            elif exhausted is None:
+                return None
             else:
                 raise Pause(
                     f"Planning failed: {result.summary}",
@@ -385,9 +401,7 @@ class SessionRun:
         """Every gate, then the requirement traceability matrix."""
         assert self.prd is not None and self.graph is not None
         s = self.session
-        commands = gate_commands(self.config.gates, [d for d in self.gate_decisions if d is not None])
-        commands = self.without_a_test_tool(commands)
-        for name, (command, required, source) in commands.items():
+        for name, (command, required, source) in self.gate_command_map().items():
             gate = self.config.gates.get(name)
             g = run_gate(
                 name,
@@ -402,13 +416,7 @@ class SessionRun:
             s.record(g)
             self.say(f"Gate {name} ({source}): {g.status} — {g.summary}")
         succeeded = {t.id for t in self.graph if s.task_state(t.id) == "succeeded"}
-        passed = {
-            t.id: acceptance(
-                t, self.workdir, timeout_s=self.runner.acceptance_timeout_s, env=self.env_for(self.workdir, whole=True)
-            ).passed
-            for t in self.graph
-            if t.id in succeeded
-        }
+        passed = self.check_acceptance()
         matrix = trace(self.prd, self.graph, succeeded, passed)
         self.traceability = matrix
         atomic_write(s.dir / TRACEABILITY, matrix.to_markdown())
@@ -416,6 +424,28 @@ class SessionRun:
         s.record(g)
         self.say(f"Requirements: {g.summary}")
         return "validation_done"
+
+    def gate_command_map(self) -> dict[str, GateCommand]:
+        """Which command each gate runs and whether it is required (a human's answer for a missing test tool)."""
+        commands = gate_commands(self.config.gates, [d for d in self.gate_decisions if d is not None])
+        return self.without_a_test_tool(commands)
+
+    def check_acceptance(self) -> dict[str, bool]:
+        """Every succeeded task's acceptance commands on the final head: task → passed; the failures kept in
+        :attr:`acceptance_failed` (for refinement)."""
+        assert self.graph is not None
+        env = self.env_for(self.workdir, whole=True)
+        results = {
+            t.id: acceptance(t, self.workdir, timeout_s=self.runner.acceptance_timeout_s, env=env)
+            for t in self.graph
+            if self.session.task_state(t.id) == "succeeded"
+        }
+        self.acceptance_failed = {
+            tid: failed_acceptance([(c.command, c.exit_code, c.output_tail) for c in r.failed])
+            for tid, r in results.items()
+            if not r.passed
+        }
+        return {tid: r.passed for tid, r in results.items()}
 
     def without_a_test_tool(self, commands: dict[str, GateCommand]) -> dict[str, GateCommand]:
         """A required tests gate with no command (none configured, none detected) cannot pass: rather than refine
@@ -451,6 +481,7 @@ class SessionRun:
         """The refinement decision, carried out: hand off, refine, give up, or ask a human."""
         state = self.session.state
         skipped = sorted(t for t, ts in state.tasks.items() if ts.state == "skipped")
+        found = self.refiner.found() if failing_gates(state.gates) else None
         d = self.runner.engine.decide(
             "refinement",
             state=state,
@@ -460,13 +491,16 @@ class SessionRun:
             skipped=tuple(skipped),
             undone=tuple(t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")),
             on_exhausted=self.config.recovery.on_exhausted,
+            actionable=found is None or bool(found),
         )
         failing = list(failing_gates(state.gates))
         if d.choice == "ask":
             self.record(d)
+            question = (f"Requirements are not met because tasks were skipped ({', '.join(skipped)})" if skipped
+                        else f"Required gates fail ({', '.join(failing)}) and no refinement can change that: "
+                        f"{d.rationale}")  # fmt: skip
             raise Pause(
-                f"Requirements are not met because tasks were skipped ({', '.join(skipped)}): hand off as is, "
-                "or abort?",
+                f"{question}: hand off as is, or abort?",
                 ("handoff", "abort"),
                 {"skipped": skipped, "failing_gates": failing},
             )
@@ -481,9 +515,8 @@ class SessionRun:
         return d.choice  # handoff, refine or give_up
 
     def refine(self) -> str:
-        """The tasks of the next iteration: what did not succeed (or all), with what validation found."""
-        self.work.reopen_for_refinement()
-        return "tasks_ready"
+        """The next iteration: what validation found turned into work (:mod:`maestro.run.refinement`)."""
+        return self.refiner.refine()
 
     def hand_off(self) -> str:
         return "complete"  # the report is written when the session has ended (:meth:`ended`)

@@ -8,10 +8,12 @@ Asked in ``reviewing`` as::
 The options: ``handoff`` (every required gate passed: the chart's ``required_gates_passed``
 guard lets nothing else hand off), ``refine`` (another iteration with what validation
 found, while iterations are left and an agent can still change the outcome), ``ask``
-(requirements are unmet only because a human skipped tasks: no refinement can help, a
-human decides whether to hand off as is), ``stop`` (the iteration limit is reached: a human
-decides whether to raise it, hand off or abort) and ``give_up`` (instead of ``stop`` where
-the run was told to: ``on_exhausted="give_up"``).  The evidence names each failing
+(requirements are unmet only because a human skipped tasks, or ``actionable=False``: what
+validation found is nothing an agent can change, such as a required gate skipped for want of its
+tool; no refinement can help, a human decides whether to hand off as is), ``stop`` (the
+iteration limit is reached: a human decides whether to raise it, hand off or abort) and
+``give_up`` (instead of ``stop`` where the run was told to: ``on_exhausted="give_up"``).  The
+evidence names each failing
 required gate with its summary.
 """
 
@@ -37,22 +39,35 @@ def refinement(ctx: DecisionContext) -> Decision:
     skipped = tuple(p.get("skipped", ()))
     undone = tuple(p.get("undone", ()))
     on_exhausted = p.get("on_exhausted", "pause")
+    actionable = bool(p.get("actionable", True))
     latest = {g.name: g for g in gates}
     failing = list(failing_gates(gates))
     facts = tuple(Evidence("fact", f"{n}: {latest[n].status}", latest[n].summary[:200]) for n in failing)
     left = max(0, max_iterations - iteration)
     only_skipped = bool(skipped) and not undone and failing == ["traceability"]
+    futile = bool(failing) and not only_skipped and not actionable  # nothing an agent can change: a human decides
     handoff = 1.0 if not failing else 0.0
-    refine = 0.0 if not failing or only_skipped or not left else round(0.5 + 0.4 * left / max(1, max_iterations), 3)
-    ask = 0.8 if failing and only_skipped else 0.0
-    exhausted = bool(failing) and not only_skipped and not left
+    refine = (
+        0.0
+        if not failing or only_skipped or futile or not left
+        else round(0.5 + 0.4 * left / max(1, max_iterations), 3)
+    )
+    ask = 0.8 if failing and (only_skipped or futile) else 0.0
+    exhausted = bool(failing) and not only_skipped and not futile and not left
     stop = 0.3 if exhausted and on_exhausted != "give_up" else 0.0
     give_up = 0.3 if exhausted and on_exhausted == "give_up" else 0.0
     iterations = Evidence("fact", f"iteration {iteration} of at most {max_iterations}", f"{left} left")
     options = (
         Option("handoff", handoff, facts or (Evidence("fact", "every required gate passed"),)),
         Option("refine", refine, (*facts, iterations)),
-        Option("ask", ask, (Evidence("fact", f"skipped by a human: {', '.join(skipped) or 'none'}"),)),
+        Option(
+            "ask",
+            ask,
+            (
+                Evidence("fact", f"skipped by a human: {', '.join(skipped) or 'none'}"),
+                Evidence("fact", f"something to refine: {'yes' if actionable else 'no'}"),
+            ),
+        ),
         Option("stop", stop, (iterations,)),
         Option("give_up", give_up, (iterations, Evidence("fact", f"on_exhausted: {on_exhausted}"))),
     )
@@ -61,6 +76,11 @@ def refinement(ctx: DecisionContext) -> Decision:
         rationale = "every required gate passed"
     elif choice == "refine":
         rationale = f"required gates failing: {', '.join(failing)}"
+    elif choice == "ask" and futile:
+        rationale = (
+            f"required gates failing ({', '.join(failing)}), but nothing an agent can change: no task to "
+            "redo, no failed gate to fix (a skipped one needs its tool), no requirement to cover"
+        )
     elif choice == "ask":
         rationale = f"requirements are not met because tasks were skipped ({', '.join(skipped)}): a human decides"
     else:
