@@ -46,13 +46,13 @@ from maestro.core.text import counted, first_line
 from maestro.gates.acceptance import AcceptanceResult, acceptance
 from maestro.git.tampering import Allowance, Snapshot, TamperGuard, Tampering
 from maestro.git.worktrees import Worktree, WorktreePool
-from maestro.model.guards import failing_gates
 from maestro.plan.ordering import order_tasks
 from maestro.plan.tasks import Task, TaskGraph
 from maestro.run.context import build_context
 from maestro.run.executors import Executor, PlaceLost, Work, open_executor
 from maestro.run.merge_queue import MergeQueue, Rejected
 from maestro.run.pauses import Pause, guided_tasks
+from maestro.run.refinement import load_plan
 from maestro.run.remote import Remote, Returned
 from maestro.run.scheduler import Batch
 from maestro.session import LOG_BROKEN
@@ -623,26 +623,26 @@ class Implementer:
             s.fire_task(t, "skip", reason=why)
         self.run.say(f"Skipped: {', '.join(doomed)}", note=True)
 
-    def reopen_for_refinement(self) -> None:
-        """The tasks of the next iteration: what did not succeed (or all), with what validation found."""
-        s, graph = self.run.session, self.run.graph
-        assert graph is not None
-        redo = [t.id for t in graph if s.task_state(t.id) not in ("succeeded", "skipped")]
-        for tid in redo or list(graph.ids):
+    def reopen_for_refinement(self, reopen: Mapping[str, str]) -> None:
+        """The tasks of the next iteration: those in ``reopen`` (→ why each runs again) run again, told why; the new
+        tasks are pending; every other task's work is done and unaffected, and stays merged."""
+        s = self.run.session
+        for tid in reopen:
             if s.task_state(tid) in ("succeeded", "failed"):
                 s.fire_task(tid, "reopen")
-        self.refinement_feedback()
+        self.refinement_feedback(reopen)
 
-    def refinement_feedback(self) -> None:
-        """Fresh rungs for every task, and for those still to do what the last validation found."""
+    def refinement_feedback(self, reopen: Mapping[str, str] | None = None) -> None:
+        """Fresh rungs for every task, and for those that run again why (the plan saved for the iteration, on a
+        resume)."""
         s = self.run.session
-        latest = {g.name: g for g in s.state.gates}
-        failing = failing_gates(s.state.gates)
-        feedback = "\n".join(f"{n}: {latest[n].summary}" for n in failing)
+        if reopen is None:
+            saved = load_plan(s.dir, s.state.iteration, self.run.prd.requirement_ids if self.run.prd else None)
+            reopen = saved[0].reopen if saved is not None else {}
         for tid, tr in self.runs.items():
-            if s.task_state(tid) == "pending":
+            if s.task_state(tid) == "pending" and tid in reopen:
                 tr.done = False
-                tr.feedback = feedback or None
+                tr.feedback = reopen[tid] or None
                 tr.approach = "fix what validation found"
             tr.retries = tr.alternatives = 0  # a new iteration: every rung may be used again
             tr.last_signature = None
