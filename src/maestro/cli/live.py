@@ -36,7 +36,7 @@ from maestro.core.seams import Clock
 from maestro.plan.load import load_tasks
 from maestro.run.progress import Progress, ProgressSnapshot, TaskProgress
 
-__all__ = ["LiveView", "live_wanted", "render"]
+__all__ = ["LiveView", "duration", "live_view", "live_wanted", "render", "totals"]
 
 log = logging.getLogger("maestro")
 
