@@ -98,7 +98,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if config.executor != "local":  # a scheduler that cannot be reached is refused before anything is written
         from maestro.run.executors import open_executor  # (imported here: only a Dask run loads distributed)
 
-        open_executor(config.executor, 1).shutdown()
+        open_executor(config.executor, 1, timeout_s=5).shutdown()
     lines = _show_log()
     runner = Runner(store, config, agent)
     try:

@@ -144,12 +144,13 @@ def dask_address(spec: str) -> str:
     return f"{'tls' if m.group(1) else 'tcp'}://{m.group(2)}:{int(m.group(3))}"
 
 
-def open_executor(spec: str | None, workers: int) -> Executor:
-    """The executor an ``executor`` setting names (None or ``local``: the thread pool of ``workers`` threads)."""
+def open_executor(spec: str | None, workers: int, *, timeout_s: float = 10.0) -> Executor:
+    """The executor an ``executor`` setting names (None or ``local``: the thread pool of ``workers`` threads;
+    ``timeout_s``: how long a Dask scheduler is tried before it is declared unreachable)."""
     if spec in (None, "", LOCAL):
         return LocalExecutor(workers)
     assert spec is not None
-    return DaskExecutor(spec)
+    return DaskExecutor(spec, timeout_s=timeout_s)
 
 
 DaskFuture = Any  # distributed's Future (distributed has no type hints)

@@ -355,8 +355,8 @@ class Implementer:
             work = self.remote().work(self.executor, req, run.runner.agent, base=base, ref=ref, environment=env,
                                       acceptance_timeout_s=run.runner.acceptance_timeout_s)  # fmt: skip
             self._sent[tid] = (base, ref)
-        run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else "")
-                + (f" on {work.where}" if work is not None else ""))  # fmt: skip
+        where = f" on {work.where} ({self.remote().shipped[-1]:,} bytes shipped)" if work is not None else ""
+        run.say(f"Task {tid}: attempt {attempt}" + (f" ({tr.approach})" if tr.approach else "") + where)
         if self.guard is not None:
             self._snaps[tid] = self.guard.snapshot(attempt_ref=ref)
         return work if work is not None else lambda: self.attempt(req, base, ref, env)

@@ -152,8 +152,6 @@ class Remote:
         inner = agent.inner if isinstance(agent, RecordingAgent) else agent  # the worker records on its own
         self._check_sendable(inner)
         place = self.choose(executor)
-        if place not in self.known:
-            self.known[place] = self.ask(executor, place)
         have = self.known[place][-1] if self.known[place] else None
         store = self.repo.object_store
         data, _n = pack_of(store, missing_objects(store, want=base, have=have[0] if have else None))
@@ -176,10 +174,11 @@ class Remote:
 
     def choose(self, executor: Executor) -> str:
         """The place with the most free slots, one that holds something first (an :class:`ExecutorError` when the
-        cluster has no worker)."""
+        cluster has no worker).  The places met for the first time are asked what they hold first."""
         places = executor.places()
         if not places:
             raise ExecutorError(f"executor {executor.name}: the Dask cluster has no worker running")
+        self.known.update(self.ask(executor, [p for p in places if p not in self.known]))
 
         def score(p: str) -> tuple[float, bool, str]:
             free = (places[p] - self.busy[p]) / places[p]
@@ -187,17 +186,23 @@ class Remote:
 
         return min(places, key=score)
 
-    def ask(self, executor: Executor, place: str) -> list[tuple[ObjectID, ObjectID]]:
-        """Which of the coordinator's recent commits ``place`` holds whole (oldest first); none when it cannot say."""
+    def ask(self, executor: Executor, places: list[str]) -> dict[str, list[tuple[ObjectID, ObjectID]]]:
+        """Which of the coordinator's recent commits each of ``places`` holds whole (oldest first), asked all at
+        once; none for a place that cannot say."""
+        if not places:
+            return {}
         candidates = self._candidates()
-        if not candidates:
-            return []
-        try:
-            trees = set(executor.submit(held, [t for _c, t in candidates], where=place).result(_ASK_TIMEOUT_S))
-        except Exception as exc:  # noqa: BLE001 - a place that cannot answer is shipped everything
-            log.info("worker %s: cannot tell what it holds (%s): shipping everything", place, exc)
-            return []
-        return [(c, t) for c, t in candidates if t in trees]
+        trees = [t for _c, t in candidates]
+        asked = {p: executor.submit(held, trees, where=p) for p in places} if candidates else {}
+        out: dict[str, list[tuple[ObjectID, ObjectID]]] = {}
+        for place in places:
+            try:
+                got = set(asked[place].result(_ASK_TIMEOUT_S)) if place in asked else set()
+            except Exception as exc:  # noqa: BLE001 - a place that cannot answer is shipped everything
+                log.info("worker %s: cannot tell what it holds (%s): shipping everything", place, exc)
+                got = set()
+            out[place] = [(c, t) for c, t in candidates if t in got]
+        return out
 
     def _candidates(self) -> list[tuple[ObjectID, ObjectID]]:
         """The session's base and branch, the user's branches, the session's checkpoint tags: (commit, tree)."""

@@ -107,7 +107,7 @@ class ExecutorConformance:
         slots = _capacity(executor)
         if len(slots) < 2:
             pytest.skip("one slot: two units cannot race")
-        slow = executor.submit(nap, 2.0, "slow", where=slots[0])
+        slow = executor.submit(nap, 1.0, "slow", where=slots[0])
         quick = executor.submit(nap, 0.05, "quick", where=slots[1])
         done, _pending = cf.wait([slow, quick], timeout=SLOW, return_when=cf.FIRST_COMPLETED)
         assert done == {quick}
@@ -125,7 +125,7 @@ class ExecutorConformance:
     def test_cancel_a_waiting_unit(self, executor: Executor) -> None:
         slots = _capacity(executor)
         place = slots[0]
-        busy = [executor.submit(nap, 1.5, f"busy{i}", where=place) for i, p in enumerate(slots) if p == place]
+        busy = [executor.submit(nap, 1.0, f"busy{i}", where=place) for i, p in enumerate(slots) if p == place]
         time.sleep(0.3)  # the busy units have started
         waiting = executor.submit(nap, 0.0, "never", where=place)
         assert executor.cancel(waiting) is True
