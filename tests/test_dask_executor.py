@@ -138,20 +138,21 @@ class TestDaskExecutor(ExecutorConformance):
         ex.shutdown(cancel=True)
 
 
-def test_the_local_executor_never_imports_distributed() -> None:
+def test_a_local_run_never_imports_distributed(tmp_path: Path) -> None:
+    """A whole session with the local executor (the default), in a fresh interpreter: neither dask nor distributed
+    is loaded."""
+    plan = make_plan(tmp_path, tasks=TASKS, script=script(), config=CONFIG)
     code = (
         "import sys\n"
-        "from maestro.run.executors import open_executor\n"
-        "from maestro.run.runner import Runner\n"
-        "import maestro.cli.main\n"
-        "ex = open_executor(None, 2)\n"
-        "assert ex.submit(sum, [1, 2]).result() == 3\n"
-        "ex.shutdown()\n"
-        "assert 'distributed' not in sys.modules, 'distributed was imported'\n"
-        "assert 'dask' not in sys.modules, 'dask was imported'\n"
+        "from maestro.cli.main import main\n"
+        f"code = main({plan.run_args()!r})\n"
+        "assert code == 0, code\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed'))\n"
+        "assert not loaded, loaded\n"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0, out.stderr
+    out = subprocess.run([sys.executable, "-c", code], cwd=plan.repo, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert f"session {plan.sid}: completed" in out.stdout
 
 
 def test_a_session_on_a_cluster_ends_with_the_local_tree(
@@ -293,6 +294,33 @@ def test_a_worker_killed_mid_attempt_is_survived(
     assert "lost" in b[0].summary, b[0].summary
     assert [r.status for r in b[1:]] == ["succeeded"] and b[1].worker != victim, b
     assert re.search(r"Task b: failed \(transient\): worker tcp://\S+ was lost", stdout), stdout
+
+
+def processes_in(root: Path) -> list[int]:
+    """The processes whose working folder is under ``root``."""
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{entry}/cwd").startswith(str(root) + "/"):
+                    out.append(int(entry))
+    return out
+
+
+def test_sigterm_stops_the_remote_attempts(tmp_path: Path, cluster: Any, worker_root: Path) -> None:
+    """SIGTERM to the coordinator: the attempts running on the workers are cancelled, their processes killed."""
+    tasks = [task("a", files=["a.txt"]), task("b", files=["b.txt"])]
+    work = {"a": [{"actions": [{"run": "sleep 60"}]}], "b": [{"actions": [{"run": "sleep 60"}]}]}
+    plan = make_plan(tmp_path, tasks=tasks, script=work, config=CONFIG)
+    run = Coordinator(plan, "--executor", dask_url(cluster.scheduler_address))
+    run.line(r"Task b: attempt 1 on ")
+    run.line(r"Task a: attempt 1 on ")
+    wait_for(lambda: len(processes_in(worker_root)) >= 2, what="both agents' commands at work on the workers")
+    run.proc.send_signal(signal.SIGTERM)
+    code, stdout, stderr = run.finish(timeout=60)
+    assert code == 143, stdout[-2000:] + stderr[-2000:]
+    wait_for(lambda: not processes_in(worker_root), timeout=10, what="the workers' agents killed")
+    assert "Stopped at once by SIGTERM in implementing" in (plan.session_dir / "execution-log.md").read_text()
 
 
 def test_the_coordinator_killed_then_resumed_ends_with_the_same_tree(
