@@ -305,6 +305,8 @@ class Implementer:
             self._snaps.clear()
             self.executor.shutdown(cancel=True)  # done already, unless the batch never ran
             self.executor = None
+            if self._remote is not None:
+                self._remote.close()  # what each worker holds is kept for the next batch
         self.queue.show(run.cp.head())  # validation sees the session's tree at its head
 
     def start(self, tid: str, allowance: float | None) -> Callable[[], Attempt] | Work:

@@ -124,7 +124,8 @@ class Remote:
     """
 
     def __init__(self, repo: Path, session: str, *, clock: Clock | None = None) -> None:
-        self.repo = Repo(str(repo))
+        self._path = repo
+        self._repo: Repo | None = None
         self.session = session
         self.clock = clock or SystemClock()
         self.known: dict[str, list[tuple[ObjectID, ObjectID]]] = {}  # place → (commit, tree) held whole, newest last
@@ -133,8 +134,18 @@ class Remote:
         self.shipped: list[int] = []  # bytes of each shipment's pack, in order (the benchmark reads them)
         self._sendable: set[int] = set()
 
+    @property
+    def repo(self) -> Repo:
+        """The user's repository (opened on first use, again after :meth:`close`)."""
+        if self._repo is None:
+            self._repo = Repo(str(self._path))
+        return self._repo
+
     def close(self) -> None:
-        self.repo.close()
+        """Release the repository's open files (what each worker holds is kept)."""
+        if self._repo is not None:
+            self._repo.close()
+            self._repo = None
 
     # -- shipping --------------------------------------------------------------------------------------------------
     def work(
