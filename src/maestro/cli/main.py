@@ -25,8 +25,8 @@ from typing import NoReturn
 from dulwich.file import FileLocked
 
 from maestro.cli import init as init_cli
-from maestro.cli import lessons as lessons_cli
 from maestro.cli import inspect, plan, run, sessions
+from maestro.cli import lessons as lessons_cli
 from maestro.core.errors import MaestroError
 from maestro.core.text import MAX_INPUT_BYTES
 from maestro.model.chart import CHART_NAMES
