@@ -253,13 +253,16 @@ class Coordinator:
         self.proc = subprocess.Popen([sys.executable, "-m", "maestro", *plan.run_args(*extra)], cwd=plan.repo,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
         self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.errors: list[str] = []
+        streams = ((self.proc.stdout, self.lines), (self.proc.stderr, self.errors))
+        self._readers = [threading.Thread(target=self._read, args=pair, daemon=True) for pair in streams]
+        for r in self._readers:
+            r.start()
 
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
+    @staticmethod
+    def _read(stream: Any, into: list[str]) -> None:
+        for line in stream:
+            into.append(line)
 
     def line(self, pattern: str) -> re.Match[str]:
         found: re.Match[str] = wait_for(lambda: next((m for x in list(self.lines) if (m := re.search(pattern, x))),
@@ -268,13 +271,17 @@ class Coordinator:
 
     def finish(self, timeout: float = 120) -> tuple[int, str, str]:
         try:
-            _out, err = self.proc.communicate(timeout=timeout)
+            self.proc.wait(timeout=timeout)
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()
-        self._reader.join(timeout=5)
-        return self.proc.returncode, "".join(self.lines), err
+        for r in self._readers:
+            r.join(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        return self.proc.returncode, "".join(self.lines), "".join(self.errors)
 
 
 def test_a_worker_killed_mid_attempt_is_survived(
@@ -294,6 +301,15 @@ def test_a_worker_killed_mid_attempt_is_survived(
     assert "lost" in b[0].summary, b[0].summary
     assert [r.status for r in b[1:]] == ["succeeded"] and b[1].worker != victim, b
     assert re.search(r"Task b: failed \(transient\): worker tcp://\S+ was lost", stdout), stdout
+    # the lost attempt is kept as nothing done: its ref holds its base's tree, its change file is empty
+    ref = f"refs/maestro/{plan.sid}/attempts/b/1"
+    trees = subprocess.run(["git", "rev-parse", f"{ref}^{{tree}}", f"{ref}^^{{tree}}"], cwd=plan.repo,
+                           capture_output=True, text=True, check=True).stdout.split()  # fmt: skip
+    assert trees[0] == trees[1]
+    assert json.loads((plan.session_dir / "agents" / "b.1.scripted.changes.json").read_text())["changes"] == []
+    redrive = subprocess.run([sys.executable, "-m", "maestro", "replay", plan.sid, "--redrive"], cwd=plan.repo,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert redrive.returncode == 0, redrive.stdout[-2000:] + redrive.stderr[-2000:]
 
 
 def processes_in(root: Path) -> list[int]:

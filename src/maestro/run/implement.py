@@ -38,8 +38,10 @@ import attrs
 from dulwich.objects import ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
+from maestro.agents.changes import changes_path
 from maestro.agents.choosing import choose_skills
 from maestro.agents.registry import Registry, discover, overrides_from_config
+from maestro.agents.replay import ReplayAgent
 from maestro.core.errors import CheckpointError, MaestroError, StoreError, TransitionNotAllowed
 from maestro.core.records import AgentResult, Decision
 from maestro.core.text import counted, first_line
@@ -272,7 +274,9 @@ class Implementer:
             if not self.runs[tid].chosen and s.task_state(tid) not in ("succeeded", "skipped"):
                 self.runs[tid].chosen = True
                 self.choose_subagent(tid)
-        self.executor = open_executor(run.config.executor, run.config.parallel.max_workers)
+        # a re-drive replays the changes recorded in this machine's session folder: on this machine
+        where = "local" if isinstance(run.runner.agent, ReplayAgent) else run.config.executor
+        self.executor = open_executor(where, run.config.parallel.max_workers)
         batch: Batch[Attempt | Returned] = Batch(
             workers=run.config.parallel.max_workers,
             start=self.start,
@@ -387,15 +391,23 @@ class Implementer:
 
     def lost(self, tid: str, gone: PlaceLost) -> Pause | None:
         """A remote attempt whose worker went away (or did not hold what it was taken to): a ``transient`` failure of
-        the attempt, recorded with the worker, and carried out as any (a retry, after the backoff)."""
+        the attempt, recorded with the worker, and carried out as any (a retry, after the backoff).  The attempt is
+        kept as nothing done (its ref at the base's tree, an empty change file)."""
         s = self.run.session
-        sent = self._sent.pop(tid, None)
-        where = self.remote().lost(sent[1], gone.place) if sent is not None else gone.place
-        self._snaps.pop(tid, None)
-        summary = str(gone)[:2000]
+        base, ref = self._sent.pop(tid)
         attempt = s.state.tasks[tid].attempts
-        s.record(AgentResult(tid, self.run.runner.agent.name, attempt, "failed", summary=summary,
-                             failure_class="transient", worker=where))  # fmt: skip
+        agent = self.run.runner.agent.name
+        commit, where = self.remote().lost(ref, gone.place, base=base, label=f"task {tid} attempt {attempt}: lost",
+                                           changes=changes_path(s.dir, tid, attempt, agent))  # fmt: skip
+        summary = str(gone)[:2000]
+        result = AgentResult(tid, agent, attempt, "failed", summary=summary, failure_class="transient", worker=where)
+        if self.guard is not None:
+            found = self.guard.check(self._snaps.pop(tid, None), commit=commit)
+            if found:
+                summary = "tampering: " + "; ".join(map(str, found))
+                s.record(attrs.evolve(result, failure_class="critical", summary=summary[:2000]))
+                return self.tampered(tid, found)
+        s.record(result)
         return self.failed(tid, "transient", summary, summary)
 
     def settle(self, tid: str, attempt: Attempt | Returned) -> Pause | None:

@@ -48,8 +48,9 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from maestro.agents.base import Agent, AgentRequest
+from maestro.agents.changes import write_changes
 from maestro.agents.recording import RecordingAgent
-from maestro.core.errors import CheckpointError
+from maestro.core.errors import CheckpointError, MaestroError
 from maestro.core.records import AgentResult, Decision
 from maestro.core.seams import Clock, SystemClock
 from maestro.decide.strategies.environment import worktree_env
@@ -262,34 +263,48 @@ class Remote:
         store = self.repo.object_store
         if back.pack:
             unpack(store, back.pack)
-        c = Commit()
-        c.tree = back.tree
-        c.parents = [base]
-        c.author = c.committer = identity(self.repo)
-        c.author_time = c.commit_time = int(self.clock.now().timestamp())
-        c.author_timezone = c.commit_timezone = 0
-        c.message = label.encode() if label.endswith("\n") else (label + "\n").encode()
-        tree_of(store, base)  # the base is here (it was shipped from here)
         try:
             store[back.tree]
         except KeyError:
             where = f"worker {back.worker}"
             raise CheckpointError(f"{where} sent back tree {back.tree.decode()} without its objects") from None
-        store.add_object(c)
-        self.repo.refs[Ref(ref)] = c.id
+        commit = self._commit(back.tree, base, label, ref)
         self._write_files(session_dir, back.files)
         held_now = self.known.setdefault(place, [])
         base_tree = tree_of(store, base)
-        held_now[:] = [ct for ct in held_now if ct[0] not in (base, c.id)] + [(base, base_tree), (c.id, back.tree)]
+        held_now[:] = [ct for ct in held_now if ct[0] not in (base, commit)] + [(base, base_tree), (commit, back.tree)]
         del held_now[:-_CANDIDATES]
-        return c.id
+        return commit
 
-    def lost(self, ref: bytes, place: str | None = None) -> str:
-        """The attempt at ``ref`` did not come back (its place went away): the place is forgotten; its name."""
-        where = self.where.pop(ref, place or "?")
+    def lost(
+        self, ref: bytes, place: str, *, base: ObjectID, label: str, changes: Path | None = None
+    ) -> tuple[ObjectID, str]:
+        """The attempt at ``ref`` did not come back (its place went away): the place is forgotten, and the attempt is
+        kept as nothing done — a commit of ``base``'s tree at ``ref``, an empty change file at ``changes`` (a re-drive
+        replays it).  The commit and the place's name."""
+        where = self.where.pop(ref, place)
         self.busy[where] -= 1
         self.known.pop(where, None)  # whatever it held, the next attempt there starts by asking again
-        return where
+        commit = self._commit(tree_of(self.repo.object_store, base), base, label, ref)
+        if changes is not None:
+            try:
+                write_changes(changes, [])
+            except MaestroError as exc:  # like the recording agent: a change file never stops the run
+                log.warning("%s: cannot save the lost attempt's change file: %s", changes, exc)
+        return commit, where
+
+    def _commit(self, tree: ObjectID, base: ObjectID, label: str, ref: bytes) -> ObjectID:
+        """A commit of ``tree`` on ``base`` at ``ref``: the repository's identity, the run's clock (as a capture)."""
+        c = Commit()
+        c.tree = tree
+        c.parents = [base]
+        c.author = c.committer = identity(self.repo)
+        c.author_time = c.commit_time = int(self.clock.now().timestamp())
+        c.author_timezone = c.commit_timezone = 0
+        c.message = label.encode() if label.endswith("\n") else (label + "\n").encode()
+        self.repo.object_store.add_object(c)
+        self.repo.refs[Ref(ref)] = c.id
+        return c.id
 
     def _write_files(self, session_dir: Path, files: Mapping[str, bytes]) -> None:
         for rel, data in files.items():
