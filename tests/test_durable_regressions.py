@@ -442,7 +442,8 @@ def iteration_plan(root: Path) -> Plan:
     writes fixed.txt in the session's tree (its integration worktree, kept while it is paused)."""
     config = config_text(backoff=(0.01, 1.0, 0.01), iterations=1, tests="test -f fixed.txt")
     plan = make_plan(root, tasks=[task("a", acceptance=["test -f a.txt"])],
-                     script={"a": [{"actions": [write("a.txt", "a\n")]}]}, config=config)  # fmt: skip
+                     script={"a": [{"actions": [write("a.txt", "a\n")]}], "fix-tests-1": [{}], "fix-tests-2": [{}]},
+                     config=config)  # fmt: skip
     out = plan.run()
     assert out.returncode == 3, out.stderr
     assert plan.status()["decision_request"]["context"]["limit"] == "max_iterations"

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import Any
 
 from maestro.cli._common import escaped
 from maestro.core.errors import MaestroError
@@ -21,7 +22,7 @@ __all__ = ["add_parser", "cmd_lessons"]
 _SHOWN_CASES = 6  # cases named on a lesson's evidence line (--json has them all)
 
 
-def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def add_parser(sub: argparse._SubParsersAction[Any]) -> None:
     """``maestro lessons [approve|reject ID] [--note TEXT] [--repo PATH] [--json]``."""
     lx = sub.add_parser(
         "lessons",
