@@ -108,6 +108,7 @@ def pack_of(store: BaseObjectStore, ids: Iterable[ObjectID]) -> tuple[bytes, int
 
 def unpack(store: BaseObjectStore, data: bytes) -> int:
     """Add the objects of the pack ``data`` to ``store``: how many.  A damaged pack is a :class:`CheckpointError`."""
+    pack: PackData | None = None
     try:
         pack = PackData("shipped.pack", store.object_format, file=io.BytesIO(data), size=len(data))
         count = len(pack)
@@ -121,6 +122,9 @@ def unpack(store: BaseObjectStore, data: bytes) -> int:
         raise
     except Exception as exc:  # dulwich raises ChecksumMismatch, AssertionError, ValueError … for a bad pack
         raise CheckpointError(f"a shipped pack of {len(data)} bytes cannot be read: {exc}") from exc
+    finally:
+        if pack is not None:
+            pack.close()
     for obj in objects:
         store.add_object(obj)
     return count

@@ -283,12 +283,16 @@ class DaskExecutor:
             _settle(job.out, error=PlaceLost(job.where or "?", f"the result could not be fetched: {exc}"))
 
     def _event(self, event: tuple[float, Any]) -> None:
-        """A scheduler event: a worker removed fails the work pinned to it."""
+        """A scheduler event: a worker removed fails the work pinned to it; one added is a place again."""
         msg = event[1] if isinstance(event, tuple) and len(event) == 2 else None
-        if not isinstance(msg, Mapping) or msg.get("action") != "remove-worker":
+        addr = msg.get("worker") if isinstance(msg, Mapping) else None
+        if not isinstance(msg, Mapping) or not isinstance(addr, str):
             return
-        addr = msg.get("worker")
-        if not isinstance(addr, str):
+        if msg.get("action") == "add-worker":  # back at the same address (a fixed port): a place again
+            with self._lock:
+                self._gone.discard(addr)
+            return
+        if msg.get("action") != "remove-worker":
             return
         with self._lock:
             self._gone.add(addr)
