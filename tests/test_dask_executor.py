@@ -403,3 +403,18 @@ def test_an_unreachable_scheduler_is_refused_before_anything_is_written(tmp_path
     )
     bad = plan.run("--executor", "dask://nowhere")
     assert bad.returncode == 2 and "executor" in bad.stderr, bad.stderr
+
+
+def test_the_budget_counts_the_remote_attempts(tmp_path: Path, cluster: Any) -> None:
+    """Each attempt's reported cost is counted when it comes back: the session pauses at its budget as a local one."""
+    tasks = [task("a", files=["a.txt"]), task("b", deps=["a"], files=["b.txt"]), task("c", deps=["b"], files=["c.txt"])]
+    costs = {t["id"]: [{"actions": [write(f"{t['id']}.txt", "x\n")], "cost_usd": 0.6}] for t in tasks}
+    outcomes = {}
+    for name, extra in (("local", ()), ("dask", ("--executor", dask_url(cluster.scheduler_address)))):
+        plan = make_plan(tmp_path / name, tasks=tasks, script=costs, config=CONFIG)
+        out = plan.run("--budget-usd", "1", *extra)
+        assert out.returncode == 3, out.stdout[-2000:] + out.stderr[-2000:]
+        state = plan.state()
+        outcomes[name] = (state.spent_usd, [(r.task, r.cost_usd) for r in state.agent_results], plan.file("b.txt"))
+        assert "Limit reached: budget" in plan.request_file()["question"]
+    assert outcomes["dask"] == outcomes["local"] == (1.2, [("a", 0.6), ("b", 0.6)], "x\n")
