@@ -140,7 +140,7 @@ def one_session(repo: Path, plan: Path, executor: str) -> dict[str, Any]:
         if e.kind != "task":
             continue
         when = dt.datetime.fromisoformat(str(e.ts).replace("Z", "+00:00"))
-        trigger, tid = e.data.get("trigger"), e.data.get("task")
+        trigger, tid = e.data.get("trigger"), str(e.data.get("task"))
         if trigger == "start":
             began[tid] = when
         elif trigger == "succeed" and tid in began:

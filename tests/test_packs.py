@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from dulwich.objects import ObjectID
+from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 from maestro.core.errors import CheckpointError
@@ -70,7 +71,7 @@ def test_a_cold_shipment_holds_the_whole_tree_and_a_warm_one_what_changed(source
         for c in (one, two):  # the receiving side holds both commits' trees whole
             listed = git(tmp_path / "dst.git", "ls-tree", "-r", c.decode()).splitlines()
             assert len(listed) == len(git(source, "ls-tree", "-r", c.decode()).splitlines())
-        dst.refs[b"refs/heads/two"] = two
+        dst.refs[Ref(b"refs/heads/two")] = two
         fsck = subprocess.run(["git", "fsck", "--no-dangling", "--connectivity-only", "two"], cwd=tmp_path / "dst.git",
                               capture_output=True, text=True)  # fmt: skip
         assert "missing" not in fsck.stdout + fsck.stderr  # the parent commit is not shipped: only its tree was
