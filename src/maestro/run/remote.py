@@ -260,6 +260,9 @@ class Remote:
         repository's identity and the run's clock), the attempt's files in the session folder.  Its commit."""
         place = self.where.pop(ref, back.worker)
         self.busy[place] -= 1
+        spent = ", ".join(f"{k} {v * 1e3:.1f} ms" for k, v in back.timings.items())
+        log.debug("%s came back from %s: %d bytes received, %d sent back; %s", ref.decode(), back.worker,
+                  back.received, len(back.pack), spent)  # fmt: skip
         store = self.repo.object_store
         if back.pack:
             unpack(store, back.pack)
