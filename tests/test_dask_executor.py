@@ -115,6 +115,7 @@ def local_tree(tmp_path_factory: pytest.TempPathFactory) -> str:
     out = plan.run()
     completed(plan, out)
     assert all(r.worker is None for r in results(plan))  # a local attempt names no worker: the log is as before
+    assert "ran on (attempt" not in (plan.session_dir / "report.html").read_text(encoding="utf-8")  # nor the report
     return plan.tree()
 
 
@@ -181,6 +182,13 @@ def test_a_session_on_a_cluster_ends_with_the_local_tree(
         assert (f"{r.task}.txt" in listed) == (r.status == "succeeded"), (ref, listed)
     fsck = subprocess.run(["git", "fsck", "--no-dangling"], cwd=plan.repo, capture_output=True, text=True)
     assert fsck.returncode == 0, fsck.stderr
+    # the report shows which worker ran each attempt: the tasks table, the timeline's bars, the execution log
+    page = (plan.session_dir / "report.html").read_text(encoding="utf-8")
+    assert "<th>ran on (attempt: worker)</th>" in page
+    for r in got:
+        assert f"{r.attempt}: {r.worker}" in page and f"(scripted on {r.worker}" in page
+    log = (plan.session_dir / "execution-log.md").read_text(encoding="utf-8")
+    assert f"Task a: scripted attempt 2 on {first[1].worker} succeeded" in log
 
 
 SHIPPED = re.compile(r"Task (\w+): attempt (\d+).* on (\S+) \(([\d,]+) bytes shipped\)")

@@ -9,6 +9,9 @@ Running
     :class:`DecisionRequest`); :func:`redrive` runs a recorded session again with its recorded
     agent results and says where it diverged (:class:`RedriveReport`).  The configuration is a
     :class:`Config`: :func:`load_config` reads ``config.yaml``, :func:`parse_config` a text.
+    Task attempts run on an :class:`Executor`: the :class:`LocalExecutor` (threads, the default) or a
+    :class:`DaskExecutor` (a Dask cluster; ``pip install 'maestro-orchestrator[dask]'``), made from
+    an ``executor`` setting by :func:`open_executor`.
 
 Sessions and the store
     :class:`Store` is ``.flow/maestro/`` (the event log, the lock, the derived views);
@@ -57,7 +60,8 @@ Errors
     drawn in :mod:`maestro.core.errors`: :class:`ChartError`, :class:`YamlError`,
     :class:`StoreError` (:class:`SessionLocked`), :class:`CheckpointError`, :class:`PlanError`,
     :class:`DecisionError`, :class:`ConfigError`, :class:`AgentError` (:class:`ScriptError`),
-    :class:`ChangeError`, :class:`Divergence`, :class:`GateError`, :class:`TransitionNotAllowed`.
+    :class:`ChangeError`, :class:`Divergence`, :class:`GateError`, :class:`ExecutorError`,
+    :class:`PlaceLost` (:class:`CacheMiss`), :class:`TransitionNotAllowed`.
 
 ``__version__`` is the installed distribution's version.  ``tests/test_api.py`` pins this API:
 the module's public names are exactly ``__all__`` (its subpackages aside), and each is
@@ -80,14 +84,17 @@ from maestro.agents.scripted import ScriptedAgent
 from maestro.config import Config, load_config, parse_config
 from maestro.core.errors import (
     AgentError,
+    CacheMiss,
     ChangeError,
     ChartError,
     CheckpointError,
     ConfigError,
     DecisionError,
     Divergence,
+    ExecutorError,
     GateError,
     MaestroError,
+    PlaceLost,
     PlanError,
     ScriptError,
     SessionLocked,
@@ -122,6 +129,7 @@ from maestro.plan.prd import Prd, Requirement, load_prd, parse_prd, update_prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks, validate_graph
 from maestro.replay import Step, replay, replay_session, state_at
 from maestro.run import Runner, RunOutcome, answer
+from maestro.run.executors import DaskExecutor, Executor, LocalExecutor, open_executor
 from maestro.run.redrive import RedriveReport, redrive
 from maestro.session import Session
 from maestro.store.filestore import Store
@@ -133,6 +141,7 @@ __all__ = [
     "AgentRequest",
     "AgentResult",
     "AiderAgent",
+    "CacheMiss",
     "ChangeError",
     "Chart",
     "ChartError",
@@ -145,6 +154,7 @@ __all__ = [
     "CommandAgent",
     "Config",
     "ConfigError",
+    "DaskExecutor",
     "Decision",
     "DecisionContext",
     "DecisionEngine",
@@ -153,16 +163,20 @@ __all__ = [
     "Divergence",
     "Event",
     "Evidence",
+    "Executor",
+    "ExecutorError",
     "FileChange",
     "GateError",
     "GateResult",
     "GuardContext",
     "IdSource",
     "Limits",
+    "LocalExecutor",
     "MaestroError",
     "Note",
     "Option",
     "Ordering",
+    "PlaceLost",
     "Plan",
     "PlanError",
     "PlanOutcome",
@@ -199,6 +213,7 @@ __all__ = [
     "load_config",
     "load_prd",
     "load_tasks",
+    "open_executor",
     "order_tasks",
     "parse_chart",
     "parse_config",

@@ -18,6 +18,9 @@ enter, so callers never see a raw ``KeyError`` or ``YAMLError``::
     ├── ChangeError             a recorded change file is malformed, or would leave the working tree
     ├── Divergence              a re-driven session asked for what the recording does not have
     ├── GateError               a gate cannot be run or its report cannot be read
+    ├── ExecutorError           an executor cannot be used (a bad ``executor``, a scheduler out of reach)
+    ├── PlaceLost               the Dask worker an attempt ran on went away before it finished
+    │   └── CacheMiss           the worker does not hold what the coordinator took it to hold
     └── TransitionNotAllowed    a trigger the chart does not allow in this state
 
 Not an error: :class:`Terminated` (a ``KeyboardInterrupt``) is a SIGTERM or SIGHUP the command line turned into
@@ -185,6 +188,27 @@ class Divergence(MaestroError):
 
 class GateError(MaestroError):
     """A gate cannot be run or its report cannot be read; the one-line message names the file or gate."""
+
+
+class ExecutorError(MaestroError):
+    """An executor cannot be used: a bad ``executor`` setting, a scheduler that cannot be reached."""
+
+
+class PlaceLost(MaestroError):
+    """The place a unit of work ran at (a Dask worker) went away before the work finished."""
+
+    def __init__(self, place: str, detail: str = "") -> None:
+        super().__init__(f"worker {place} was lost while it ran the attempt" + (f" ({detail})" if detail else ""))
+        self.place = place
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[object, ...]:  # raised on a worker, re-raised here: pickled with its fields
+        return (type(self), (self.place, self.detail))
+
+
+class CacheMiss(PlaceLost):
+    """The worker does not hold what the coordinator took it to hold (its cache was removed, or it is another
+    worker at the same address): the attempt is a transient failure and the next one ships everything."""
 
 
 class Terminated(KeyboardInterrupt):

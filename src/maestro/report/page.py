@@ -294,21 +294,30 @@ def _changes(checkpoints: Sequence[CheckpointRecord]) -> str:
 
 
 def _tasks_table(story: Story) -> str:
+    """Every task: state, attempts, group, dependencies, time, cost; where attempts ran on Dask workers, which
+    worker ran each attempt (``2: tcp://10.0.0.5:40211``; ``here``: the coordinator's own threads)."""
     spent: dict[str, float] = {}
     took: dict[str, float] = {}
+    ran_on: dict[str, list[str]] = {}
     for a in story.attempts:
         spent[a.task] = spent.get(a.task, 0.0) + (a.cost_usd or 0.0)
         took[a.task] = took.get(a.task, 0.0) + (a.end - a.start)
+        if a.agent:
+            ran_on.setdefault(a.task, []).append(f"{a.n}: {a.worker or 'here'}")
+    remote = any(a.worker for a in story.attempts)
     rows = "".join(
         f'<tr><td class="mono">{esc(t.id)}</td><td>{esc(t.title)}</td><td>{esc(t.state)}</td>'
         f'<td class="num">{t.attempts}</td><td>{"G" + str(t.group + 1) if t.group is not None else ""}</td>'
         f'<td class="mono">{esc(", ".join(t.depends_on))}</td><td class="num">{duration_text(took.get(t.id, 0.0))}</td>'
-        f'<td class="num">{_money(spent.get(t.id, 0.0))}</td></tr>'
+        f'<td class="num">{_money(spent.get(t.id, 0.0))}</td>'
+        + (f'<td class="mono">{esc("; ".join(ran_on.get(t.id, [])))}</td>' if remote else "")
+        + "</tr>"
         for t in story.tasks
     )
+    workers = "<th>ran on (attempt: worker)</th>" if remote else ""
     return ('<details><summary>every task</summary><table><thead><tr><th>task</th><th>title</th><th>state</th>'
             '<th class="num">attempts</th><th>group</th><th>depends on</th><th class="num">time</th>'
-            f'<th class="num">cost</th></tr></thead><tbody>{rows}</tbody></table></details>')  # fmt: skip
+            f'<th class="num">cost</th>{workers}</tr></thead><tbody>{rows}</tbody></table></details>')  # fmt: skip
 
 
 def _moves_table(story: Story) -> str:

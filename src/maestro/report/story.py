@@ -43,6 +43,7 @@ class Attempt:
     summary: str = ""
     agent: str = ""
     cost_usd: float | None = None
+    worker: str = ""  # the Dask worker that ran it ("" on the coordinator's own threads)
 
 
 @attrs.frozen
@@ -214,7 +215,8 @@ def read_story(events: Sequence[Event], *, plan: Mapping[str, TaskInfo] | None =
         o = open_.pop(task)
         a = o.agent
         attempts.append(Attempt(task, o.n, o.start, max(end, o.start), o.agent_end, outcome,
-                                a.summary if a else "", a.agent if a else "", a.cost_usd if a else None))  # fmt: skip
+                                a.summary if a else "", a.agent if a else "", a.cost_usd if a else None,
+                                (a.worker or "") if a else ""))  # fmt: skip
 
     for i, e in enumerate(events):
         t = times[i]
@@ -264,7 +266,7 @@ def read_story(events: Sequence[Event], *, plan: Mapping[str, TaskInfo] | None =
                 outcome = "voided" if e.seq in voided else (
                     "succeeded" if r.status == "succeeded" else r.failure_class or r.status)  # fmt: skip
                 attempts.append(Attempt(r.task, r.attempt, max(0.0, t - r.duration_s), t, t, outcome, r.summary,
-                                        r.agent, r.cost_usd))  # fmt: skip
+                                        r.agent, r.cost_usd, r.worker or ""))  # fmt: skip
         elif e.kind == "checkpoint":
             c = converter.structure(e.data, CheckpointRecord)
             if c.n > 0:

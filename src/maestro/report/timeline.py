@@ -134,7 +134,7 @@ def _bar(a: Attempt, scale: TimeScale, y: float, bar_h: float) -> list[str]:
     w = max(x2 - x1, 1.5)
     tip = f"{a.task} attempt {a.n}: {a.outcome}, {duration_text(a.end - a.start)}"
     if a.agent:
-        tip += f" ({a.agent}"
+        tip += f" ({a.agent}" + (f" on {a.worker}" if a.worker else "")
         if a.agent_end is not None:
             tip += f" {duration_text(a.agent_end - a.start)}, then merge queue {duration_text(a.end - a.agent_end)}"
         tip += ")"

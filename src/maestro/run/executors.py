@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 import attrs
 
 from maestro.config.model import EXECUTOR_FORM
-from maestro.core.errors import MaestroError
+from maestro.core.errors import ExecutorError, PlaceLost
 
 __all__ = [
     "DaskExecutor",
@@ -51,22 +51,6 @@ log = logging.getLogger("maestro.run.executors")
 R = TypeVar("R")
 
 LOCAL = "local"
-
-
-class ExecutorError(MaestroError):
-    """An executor cannot be used: a bad ``executor`` setting, a scheduler that cannot be reached."""
-
-
-class PlaceLost(MaestroError):
-    """The place a unit of work ran at (a Dask worker) went away before the work finished."""
-
-    def __init__(self, place: str, detail: str = "") -> None:
-        super().__init__(f"worker {place} was lost while it ran the attempt" + (f" ({detail})" if detail else ""))
-        self.place = place
-        self.detail = detail
-
-    def __reduce__(self) -> tuple[Any, ...]:  # raised on a worker, re-raised here: pickled with its fields
-        return (type(self), (self.place, self.detail))
 
 
 @attrs.frozen

@@ -50,7 +50,7 @@ from dulwich.repo import Repo
 from maestro.agents.base import Agent, AgentRequest
 from maestro.agents.changes import write_changes
 from maestro.agents.recording import RecordingAgent
-from maestro.core.errors import CheckpointError, MaestroError
+from maestro.core.errors import CacheMiss, CheckpointError, MaestroError
 from maestro.core.records import AgentResult, Decision
 from maestro.core.seams import Clock, SystemClock
 from maestro.decide.strategies.environment import worktree_env
@@ -58,7 +58,7 @@ from maestro.gates.acceptance import AcceptanceResult, acceptance
 from maestro.git.identity import identity
 from maestro.git.packs import missing_objects, pack_of, tree_of, unpack
 from maestro.git.worktrees import WorktreePool
-from maestro.run.executors import Executor, ExecutorError, PlaceLost, Work
+from maestro.run.executors import Executor, ExecutorError, Work
 
 __all__ = ["WORKER_DIR_ENV", "CacheMiss", "Remote", "Returned", "Shipment", "WorkerCache", "held", "run_remote"]
 
@@ -74,11 +74,6 @@ _MARKS = 512  # at most this many trees are remembered as held whole
 _POOL = "remote"  # the name of the worker's one pool of worktrees
 _CANDIDATES = 64  # commits offered to a place met for the first time
 _ASK_TIMEOUT_S = 60.0
-
-
-class CacheMiss(PlaceLost):
-    """The worker does not hold what the coordinator took it to hold (its cache was removed, or it is another
-    worker at the same address): the attempt is a transient failure and the next one ships everything."""
 
 
 # -- what travels ---------------------------------------------------------------------------------------------------

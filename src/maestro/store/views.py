@@ -163,7 +163,8 @@ def describe(event: Event) -> str:
         text = f"✓ Checkpoint {p.n}: {p.commit[:12]} {p.label} ({counted(len(p.files), 'file')})"
     elif isinstance(p, AgentResult):
         extra = f", {p.failure_class}" if p.failure_class else ""
-        text = f"Task {p.task}: {p.agent} attempt {p.attempt} {p.status}{extra}"
+        where = f" on {p.worker}" if p.worker else ""
+        text = f"Task {p.task}: {p.agent} attempt {p.attempt}{where} {p.status}{extra}"
         if p.summary:
             text += f": {p.summary}"
     elif isinstance(p, GateResult):
