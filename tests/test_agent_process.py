@@ -254,7 +254,7 @@ def test_a_grandchild_that_left_the_group_does_not_hold_the_return(tmp_path: Pat
     assert took < 3 + 0.5 + 5, took
 
 
-def test_stdin_is_written_on_a_thread_so_the_timeout_holds(tmp_path: Path) -> None:
+def test_stdin_is_written_as_the_pipe_takes_it_so_the_timeout_holds(tmp_path: Path) -> None:
     started = time.monotonic()
     out = run_process(["sleep", "30"], cwd=tmp_path, timeout_s=1.0, grace_s=0.3, stdin_text="x" * 1_000_000)
     assert out.timed_out

@@ -3,15 +3,18 @@
 Every adapter runs its CLI through :func:`run_process`.  The child gets its own
 session (process group), an empty stdin unless a text is given (Codex reads
 stdin when it is not a terminal and would wait forever), and stdout and stderr
-are read on two threads, whatever the pipe holds at a time (up to 64 KiB),
+are read by the calling thread itself, with the child's exit, through one
+``selectors`` loop (no thread is started: three thread starts a run cost more
+than a 50 ms agent's spawn), whatever the pipe holds at a time (up to 64 KiB),
 written through to the transcript files at once — a killed run still leaves
 everything it printed — and each stdout line handed to ``on_line``.  Memory
 does not grow with the output: the outcome keeps the first
 :data:`KEEP_HEAD` and the last :data:`KEEP_TAIL` characters of each stream
 (whole lines, with a line saying what was left out between them), the
 transcript everything; a line is put together for ``on_line`` up to
-:data:`LINE_MAX` characters.  A text for stdin is written on a third thread, so a child that never
-reads it cannot hold off the timeout.  When the timeout expires the whole group
+:data:`LINE_MAX` characters.  A text for stdin is written as the pipe takes it, in the same loop,
+so a child that never reads it cannot hold off the timeout.  The child's exit is seen through a
+pidfd (Linux 5.3 and later; elsewhere a waiting thread wakes the loop).  When the timeout expires the whole group
 gets SIGTERM, then SIGKILL after a grace period (sent even if a second Ctrl-C
 cuts the grace period short), so grandchildren (a shell, node workers) die too.
 A grandchild that left the group (``setsid``) and keeps the output open is not
@@ -28,6 +31,7 @@ import errno
 import io
 import logging
 import os
+import selectors
 import shutil
 import signal
 import subprocess
@@ -136,38 +140,38 @@ def run_process(
             return _start_failure(argv, cwd, started, exc)
         note = "; the transcript has them all" if transcript is not None else ""
         out_kept, err_kept = _Kept(*keep, note), _Kept(*keep, note)
-        done = threading.Event()  # set when run_process returns: a reader still going discards what it reads
-        copies: list[IO[str] | None] = [*files] if files else [None, None]
         lines = _Lines(on_line, argv[0]) if on_line is not None else None
-        threads = [
-            threading.Thread(target=_pump, args=(proc.stdout, out_kept, copies[0], lines, done)),
-            threading.Thread(target=_pump, args=(proc.stderr, err_kept, copies[1], None, done)),
-        ]
-        if stdin_text is not None:  # on a thread: a child that never reads must not hold off the timeout
-            threads.append(threading.Thread(target=_feed, args=(proc.stdin, stdin_text)))
-        files = []  # from here each reader closes its own transcript file
-        for t in threads:
-            t.daemon = True
-            t.start()
+        copies: list[IO[str] | None] = [*files] if files else [None, None]
+        files = []  # from here the loop closes the transcript files
+        streams = _Streams(proc, [(proc.stdout, out_kept, copies[0], lines), (proc.stderr, err_kept, copies[1], None)],
+                           stdin_text)  # fmt: skip
         timed_out = False
         with _LIVE_LOCK:
             _LIVE.add(proc.pid)
         try:
-            _wait(proc, timeout_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-            log.warning("%s: no exit after %.0f s: killing its process group", argv[0], timeout_s)
-            _kill_group(proc, grace_s)
-        except BaseException:  # Ctrl-C while waiting: do not leave the agent running
-            _kill_group(proc, grace_s)
-            raise
-        else:
-            _reap_group(proc)  # the agent exited: nothing it started may outlive it
+            try:
+                streams.until_exit(time.monotonic() + timeout_s)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                log.warning("%s: no exit after %.0f s: killing its process group", argv[0], timeout_s)
+                try:  # SIGTERM, and the output still read while it winds down (a full pipe would hold it up)
+                    with contextlib.suppress(ProcessLookupError, PermissionError):
+                        os.killpg(proc.pid, signal.SIGTERM)
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        streams.until_exit(time.monotonic() + grace_s)
+                finally:
+                    _reap_group(proc)
+            except BaseException:  # Ctrl-C while waiting: do not leave the agent running
+                _kill_group(proc, grace_s)
+                raise
+            else:
+                _reap_group(proc)  # the agent exited: nothing it started may outlive it
+            finally:
+                with _LIVE_LOCK:
+                    _LIVE.discard(proc.pid)
+            streams.drain(argv[0], time.monotonic() + READ_WAIT_S)
         finally:
-            with _LIVE_LOCK:
-                _LIVE.discard(proc.pid)
-        _finish(argv[0], threads)
-        done.set()
+            streams.close()
         (stdout, out_left), (stderr, err_left) = out_kept.text(), err_kept.text()
         return ProcessOutcome(proc.returncode, stdout, stderr, time.monotonic() - started, timed_out,
                               left_out=out_left + err_left)  # fmt: skip
@@ -198,22 +202,6 @@ def kill_all() -> int:
 
 READ_WAIT_S = 3.0
 """How long, after the child is gone, the output is still read (what a grandchild outside the group still holds)."""
-
-
-def _finish(name: str, threads: list[threading.Thread]) -> None:
-    """Wait a little for the readers (and the stdin writer), each of which closes its own pipe when done.
-
-    A thread still alive is blocked in the pipe, holding the stream's lock (closing
-    the stream would block as long): a grandchild that left the process group keeps
-    the pipe open.  It is left to its daemon thread, which closes it at the end, and logged.
-    """
-    deadline = time.monotonic() + READ_WAIT_S
-    for t in threads:
-        t.join(timeout=max(0.0, deadline - time.monotonic()))
-    stuck = [what for t, what in zip(threads, ("output", "error output", "stdin"), strict=False) if t.is_alive()]
-    if stuck:
-        log.warning("%s: a process that left its process group still holds its %s open: no longer waited for",
-                    name, " and ".join(stuck))  # fmt: skip
 
 
 def _not_started(started: float, error: str) -> ProcessOutcome:
@@ -352,68 +340,148 @@ class _Lines:
             log.exception("line handler failed")
 
 
-def _pump(
-    stream: IO[bytes] | None,
-    kept: _Kept,
-    copy: IO[str] | None,
-    lines: _Lines | None,
-    done: threading.Event,
-) -> None:
-    """Read ``stream`` to its end: each piece decoded (UTF-8, bad bytes replaced, universal newlines), kept,
-    written to ``copy`` and flushed, and put into lines."""
-    try:
-        if stream is None:
+class _Streams:
+    """The child's output pipes, its stdin text and its exit, watched by one ``selectors`` loop in the caller.
+
+    Each piece read (what the pipe holds, up to :data:`READ_SIZE`) is decoded (UTF-8, bad bytes replaced,
+    universal newlines), kept, written to its transcript and flushed, and put into lines.
+    """
+
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        outputs: Sequence[tuple[IO[bytes] | None, _Kept, IO[str] | None, _Lines | None]],
+        stdin_text: str | None,
+    ) -> None:
+        self.proc = proc
+        self.sel = selectors.DefaultSelector()
+        self.copies: list[IO[str]] = []
+        self.exit_fd: int | None = None
+        self._wake: tuple[int, int] | None = None
+        for stream, kept, copy, lines in outputs:
+            if copy is not None:
+                self.copies.append(copy)
+            if stream is None:
+                continue
+            decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"),
+                                                   translate=True)  # fmt: skip
+            self.sel.register(stream.fileno(), selectors.EVENT_READ, ("out", stream, kept, copy, lines, decoder))
+        self.pending = b""
+        if stdin_text is not None and proc.stdin is not None:
+            self.pending = stdin_text.encode("utf-8", "replace")
+            os.set_blocking(proc.stdin.fileno(), False)
+            self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, ("in", proc.stdin))
+            if not self.pending:
+                self._close_stdin()
+        self._watch_exit()
+
+    def _watch_exit(self) -> None:
+        """A pidfd readable when the child exits; without one (not Linux, an old kernel) a thread that waits and
+        then writes to a pipe the loop watches."""
+        try:
+            self.exit_fd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            r, w = os.pipe()
+            self._wake = (r, w)
+            self.exit_fd = r
+
+            def waiter() -> None:
+                with contextlib.suppress(Exception):
+                    self.proc.wait()
+                with contextlib.suppress(OSError):
+                    os.write(w, b"x")
+
+            threading.Thread(target=waiter, name="maestro-wait", daemon=True).start()
+        self.sel.register(self.exit_fd, selectors.EVENT_READ, ("exit",))
+
+    def until_exit(self, deadline: float) -> None:
+        """Read and write until the child exits (reaped); :class:`subprocess.TimeoutExpired` at ``deadline``."""
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise subprocess.TimeoutExpired(self.proc.args, 0)
+            for key, _ in self.sel.select(left):
+                if key.data[0] == "exit":
+                    self.sel.unregister(key.fd)
+                    self.proc.wait()
+                    return
+                self._serve(key)
+
+    def drain(self, name: str, deadline: float) -> None:
+        """The child is gone: read what its pipes still hold, until they close or ``deadline`` (a process that
+        left the group may hold them open: it is not waited for longer)."""
+        self._close_stdin()
+        while any(k.data[0] == "out" for k in self.sel.get_map().values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                log.warning("%s: a process that left its process group still holds its output open: no longer "
+                            "waited for", name)  # fmt: skip
+                return
+            for key, _ in self.sel.select(left):
+                if key.data[0] == "exit":
+                    self.sel.unregister(key.fd)
+                else:
+                    self._serve(key)
+
+    def _serve(self, key: selectors.SelectorKey) -> None:
+        if key.data[0] == "in":
+            try:
+                n = os.write(key.fd, self.pending[:READ_SIZE])
+            except BlockingIOError:
+                return
+            except OSError:  # the child exited, or closed its stdin, without reading it all
+                self._close_stdin()
+                return
+            self.pending = self.pending[n:]
+            if not self.pending:
+                self._close_stdin()
             return
-        decoder = io.IncrementalNewlineDecoder(codecs.getincrementaldecoder("utf-8")(errors="replace"), translate=True)
-        fd = stream.fileno()
-        with contextlib.suppress(ValueError, OSError):  # the stream closed under us
-            while True:
-                data = os.read(fd, READ_SIZE)  # what the pipe holds, up to READ_SIZE: no waiting for more
-                text = decoder.decode(data, final=not data)
-                if done.is_set():  # run_process has returned: drain, so the writer does not block, and drop
-                    if copy is not None:
-                        copy.close()
-                        copy = None
-                elif text:
-                    kept.add(text)
-                    if copy is not None:
-                        copy.write(text)
-                        copy.flush()
-                    if lines is not None:
-                        lines.feed(text)
-                if not data:
-                    if lines is not None and not done.is_set():
-                        lines.close()
-                    break
-    finally:
-        for f in (copy, stream):
-            if f is not None:
+        _, stream, kept, copy, lines, decoder = key.data
+        try:
+            data = os.read(key.fd, READ_SIZE)  # what the pipe holds, up to READ_SIZE: no waiting for more
+        except OSError:
+            data = b""
+        text = decoder.decode(data, final=not data)
+        if text:
+            kept.add(text)
+            if copy is not None:
+                copy.write(text)
+                copy.flush()
+            if lines is not None:
+                lines.feed(text)
+        if not data:
+            if lines is not None:
+                lines.close()
+            self.sel.unregister(key.fd)
+            with contextlib.suppress(OSError, ValueError):
+                stream.close()
+
+    def _close_stdin(self) -> None:
+        stdin = self.proc.stdin
+        if stdin is None or stdin.closed:
+            return
+        with contextlib.suppress(KeyError, ValueError):
+            self.sel.unregister(stdin.fileno())
+        with contextlib.suppress(OSError, ValueError):
+            stdin.close()
+
+    def close(self) -> None:
+        """Close what is left: the pipes (a grandchild's is dropped), the transcripts, the exit watch."""
+        self._close_stdin()
+        for key in list(self.sel.get_map().values()):
+            self.sel.unregister(key.fd)
+            if key.data[0] == "out":
                 with contextlib.suppress(OSError, ValueError):
-                    f.close()
-
-
-def _feed(stream: IO[bytes] | None, text: str) -> None:
-    if stream is None:
-        return
-    with contextlib.suppress(OSError, ValueError):  # the child exited without reading it all
-        stream.write(text.encode("utf-8", "replace"))
-    with contextlib.suppress(OSError, ValueError):
-        stream.close()
-
-
-def _wait(proc: subprocess.Popen[bytes], timeout_s: float) -> None:
-    """``proc.wait(timeout)`` without its polling: ``Popen.wait`` with a timeout sleeps 1, 2, 4 … 50 ms between
-    looks, so a 50 ms agent is seen to end about 12 ms late.  A thread does the blocking wait instead."""
-    exited = threading.Event()
-
-    def waiter() -> None:
-        with contextlib.suppress(Exception):
-            proc.wait()
-        exited.set()
-
-    threading.Thread(target=waiter, name="maestro-wait", daemon=True).start()
-    if not exited.wait(timeout_s):
-        raise subprocess.TimeoutExpired(proc.args, timeout_s)
+                    key.data[1].close()
+        self.sel.close()
+        for copy in self.copies:
+            with contextlib.suppress(OSError, ValueError):
+                copy.close()
+        fds = [self.exit_fd] if self._wake is None else list(self._wake)
+        for fd in fds:
+            if fd is not None:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace_s: float) -> None:
