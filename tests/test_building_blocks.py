@@ -393,3 +393,33 @@ def test_ignored_files_stay_out_of_a_snapshot(tmp_path: Path) -> None:
                            "logs/a.log": "a", "logs/keep.txt": "t"})  # fmt: skip
     git_init(root)
     assert set(snapshot(root).entries) == {".gitignore", "keep.py", "logs/keep.txt"}
+
+
+def test_a_snapshot_sees_the_global_ignore_rules_change_and_a_tracked_file_is_never_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The shared ignore rules are kept between snapshots only while the files they come from are unchanged."""
+    import subprocess
+
+    from maestro.agents.changes import snapshot
+
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.delenv("XDG_CONFIG_HOME", raising=False)
+    root = make(tmp_path / "repo", {"a.tmp": "a", "b.bak": "b", "kept.bak": "k", "src/c.py": "c"})
+    git_init(root)
+    subprocess.run(["git", "-C", str(root), "add", "-f", "kept.bak"], check=True)  # tracked: never ignored
+    excludes = home / "my-ignores"
+    excludes.write_text("*.tmp\n")
+    subprocess.run(
+        ["git", "config", "--global", "core.excludesFile", str(excludes)], check=True, env={"HOME": str(home)}
+    )
+    assert set(snapshot(root).entries) == {"b.bak", "kept.bak", "src/c.py"}
+    excludes.write_text("*.bak\n")  # the file the configuration names changed: seen at once
+    assert set(snapshot(root).entries) == {"a.tmp", "kept.bak", "src/c.py"}
+    (root / ".git" / "info").mkdir(exist_ok=True)
+    (root / ".git" / "info" / "exclude").write_text("src/\n")
+    assert set(snapshot(root).entries) == {"a.tmp", "kept.bak"}
+    subprocess.run(["git", "config", "--global", "--unset", "core.excludesFile"], check=True, env={"HOME": str(home)})
+    assert set(snapshot(root).entries) == {"a.tmp", "b.bak", "kept.bak"}

@@ -32,6 +32,7 @@ import binascii
 import contextlib
 import functools
 import hashlib
+import itertools
 import json
 import os
 import posixpath
@@ -525,22 +526,24 @@ _FILTERS_LOCK = threading.Lock()
 def _ignore_filter(root: Path) -> Callable[[str, bool], bool]:
     """``(rel, is_dir) -> skip?``: what ``.gitignore`` ignores and the index does not track (nothing without git).
 
-    Kept while the index, ``info/exclude`` and the top ``.gitignore`` are
-    unchanged (by their stat data), and each answer remembered: a snapshot of an
-    unchanged tree asks dulwich nothing.  (A deeper ``.gitignore`` an agent edits
-    counts from the next checkpoint, which rewrites the index.)
+    Kept while the index and the top ``.gitignore`` are unchanged (by their stat
+    data) and the shared rules are (:func:`_global_ignores`: ``info/exclude``, the
+    configuration, ``core.excludesFile``), and each answer remembered: a snapshot
+    of an unchanged tree asks dulwich nothing.  (A deeper ``.gitignore`` an agent
+    edits counts from the next checkpoint, which rewrites the index.)
     """
     if not (root / ".git").exists():
         return lambda _rel, _is_dir: False
     git = _git_dir(root)
-    watched = [root / ".gitignore"] + ([git / "index", git / "info" / "exclude"] if git is not None else [])
-    key = (str(root), *(_stat_key(path) for path in watched))
+    shared, generation = _global_ignores(root, git)
+    watched = [root / ".gitignore"] + ([git / "index"] if git is not None else [])
+    key = (str(root), generation, *(_stat_key(path) for path in watched))
     with _FILTERS_LOCK:  # built by one thread: the others starting at the same time wait, then share it
         cached = _FILTERS.get(key)
         if cached is None:
             if len(_FILTERS) > 64:
                 _FILTERS.clear()
-            cached = _FILTERS[key] = functools.lru_cache(maxsize=None)(_make_ignore_filter(root))
+            cached = _FILTERS[key] = functools.lru_cache(maxsize=None)(_make_ignore_filter(root, git, shared))
     return cached
 
 
@@ -552,35 +555,96 @@ def _stat_key(path: Path) -> tuple[int, int, int] | None:
     return st.st_mtime_ns, st.st_size, st.st_ino
 
 
-def _make_ignore_filter(root: Path) -> Callable[[str, bool], bool]:
+def _make_ignore_filter(
+    root: Path, git: Path | None, found: tuple[list[Any], bool] | None
+) -> Callable[[str, bool], bool]:
+    """The filter for ``root``: dulwich's ignore rules (its per-folder ``.gitignore`` files read as asked), the
+    global ones (``info/exclude``, ``core.excludesFile``) kept across calls while their files and the configuration
+    are unchanged, and the index read only once a path matches a rule (a tracked file is never ignored)."""
     # imported here: dulwich is heavy, and only a snapshot in a git repository needs it
-    from dulwich.errors import NotGitRepository
     from dulwich.ignore import IgnoreFilterManager  # dulwich: as above
     from dulwich.index import Index  # dulwich: as above
-    from dulwich.repo import Repo  # dulwich: as above
 
-    try:
-        repo = Repo(str(root))
-    except (NotGitRepository, OSError):
+    if found is None:
         return lambda _rel, _is_dir: False
-    try:
-        manager = IgnoreFilterManager.from_repo(repo)
-        tracked: set[str] = set()
-        index_path = repo.index_path()
-        if os.path.exists(index_path):
-            tracked = {os.fsdecode(p) for p in Index(index_path).paths()}
-    finally:
-        repo.close()
-    tracked_dirs = {str(PurePosixPath(p).parent) for p in tracked}
-    for d in list(tracked_dirs):
-        tracked_dirs.update(str(q) for q in PurePosixPath(d).parents)
+    manager = IgnoreFilterManager(str(root), *found)
+    index_path = None if git is None else git / "index"
+    known: list[tuple[set[str], set[str]]] = []
+
+    def tracked() -> tuple[set[str], set[str]]:
+        """The index's paths and their folders, read once (when a rule first matches)."""
+        if not known:
+            paths: set[str] = set()
+            if index_path is not None and index_path.exists():
+                paths = {os.fsdecode(p) for p in Index(str(index_path)).paths()}
+            dirs = {str(PurePosixPath(p).parent) for p in paths}
+            for d in list(dirs):
+                dirs.update(str(q) for q in PurePosixPath(d).parents)
+            known.append((paths, dirs))
+        return known[0]
 
     def ignored(rel: str, is_dir: bool) -> bool:
         if is_dir:
-            return rel not in tracked_dirs and bool(manager.may_prune_directory(rel + "/"))
-        return rel not in tracked and bool(manager.is_ignored(rel))
+            return bool(manager.may_prune_directory(rel + "/")) and rel not in tracked()[1]
+        return bool(manager.is_ignored(rel)) and rel not in tracked()[0]
 
     return ignored
+
+
+_GLOBALS: dict[tuple[Any, ...], tuple[tuple[list[Any], bool] | None, int, Path | None, Any]] = {}
+_GENERATIONS = itertools.count(1)
+_GLOBALS_LOCK = threading.Lock()  # not _FILTERS_LOCK: a filter is made (and this called) holding that one
+
+
+def _global_ignores(root: Path, git: Path | None) -> tuple[tuple[list[Any], bool] | None, int]:
+    """The ignore filters every folder shares (``info/exclude``, the user's ``core.excludesFile``) and
+    ``core.ignorecase``, as dulwich's ``IgnoreFilterManager.from_repo`` reads them (None when ``root`` is no
+    repository), and a number that changes whenever they are read again.  Opening the repository and reading
+    the configuration stack is most of a filter's cost: they are read again only when one of the files they
+    come from, or an environment variable that moves them, changed."""
+    from dulwich.errors import NotGitRepository  # dulwich: as in _make_ignore_filter
+    from dulwich.ignore import IgnoreFilter, default_user_ignore_filter_path  # dulwich: as above
+    from dulwich.repo import Repo  # dulwich: as above
+
+    home = Path(os.path.expanduser("~"))
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
+    watched = [home / ".gitconfig", xdg / "git" / "config", xdg / "git" / "ignore", Path("/etc/gitconfig")]
+    if git is not None:
+        common = git
+        with contextlib.suppress(OSError, UnicodeDecodeError):
+            common = (git / (git / "commondir").read_text(encoding="utf-8").strip()).resolve()
+        watched += [git / "info" / "exclude", common / "config", git / "config.worktree"]
+    env = tuple(os.environ.get(k) for k in ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
+                                             "GIT_CONFIG_NOSYSTEM"))  # fmt: skip
+    key = (str(root), str(git), env, *(_stat_key(p) for p in watched))
+    with _GLOBALS_LOCK:
+        hit = _GLOBALS.get(key)
+    if hit is not None and (hit[2] is None or _stat_key(hit[2]) == hit[3]):  # the excludes file named unchanged
+        return hit[0], hit[1]
+    excludes_path: Path | None = None
+    try:
+        repo = Repo(str(root))
+    except (NotGitRepository, OSError):
+        found = None
+    else:
+        try:
+            config = repo.get_config_stack()
+            filters = []
+            excludes = default_user_ignore_filter_path(config)
+            if excludes:
+                excludes_path = Path(os.path.expanduser(excludes))
+            for path in (os.path.join(repo.controldir(), "info", "exclude"), excludes):
+                with contextlib.suppress(OSError):
+                    filters.append(IgnoreFilter.from_path(os.path.expanduser(path)))
+            found = (filters, bool(config.get_boolean((b"core"), (b"ignorecase"), False)))
+        finally:
+            repo.close()
+    with _GLOBALS_LOCK:
+        if len(_GLOBALS) > 64:
+            _GLOBALS.clear()
+        generation = next(_GENERATIONS)
+        _GLOBALS[key] = (found, generation, excludes_path, None if excludes_path is None else _stat_key(excludes_path))
+    return found, generation
 
 
 # -- the plan file --------------------------------------------------------------------------------------------------
