@@ -60,6 +60,7 @@ __all__ = [
     "Snapshot",
     "apply_changes",
     "capture_changes",
+    "changes_between",
     "changes_path",
     "plan_file",
     "read_changes",
@@ -218,6 +219,30 @@ def write_changes(path: Path, changes: Iterable[Change]) -> None:
     except OSError as exc:
         raise StoreError(f"{path.parent}: cannot create: {exc.strerror or exc}") from exc
     atomic_write(path, f'{{"version": {CHANGES_VERSION}, "changes": {body}}}\n')
+
+
+def changes_between(store: Any, old_tree: bytes, new_tree: bytes) -> list[Change]:
+    """What turns the tree ``old_tree`` into ``new_tree`` (ids in the object store ``store``, a dulwich
+    ``BaseObjectStore``) as changes, in a change file's order: deletions first, then writes and symlinks, each sorted
+    by path.  Only the folders that differ are read.  Submodules (gitlinks) are left out, as a snapshot leaves them."""
+    from dulwich.diff_tree import tree_changes  # dulwich: imported here, as in _make_ignore_filter
+    from dulwich.objects import ObjectID  # dulwich: as above
+
+    gone: list[Change] = []
+    made: list[Change] = []
+    for change in tree_changes(store, ObjectID(old_tree), ObjectID(new_tree)):
+        old, new = change.old, change.new
+        if new is None or new.path is None or new.mode is None or stat.S_ISDIR(new.mode) or new.mode == 0o160000:
+            if old is not None and old.path is not None and old.mode is not None and old.mode != 0o160000:
+                gone.append(Change.delete(os.fsdecode(old.path)))
+            continue
+        path = os.fsdecode(new.path)
+        data = store[new.sha].data
+        if stat.S_ISLNK(new.mode):
+            made.append(Change.symlink(path, os.fsdecode(data)))
+        else:
+            made.append(Change.write(path, data, 0o755 if new.mode & 0o100 else 0o644))
+    return sorted(gone, key=lambda c: c.path) + sorted(made, key=lambda c: c.path)
 
 
 def read_changes(path: Path) -> list[Change]:

@@ -312,6 +312,15 @@ class Worktree:
                 self._watching = False
 
     # -- helpers --------------------------------------------------------------------
+    @property
+    def object_store(self) -> BaseObjectStore:
+        """The repository's object store (dulwich's ``BaseObjectStore``): what a capture wrote, to read."""
+        return self._store.object_store
+
+    def tree_of(self, commit: ObjectID) -> ObjectID:
+        """The tree of ``commit`` (:class:`CheckpointError` if it is not a commit of the repository)."""
+        return self._tree_of(commit)
+
     def _tree_of(self, commit: ObjectID) -> ObjectID:
         try:
             obj = self._store.object_store[commit]

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -38,8 +39,9 @@ import attrs
 from dulwich.objects import ObjectID
 
 from maestro.agents.base import AgentRequest, Subagent
-from maestro.agents.changes import changes_path
+from maestro.agents.changes import changes_between, changes_path, write_changes
 from maestro.agents.choosing import choose_skills
+from maestro.agents.recording import RecordingAgent
 from maestro.agents.registry import Registry, discover, overrides_from_config
 from maestro.agents.replay import ReplayAgent
 from maestro.core.errors import CheckpointError, MaestroError, StoreError, TransitionNotAllowed
@@ -66,6 +68,8 @@ if TYPE_CHECKING:
 __all__ = ["Attempt", "Implementer", "TaskRun"]
 
 _VOLATILE = re.compile(r"0x[0-9a-f]+|\d+(\.\d+)?")
+
+log = logging.getLogger("maestro.run")
 
 
 @attrs.frozen
@@ -373,14 +377,38 @@ class Implementer:
         meanwhile settles other attempts)."""
         wt = self.pool.acquire(base)
         request = attrs.evolve(request, workdir=wt.path, env=self.run.env_for(wt.path, decision=env))
-        result = self.run.runner.agent.run(request)
+        agent = self.run.runner.agent
+        # A recording agent would snapshot the whole worktree before and after the agent; in a worktree of its own
+        # the attempt's commit says exactly what it changed: the change file is written from it (below).
+        recording = isinstance(agent, RecordingAgent) and request.session_dir is not None
+        result = agent.inner.run(request) if isinstance(agent, RecordingAgent) and recording else agent.run(request)
         acc = None
         if result.status == "succeeded":
             whole = self.run.env_for(request.workdir, whole=True, decision=env)
             acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.acceptance_timeout_s, env=whole)
         label = f"task {request.task.id} attempt {request.attempt}: {result.status}"
         commit, _ = wt.capture(base, label, ref)
+        if recording:
+            self._record_changes(request, result, wt, base, commit)
         return Attempt(result, acc, base, commit, wt)
+
+    def _record_changes(
+        self, request: AgentRequest, result: AgentResult, wt: Worktree, base: ObjectID, commit: ObjectID
+    ) -> None:
+        """The attempt's change file (for a re-drive): what its commit changed on ``base``, agent and acceptance
+        commands together, as merged.  Never fails the attempt: a change file that cannot be written is logged, and
+        a re-drive stops at that attempt."""
+        path = changes_path(
+            request.session_dir, request.task.id, request.attempt, result.agent or self.run.runner.agent.name
+        )
+        assert path is not None
+        try:
+            write_changes(path, changes_between(wt.object_store, wt.tree_of(base), wt.tree_of(commit)))
+        except Exception as exc:  # noqa: BLE001 - recording must never stop the work
+            log.warning("task %s attempt %d: cannot record its changes at %s: %s (a re-drive stops there)",
+                        request.task.id, request.attempt, path, exc)  # fmt: skip
+            with contextlib.suppress(OSError):
+                path.unlink()
 
     def intake(self, tid: str, back: Returned) -> Attempt:
         """A remote attempt come back: its objects and its commit (made here) at its ref, its files in the session."""
