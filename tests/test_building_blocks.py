@@ -423,3 +423,37 @@ def test_a_snapshot_sees_the_global_ignore_rules_change_and_a_tracked_file_is_ne
     assert set(snapshot(root).entries) == {"a.tmp", "kept.bak"}
     subprocess.run(["git", "config", "--global", "--unset", "core.excludesFile"], check=True, env={"HOME": str(home)})
     assert set(snapshot(root).entries) == {"a.tmp", "b.bak", "kept.bak"}
+
+
+def test_the_changes_between_two_commits_are_what_a_snapshot_of_the_same_edit_records(tmp_path: Path) -> None:
+    """An attempt's change file comes from its commit: it must hold what the recording agent's snapshots held for
+    the same edit (writes, an executable bit, a symlink, deletions, a new folder), in the same order."""
+    import shutil
+    import subprocess
+
+    from dulwich.repo import Repo
+
+    from maestro.agents.changes import capture_changes, changes_between, snapshot
+
+    root = make(tmp_path / "repo", {"a.txt": "a", "gone.txt": "g", "src/m.py": "m", "src/old/x.py": "x"})
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@example.com"]
+    subprocess.run(["git", "init", "-q", str(root)], check=True)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "base"], check=True)
+    before = snapshot(root, by_stat=True)
+    (root / "a.txt").write_text("changed")
+    (root / "gone.txt").unlink()
+    (root / "src" / "m.py").chmod(0o755)
+    shutil.rmtree(root / "src" / "old")
+    make(root, {"new/deep/n.py": "n"})
+    (root / "link").symlink_to("a.txt")
+    recorded = capture_changes(root, before)
+    subprocess.run([*git, "add", "-A"], check=True)
+    subprocess.run([*git, "commit", "-qm", "edit"], check=True)
+    repo = Repo(str(root))
+    head = repo[repo.head()]
+    parent = repo[head.parents[0]]
+    derived = changes_between(repo.object_store, parent.tree, head.tree)
+    repo.close()
+    assert derived == recorded
+    assert [c.op for c in derived] == ["delete", "delete", "write", "symlink", "write", "write"]
