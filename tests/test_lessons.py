@@ -31,7 +31,7 @@ from maestro.run import Runner
 from maestro.run.redrive import redrive
 from maestro.session import Session
 from maestro.store.lessons import lesson_id
-from tests.support.runs import cli, config_text, make_repo, prd_text, task, write
+from tests.support.runs import cli, config_text, make_repo, plan_folder, task, write
 
 FAST_CODER = "---\nname: fast-coder\ndescription: writes small scripts quickly\n---\nYou write small scripts.\n"
 RATE_LIMIT = {"fail": {"kind": "transient", "message": "API Error: 429 rate_limit_error"}}
@@ -53,10 +53,7 @@ class Repo:
 
     def session(self, tasks: Sequence[Mapping[str, Any]], script: Mapping[str, Any]) -> maestro.SessionState:
         self.n += 1
-        plan = self.root / f"plan{self.n}"
-        plan.mkdir()
-        (plan / "prd.md").write_text(prd_text([("FR-1", "The feature", "P0")]), encoding="utf-8")
-        (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
+        plan = plan_folder(self.root, self.n, tasks)
         agent = ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script)}, plan)
         config = self.config = parse_config(config_text(workers=1, retries=1, alternatives=1), plan / "config.yaml")
         runner = Runner(self.store, config, agent, clock=maestro.TickingClock(), ids=self.ids, sleep=lambda s: None)

@@ -22,7 +22,7 @@ from maestro.cli.inspect import cmd_stats
 from maestro.config.reader import parse_config
 from maestro.run import Runner
 from maestro.store.metrics import Figure, session_metrics, stats_doc, store_metrics, summarize
-from tests.support.runs import config_text, make_repo, prd_text, task, write
+from tests.support.runs import config_text, make_repo, plan_folder, task, write
 
 CRITICAL = {"fail": {"kind": "critical", "message": "Credit balance is too low"}}
 
@@ -39,10 +39,7 @@ class Repo:
     def session(self, tasks: Sequence[Mapping[str, Any]], script: Mapping[str, Any], config: str) -> Runner:
         """Run one session; return its runner (to resume it)."""
         self.n += 1
-        plan = self.root / f"plan{self.n}"
-        plan.mkdir()
-        (plan / "prd.md").write_text(prd_text([("FR-1", "The feature", "P0")]), encoding="utf-8")
-        (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
+        plan = plan_folder(self.root, self.n, tasks)
         agent = ScriptedAgent.from_mapping({"version": 1, "tasks": dict(script)}, plan)
         runner = Runner(self.store, parse_config(config, plan / "config.yaml"), agent, clock=maestro.TickingClock(),
                         ids=self.ids, sleep=lambda s: None)  # fmt: skip

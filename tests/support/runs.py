@@ -289,3 +289,12 @@ def in_process(tmp_path: Path, tasks: Sequence[Mapping[str, Any]], script: Mappi
     cfg = parse_config(config, plan / "config.yaml")
     store = maestro.Store(repo)
     return store, Runner(store, cfg, agent, sleep=lambda s: None), agent, plan
+
+
+def plan_folder(root: Path, n: int, tasks: Sequence[Mapping[str, Any]]) -> Path:
+    """``root/plan<n>``, made, holding a one-requirement PRD (FR-1) and ``tasks`` as ``tasks.yaml``."""
+    plan = root / f"plan{n}"
+    plan.mkdir()
+    (plan / "prd.md").write_text(prd_text([("FR-1", "The feature", "P0")]), encoding="utf-8")
+    (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": list(tasks)}), encoding="utf-8")
+    return plan
