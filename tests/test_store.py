@@ -12,6 +12,7 @@ import pytest
 
 import maestro
 from maestro.store.filestore import EventLog, atomic_write, read_events
+from tests.support.git import git_init
 
 
 def test_layout_follows_the_prd(store: maestro.Store, session: maestro.Session) -> None:
@@ -174,6 +175,20 @@ def test_closing_releases_the_lock(store: maestro.Store, session: maestro.Sessio
 def test_not_a_repository_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(maestro.StoreError, match="not a git repository"):
         maestro.Store(tmp_path)
+
+
+def test_an_empty_dot_git_above_is_passed_over_as_git_passes_it_over(tmp_path: Path) -> None:
+    """Codex's sandbox leaves an empty /tmp/.git behind: a repository under it, or none, reads as git reads it."""
+    git_init(tmp_path / "top")
+    (tmp_path / "top" / "mid" / ".git").mkdir(parents=True)  # no HEAD: not a git directory
+    (tmp_path / "top" / "mid" / "work").mkdir()
+    assert maestro.Store(tmp_path / "top" / "mid" / "work").repo == (tmp_path / "top").resolve()
+    with pytest.raises(maestro.StoreError, match=r"mid/\.git: not a git directory \(it has no HEAD\)"):
+        maestro.Store(tmp_path / "top" / "mid")  # at the folder named: refused, never written into
+    (tmp_path / "none" / ".git").mkdir(parents=True)
+    (tmp_path / "none" / "sub").mkdir()
+    with pytest.raises(maestro.StoreError, match="not a git repository"):
+        maestro.Store(tmp_path / "none" / "sub")
     with pytest.raises(maestro.StoreError, match="no such directory"):
         maestro.Store(tmp_path / "missing")
 

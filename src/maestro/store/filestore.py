@@ -45,7 +45,11 @@ _DECODER = json.JSONDecoder()
 
 
 def find_repo(path: str | os.PathLike[str]) -> Path:
-    """The top of the git repository holding ``path``; :class:`StoreError` if there is none."""
+    """The top of the git repository holding ``path``; :class:`StoreError` if there is none.
+
+    A ``.git`` folder with no ``HEAD`` above ``path`` is passed over, as git passes it over (the real CLIs'
+    sandboxes leave an empty ``/tmp/.git``); at ``path`` itself it is refused (dulwich would write into it).
+    """
     start = Path(path).resolve()
     if not start.exists():
         raise StoreError(f"{path}: no such directory")
@@ -53,8 +57,10 @@ def find_repo(path: str | os.PathLike[str]) -> Path:
     for d in (here, *here.parents):
         dotgit = d / ".git"
         if dotgit.is_dir():
-            if not (dotgit / "HEAD").is_file():  # git says "not a git repository" too; dulwich would write into it
-                raise StoreError(f"{dotgit}: not a git directory (it has no HEAD)")
+            if not (dotgit / "HEAD").is_file():
+                if d == here:
+                    raise StoreError(f"{dotgit}: not a git directory (it has no HEAD)")
+                continue
             return d
         if dotgit.exists():
             _check_gitdir_file(dotgit)
