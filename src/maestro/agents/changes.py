@@ -13,15 +13,18 @@ a *change file*, ``<session_dir>/agents/<task>.<attempt>.<agent>.changes.json``:
 kept.  :func:`snapshot` takes the state of a tree (every file and symlink
 except ``.git`` folders, the top ``.flow`` folder and what ``.gitignore``
 ignores and git does not track), :func:`capture_changes` compares the tree with
-a snapshot taken before, and :func:`write_changes` / :func:`read_changes` save
+a snapshot taken before (:func:`changes_between` reads the same list off two
+trees of the object store: an attempt's base and its commit), and
+:func:`write_changes` / :func:`read_changes` save
 and load the list; :func:`apply_changes` re-applies it, refusing any path that
 leaves the working directory (:func:`resolve_inside`, the path check every
 agent that writes files uses).  A planning answer is saved as
-``<session_dir>/plan.json`` (:func:`write_plan`).
+``<session_dir>/plan.json``, a refinement round's as ``plan-refinement-<n>.json``
+(:func:`write_plan`, :func:`plan_file`).
 
 The recording agent (:mod:`maestro.agents.recording`) and the scripted agent
 write change files; the replay agent (:mod:`maestro.agents.replay`) re-applies them.
-The module holds one idea, the change file: taking it (snapshot, capture),
+The module holds one idea, the change file: taking it (snapshot, capture, or between two trees),
 keeping it (write, read) and re-applying it (apply, with its path checks).
 """
 
