@@ -31,6 +31,7 @@ from tests.support.checkpoints import (
     GITLINK,
     IGNORE,
     SID,
+    IndexHeldOnce,
     add_all,
     add_all_tree,
     add_all_tree_in_place,
@@ -859,6 +860,23 @@ def test_index_lock_at_checkpoint_and_rollback(repo: Path) -> None:
     assert rec2 is not None
     assert rec2.n == 2
     assert_git_clean(repo)
+
+
+def test_a_git_status_in_the_new_worktree_holding_its_index_is_waited_for(
+    repo: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """CI met it: an IDE's `git status` run in the session's worktree the moment its folder appeared held
+    index.lock while dulwich wrote the index, and the run ended "index.lock exists"."""
+    import dulwich.index
+
+    held = IndexHeldOnce(dulwich.index.Index, "_filename")
+    held.install(monkeypatch)
+    cp, rec0 = started(repo, worktree=True)
+    assert held.held and held.held[0].parent.name == cp.workdir.name  # the new worktree's lock was met
+    assert held.writes >= 2  # written again once the lock went
+    assert git(cp.workdir, "status", "--porcelain") == ""
+    assert git(cp.workdir, "rev-parse", "HEAD") == rec0.commit
+    assert git(cp.workdir, "symbolic-ref", "HEAD") == BRANCH
 
 
 USER_COMMIT = "<a commit of the user's, not a checkpoint>"

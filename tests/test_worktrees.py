@@ -31,11 +31,13 @@ from hypothesis import strategies as st
 
 from maestro import CheckpointError, TickingClock
 from maestro.git import inotify
+from maestro.git.index import GitIndex
 from maestro.git.places import worktrees_root
 from maestro.git.staging import Staging
 from maestro.git.worktrees import Worktree, WorktreePool, _PackReader, _tree_diff, session_worktrees
 from tests.support.checkpoints import (
     GITLINK,
+    IndexHeldOnce,
     add_all_tree_in_place,
     commit_tree,
     git,
@@ -152,6 +154,17 @@ def test_a_new_worktree_is_the_commit_with_a_clean_status_and_a_detached_head(ba
         (str(w1.path), head.decode()),
     ]
     assert git(base, "fsck", "--no-dangling", "--no-progress") == ""
+
+
+def test_a_git_status_holding_a_new_worktrees_index_is_waited_for(
+    base: Path, pool: WorktreePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held = IndexHeldOnce(GitIndex, "path")
+    held.install(monkeypatch)
+    head = oid(base, "HEAD")
+    w1 = pool.acquire(head)
+    assert held.held and held.held[0].parent.name == w1.path.name and held.writes >= 2
+    assert status(w1.path) == "" and tracked(w1.path) == tree_files(base, "HEAD")
 
 
 def test_a_new_worktree_of_many_files_is_written_on_threads_and_is_exact(tmp_path: Path) -> None:

@@ -252,3 +252,32 @@ def by_path(files: Iterable[FileChange]) -> tuple[FileChange, ...]:
 
 def parse_ts(ts: str) -> _dt.datetime:
     return _dt.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+
+
+class IndexHeldOnce:
+    """The first index write of a class (``write(self)`` with the index's path at ``self.<attr>``) meets an
+    ``index.lock`` that another git made a moment before (``O_EXCL``, as git takes it) and removes ``hold`` seconds
+    later: what an IDE's ``git status`` does in a worktree the moment its folder appears.  Patch ``cls.write`` with
+    :meth:`install`; ``held`` lists the locks it made."""
+
+    def __init__(self, cls: type, attr: str, hold: float = 0.3) -> None:
+        self.cls, self.attr, self.hold = cls, attr, hold
+        self.original = cls.write  # type: ignore[attr-defined]
+        self.held: list[Path] = []
+        self.writes = 0
+
+    def install(self, monkeypatch: object) -> None:
+        import threading
+
+        held = self
+
+        def write(index: object, *args: object, **kwargs: object) -> object:
+            held.writes += 1
+            if not held.held:
+                lock = Path(os.fsdecode(getattr(index, held.attr))).with_name("index.lock")
+                os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
+                held.held.append(lock)
+                threading.Timer(held.hold, lock.unlink, kwargs={"missing_ok": True}).start()
+            return held.original(index, *args, **kwargs)
+
+        monkeypatch.setattr(self.cls, "write", write)  # type: ignore[attr-defined]

@@ -544,10 +544,25 @@ class Checkpointer:
         return (self.workdir / ".git").is_file() and (admin / "HEAD").is_file() and (admin / "index").is_file()
 
     def _add_worktree(self) -> None:
+        """Make the session's worktree.  A ``git status`` run in the new folder the moment it appears (an IDE, a
+        watcher) holds its ``index.lock`` while dulwich writes the index: what was made is removed and made again,
+        a few seconds at most (:func:`with_index_retry`)."""
+        retrying = False
+
+        def again() -> None:
+            nonlocal retrying
+            retrying = True
+
+        with_index_retry(lambda: self._make_worktree(retry=retrying), before_retry=again)
+
+    def _make_worktree(self, *, retry: bool) -> None:
         # What a run killed while making it left (maestro's own folders, outside the user's tree) goes first.
         for leftover in (self.workdir, self._admin_dir()):
             if leftover.exists():
-                log.warning("session %s: removing %s, left unfinished by a stopped run", self.session, leftover)
+                if retry:
+                    log.info("session %s: removing %s, made before another git held its index", self.session, leftover)
+                else:
+                    log.warning("session %s: removing %s, left unfinished by a stopped run", self.session, leftover)
                 shutil.rmtree(leftover, ignore_errors=True)
         self.workdir.parent.mkdir(parents=True, exist_ok=True)
         commit = self._branch_head()

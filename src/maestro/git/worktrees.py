@@ -298,7 +298,7 @@ class Worktree:
                 with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="maestro-worktree") as pool:
                     written = list(pool.map(lambda chunk: _write_files(reader, top, chunk), chunks))
         index = GitIndex(self._repo.index_path(), (e for part in written for e in part))
-        index.write()
+        with_index_retry(index.write)  # a `git status` run in the new folder the moment it appeared holds the lock
         self._staging.adopt(self._repo, index, tree)
         self._write_head(commit)
         if self._watching:
