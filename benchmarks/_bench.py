@@ -8,7 +8,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["Medians", "file_system", "fmt_s", "interleaved"]
+__all__ = ["GIT", "Medians", "file_system", "fmt_s", "interleaved"]
+
+#: The git CLI, as the baselines run it (an identity of its own: commits need one)
+GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 
 
 class Medians:

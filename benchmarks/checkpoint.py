@@ -90,7 +90,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import attrs
 
 import maestro
-from _bench import Medians, file_system, fmt_s, interleaved
+from _bench import GIT, Medians, file_system, fmt_s, interleaved
 
 TARGET = 1.2  # maestro median / git CLI median, at most, for every shape at every size
 
@@ -108,7 +108,6 @@ QUICK_ROUNDS = 5
 GITIGNORE = "__pycache__/\n*.py[cod]\n*.log\n/build/\n/dist/\n.venv/\n*.egg-info/\n.mypy_cache/\n"
 
 SESSION = "bench"
-GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 
 
 @attrs.frozen

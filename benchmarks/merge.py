@@ -73,7 +73,7 @@ from dulwich.objects import ObjectID
 from dulwich.refs import Ref
 from dulwich.repo import Repo
 
-from _bench import Medians, file_system, fmt_s, interleaved
+from _bench import GIT, Medians, file_system, fmt_s, interleaved
 from maestro.git.merging import commit_merge, merge_commits
 
 TARGET = 1.2  # maestro median / git CLI median, at most
@@ -90,7 +90,6 @@ QUICK_SIZES = (10_000,)
 ROUNDS = {10_000: 15, 50_000: 11}
 QUICK_ROUNDS = 7
 
-GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 AUTHOR = b"b <b@b>"
 REF = b"refs/heads/maestro/bench"
 T0 = 1_700_000_000

@@ -73,8 +73,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from graphlib import TopologicalSorter
 from pathlib import Path
 from typing import Any
@@ -86,7 +87,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 
 import attrs
 
-from _bench import Medians, file_system, fmt_s, interleaved
+from _bench import GIT, Medians, file_system, fmt_s, interleaved
 from maestro.agents.command import CommandAgent
 from maestro.config.model import Config
 from maestro.config.reader import parse_config
@@ -96,15 +97,16 @@ from maestro.plan.tasks import Task, TaskGraph, validate_graph
 from maestro.run.runner import Runner
 from maestro.store.filestore import Store
 
-TASK_S = 0.05  # what each task's command sleeps
+TASK_S = 0.05  # what each task's command sleeps (``--task-ms`` measures others)
 WORKERS = 8
 TARGET = 1.10  # makespan / max(critical path, work / workers), at most
 # workload: (the command agent's template, each task's acceptance commands)
+# (``{sleep}``: the task's length in seconds; ``{task_id}``: the command agent's placeholder)
 WORKLOADS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "sleep": ("sleep 0.05", ()),
-    "sleep+write": ("sleep 0.05 && echo {task_id} > out-{task_id}.txt", ()),
+    "sleep": ("sleep {sleep}", ()),
+    "sleep+write": ("sleep {sleep} && echo {task_id} > out-{task_id}.txt", ()),
 }
-ACCEPTANCE_WORKLOAD = {"sleep+accept": ("sleep 0.05", ("true",))}  # with --acceptance
+ACCEPTANCE_WORKLOAD = {"sleep+accept": ("sleep {sleep}", ("true",))}  # with --acceptance
 REQUEST = "Benchmark the scheduler"
 
 PRD = """\
@@ -239,13 +241,18 @@ def bare_groups(groups: Sequence[Sequence[str]], command: str, cwd: Path) -> Non
 
 
 def bare_dag(graph: TaskGraph, command: str, cwd: Path) -> None:
+    _run_dag(graph, lambda tid: _shell(command, tid, cwd))
+
+
+def _run_dag(graph: TaskGraph, run: Callable[[str], None]) -> None:
+    """``run(task)`` for every task on 8 threads, each as soon as its dependencies are done."""
     waiting = {t.id: len(t.depends_on) for t in graph}
     children: dict[str, list[str]] = {t.id: [] for t in graph}
     for t in graph:
         for d in t.depends_on:
             children[d].append(t.id)
     with cf.ThreadPoolExecutor(max_workers=WORKERS) as pool:
-        running = {pool.submit(_shell, command, tid, cwd): tid for tid, w in waiting.items() if w == 0}
+        running = {pool.submit(run, tid): tid for tid, w in waiting.items() if w == 0}
         while running:
             done, _ = cf.wait(list(running), return_when=cf.FIRST_COMPLETED)
             for fut in done:
@@ -253,7 +260,70 @@ def bare_dag(graph: TaskGraph, command: str, cwd: Path) -> None:
                 for c in children[running.pop(fut)]:
                     waiting[c] -= 1
                     if waiting[c] == 0:
-                        running[pool.submit(_shell, command, c, cwd)] = c
+                        running[pool.submit(run, c)] = c
+
+
+class GitDag:
+    """``bare_dag`` with the isolation maestro gives each attempt, done by the git CLI: the floor of that bookkeeping
+    with the reference tool.  Each task, on one of 8 threads as soon as its dependencies are merged: a pooled
+    worktree (``git worktree add --detach`` the first time a thread needs one) is moved to the session head
+    (``git checkout -f --detach``), the command runs in it, its result is committed (``git add -A``, ``git commit
+    --allow-empty``) and kept at an attempt ref (``git update-ref``); then, one merge at a time, ``git merge-tree
+    --write-tree`` onto the head, ``git commit-tree``, ``git update-ref`` of the session branch (compare-and-swap) and
+    an annotated tag (``git tag -a``): the checkpoint.  No fsync, no event log, no decisions: git's defaults."""
+
+    def __init__(self, repo: Path) -> None:
+        self.repo = repo
+        self.head = self._git(repo, "rev-parse", "HEAD")
+        self._git(repo, "update-ref", "refs/heads/session", self.head)
+        self.merge_lock = threading.Lock()
+        self.free: list[Path] = []
+        self.pool_lock = threading.Lock()
+        self.made = 0
+        self.n = 0
+
+    @staticmethod
+    def _git(cwd: Path, *args: str) -> str:
+        out = subprocess.run([*GIT, *args], cwd=cwd, check=True, capture_output=True, text=True,
+                             stdin=subprocess.DEVNULL)  # fmt: skip
+        return out.stdout.strip()
+
+    def _worktree(self) -> Path:
+        with self.pool_lock:
+            if self.free:
+                return self.free.pop()
+            self.made += 1
+            path = self.repo.parent / "worktrees" / f"w{self.made}"
+        self._git(self.repo, "worktree", "add", "-q", "--detach", str(path), self.head)
+        return path
+
+    def task(self, command: str, tid: str) -> None:
+        wt = self._worktree()
+        try:
+            with self.merge_lock:
+                base = self.head
+            self._git(wt, "checkout", "-q", "-f", "--detach", base)
+            _shell(command, tid, wt)
+            self._git(wt, "add", "-A")
+            self._git(wt, "commit", "-q", "--allow-empty", "-m", f"attempt {tid}")
+            attempt = self._git(wt, "rev-parse", "HEAD")
+            self._git(self.repo, "update-ref", f"refs/attempts/{tid}/1", attempt)
+            with self.merge_lock:
+                tree = self._git(self.repo, "merge-tree", "--write-tree", self.head, attempt)
+                merged = self._git(self.repo, "commit-tree", tree, "-p", self.head, "-m", f"merge {tid}")
+                self._git(self.repo, "update-ref", "refs/heads/session", merged, self.head)
+                self.n += 1
+                self._git(self.repo, "tag", "-a", "-m", f"checkpoint {self.n}", f"cp-{self.n}", merged)
+                self.head = merged
+        finally:
+            with self.pool_lock:
+                self.free.append(wt)
+
+
+def git_dag(graph: TaskGraph, command: str, repo: Path) -> None:
+    """The dependency-order run of :func:`bare_dag`, each task isolated and merged by the git CLI (:class:`GitDag`)."""
+    dag = GitDag(repo)
+    _run_dag(graph, lambda tid: dag.task(command, tid))
 
 
 # -- reading a session's events -------------------------------------------------------------------------------------
@@ -263,7 +333,9 @@ def _ts(e: Event) -> float:
     return dt.datetime.fromisoformat(e.ts).timestamp()
 
 
-def analyse(wall: float, events: Sequence[Event], groups: Sequence[Sequence[str]]) -> dict[str, float]:
+def analyse(
+    wall: float, events: Sequence[Event], groups: Sequence[Sequence[str]], task_s: float = TASK_S
+) -> dict[str, float]:
     """The run's figures (seconds, counts) from its events; ``groups`` as the runner ran them."""
     moves: dict[tuple[str, str], float] = {}
     phase: dict[str, float] = {}
@@ -303,7 +375,7 @@ def analyse(wall: float, events: Sequence[Event], groups: Sequence[Sequence[str]
         "makespan_s": max(map(max, ends)) - min(map(min, starts)),
         "task_span_s": statistics.median(task_spans),
         "process_s": statistics.median(process) if process else math.nan,
-        "in_group_excess_s": sum(spans) - len(groups) * TASK_S,
+        "in_group_excess_s": sum(spans) - len(groups) * task_s,
         "stagger_s": sum(max(s) - min(s) for s in starts),
         "between_s": sum(between),
         "between_median_s": statistics.median(between) if between else 0.0,
@@ -323,6 +395,7 @@ class Row(Medians):
     """One graph and workload: the runner's makespans against the issue's bound (ratio = median / bound)."""
 
     workload: str
+    task_s: float
     seed: int
     tasks: int
     groups: int
@@ -333,6 +406,7 @@ class Row(Medians):
     baseline_rounds_s: tuple[float, ...]
     bare_groups_s: float
     bare_dag_s: float
+    git_dag_s: float
     figures: Mapping[str, float]
 
     @property
@@ -340,25 +414,28 @@ class Row(Medians):
         return self.median_s / self.tight_s
 
     def as_json(self) -> dict[str, Any]:
-        return {"workload": self.workload, "seed": self.seed, "tasks": self.tasks, "groups": self.groups,
+        return {"workload": self.workload, "task_s": self.task_s, "seed": self.seed, "tasks": self.tasks,
+                "groups": self.groups,
                 "critical_path": self.critical_path, "bound_s": self.bound_s, "tight_s": self.tight_s,
                 "makespan_s": self.median_s, "ratio": self.ratio, "tight_ratio": self.tight_ratio,
                 "target": TARGET, "met": self.ratio <= TARGET, "bare_groups_s": self.bare_groups_s,
-                "bare_dag_s": self.bare_dag_s, "rounds": len(self.rounds_s), **self.figures}  # fmt: skip
+                "bare_dag_s": self.bare_dag_s, "git_dag_s": self.git_dag_s, "rounds": len(self.rounds_s),
+                **self.figures}  # fmt: skip
 
 
-def measure(workload: str, seed: int, n: int, rounds: int) -> Row:
-    command, accept = {**WORKLOADS, **ACCEPTANCE_WORKLOAD}[workload]
+def measure(workload: str, seed: int, n: int, rounds: int, task_s: float = TASK_S) -> Row:
+    template, accept = {**WORKLOADS, **ACCEPTANCE_WORKLOAD}[workload]
+    command = template.replace("{sleep}", f"{task_s:g}")
     graph = random_graph(n, seed, accept)
     groups = order_tasks(graph, max_parallel=WORKERS).groups
-    b = bounds(graph)
+    b = bounds(graph, task_s=task_s)
     config = parse_config(CONFIG)
     where: dict[str, Path] = {}
     runs: list[dict[str, float]] = []
 
     def before(name: str) -> None:
         where[name] = Path(tempfile.mkdtemp(prefix=f"maestro-bench-{name}-"))
-        if name == "maestro":
+        if name in ("maestro", "git_dag"):
             make_sample(where[name], graph)
 
     def after(name: str) -> None:
@@ -366,13 +443,14 @@ def measure(workload: str, seed: int, n: int, rounds: int) -> Row:
 
     def maestro() -> None:
         wall, events = run_maestro(where["maestro"], command, config)
-        runs.append(analyse(wall, events, groups))
+        runs.append(analyse(wall, events, groups, task_s))
 
     times = interleaved(
         {
             "maestro": maestro,
             "bare_groups": lambda: bare_groups(groups, command, where["bare_groups"]),
             "bare_dag": lambda: bare_dag(graph, command, where["bare_dag"]),
+            "git_dag": lambda: git_dag(graph, command, where["git_dag"] / "repo"),
         },
         rounds,
         before,
@@ -380,9 +458,10 @@ def measure(workload: str, seed: int, n: int, rounds: int) -> Row:
     )
     runs = runs[1:]  # the warm-up round
     figures = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
-    return Row(workload, seed, n, len(groups), b.critical_path, b.bound_s, b.tight_s,
+    return Row(workload, task_s, seed, n, len(groups), b.critical_path, b.bound_s, b.tight_s,
                tuple(r["makespan_s"] for r in runs), (b.bound_s,) * len(runs),
-               statistics.median(times["bare_groups"]), statistics.median(times["bare_dag"]), figures)  # fmt: skip
+               statistics.median(times["bare_groups"]), statistics.median(times["bare_dag"]),
+               statistics.median(times["git_dag"]), figures)  # fmt: skip
 
 
 def _ms(s: float) -> str:
@@ -390,35 +469,37 @@ def _ms(s: float) -> str:
 
 
 def print_rows(rows: Sequence[Row]) -> None:
-    print(f"{'workload':<12} {'seed':>4} {'tasks':>5} {'groups':>6} {'cp':>3} {'bound':>8} {'tight':>8}"
+    print(f"{'workload':<12} {'task':>6} {'seed':>4} {'tasks':>5} {'groups':>6} {'cp':>3} {'bound':>8} {'tight':>8}"
           f" {'makespan':>9} {'ratio':>6} {'/tight':>6} {'met':>4} {'bare_groups':>11} {'bare_dag':>9}"
-          f" {'/dag':>6} {'run':>8}")  # fmt: skip
+          f" {'/dag':>6} {'git_dag':>8} {'/git':>6} {'run':>8}")  # fmt: skip
     for r in rows:
-        print(f"{r.workload:<12} {r.seed:>4} {r.tasks:>5} {r.groups:>6} {r.critical_path:>3} {fmt_s(r.bound_s):>8}"
-              f" {fmt_s(r.tight_s):>8} {fmt_s(r.median_s):>9} {r.ratio:5.2f}x {r.tight_ratio:5.2f}x"
-              f" {'yes' if r.ratio <= TARGET else 'no':>4} {fmt_s(r.bare_groups_s):>11} {fmt_s(r.bare_dag_s):>9}"
-              f" {r.median_s / r.bare_dag_s:5.2f}x {fmt_s(r.figures['run_s']):>8}")  # fmt: skip
-    for workload in dict.fromkeys(r.workload for r in rows):
-        mine = [r for r in rows if r.workload == workload]
+        print(f"{r.workload:<12} {r.task_s * 1e3:4.0f}ms {r.seed:>4} {r.tasks:>5} {r.groups:>6} {r.critical_path:>3}"
+              f" {fmt_s(r.bound_s):>8} {fmt_s(r.tight_s):>8} {fmt_s(r.median_s):>9} {r.ratio:5.2f}x"
+              f" {r.tight_ratio:5.2f}x {'yes' if r.ratio <= TARGET else 'no':>4} {fmt_s(r.bare_groups_s):>11}"
+              f" {fmt_s(r.bare_dag_s):>9} {r.median_s / r.bare_dag_s:5.2f}x {fmt_s(r.git_dag_s):>8}"
+              f" {r.median_s / r.git_dag_s:5.2f}x {fmt_s(r.figures['run_s']):>8}")  # fmt: skip
+    for workload, task_s in dict.fromkeys((r.workload, r.task_s) for r in rows):
+        mine = [r for r in rows if (r.workload, r.task_s) == (workload, task_s)]
         print(
-            f"{workload:<12} median over {len(mine)} graph(s): makespan / bound "
+            f"{workload:<12} {task_s * 1e3:4.0f}ms median over {len(mine)} graph(s): makespan / bound "
             f"{statistics.median(r.ratio for r in mine):.2f}x (target {TARGET:.2f}x), makespan / tight "
             f"{statistics.median(r.tight_ratio for r in mine):.2f}x, tight / bound "
             f"{statistics.median(r.tight_s / r.bound_s for r in mine):.2f}x; makespan / bare_dag "
-            f"{statistics.median(r.median_s / r.bare_dag_s for r in mine):.2f}x (issue 14's target {TARGET:.2f}x)"
+            f"{statistics.median(r.median_s / r.bare_dag_s for r in mine):.2f}x (issue 14's target {TARGET:.2f}x); "
+            f"makespan / git_dag {statistics.median(r.median_s / r.git_dag_s for r in mine):.2f}x"
         )
     print()
     print("where the time goes (ms; medians of rounds): task = start→succeed per task (process = the agent's")
-    print("duration_s); excess = Σ group spans − groups × 50 ms; between = Σ last succeed → next ready (regression")
-    print("check + checkpoint); dispatch = Σ next ready → first start (ready moves, subagent decisions);")
-    print("ckpt = a committing checkpoint's event after its group's last succeed; outside = the run before its")
-    print("first event and after its last (reading tasks.yaml, creating the session; the final report)")
-    print(f"{'workload':<12} {'seed':>4} {'task':>6} {'process':>7} {'excess':>7} {'stagger':>7} {'between':>7}"
-          f" {'/group':>6} {'dispatch':>8} {'ckpts':>5} {'ckpt':>6} {'ev/task':>7} {'planning':>8}"
+    print("duration_s); excess = Σ group spans − groups × the task's length; between = Σ last succeed → next")
+    print("ready (regression check + checkpoint); dispatch = Σ next ready → first start (ready moves, subagent")
+    print("decisions); ckpt = a committing checkpoint's event after its group's last succeed; outside = the run")
+    print("before its first event and after its last (reading tasks.yaml, creating the session; the final report)")
+    print(f"{'workload':<12} {'len':>6} {'seed':>4} {'task':>6} {'process':>7} {'excess':>7} {'stagger':>7}"
+          f" {'between':>7} {'/group':>6} {'dispatch':>8} {'ckpts':>5} {'ckpt':>6} {'ev/task':>7} {'planning':>8}"
           f" {'implementing':>12} {'validating':>10} {'outside':>7}")  # fmt: skip
     for r in rows:
         f = r.figures
-        print(f"{r.workload:<12} {r.seed:>4} {_ms(f['task_span_s'])} {_ms(f['process_s']):>7}"
+        print(f"{r.workload:<12} {r.task_s * 1e3:4.0f}ms {r.seed:>4} {_ms(f['task_span_s'])} {_ms(f['process_s']):>7}"
               f" {_ms(f['in_group_excess_s']):>7} {_ms(f['stagger_s']):>7} {_ms(f['between_s']):>7}"
               f" {_ms(f['between_median_s'])} {_ms(f['dispatch_s']):>8} {f['checkpoints']:>5.0f}"
               f" {_ms(f['checkpoint_median_s'])} {f['events_per_task']:>7.1f} {_ms(f['planning_s']):>8}"
@@ -430,14 +511,27 @@ def main() -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object a row")
     parser.add_argument("--quick", action="store_true", help="one graph of 60 tasks, fewer rounds")
     parser.add_argument("--acceptance", action="store_true", help="also sleep+accept (slow: minutes a graph)")
+    parser.add_argument(
+        "--task-ms",
+        default=f"{TASK_S * 1e3:g}",
+        metavar="MS[,MS…]",
+        help=f"how long each task sleeps, one run of every workload a length (default {TASK_S * 1e3:g})",
+    )
     args = parser.parse_args()
+    try:
+        lengths = [float(ms) / 1e3 for ms in args.task_ms.split(",")]
+    except ValueError:
+        parser.error(f"--task-ms: {args.task_ms!r} is not a list of milliseconds")
+    if not lengths or min(lengths) <= 0:
+        parser.error(f"--task-ms: {args.task_ms!r}: every length must be above 0")
     workloads = [*WORKLOADS, *(ACCEPTANCE_WORKLOAD if args.acceptance else ())]
     seeds, n, rounds = ((1,), 60, 3) if args.quick else ((1, 2, 3), 200, 5)
     if not args.json:
         print(f"scheduler: random graphs of {n} tasks (seeds {', '.join(map(str, seeds))}), {WORKERS} workers, "
-              f"tasks of {TASK_S * 1e3:.0f} ms; {rounds} rounds after a warm-up; temporary folders on "
+              f"tasks of {', '.join(f'{t * 1e3:g}' for t in lengths)} ms; {rounds} rounds after a warm-up; "
+              "temporary folders on "
               f"{file_system(Path(tempfile.gettempdir()))}\n")  # fmt: skip
-    rows = [measure(w, seed, n, rounds) for w in workloads for seed in seeds]
+    rows = [measure(w, seed, n, rounds, t) for t in lengths for w in workloads for seed in seeds]
     if args.json:
         for row in rows:
             print(json.dumps(row.as_json()))

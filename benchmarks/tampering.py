@@ -50,14 +50,13 @@ from dulwich.refs import Ref
 from dulwich.repo import Repo
 
 import maestro
-from _bench import file_system, fmt_s
+from _bench import GIT, file_system, fmt_s
 from maestro.core.records import Event, Note, converter
 from maestro.git.checkpoints import Checkpointer
 from maestro.git.tampering import TamperGuard
 from maestro.session import Session
 from maestro.store.filestore import encode_event
 
-GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 NOTE = "an attempt settled: " + "x" * 160  # about 250 bytes a line
 
 

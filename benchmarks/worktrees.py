@@ -78,7 +78,7 @@ if sys.path and Path(sys.path[0] or ".").resolve() == Path(__file__).resolve().p
 import attrs
 from dulwich.objects import ObjectID
 
-from _bench import Medians, file_system, fmt_s, interleaved
+from _bench import GIT, Medians, file_system, fmt_s, interleaved
 from maestro.git.places import ENV_ROOT
 from maestro.git.worktrees import Worktree, WorktreePool
 
@@ -93,7 +93,6 @@ CREATE_ROUNDS = {10_000: 3, 50_000: 2}
 FIRST_MOVE_ROUNDS = 3
 SHAPES = ("modified", "new_folders", "deleted", "renamed", "mixed")
 SESSION = "bench"
-GIT = ("git", "-c", "user.name=b", "-c", "user.email=b@b")
 
 
 @attrs.frozen
