@@ -19,7 +19,7 @@ from maestro.decide.engine import DecisionEngine
 from maestro.gates.acceptance import AcceptanceResult, CommandCheck, acceptance
 from maestro.gates.commands import GateCommand, gate_commands, missing_tool
 from maestro.gates.junit import FailedCase, JUnitCounts, parse_junit
-from maestro.gates.running import NO_COMMAND, run_gate, run_gates
+from maestro.gates.running import NO_COMMAND, gate_runs, run_gate, run_gates
 from maestro.gates.traceability import trace
 from maestro.model.guards import failing_gates
 from maestro.plan.tasks import Task, TaskGraph
@@ -321,6 +321,21 @@ def test_a_real_pytest_run_counts_from_its_junit_report(tmp_path: Path) -> None:
     g = run_gate("tests", TESTS_COMMAND, required=True, workdir=repo, transcript_dir=gates)
     assert g == GateResult("tests", "passed", True, "3 passed, 0 failed, 1 skipped", 3, 0)
     assert (gates / "gate-tests.2.out").is_file()  # numbered on
+    assert gate_runs(gates, "tests") == [
+        (1, gates / "gate-tests.1.out", gates / "gate-tests.1.err"),
+        (2, gates / "gate-tests.2.out", gates / "gate-tests.2.err"),
+    ]  # what refinement reads back: the names run_gate writes
+
+
+def test_gate_runs_reads_the_names_run_gate_writes_for_any_gate_name(tmp_path: Path) -> None:
+    repo = git_init(tmp_path / "repo")
+    for name in ("type check/mypy", "", "lint"):
+        run_gate(name, "echo out; echo err >&2", required=False, workdir=repo, transcript_dir=tmp_path / "t")
+    (tmp_path / "t" / "gate-type_check_mypy.x.out").write_text("not a run\n")
+    runs = gate_runs(tmp_path / "t", "type check/mypy")
+    assert [(n, out.name, err.read_text()) for n, out, err in runs] == [(1, "gate-type_check_mypy.1.out", "err\n")]
+    assert [n for n, _o, _e in gate_runs(tmp_path / "t", "")] == [1]  # an empty name: "gate-gate"
+    assert gate_runs(tmp_path / "t", "tests") == []
 
 
 def test_an_import_error_inside_the_tests_is_a_failure_not_a_missing_tool(tmp_path: Path) -> None:

@@ -37,7 +37,7 @@ from maestro.core.text import last_line, one_line
 from maestro.gates.commands import GateCommand, missing_tool
 from maestro.gates.junit import JUnitCounts, report_counts
 
-__all__ = ["DEFAULT_TIMEOUT_S", "NO_COMMAND", "run_gate", "run_gates"]
+__all__ = ["DEFAULT_TIMEOUT_S", "NO_COMMAND", "gate_runs", "run_gate", "run_gates"]
 
 log = logging.getLogger(__name__)
 
@@ -46,15 +46,27 @@ NO_COMMAND = "no command configured and none detected"
 _SUMMARY_CHARS = 200  # one failure message or output line in a summary
 
 
+def _stem(name: str) -> str:
+    """What gate ``name``'s transcripts are called before their run number: ``gate-<name>``, the name made safe."""
+    return "gate-" + (re.sub(r"[^A-Za-z0-9._-]", "_", name) or "gate")
+
+
+def gate_runs(transcript_dir: Path, name: str) -> list[tuple[int, Path, Path]]:
+    """The runs of gate ``name`` whose transcripts are in ``transcript_dir``, first to last: each run's number and
+    its ``gate-<name>.<n>.out`` and ``.err`` (either may be missing)."""
+    stem = _stem(name)
+    pattern = re.compile(rf"{re.escape(stem)}\.([0-9]+)\.(?:out|err|xml)\Z")
+    taken = {int(m[1]) for p in transcript_dir.glob(f"{stem}.*") if (m := pattern.match(p.name))}
+    return [(n, transcript_dir / f"{stem}.{n}.out", transcript_dir / f"{stem}.{n}.err") for n in sorted(taken)]
+
+
 def _transcripts(transcript_dir: Path | None, name: str) -> tuple[Path, Path] | None:
-    """``gate-<name>.<n>.out`` and ``.err`` in ``transcript_dir``, ``n`` one more than the highest there."""
+    """The transcripts of gate ``name``'s next run, numbered one more than the highest in ``transcript_dir``."""
     if transcript_dir is None:
         return None
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name) or "gate"
-    pattern = re.compile(rf"gate-{re.escape(safe)}\.([0-9]+)\.(?:out|err|xml)\Z")
-    taken = [int(m[1]) for p in transcript_dir.glob(f"gate-{safe}.*") if (m := pattern.match(p.name))]
-    n = max(taken, default=0) + 1
-    return transcript_dir / f"gate-{safe}.{n}.out", transcript_dir / f"gate-{safe}.{n}.err"
+    runs = gate_runs(transcript_dir, name)
+    n, stem = (runs[-1][0] if runs else 0) + 1, _stem(name)
+    return transcript_dir / f"{stem}.{n}.out", transcript_dir / f"{stem}.{n}.err"
 
 
 def run_gate(

@@ -36,6 +36,7 @@ from maestro.agents.context import head_and_tail, strip_ansi
 from maestro.core.errors import MaestroError, StoreError
 from maestro.core.records import Decision, Evidence, GateResult, Option
 from maestro.core.text import read_input
+from maestro.gates.running import gate_runs
 from maestro.plan.prd import Prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks, validate_graph
 from maestro.store.filestore import atomic_write
@@ -112,17 +113,12 @@ def findings(
 def gate_output(transcripts: Path, name: str) -> str:
     """The last run of gate ``name``'s output (its ``.out`` then ``.err`` transcript), ANSI-stripped, head and tail
     kept ("" when there is none)."""
-    safe = re.sub(r"[^A-Za-z0-9._-]", "_", name)
-    runs = sorted(
-        (int(m[1]), p)
-        for p in transcripts.glob(f"gate-{safe}.*.out")
-        if (m := re.fullmatch(rf"gate-{re.escape(safe)}\.(\d+)\.out", p.name))
-    )
+    runs = gate_runs(transcripts, name)
     if not runs:
         return ""
-    out = runs[-1][1]
+    _n, out, err = runs[-1]
     text = ""
-    for path in (out, out.with_suffix(".err")):
+    for path in (out, err):
         try:
             text += read_input(path).decode("utf-8", "replace")
         except OSError:
