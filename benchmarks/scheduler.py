@@ -66,7 +66,9 @@ import concurrent.futures as cf
 import datetime as dt
 import json
 import math
+import os
 import random
+import resource
 import shlex
 import shutil
 import statistics
@@ -320,6 +322,12 @@ class GitDag:
                 self.free.append(wt)
 
 
+def cpu_s() -> float:
+    """CPU seconds (user and system) used so far by this process's threads and by its children waited for."""
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
 def git_dag(graph: TaskGraph, command: str, repo: Path) -> None:
     """The dependency-order run of :func:`bare_dag`, each task isolated and merged by the git CLI (:class:`GitDag`)."""
     dag = GitDag(repo)
@@ -445,12 +453,22 @@ def measure(workload: str, seed: int, n: int, rounds: int, task_s: float = TASK_
         wall, events = run_maestro(where["maestro"], command, config)
         runs.append(analyse(wall, events, groups, task_s))
 
+    cpu: dict[str, list[float]] = {}
+
+    def counted(name: str, run: Callable[[], object]) -> Callable[[], None]:
+        def subject() -> None:
+            c0 = cpu_s()
+            run()
+            cpu.setdefault(name, []).append(cpu_s() - c0)
+
+        return subject
+
     times = interleaved(
         {
-            "maestro": maestro,
+            "maestro": counted("maestro", maestro),
             "bare_groups": lambda: bare_groups(groups, command, where["bare_groups"]),
-            "bare_dag": lambda: bare_dag(graph, command, where["bare_dag"]),
-            "git_dag": lambda: git_dag(graph, command, where["git_dag"] / "repo"),
+            "bare_dag": counted("bare_dag", lambda: bare_dag(graph, command, where["bare_dag"])),
+            "git_dag": counted("git_dag", lambda: git_dag(graph, command, where["git_dag"] / "repo")),
         },
         rounds,
         before,
@@ -458,6 +476,7 @@ def measure(workload: str, seed: int, n: int, rounds: int, task_s: float = TASK_
     )
     runs = runs[1:]  # the warm-up round
     figures = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    figures |= {f"cpu_{name}_s": statistics.median(c[1:]) for name, c in cpu.items()}  # without the warm-up
     return Row(workload, task_s, seed, n, len(groups), b.critical_path, b.bound_s, b.tight_s,
                tuple(r["makespan_s"] for r in runs), (b.bound_s,) * len(runs),
                statistics.median(times["bare_groups"]), statistics.median(times["bare_dag"]),
@@ -504,6 +523,16 @@ def print_rows(rows: Sequence[Row]) -> None:
               f" {_ms(f['between_median_s'])} {_ms(f['dispatch_s']):>8} {f['checkpoints']:>5.0f}"
               f" {_ms(f['checkpoint_median_s'])} {f['events_per_task']:>7.1f} {_ms(f['planning_s']):>8}"
               f" {_ms(f['implementing_s']):>12} {_ms(f['validating_s']):>10} {_ms(f['outside_s']):>7}")  # fmt: skip
+    cores = len(os.sched_getaffinity(0))
+    print()
+    print("CPU per task (ms; user + system of this process's threads and of the processes they ran, whole runs):")
+    print(f"budget = the CPU {cores} cores have a task in a makespan of {TARGET:.2f} × bare_dag, packed perfectly")
+    print(f"{'workload':<12} {'len':>6} {'seed':>4} {'maestro':>8} {'bare_dag':>8} {'git_dag':>8} {'budget':>8}")
+    for r in rows:
+        f, k = r.figures, 1e3 / r.tasks
+        budget = cores * TARGET * r.bare_dag_s * k
+        print(f"{r.workload:<12} {r.task_s * 1e3:4.0f}ms {r.seed:>4} {f['cpu_maestro_s'] * k:8.1f}"
+              f" {f['cpu_bare_dag_s'] * k:8.1f} {f['cpu_git_dag_s'] * k:8.1f} {budget:8.1f}")  # fmt: skip
 
 
 def main() -> int:
