@@ -1,6 +1,6 @@
 """Benchmark: the runner's makespan on random task graphs, against the lower bound max(critical path, work / workers).
 
-    python benchmarks/scheduler.py [--json] [--quick] [--acceptance]
+    python benchmarks/scheduler.py [--json] [--quick] [--acceptance] [--task-ms 50,200,1000]
 
 Graphs: 200 tasks (60 with ``--quick``), seeded (seeds 1, 2, 3; seed 1 alone with
 ``--quick``), each task depending on up to 3 earlier ones, with no acceptance
@@ -9,6 +9,8 @@ makes a fresh git repository (dulwich, one commit) and runs a whole session:
 ``Runner(store, config, CommandAgent(cmd), sleep=lambda s: None).run(...)`` with
 ``parallel.max_workers: 8`` and every gate's command ``true`` (validation passes
 at once).  The workloads (the command agent's template):
+
+Each task sleeps 50 ms (``--task-ms``: other lengths, one run of every workload a length):
 
 * ``sleep`` — ``sleep 0.05``: the issue's workload.  Nothing in the tree changes; since
   issue 14 every task still runs in its own worktree, its attempt is captured as a
@@ -55,7 +57,11 @@ after one warm-up round each: ``bare_groups`` runs the runner's own groups
 (``order_tasks(graph, max_parallel=8)``) one at a time on a pool of 8 threads, each task
 ``subprocess.run(["sh", "-c", cmd])`` — the barriers and the processes without the
 runner's bookkeeping; ``bare_dag`` runs the same processes on 8 threads, each task as
-soon as its dependencies are done (no barriers).  Medians of the rounds per graph, then
+soon as its dependencies are done (no barriers); ``git_dag`` is ``bare_dag`` with the isolation maestro gives
+each attempt done by the git CLI (:class:`GitDag`: a pooled worktree moved to the head, the task's result
+committed and kept at a ref, merged onto the head one at a time and tagged), the floor of that bookkeeping with
+the reference tool.  CPU per task (user and system time of the run's threads and of the processes they ran) is
+reported for maestro, ``bare_dag`` and ``git_dag``.  Medians of the rounds per graph, then
 the median over graphs.  This is a report: the exit code is 0.  See docs/performance.md.
 """
 
