@@ -297,13 +297,13 @@ class GitDag:
         return out.stdout.strip()
 
     def _worktree(self) -> Path:
-        with self.pool_lock:
+        with self.pool_lock:  # held while one is made: two `git worktree add` at once can fail on git's locks
             if self.free:
                 return self.free.pop()
             self.made += 1
             path = self.repo.parent / "worktrees" / f"w{self.made}"
-        self._git(self.repo, "worktree", "add", "-q", "--detach", str(path), self.head)
-        return path
+            self._git(self.repo, "worktree", "add", "-q", "--detach", str(path), self.head)
+            return path
 
     def task(self, command: str, tid: str) -> None:
         wt = self._worktree()
