@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import subprocess
+import threading
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,15 @@ import pytest
 
 import maestro
 from maestro.core.errors import SessionLocked
+from maestro.git import housekeeping
+from maestro.git.index import GitIndex
 from maestro.git.places import worktrees_root
 from maestro.git.worktrees import WorktreePool, session_worktrees
 from maestro.run.cleaning import clean, clean_all
 from maestro.run.landing import land
 from maestro.run.runner import Runner
 from maestro.store.filestore import Lock
+from tests.support.checkpoints import IndexHeldOnce
 from tests.support.runs import REQUEST, cli, config_text, in_process, task, write
 
 ME = "-c", "user.name=u", "-c", "user.email=u@example.com"
@@ -115,6 +119,47 @@ def test_land_fast_forwards_the_users_branch_and_checkout(tmp_path: Path) -> Non
     assert (repo / "pkg" / "b.py").read_text() == "B = 2\n"
     assert not (repo / ".gitignore").exists()  # the session deleted it: so does the landing
     assert f"maestro land {sid}" in git(repo, "reflog", "-1", "master")
+
+
+def test_land_waits_for_a_git_status_holding_the_users_index(tmp_path: Path) -> None:
+    """An IDE's `git status` holds index.lock a moment, at the start and again at the end (the index written after
+    the branch moved and the files were written): land waits for it, and never ends half-written."""
+    repo, sid = completed(tmp_path)
+    lock = repo / ".git" / "index.lock"
+    os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL))
+    threading.Timer(0.3, lock.unlink).start()
+    assert land(maestro.Store(repo), sid).how == "fast-forward"
+    assert not lock.exists()
+    assert_at_session_head(repo, sid)
+
+
+def test_land_waits_for_a_lock_taken_just_before_it_writes_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, sid = completed(tmp_path)
+    held = IndexHeldOnce(GitIndex, "path")
+    held.install(monkeypatch)
+    assert land(maestro.Store(repo), sid).how == "fast-forward"
+    assert held.held == [repo / ".git" / "index.lock"] and held.writes >= 2  # met, then written once it went
+    assert_at_session_head(repo, sid)
+
+
+def test_a_lock_held_through_the_index_write_says_what_landed_and_how_to_refresh_the_index(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo, sid = completed(tmp_path)
+    held = IndexHeldOnce(GitIndex, "path", hold=60)
+    held.install(monkeypatch)
+    monkeypatch.setattr(housekeeping.time, "sleep", lambda s: None)  # the retries' pauses
+    with pytest.raises(maestro.MaestroError) as info:
+        land(maestro.Store(repo), sid)
+    head = git(repo, "rev-parse", f"maestro/{sid}")
+    assert "held by another git process" in str(info.value)
+    assert f"master is at {head[:12]} and its files are written" in str(info.value)
+    assert "`git reset -q` refreshes it" in str(info.value)
+    (repo / ".git" / "index.lock").unlink()
+    git(repo, "reset", "-q")  # what the message says
+    assert_at_session_head(repo, sid)
 
 
 def test_land_makes_a_merge_commit_when_the_user_committed_meanwhile(tmp_path: Path) -> None:

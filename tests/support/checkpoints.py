@@ -277,7 +277,9 @@ class IndexHeldOnce:
                 lock = Path(os.fsdecode(getattr(index, held.attr))).with_name("index.lock")
                 os.close(os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
                 held.held.append(lock)
-                threading.Timer(held.hold, lock.unlink, kwargs={"missing_ok": True}).start()
+                timer = threading.Timer(held.hold, lock.unlink, kwargs={"missing_ok": True})
+                timer.daemon = True  # a lock held "forever" does not keep the test run alive
+                timer.start()
             return held.original(index, *args, **kwargs)
 
         monkeypatch.setattr(self.cls, "write", write)  # type: ignore[attr-defined]

@@ -35,7 +35,7 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError, StoreError
 from maestro.core.seams import Clock, SystemClock
 from maestro.core.text import first_line
-from maestro.git.housekeeping import dirty_paths, stale_locks
+from maestro.git.housekeeping import dirty_paths, stale_locks, with_index_retry
 from maestro.git.identity import identity
 from maestro.git.merging import commit_merge, merge_commits
 from maestro.git.repostate import refuse_in_progress
@@ -145,8 +145,13 @@ class _Lander:
         """Check the checkout can follow, move the branch (compare-and-swap), then write the files that differ."""
         repo = self.repo
         lock = Path(repo.index_path() + ".lock")
-        if lock.exists():
-            raise CheckpointError(f"{lock} exists: another git process is running (or one crashed; remove the file)")
+
+        def unlocked() -> None:
+            if lock.exists():
+                raise CheckpointError(f"{lock} exists: another git process is running (or one crashed; remove the "
+                                      "file)")  # fmt: skip
+
+        with_index_retry(unlocked)  # an IDE's `git status` holds it a moment: waited for, a few seconds at most
         staging = Staging(repo)
         staging.load(repo)
         scan = staging.scan()
@@ -179,7 +184,11 @@ class _Lander:
         staging.stage(scan, tree)  # the stat data the scan refreshed (the content is the branch's)
         staging.write_changes(changes)
         staging.tree = want
-        staging.write_index()
+        try:
+            with_index_retry(staging.write_index)  # a `git status` that began meanwhile holds the lock
+        except CheckpointError as exc:
+            raise CheckpointError(f"{exc}; {name} is at {commit.decode()[:12]} and its files are written, but the "
+                                  "index still lists the old ones: `git reset -q` refreshes it") from exc  # fmt: skip
         log.info("session %s: %s %s to %s (%d files)", self.sid, how, name, commit.decode()[:12], len(changes))
         return Landing(self.sid, name, how, commit.decode(), len(changes))
 
