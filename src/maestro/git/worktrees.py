@@ -461,6 +461,15 @@ class WorktreePool:
                 raise CheckpointError(f"{wt.path}: not a pooled worktree of session {self.session}")
             self._busy.discard(wt.name)
 
+    def close(self) -> None:
+        """Release the open files of every worktree this pool opened (they stay on disk, and open again)."""
+        with self._lock:
+            opened = list(self._open.values())
+            self._open.clear()
+            self._busy.clear()
+        for wt in opened:
+            wt.close()
+
     def existing(self) -> list[Worktree]:
         """Every worktree of the session on disk (the integration one first), opened."""
         out: list[Worktree] = []

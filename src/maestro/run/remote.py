@@ -17,7 +17,9 @@ back a :class:`Returned`: the agent's result (with ``worker``), the acceptance r
 pack of its objects the base lacks, and the files the attempt wrote in its session folder (transcripts, change
 files).  The coordinator (:meth:`Remote.intake`) unpacks them, makes the attempt's commit on the base (its
 identity and clock, as a local capture does) at the attempt's ref, and the attempt settles as a local one does:
-recorded by the coordinator, merged through the merge queue.
+recorded by the coordinator, merged through the merge queue.  A cache past its size limit
+(``$MAESTRO_WORKER_CACHE_MB``) is emptied when no attempt runs in it; the coordinator learns it from a
+:class:`CacheMiss` and ships everything again.
 
 While it runs, a remote attempt watches its Dask task: when the task is cancelled (the coordinator's Ctrl-C or
 SIGTERM, or the coordinator gone), the processes the attempt started in its worktree (the agent's process group,
@@ -38,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -60,11 +62,24 @@ from maestro.git.packs import missing_objects, pack_of, tree_of, unpack
 from maestro.git.worktrees import WorktreePool
 from maestro.run.executors import Executor, ExecutorError, Work
 
-__all__ = ["WORKER_DIR_ENV", "CacheMiss", "Remote", "Returned", "Shipment", "WorkerCache", "held", "run_remote"]
+__all__ = [
+    "WORKER_CACHE_ENV",
+    "WORKER_DIR_ENV",
+    "CacheMiss",
+    "Remote",
+    "Returned",
+    "Shipment",
+    "WorkerCache",
+    "held",
+    "run_remote",
+]
 
 log = logging.getLogger("maestro.run.remote")
 
 WORKER_DIR_ENV = "MAESTRO_WORKER_DIR"
+WORKER_CACHE_ENV = "MAESTRO_WORKER_CACHE_MB"
+"""The most a worker's cache repository may hold (MiB) before it is emptied; ``0``: never emptied."""
+DEFAULT_CACHE_MB = 8192
 """The folder a worker keeps its caches in (one ``slot-<k>`` per worker process); default
 ``${XDG_CACHE_HOME:-~/.cache}/maestro/worker``."""
 
@@ -74,6 +89,7 @@ _MARKS = 512  # at most this many trees are remembered as held whole
 _POOL = "remote"  # the name of the worker's one pool of worktrees
 _CANDIDATES = 64  # commits offered to a place met for the first time
 _ASK_TIMEOUT_S = 60.0
+_CHECK_EVERY = 50  # attempts between two looks at the cache's size (a walk of its objects folder)
 
 
 # -- what travels ---------------------------------------------------------------------------------------------------
@@ -359,23 +375,116 @@ def _worker_name() -> str:
         return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def cache_limit() -> int | None:
+    """The cache size limit in bytes from ``$MAESTRO_WORKER_CACHE_MB`` (default 8 GiB; ``0``: None, no limit)."""
+    raw = os.environ.get(WORKER_CACHE_ENV, "").strip()
+    try:
+        mb = int(raw) if raw else DEFAULT_CACHE_MB
+    except ValueError:
+        raise CheckpointError(f"${WORKER_CACHE_ENV}: {raw!r} is not a whole number of MiB") from None
+    if mb < 0:
+        raise CheckpointError(f"${WORKER_CACHE_ENV}: {raw!r}: a size cannot be negative")
+    return mb * 1024 * 1024 if mb else None
+
+
 class WorkerCache:
     """A worker's folder: a bare cache repository (``cache.git``), a pool of worktrees (``worktrees/``), scratch
     session folders (``scratch/``); held by one process (a lock file) and reused across attempts and sessions.
 
-    The objects are never removed (delete the folder to reclaim the space: the next attempt ships everything)."""
+    The cache grows with every object shipped to it.  Past ``limit`` bytes (``$MAESTRO_WORKER_CACHE_MB``) it is
+    emptied, when no attempt runs in it: looked at when it is opened and every ``check_every`` attempts after.
+    The coordinator does not know: its next shipment that counts on the cache is a :class:`CacheMiss` (a transient
+    failure of that attempt, before any agent runs) and the one after ships everything, as to a new worker."""
 
-    def __init__(self, folder: Path, lock_fd: int | None = None) -> None:
+    def __init__(
+        self, folder: Path, lock_fd: int | None = None, *, limit: int | None = None, check_every: int = _CHECK_EVERY
+    ) -> None:
         self.folder = folder
         self._lock_fd = lock_fd
-        git = folder / "cache.git"
+        self.limit = limit
+        self._check_every = check_every
+        self._lock = threading.Lock()
+        self._gate = threading.Condition()  # attempts in flight, and an emptying that waits for none to be
+        self._running = 0
+        self._emptying = False
+        self._since_look = 0
+        self.emptied = 0  # how many times this process emptied it
+        self._open_repo()
+        self._empty_if_full()
+
+    def _open_repo(self) -> None:
+        git = self.folder / "cache.git"
         try:
+            self.folder.mkdir(parents=True, exist_ok=True)
             self.repo = Repo(str(git)) if (git / "objects").is_dir() else Repo.init_bare(str(git), mkdir=True)
         except Exception as exc:  # dulwich raises many kinds for a damaged repository
             raise CheckpointError(f"{git}: cannot open the worker's cache repository: {exc}") from exc
         # one pool for every session: a worktree moved to the next base writes only what differs, whoever asks
-        self.pool = WorktreePool(git, _POOL, root=folder / "worktrees" / _POOL)
-        self._lock = threading.Lock()
+        self.pool = WorktreePool(git, _POOL, root=self.folder / "worktrees" / _POOL)
+
+    def close(self) -> None:
+        """Release its open files and its slot (the folder stays, for the next worker process)."""
+        self.pool.close()
+        self.repo.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def size(self) -> int:
+        """The bytes of the cache repository's objects (loose and packed)."""
+        total = 0
+        stack = [self.folder / "cache.git" / "objects"]
+        while stack:
+            with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+                for e in entries:
+                    with contextlib.suppress(OSError):
+                        if e.is_dir(follow_symlinks=False):
+                            stack.append(Path(e.path))
+                        else:
+                            total += e.stat(follow_symlinks=False).st_size
+        return total
+
+    def _empty_if_full(self) -> None:
+        """Empty the cache if it holds more than :attr:`limit` (no attempt may be running in it)."""
+        if self.limit is None:
+            return
+        size = self.size()
+        if size <= self.limit:
+            return
+        log.info("%s: the cache holds %.0f MiB, over its %.0f MiB: emptied (the next attempts ship everything)",
+                 self.folder, size / 2**20, self.limit / 2**20)  # fmt: skip
+        with contextlib.suppress(MaestroError, OSError):
+            self.pool.remove_all()
+        self.pool.close()
+        self.repo.close()
+        for name in ("cache.git", "worktrees"):
+            shutil.rmtree(self.folder / name, ignore_errors=True)
+        self._open_repo()
+        self.emptied += 1
+
+    @contextlib.contextmanager
+    def _attempting(self) -> Iterator[None]:
+        """An attempt in flight: none starts while the cache is emptied; the last to end may empty it."""
+        with self._gate:
+            while self._emptying:
+                self._gate.wait()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._gate:
+                self._running -= 1
+                self._since_look += 1
+                look = self._running == 0 and self._since_look >= self._check_every and self.limit is not None
+                if look:
+                    self._since_look, self._emptying = 0, True
+            if look:
+                try:
+                    self._empty_if_full()
+                finally:
+                    with self._gate:
+                        self._emptying = False
+                        self._gate.notify_all()
 
     @classmethod
     def open(cls, root: Path) -> WorkerCache:
@@ -392,12 +501,19 @@ class WorkerCache:
                 continue
             os.ftruncate(fd, 0)
             os.write(fd, f"{os.getpid()}\n".encode())
-            return cls(folder, fd)
+            try:
+                return cls(folder, fd, limit=cache_limit())
+            except BaseException:
+                os.close(fd)
+                raise
         raise CheckpointError(f"{root}: no free worker slot")
 
     def held(self, trees: Iterable[bytes]) -> list[bytes]:
-        refs = self.repo.refs
-        return [t for t in trees if Ref(_COMPLETE.encode() + t) in refs]
+        with self._gate:
+            while self._emptying:
+                self._gate.wait()
+            refs = self.repo.refs
+            return [t for t in trees if Ref(_COMPLETE.encode() + t) in refs]
 
     def _mark(self, tree: bytes) -> None:
         """``tree`` is held whole (the oldest marks go past :data:`_MARKS`: the objects stay, unnamed)."""
@@ -426,6 +542,10 @@ class WorkerCache:
 
     def attempt(self, sh: Shipment) -> Returned:
         """Unpack, run the agent and the acceptance commands in a worktree at the base, capture, pack the result."""
+        with self._attempting():
+            return self._attempt(sh)
+
+    def _attempt(self, sh: Shipment) -> Returned:
         name = _worker_name()
         timings: dict[str, float] = {}
         t = time.perf_counter()

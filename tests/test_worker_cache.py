@@ -1,0 +1,168 @@
+"""A Dask worker's cache (``run/remote.WorkerCache``, issue 18) is emptied past its size limit, never under an attempt.
+
+In process, without Dask: shipments made as the coordinator makes them (a pack of what the worker lacks), real git
+repositories, the scripted agent.  What is checked: under its limit the cache stays warm (a warm shipment works);
+over it, it is emptied once no attempt runs, and the next shipment that counts on it is a :class:`CacheMiss`
+(before any agent runs), after which a whole shipment works again; ``$MAESTRO_WORKER_CACHE_MB`` sets the limit.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from dulwich.objects import ObjectID
+from dulwich.repo import Repo
+
+from maestro.agents.base import AgentRequest
+from maestro.agents.scripted import ScriptedAgent
+from maestro.core.errors import CacheMiss, CheckpointError
+from maestro.git.packs import missing_objects, pack_of, tree_of
+from maestro.plan.tasks import Task
+from maestro.run.remote import DEFAULT_CACHE_MB, WORKER_CACHE_ENV, Shipment, WorkerCache, cache_limit
+
+ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
+
+
+def git(repo: Path, *args: str) -> str:
+    out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True,
+                         env={"PATH": "/usr/bin:/bin", "HOME": str(repo), **ENV})  # fmt: skip
+    return out.stdout.strip()
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    """A repository of 200 files of about 2 KB each (incompressible enough: each is different)."""
+    repo = tmp_path / "src"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    for i in range(200):
+        (repo / f"f{i}.txt").write_text("".join(f"{i}:{j}:{(i * 7919 + j * 104729) % 1000003}\n" for j in range(150)))
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    return repo
+
+
+def agent(tmp_path: Path, *tasks: str) -> ScriptedAgent:
+    data: dict[str, Any] = {"version": 1, "tasks": {t: [{"actions": [
+        {"write": {"path": f"{t}.txt", "content": f"{t}\n"}}]}] for t in tasks}}  # fmt: skip
+    return ScriptedAgent.from_mapping(data, tmp_path)
+
+
+def shipment(source: Path, tid: str, agent: ScriptedAgent, *, have: ObjectID | None = None) -> Shipment:
+    """What the coordinator ships for task ``tid`` at the source's HEAD: everything, or what ``have`` lacks."""
+    repo = Repo(str(source))
+    try:
+        base = ObjectID(git(source, "rev-parse", "HEAD").encode())
+        data, _n = pack_of(repo.object_store, missing_objects(repo.object_store, want=base, have=have))
+        have_tree = tree_of(repo.object_store, have) if have is not None else None
+    finally:
+        repo.close()
+    request = AgentRequest(Task(tid, f"task {tid}"), workdir=source)
+    return Shipment("s1", request, agent, base, have_tree, data, f"refs/maestro/s1/attempts/{tid}/1".encode(),
+                    None, 60.0)  # fmt: skip
+
+
+@pytest.fixture
+def caches() -> Iterator[list[WorkerCache]]:
+    """The caches a test opens, closed after it."""
+    opened: list[WorkerCache] = []
+    yield opened
+    for cache in opened:
+        cache.close()
+
+
+def opened(caches: list[WorkerCache], cache: WorkerCache) -> WorkerCache:
+    caches.append(cache)
+    return cache
+
+
+def head(source: Path) -> ObjectID:
+    return ObjectID(git(source, "rev-parse", "HEAD").encode())
+
+
+def test_under_its_limit_the_cache_stays_warm(source: Path, tmp_path: Path, caches: list[WorkerCache]) -> None:
+    cache = opened(caches, WorkerCache(tmp_path / "slot", limit=100 * 2**20, check_every=1))
+    sa = agent(tmp_path, "a", "b")
+    back = cache.attempt(shipment(source, "a", sa))
+    assert back.result.status == "succeeded"
+    assert cache.held([tree_of(cache.repo.object_store, head(source))]) != []
+    back = cache.attempt(shipment(source, "b", sa, have=head(source)))  # the commit alone
+    assert back.result.status == "succeeded" and cache.emptied == 0
+    assert back.received < 1_000
+
+
+def test_over_its_limit_the_cache_is_emptied_and_a_whole_shipment_works_again(
+    source: Path, tmp_path: Path, caches: list[WorkerCache]
+) -> None:
+    cache = opened(caches, WorkerCache(tmp_path / "slot", limit=64 * 1024, check_every=1))
+    sa = agent(tmp_path, "a", "b", "c")
+    first = shipment(source, "a", sa)
+    assert len(first.pack) > 64 * 1024
+    assert cache.attempt(first).result.status == "succeeded"
+    assert cache.emptied == 1 and cache.size() < 64 * 1024  # after the attempt, with none running
+    assert not (tmp_path / "slot" / "worktrees" / "remote").exists() or not any(
+        (tmp_path / "slot" / "worktrees" / "remote").iterdir()
+    )
+    with pytest.raises(CacheMiss, match="does not hold tree"):
+        cache.attempt(shipment(source, "b", sa, have=head(source)))  # the coordinator still counts on it
+    assert not (tmp_path / "slot" / "scratch").exists() or not any((tmp_path / "slot" / "scratch").iterdir())
+    back = cache.attempt(shipment(source, "c", sa))  # what the coordinator sends next: everything
+    assert back.result.status == "succeeded"
+    assert cache.emptied == 2  # over again: the repository alone is bigger than the limit
+    assert git(tmp_path / "slot" / "cache.git", "count-objects") == "0 objects, 0 kilobytes"
+
+
+def test_the_cache_is_not_emptied_while_another_attempt_runs(
+    source: Path, tmp_path: Path, caches: list[WorkerCache]
+) -> None:
+    cache = opened(caches, WorkerCache(tmp_path / "slot", limit=64 * 1024, check_every=1))
+    sa = agent(tmp_path, "a", "b")
+    inside, leave = threading.Event(), threading.Event()
+    real = cache._attempt
+
+    def slow(sh: Shipment) -> Any:
+        if sh.request.task.id == "b":
+            inside.set()
+            assert leave.wait(30)
+        return real(sh)
+
+    cache._attempt = slow  # type: ignore[method-assign]
+    results: list[Any] = []
+    t = threading.Thread(target=lambda: results.append(cache.attempt(shipment(source, "b", sa))))
+    t.start()
+    assert inside.wait(30)
+    assert cache.attempt(shipment(source, "a", sa)).result.status == "succeeded"
+    assert cache.emptied == 0  # b is still running: not emptied under it
+    leave.set()
+    t.join(30)
+    assert results and results[0].result.status == "succeeded"
+    assert cache.emptied == 1  # the last attempt to end emptied it
+
+
+def test_a_full_cache_is_emptied_when_a_worker_opens_it(
+    source: Path, tmp_path: Path, caches: list[WorkerCache]
+) -> None:
+    first = opened(caches, WorkerCache(tmp_path / "slot", limit=None))
+    first.attempt(shipment(source, "a", agent(tmp_path, "a")))
+    caches.pop().close()  # the first worker process ends
+    assert opened(caches, WorkerCache(tmp_path / "slot", limit=10 * 2**20)).emptied == 0  # under: kept
+    caches.pop().close()
+    assert opened(caches, WorkerCache(tmp_path / "slot", limit=64 * 1024)).emptied == 1
+
+
+def test_the_limit_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(WORKER_CACHE_ENV, raising=False)
+    assert cache_limit() == DEFAULT_CACHE_MB * 2**20
+    monkeypatch.setenv(WORKER_CACHE_ENV, "512")
+    assert cache_limit() == 512 * 2**20
+    monkeypatch.setenv(WORKER_CACHE_ENV, "0")
+    assert cache_limit() is None
+    for bad in ("lots", "-1", "1.5"):
+        monkeypatch.setenv(WORKER_CACHE_ENV, bad)
+        with pytest.raises(CheckpointError, match=r"\$MAESTRO_WORKER_CACHE_MB"):
+            cache_limit()
