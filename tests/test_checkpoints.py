@@ -23,6 +23,7 @@ import pytest
 
 import maestro
 from maestro import Checkpointer, CheckpointError, CheckpointRecord, FileChange
+from maestro.git.index import GitIndex
 from tests.support.checkpoints import (
     BASE,
     BRANCH,
@@ -866,10 +867,8 @@ def test_a_git_status_in_the_new_worktree_holding_its_index_is_waited_for(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """CI met it: an IDE's `git status` run in the session's worktree the moment its folder appeared held
-    index.lock while dulwich wrote the index, and the run ended "index.lock exists"."""
-    import dulwich.index
-
-    held = IndexHeldOnce(dulwich.index.Index, "_filename")
+    index.lock while the index was written, and the run ended "index.lock exists"."""
+    held = IndexHeldOnce(GitIndex, "path")
     held.install(monkeypatch)
     cp, rec0 = started(repo, worktree=True)
     assert held.held and held.held[0].parent.name == cp.workdir.name  # the new worktree's lock was met
