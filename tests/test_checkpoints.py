@@ -863,6 +863,23 @@ def test_index_lock_at_checkpoint_and_rollback(repo: Path) -> None:
     assert_git_clean(repo)
 
 
+def test_a_whole_worktree_a_stopped_run_left_is_made_again_at_the_new_start(repo: Path) -> None:
+    """A run killed after the worktree was made but before checkpoint 0 was tagged, then the user's tree changed:
+    the next start must not keep the old worktree (its files would be committed over the user's change)."""
+    put(repo, "a.txt", "one\n")
+    git(repo, "add", "a.txt")
+    git(repo, "commit", "-qm", "a")
+    cp, _rec0 = started(repo, worktree=True)
+    assert (cp.workdir / "a.txt").read_text() == "one\n"
+    git(repo, "tag", "-d", f"maestro/{SID}/0")  # as if killed before the tag
+    put(repo, "a.txt", "two\n")  # the user's change meanwhile (uncommitted: saved as the new base)
+    again, rec0 = started(repo, worktree=True)
+    assert (again.workdir / "a.txt").read_text() == "two\n"
+    assert git(again.workdir, "status", "--porcelain") == ""
+    assert again.checkpoint("nothing") is None  # nothing of the old worktree's is committed
+    assert git(repo, "show", f"{rec0.commit}:a.txt") == "two"
+
+
 def test_a_git_status_in_the_new_worktree_holding_its_index_is_waited_for(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

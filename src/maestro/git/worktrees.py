@@ -550,7 +550,11 @@ class WorktreePool:
         except OSError as exc:
             raise CheckpointError(f"{path}: cannot make the worktree: {exc.strerror or exc}") from exc
         wt = Worktree(self._common, self.session, name, path, self._clock, watch=self._watch)
-        wt._populate(commit)
+        try:
+            wt._populate(commit)
+        except BaseException:
+            wt.close()  # its repositories' open packs; what was written stays for the next _create to remove
+            raise
         (admin / "locked").unlink()
         with self._lock:
             self._open[name] = wt
