@@ -104,44 +104,76 @@ def test_over_its_limit_the_cache_is_emptied_and_a_whole_shipment_works_again(
     first = shipment(source, "a", sa)
     assert len(first.pack) > 64 * 1024
     assert cache.attempt(first).result.status == "succeeded"
-    assert cache.emptied == 1 and cache.size() < 64 * 1024  # after the attempt, with none running
-    assert not (tmp_path / "slot" / "worktrees" / "remote").exists() or not any(
-        (tmp_path / "slot" / "worktrees" / "remote").iterdir()
-    )
+    assert cache.emptied == 0  # a finished attempt's result never waits for the emptying
+    assert cache.size() > 64 * 1024
     with pytest.raises(CacheMiss, match="does not hold tree"):
         cache.attempt(shipment(source, "b", sa, have=head(source)))  # the coordinator still counts on it
-    assert not (tmp_path / "slot" / "scratch").exists() or not any((tmp_path / "slot" / "scratch").iterdir())
-    back = cache.attempt(shipment(source, "c", sa))  # what the coordinator sends next: everything
-    assert back.result.status == "succeeded"
-    assert cache.emptied == 2  # over again: the repository alone is bigger than the limit
+    assert cache.emptied == 1  # emptied as b began, before its agent could run
     assert git(tmp_path / "slot" / "cache.git", "count-objects") == "0 objects, 0 kilobytes"
+    assert not any((tmp_path / "slot" / "worktrees" / "remote").glob("*"))
+    back = cache.attempt(shipment(source, "c", sa))  # what the coordinator sends next: everything
+    assert back.result.status == "succeeded" and cache.emptied == 1
 
 
-def test_the_cache_is_not_emptied_while_another_attempt_runs(
+def test_a_full_cache_waits_for_the_running_attempts_and_new_ones_wait_for_it(
     source: Path, tmp_path: Path, caches: list[WorkerCache]
 ) -> None:
     cache = opened(caches, WorkerCache(tmp_path / "slot", limit=64 * 1024, check_every=1))
-    sa = agent(tmp_path, "a", "b")
+    sa = agent(tmp_path, "a", "b", "c")
     inside, leave = threading.Event(), threading.Event()
     real = cache._attempt
+    ran: list[str] = []
 
-    def slow(sh: Shipment) -> Any:
+    def attempt(sh: Shipment) -> Any:
+        ran.append(sh.request.task.id)
         if sh.request.task.id == "b":
             inside.set()
             assert leave.wait(30)
         return real(sh)
 
-    cache._attempt = slow  # type: ignore[method-assign]
-    results: list[Any] = []
-    t = threading.Thread(target=lambda: results.append(cache.attempt(shipment(source, "b", sa))))
-    t.start()
-    assert inside.wait(30)
-    assert cache.attempt(shipment(source, "a", sa)).result.status == "succeeded"
-    assert cache.emptied == 0  # b is still running: not emptied under it
+    cache._attempt = attempt  # type: ignore[method-assign]
+    results: dict[str, Any] = {}
+
+    def run(tid: str) -> None:
+        results[tid] = cache.attempt(shipment(source, tid, sa))
+
+    b = threading.Thread(target=run, args=("b",))
+    b.start()
+    assert inside.wait(30)  # b runs (and holds nothing of the cache yet)
+    run("a")  # fills the cache past its limit
+    c = threading.Thread(target=run, args=("c",))
+    c.start()
+    c.join(0.5)
+    assert c.is_alive() and ran == ["b", "a"] and cache.emptied == 0  # c waits: b still runs in the cache
     leave.set()
-    t.join(30)
-    assert results and results[0].result.status == "succeeded"
-    assert cache.emptied == 1  # the last attempt to end emptied it
+    b.join(30)
+    c.join(30)
+    assert not b.is_alive() and not c.is_alive()
+    assert cache.emptied == 1 and ran == ["b", "a", "c"]  # emptied once b ended, before c began
+    assert all(r.result.status == "succeeded" for r in results.values())
+
+
+def test_a_cache_that_cannot_be_made_again_fails_one_attempt_and_the_next_one_tries_again(
+    source: Path, tmp_path: Path, caches: list[WorkerCache], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cache = opened(caches, WorkerCache(tmp_path / "slot", limit=64 * 1024, check_every=1))
+    sa = agent(tmp_path, "a", "b", "c")
+    assert cache.attempt(shipment(source, "a", sa)).result.status == "succeeded"
+    real = cache._open_repo
+    calls: list[int] = []
+
+    def flaky() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise CheckpointError(f"{tmp_path / 'slot' / 'cache.git'}: cannot open the worker's cache repository")
+        real()
+
+    monkeypatch.setattr(cache, "_open_repo", flaky)
+    with pytest.raises(CheckpointError, match="cannot open the worker's cache repository"):
+        cache.attempt(shipment(source, "b", sa))
+    back = cache.attempt(shipment(source, "c", sa))  # tries again, and works: nothing was left counted
+    assert back.result.status == "succeeded" and len(calls) == 2 and cache.emptied == 1
+    assert cache.attempt(shipment(source, "a", sa)).result.status == "succeeded"  # not waiting on anything
 
 
 def test_a_full_cache_is_emptied_when_a_worker_opens_it(

@@ -392,9 +392,12 @@ class WorkerCache:
     session folders (``scratch/``); held by one process (a lock file) and reused across attempts and sessions.
 
     The cache grows with every object shipped to it.  Past ``limit`` bytes (``$MAESTRO_WORKER_CACHE_MB``) it is
-    emptied, when no attempt runs in it: looked at when it is opened and every ``check_every`` attempts after.
-    The coordinator does not know: its next shipment that counts on the cache is a :class:`CacheMiss` (a transient
-    failure of that attempt, before any agent runs) and the one after ships everything, as to a new worker."""
+    emptied: looked at when it is opened, then by every ``check_every``-th attempt as it begins (a walk of the
+    objects folder, while other attempts run).  Found over the limit, it is emptied before the next attempt that
+    begins once none runs: attempts that begin meanwhile wait, so a busy worker drains, empties it, and goes on.
+    No finished attempt's result waits for it.  The coordinator does not know: its next shipment that counts on the
+    cache is a :class:`CacheMiss` (a transient failure of that attempt, before any agent runs) and the one after
+    ships everything, as to a new worker."""
 
     def __init__(
         self, folder: Path, lock_fd: int | None = None, *, limit: int | None = None, check_every: int = _CHECK_EVERY
@@ -404,13 +407,15 @@ class WorkerCache:
         self.limit = limit
         self._check_every = check_every
         self._lock = threading.Lock()
-        self._gate = threading.Condition()  # attempts in flight, and an emptying that waits for none to be
-        self._running = 0
+        self._gate = threading.Condition()  # guards the four below
+        self._running = 0  # attempts in flight
+        self._full = False  # found over the limit: emptied before the next attempt that begins once none runs
         self._emptying = False
         self._since_look = 0
         self.emptied = 0  # how many times this process emptied it
         self._open_repo()
-        self._empty_if_full()
+        if self.limit is not None and self.size() > self.limit:
+            self._empty()
 
     def _open_repo(self) -> None:
         git = self.folder / "cache.git"
@@ -444,47 +449,68 @@ class WorkerCache:
                             total += e.stat(follow_symlinks=False).st_size
         return total
 
-    def _empty_if_full(self) -> None:
-        """Empty the cache if it holds more than :attr:`limit` (no attempt may be running in it)."""
-        if self.limit is None:
-            return
+    def _empty(self) -> None:
+        """Remove the cache repository and its worktrees and make it again, empty (no attempt may be running).
+
+        What cannot be removed is moved aside (``cache.git.old-<id>``, removed by the next emptying), so that the
+        new repository never starts on half of the old one; a cache that cannot be made again raises
+        :class:`CheckpointError` naming it."""
         size = self.size()
-        if size <= self.limit:
-            return
         log.info("%s: the cache holds %.0f MiB, over its %.0f MiB: emptied (the next attempts ship everything)",
-                 self.folder, size / 2**20, self.limit / 2**20)  # fmt: skip
+                 self.folder, size / 2**20, (self.limit or 0) / 2**20)  # fmt: skip
         with contextlib.suppress(MaestroError, OSError):
             self.pool.remove_all()
         self.pool.close()
         self.repo.close()
-        for name in ("cache.git", "worktrees"):
-            shutil.rmtree(self.folder / name, ignore_errors=True)
+        for path in [self.folder / "cache.git", self.folder / "worktrees", *self.folder.glob("cache.git.old-*")]:
+            shutil.rmtree(path, ignore_errors=True)
+            if path.exists():
+                with contextlib.suppress(OSError):
+                    path.rename(self.folder / f"cache.git.old-{uuid.uuid4().hex}")
         self._open_repo()
         self.emptied += 1
 
+    def _look(self) -> None:
+        """Every ``check_every``-th attempt: whether the cache is over its limit (read while others run)."""
+        with self._gate:
+            self._since_look += 1
+            if self.limit is None or self._full or self._since_look < self._check_every:
+                return
+            self._since_look = 0
+        if self.size() > self.limit:
+            with self._gate:
+                self._full = True
+
     @contextlib.contextmanager
     def _attempting(self) -> Iterator[None]:
-        """An attempt in flight: none starts while the cache is emptied; the last to end may empty it."""
+        """An attempt in flight.  A full cache is emptied first, once no attempt runs (new ones wait meanwhile)."""
+        self._look()
         with self._gate:
-            while self._emptying:
+            while self._emptying or (self._full and self._running > 0):
                 self._gate.wait()
-            self._running += 1
+            empty = self._full
+            self._full, self._emptying = False, empty
+            if not empty:
+                self._running += 1
+        if empty:
+            try:
+                self._empty()
+            except BaseException:
+                with self._gate:  # a cache it cannot make again fails this attempt; the next one tries again
+                    self._emptying, self._full = False, True
+                    self._gate.notify_all()
+                raise
+            with self._gate:
+                self._emptying = False
+                self._running += 1
+                self._gate.notify_all()
         try:
             yield
         finally:
             with self._gate:
                 self._running -= 1
-                self._since_look += 1
-                look = self._running == 0 and self._since_look >= self._check_every and self.limit is not None
-                if look:
-                    self._since_look, self._emptying = 0, True
-            if look:
-                try:
-                    self._empty_if_full()
-                finally:
-                    with self._gate:
-                        self._emptying = False
-                        self._gate.notify_all()
+                if self._running == 0:
+                    self._gate.notify_all()
 
     @classmethod
     def open(cls, root: Path) -> WorkerCache:
