@@ -154,10 +154,12 @@ def test_a_lock_held_through_the_index_write_says_what_landed_and_how_to_refresh
     with pytest.raises(maestro.MaestroError) as info:
         land(maestro.Store(repo), sid)
     head = git(repo, "rev-parse", f"maestro/{sid}")
-    assert "held by another git process" in str(info.value)
-    assert f"master is at {head[:12]} and its files are written" in str(info.value)
-    assert "`git reset -q` refreshes it" in str(info.value)
-    (repo / ".git" / "index.lock").unlink()
+    lock = repo / ".git" / "index.lock"
+    assert str(info.value) == (
+        f"{lock}: another git process held it through every try; master is at {head[:12]} and its files are "
+        "written, but the index still lists the old ones: `git reset -q` refreshes it once no other git runs"
+    )
+    lock.unlink()
     git(repo, "reset", "-q")  # what the message says
     assert_at_session_head(repo, sid)
 

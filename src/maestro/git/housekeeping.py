@@ -331,7 +331,7 @@ def with_index_retry(
     attempts: int = 10,
     backoff: float = 0.05,
     max_backoff: float = 1.0,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] | None = None,
     before_retry: Callable[[], None] | None = None,
 ) -> T:
     """``fn()``, run again while it fails on a lock another git holds (see :func:`locked_path`), with pauses of
@@ -358,7 +358,7 @@ def with_index_retry(
                     "try again once it is done (or remove it if no git command is running)"
                 ) from exc
             log.info("%s: held by another git process; trying again in %.2f s", lock, delay)
-            sleep(delay)
+            (sleep or time.sleep)(delay)  # ``time.sleep`` looked up now: a test may replace it
             waited += delay
             delay = min(delay * 2, max_backoff)
             if before_retry is not None:

@@ -35,7 +35,7 @@ from dulwich.repo import Repo
 from maestro.core.errors import CheckpointError, StoreError
 from maestro.core.seams import Clock, SystemClock
 from maestro.core.text import first_line
-from maestro.git.housekeeping import dirty_paths, stale_locks, with_index_retry
+from maestro.git.housekeeping import dirty_paths, locked_path, stale_locks, with_index_retry
 from maestro.git.identity import identity
 from maestro.git.merging import commit_merge, merge_commits
 from maestro.git.repostate import refuse_in_progress
@@ -187,8 +187,11 @@ class _Lander:
         try:
             with_index_retry(staging.write_index)  # a `git status` that began meanwhile holds the lock
         except CheckpointError as exc:
-            raise CheckpointError(f"{exc}; {name} is at {commit.decode()[:12]} and its files are written, but the "
-                                  "index still lists the old ones: `git reset -q` refreshes it") from exc  # fmt: skip
+            held = locked_path(exc.__cause__) if exc.__cause__ is not None else None
+            why = f"{held}: another git process held it through every try" if held else str(exc)
+            raise CheckpointError(f"{why}; {name} is at {commit.decode()[:12]} and its files are written, but the "
+                                  "index still lists the old ones: `git reset -q` refreshes it once no other git "
+                                  "runs") from exc  # fmt: skip
         log.info("session %s: %s %s to %s (%d files)", self.sid, how, name, commit.decode()[:12], len(changes))
         return Landing(self.sid, name, how, commit.decode(), len(changes))
 
