@@ -16,20 +16,8 @@ from dulwich.repo import Repo
 
 from maestro.core.errors import CheckpointError
 from maestro.git.packs import LOOSE_LIMIT, missing_objects, pack_of, tree_of, unpack
-
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(repo), **ENV})  # fmt: skip
-    return out.stdout.strip()
-
-
-def commit_all(repo: Path, message: str) -> ObjectID:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    return ObjectID(git(repo, "rev-parse", "HEAD").encode())
+from tests.support.git import commit_all
+from tests.support.git import git_cli as git
 
 
 @pytest.fixture

@@ -8,7 +8,6 @@ over it, it is emptied once no attempt runs, and the next shipment that counts o
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,27 +23,17 @@ from maestro.core.errors import CacheMiss, CheckpointError
 from maestro.git.packs import missing_objects, pack_of, tree_of
 from maestro.plan.tasks import Task
 from maestro.run.remote import DEFAULT_CACHE_MB, WORKER_CACHE_ENV, Shipment, WorkerCache, cache_limit
-
-ENV = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@e", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@e"}
-
-
-def git(repo: Path, *args: str) -> str:
-    out = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True,
-                         env={"PATH": "/usr/bin:/bin", "HOME": str(repo), **ENV})  # fmt: skip
-    return out.stdout.strip()
+from tests.support.git import committed
+from tests.support.git import git_cli as git
 
 
 @pytest.fixture
 def source(tmp_path: Path) -> Path:
     """A repository of 200 files of about 2 KB each (incompressible enough: each is different)."""
-    repo = tmp_path / "src"
-    repo.mkdir()
-    git(repo, "init", "-q")
-    for i in range(200):
-        (repo / f"f{i}.txt").write_text("".join(f"{i}:{j}:{(i * 7919 + j * 104729) % 1000003}\n" for j in range(150)))
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", "one")
-    return repo
+    lines = "".join
+    return committed(tmp_path / "src", {
+        f"f{i}.txt": lines(f"{i}:{j}:{(i * 7919 + j * 104729) % 1000003}\n" for j in range(150)) for i in range(200)
+    })  # fmt: skip
 
 
 def agent(tmp_path: Path, *tasks: str) -> ScriptedAgent:
