@@ -94,6 +94,8 @@ def test_refinement_hands_off_refines_asks_or_stops() -> None:
     assert refine(gates=(gate("tests", "failed"),), iteration=3, on_exhausted="give_up").choice == "give_up"
     skipped = refine(gates=(gate("traceability", "failed"),), skipped=("a",), undone=())
     assert skipped.choice == "ask"  # no agent runs again: refining cannot meet what skipped tasks were for
+    more = refine(gates=(gate("traceability", "failed"),), skipped=("a",), undone=(), more_to_do=True)
+    assert more.choice == "refine"  # an uncovered requirement or a broken acceptance besides: an agent's work
     fewer = [scores(refine(gates=(gate("tests", "failed"),), iteration=i))["refine"] for i in range(3)]
     assert fewer == sorted(fewer, reverse=True)  # fewer iterations left, a lower score
 

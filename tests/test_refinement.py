@@ -41,13 +41,14 @@ from tests.support.runs import Recorder, config_text, make_repo, prd_text, task,
 REQS = [("FR-1", "one", "P0"), ("FR-2", "Export as CSV", "P1"), ("FR-3", "nice to have", "P3")]
 
 
-def _setup(tmp_path: Path, script: dict[str, Any], rounds: list[list[dict[str, Any]]], config: str) -> tuple[
-    maestro.Store, Runner, Recorder, Path
-]:  # fmt: skip
+def _setup(
+    tmp_path: Path, script: dict[str, Any], rounds: list[list[dict[str, Any]]], config: str,
+    reqs: list[tuple[str, str, str]] = REQS,
+) -> tuple[maestro.Store, Runner, Recorder, Path]:  # fmt: skip
     repo = make_repo(tmp_path)
     plan = tmp_path / "plan"
     plan.mkdir()
-    (plan / "prd.md").write_text(prd_text(REQS), encoding="utf-8")
+    (plan / "prd.md").write_text(prd_text(reqs), encoding="utf-8")
     tasks = [task("a", reqs=["FR-1"], acceptance=["test -f a.txt"])]
     (plan / "tasks.yaml").write_text(json.dumps({"version": 1, "tasks": tasks}), encoding="utf-8")
     for n, new in enumerate(rounds, 1):
@@ -97,6 +98,32 @@ def test_a_crash_after_the_plan_is_saved_resumes_with_the_same_plan_without_aski
     assert fix.depends_on == ("a", "csv")  # after every other task of the iteration, the new ones too
 
 
+def test_of_the_agent_s_plan_only_new_tasks_for_the_requirements_are_taken_and_maestro_covers_the_rest(
+    tmp_path: Path,
+) -> None:
+    """The agent restates the done task a (its work stands: not re-run, no copy), adds csv on it for FR-2 and a
+    task for nothing asked, and plans nothing for FR-4: csv is taken, depending on the session's a, and FR-4 gets
+    maestro's own task."""
+    reqs = [*REQS, ("FR-4", "Export as JSON", "P1")]
+    new = [
+        {"id": "a", "title": "A again", "requirements": ["FR-1"]},
+        {"id": "csv", "title": "CSV export", "requirements": ["FR-2"], "depends_on": ["a"]},
+        {"id": "extra", "title": "Something nobody asked for"},
+    ]
+    script = {"a": [{"actions": [write("a.txt", "a\n")]}], "csv": [{"actions": [write("csv.txt", "x\n")]}],
+              "cover-fr-4-1": [{"actions": [write("json.txt", "j\n")]}],
+              "extra": [{"actions": [write("extra.txt", "e\n")]}]}  # fmt: skip
+    store, runner, agent, plan = _setup(tmp_path, script, [new], config_text(), reqs)
+    out = runner.run("Build it", prd_path=plan / "prd.md", tasks_path=plan / "tasks.yaml")
+    assert out.state == "completed"
+    state = maestro.rebuild(store.read_events(out.session_id))
+    assert sorted(state.tasks) == ["a", "cover-fr-4-1", "csv"]
+    assert sorted(r.task.id for r in agent.requests) == ["a", "cover-fr-4-1", "csv"]  # a ran once
+    csv = next(r.task for r in agent.requests if r.task.id == "csv")
+    assert csv.depends_on == ("a",)
+    assert "the agent planned nothing for FR-4" in (store.session_dir(out.session_id) / "events.jsonl").read_text()
+
+
 def test_a_damaged_saved_plan_stops_the_resume_in_one_line(tmp_path: Path) -> None:
     (tmp_path / "refinement-1.json").write_text('{"iteration": 1, "reopen": []}', encoding="utf-8")
     with pytest.raises(StoreError) as err:
@@ -104,6 +131,57 @@ def test_a_damaged_saved_plan_stops_the_resume_in_one_line(tmp_path: Path) -> No
     assert str(err.value).startswith(f"{tmp_path / 'refinement-1.json'}: not a refinement plan maestro wrote")
     assert "\n" not in str(err.value)
     assert load_plan(tmp_path, 2, None) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "why"),
+    [
+        ({"iteration": True}, "not iteration 1's plan"),
+        ({"reopen": {"a": ""}}, "not a map of task ids to reasons"),
+        ({"reopen": {"a": 3}}, "not a map of task ids to reasons"),
+        ({"planned_by": None}, "'planned_by' is not text"),
+        ({"new": "b"}, "'new' is not a list"),
+        ({"reopen": {"zz": "why"}}, "its graph lacks tasks zz"),
+        ({"new": ["zz"]}, "its graph lacks tasks zz"),
+        ({"graph_yaml": "version: 1\ntasks:\n  - {id: b, title: B}\n"}, "its graph lacks tasks a"),
+    ],
+    ids=[
+        "bool-iteration",
+        "empty-reason",
+        "int-reason",
+        "null-by",
+        "str-new",
+        "reopen-unknown",
+        "new-unknown",
+        "lost-task",
+    ],
+)
+def test_a_saved_plan_that_does_not_fit_the_session_is_refused_in_one_line(
+    tmp_path: Path, change: dict[str, Any], why: str
+) -> None:
+    graph = validate_graph([Task("a", "A"), Task("b", "B", depends_on=("a",))])
+    RefinementPlan(1, {"a": "its acceptance fails"}, (graph["b"],), "agent").save(tmp_path, graph)
+    path = tmp_path / "refinement-1.json"
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    path.write_text(json.dumps({**doc, **change}), encoding="utf-8")
+    with pytest.raises(StoreError) as err:
+        load_plan(tmp_path, 1, None, existing=("a",))
+    assert str(err.value).startswith(f"{path}: not a refinement plan maestro wrote: ") and why in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_two_new_tasks_of_one_id_get_two_ids() -> None:
+    """Cover tasks of FR-1.1 and FR-1-1 are both cover-fr-1-1-1: the merge must not give them one id."""
+    graph = validate_graph([Task("cover-fr-1-1-1", "taken")])
+    new = [
+        Task("cover-fr-1-1-1", "FR-1.1"),
+        Task("cover-fr-1-1-1", "FR-1-1"),
+        Task("z", "Z", depends_on=("cover-fr-1-1-1",)),
+    ]
+    merged = merge_new_tasks(graph, new, 1)
+    assert [t.id for t in merged] == ["cover-fr-1-1-1-r1", "cover-fr-1-1-1-r1-r1", "z"]
+    assert merged[2].depends_on == ("cover-fr-1-1-1-r1",)  # the first of that id
+    validate_graph([*graph.tasks, *merged])
 
 
 def test_a_saved_plan_reads_back_as_it_was_written(tmp_path: Path) -> None:
@@ -186,3 +264,19 @@ def test_a_fix_task_carries_the_gate_s_last_output_ansi_stripped_head_and_tail(t
     assert "failed in the last validation: 3 failed." in fix.description
     assert "Its command: `pytest -q`" in fix.description and "line 1000" in fix.description
     assert gate_output(gates, "lint") == ""
+
+
+def test_a_huge_gate_output_still_gives_its_head_and_tail_and_stderr_starts_its_own_line(tmp_path: Path) -> None:
+    gates = tmp_path / "gates"
+    gates.mkdir()
+    with (gates / "gate-tests.1.out").open("w") as f:  # 11 MiB: past every input limit
+        f.write("FIRST LINE\n")
+        for i in range(220_000):
+            f.write(f"noise {i:06d} " + "x" * 40 + "\n")
+        f.write("last stdout line")  # no newline at the end
+    (gates / "gate-tests.1.err").write_text("first stderr line\n")
+    assert (gates / "gate-tests.1.out").stat().st_size > 10 * 2**20
+    out = gate_output(gates, "tests").splitlines()
+    assert out[0] == "FIRST LINE"
+    assert out[-2:] == ["last stdout line", "first stderr line"]
+    assert any("lines left out" in line for line in out)

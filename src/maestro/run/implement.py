@@ -679,7 +679,8 @@ class Implementer:
         resume)."""
         s = self.run.session
         if reopen is None:
-            saved = load_plan(s.dir, s.state.iteration, self.run.prd.requirement_ids if self.run.prd else None)
+            graph = self.run.graph.ids if self.run.graph is not None else ()
+            saved = load_plan(s.dir, s.state.iteration, self.run.prd.requirement_ids if self.run.prd else None, graph)
             reopen = saved[0].reopen if saved is not None else {}
         for tid, tr in self.runs.items():
             if s.task_state(tid) == "pending" and tid in reopen:

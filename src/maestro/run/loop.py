@@ -492,6 +492,7 @@ class SessionRun:
             undone=tuple(t for t, ts in state.tasks.items() if ts.state not in ("succeeded", "skipped")),
             on_exhausted=self.config.recovery.on_exhausted,
             actionable=found is None or bool(found),
+            more_to_do=found is not None and bool(found.broken or found.uncovered),
         )
         failing = list(failing_gates(state.gates))
         if d.choice == "ask":

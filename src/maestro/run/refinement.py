@@ -24,6 +24,7 @@ resume carries out the same plan without asking the agent again.
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -35,7 +36,7 @@ from maestro.agents.base import PlanRequest
 from maestro.agents.context import head_and_tail, strip_ansi
 from maestro.core.errors import MaestroError, StoreError
 from maestro.core.records import Decision, Evidence, GateResult, Option
-from maestro.core.text import read_input
+from maestro.core.text import MARK, read_input
 from maestro.gates.running import gate_runs
 from maestro.plan.prd import Prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks, validate_graph
@@ -117,13 +118,29 @@ def gate_output(transcripts: Path, name: str) -> str:
     if not runs:
         return ""
     _n, out, err = runs[-1]
-    text = ""
-    for path in (out, err):
-        try:
-            text += read_input(path).decode("utf-8", "replace")
-        except OSError:
-            continue
+    parts = [text for text in map(_ends, (out, err)) if text.strip()]
+    text = "".join(t if t.endswith("\n") else t + "\n" for t in parts)  # stderr on a line of its own
     return head_and_tail(strip_ansi(text), head=OUTPUT_LINES[0], tail=OUTPUT_LINES[1], limit=OUTPUT_CHARS).strip()
+
+
+_ENDS_BYTES = 256 * 1024  # of a transcript longer than twice this, its first and last this many bytes are read
+
+
+def _ends(path: Path) -> str:
+    """A transcript's text, or of a long one its beginning and end around a line saying how much was left out
+    ("" when it cannot be read): a gate that printed gigabytes still gives a fix task its head and tail."""
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 2 * _ENDS_BYTES:
+                return f.read().decode("utf-8", "replace")
+            head = f.read(_ENDS_BYTES)
+            f.seek(size - _ENDS_BYTES)
+            tail = f.read(_ENDS_BYTES)
+    except OSError:
+        return ""
+    cut = f"\n[{MARK} {size - 2 * _ENDS_BYTES:,} bytes left out {MARK}]\n"
+    return head.decode("utf-8", "replace") + cut + tail.decode("utf-8", "replace")
 
 
 def fix_task(gate: GateResult, command: str | None, output: str, iteration: int, after: Sequence[str]) -> Task:
@@ -162,16 +179,17 @@ def merge_new_tasks(graph: TaskGraph, new: Sequence[Task], iteration: int) -> tu
     """``new`` (an agent's tasks) made to fit ``graph``: an id that is taken gets ``-r<iteration>`` (and its
     dependents follow), a dependency on a task of ``graph`` is kept."""
     taken = set(graph.ids)
-    renamed: dict[str, str] = {}
+    ids: list[str] = []  # by position: two new tasks of one id (cover-fr-1-1 from FR-1.1 and FR-1-1) get two ids
     for t in new:
         tid = t.id
         while tid in taken:
             tid = f"{t.id}-r{iteration}" if tid == t.id else f"{tid}-r{iteration}"
-        renamed[t.id] = tid
+        ids.append(tid)
         taken.add(tid)
+    renamed = {t.id: tid for t, tid in reversed(list(zip(new, ids, strict=True)))}  # a dependency: the first of an id
     return tuple(
-        attrs.evolve(t, id=renamed[t.id], depends_on=tuple(renamed.get(d, d) for d in t.depends_on), group=None)
-        for t in new
+        attrs.evolve(t, id=tid, depends_on=tuple(renamed.get(d, d) for d in t.depends_on), group=None)
+        for t, tid in zip(new, ids, strict=True)
     )
 
 
@@ -223,10 +241,11 @@ def plan_path(session_dir: Path, iteration: int) -> Path:
 
 
 def load_plan(
-    session_dir: Path, iteration: int, requirement_ids: Collection[str] | None
+    session_dir: Path, iteration: int, requirement_ids: Collection[str] | None, existing: Collection[str] = ()
 ) -> tuple[RefinementPlan, TaskGraph] | None:
-    """The plan saved for ``iteration`` and the graph it makes (None: none was saved); a damaged file is a
-    :class:`StoreError`."""
+    """The plan saved for ``iteration`` and the graph it makes (None: none was saved); a damaged file, or one that
+    does not fit the session (a task of ``existing`` missing from its graph, a new or reopened task that is not in
+    it) is a :class:`StoreError`."""
     path = plan_path(session_dir, iteration)
     try:
         raw = read_input(path)
@@ -236,13 +255,22 @@ def load_plan(
         raise StoreError(f"{path}: cannot read the refinement plan: {exc.strerror or exc}") from exc
     try:
         doc: Any = json.loads(raw)
-        reopen = doc["reopen"]
-        if doc["iteration"] != iteration or not isinstance(reopen, dict):
-            raise ValueError("not this iteration's plan")
-        graph = parse_tasks(doc["graph_yaml"], str(path), requirement_ids=requirement_ids)
-        tasks = tuple(graph[str(tid)] for tid in doc["new"])
-        reopened = {str(k): str(v) for k, v in reopen.items()}
-        return RefinementPlan(iteration, reopened, tasks, str(doc["planned_by"])), graph
+        reopen, new, by, text = doc["reopen"], doc["new"], doc["planned_by"], doc["graph_yaml"]
+        if type(doc["iteration"]) is not int or doc["iteration"] != iteration:
+            raise ValueError(f"it is not iteration {iteration}'s plan")
+        if not isinstance(reopen, dict) or not all(type(k) is str and type(v) is str and v for k, v in reopen.items()):
+            raise ValueError("'reopen' is not a map of task ids to reasons")
+        if not isinstance(new, list) or not all(type(t) is str for t in new) or type(by) is not str:
+            raise ValueError("'new' is not a list of task ids, or 'planned_by' is not text")
+        if type(text) is not str:
+            raise ValueError("'graph_yaml' is not text")
+        graph = parse_tasks(text, str(path), requirement_ids=requirement_ids)
+        missing = sorted(set(existing) - set(graph.ids))
+        unknown = sorted(t for t in [*reopen, *new] if t not in graph.ids)
+        if missing or unknown:
+            raise ValueError(f"its graph lacks tasks {', '.join(missing or unknown)}")
+        tasks = tuple(graph[tid] for tid in new)
+        return RefinementPlan(iteration, dict(reopen), tasks, by), graph
     except (ValueError, KeyError, TypeError, MaestroError) as exc:
         raise StoreError(f"{path}: not a refinement plan maestro wrote: {exc}") from None
 
@@ -282,7 +310,7 @@ class Refiner:
         run, s = self.run, self.run.session
         assert run.graph is not None
         n = s.state.iteration
-        saved = load_plan(s.dir, n, run.prd.requirement_ids if run.prd else None)
+        saved = load_plan(s.dir, n, run.prd.requirement_ids if run.prd else None, existing=run.graph.ids)
         if saved is None:
             plan, graph = self.make_plan(n)
             plan.save(s.dir, graph)  # before its decision: a resume carries out this plan, no agent is asked again
@@ -345,17 +373,42 @@ class Refiner:
         )
         plan = run.plan_with_agent(lambda feedback: attrs.evolve(request, context=feedback), exhausted=None)
         if plan is not None:
-            wanted = set(requirements)
-            tasks = [t for t in plan.graph if set(t.requirements) & wanted]
+            tasks = self._wanted(plan.graph, requirements)
             if tasks:
-                return [attrs.evolve(t, requirements=tuple(r for r in t.requirements if r in texts))
-                        for t in plan.graph], "agent"  # fmt: skip
+                served = {r for t in tasks for r in t.requirements}
+                left = [r for r in requirements if r not in served]
+                if left:
+                    run.session.note(f"refinement {n}: the agent planned nothing for {', '.join(left)}: maestro's "
+                                     "own task each")  # fmt: skip
+                return [*tasks, *(cover_task(r, texts[r].text, texts[r].priority, n) for r in left)], "agent"
             run.session.note(f"refinement {n}: the agent's plan serves none of {', '.join(requirements)}")
         return [cover_task(r, texts[r].text, texts[r].priority, n) for r in requirements], "maestro"
 
+    def _wanted(self, planned: TaskGraph, requirements: Sequence[str]) -> list[Task]:
+        """Of the agent's plan, the new tasks that serve ``requirements`` and the new tasks they depend on.  A task
+        of an id the session has, serving nothing that task does not, is the agent restating it: left out (its work
+        stands, and a dependency on it is a dependency on the session's own).  One serving more is a new task whose
+        id is taken (renamed by :func:`merge_new_tasks`)."""
+        run = self.run
+        assert run.graph is not None and run.prd is not None
+        known = {r.id for r in run.prd.requirements}
+        have = {t.id: set(t.requirements) for t in run.graph}
+        fresh = {t.id: t for t in planned if t.id not in have or set(t.requirements) - have[t.id]}
+        wanted = set(requirements)
+        keep: set[str] = set()
+        stack = [tid for tid, t in fresh.items() if set(t.requirements) & wanted]
+        while stack:
+            tid = stack.pop()
+            if tid not in keep:
+                keep.add(tid)
+                stack.extend(d for d in fresh[tid].depends_on if d in fresh)
+        return [attrs.evolve(t, requirements=tuple(r for r in t.requirements if r in known))
+                for t in planned if t.id in keep]  # fmt: skip
+
     def decision(self, plan: RefinementPlan) -> Decision:
         """The ``refinement_plan`` decision: what runs again and why, the new tasks and the commands they run."""
-        evidence = [Evidence("fact", f"again: {tid}", why.splitlines()[0][:200]) for tid, why in plan.reopen.items()]
+        evidence = [Evidence("fact", f"again: {tid}", (why.splitlines() or [""])[0][:200])
+                    for tid, why in plan.reopen.items()]  # fmt: skip
         evidence += [Evidence("fact", f"new: {t.id}", t.title[:200]) for t in plan.tasks]
         evidence += [Evidence("command", c, f"task {tid}") for tid, c in plan.commands]
         return Decision(

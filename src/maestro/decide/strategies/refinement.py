@@ -8,7 +8,8 @@ Asked in ``reviewing`` as::
 The options: ``handoff`` (every required gate passed: the chart's ``required_gates_passed``
 guard lets nothing else hand off), ``refine`` (another iteration with what validation
 found, while iterations are left and an agent can still change the outcome), ``ask``
-(requirements are unmet only because a human skipped tasks, or ``actionable=False``: what
+(requirements are unmet only because a human skipped tasks — unless ``more_to_do=True``: validation also
+found a broken acceptance or an uncovered requirement, which refinement takes on — or ``actionable=False``: what
 validation found is nothing an agent can change, such as a required gate skipped for want of its
 tool; no refinement can help, a human decides whether to hand off as is), ``stop`` (the
 iteration limit is reached: a human decides whether to raise it, hand off or abort) and
@@ -40,11 +41,13 @@ def refinement(ctx: DecisionContext) -> Decision:
     undone = tuple(p.get("undone", ()))
     on_exhausted = p.get("on_exhausted", "pause")
     actionable = bool(p.get("actionable", True))
+    # besides the requirements of skipped tasks, validation found work (a broken acceptance, an uncovered requirement)
+    more_to_do = bool(p.get("more_to_do", False))
     latest = {g.name: g for g in gates}
     failing = list(failing_gates(gates))
     facts = tuple(Evidence("fact", f"{n}: {latest[n].status}", latest[n].summary[:200]) for n in failing)
     left = max(0, max_iterations - iteration)
-    only_skipped = bool(skipped) and not undone and failing == ["traceability"]
+    only_skipped = bool(skipped) and not undone and failing == ["traceability"] and not more_to_do
     futile = bool(failing) and not only_skipped and not actionable  # nothing an agent can change: a human decides
     handoff = 1.0 if not failing else 0.0
     refine = (
