@@ -380,15 +380,15 @@ class Implementer:
         agent = self.run.runner.agent
         # A recording agent would snapshot the whole worktree before and after the agent; in a worktree of its own
         # the attempt's commit says exactly what it changed: the change file is written from it (below).
-        recording = isinstance(agent, RecordingAgent) and request.session_dir is not None
-        result = agent.inner.run(request) if isinstance(agent, RecordingAgent) and recording else agent.run(request)
+        inner = agent.inner if isinstance(agent, RecordingAgent) and request.session_dir is not None else None
+        result = (inner or agent).run(request)
         acc = None
         if result.status == "succeeded":
             whole = self.run.env_for(request.workdir, whole=True, decision=env)
             acc = acceptance(request.task, request.workdir, timeout_s=self.run.runner.acceptance_timeout_s, env=whole)
         label = f"task {request.task.id} attempt {request.attempt}: {result.status}"
         commit, _ = wt.capture(base, label, ref)
-        if recording:
+        if inner is not None:
             self._record_changes(request, result, wt, base, commit)
         return Attempt(result, acc, base, commit, wt)
 
