@@ -33,11 +33,11 @@ from maestro.agents.process import ProcessOutcome, run_process
 from maestro.config.model import render_command
 from maestro.core.errors import GateError, MaestroError
 from maestro.core.records import GateResult
-from maestro.core.text import last_line, one_line
+from maestro.core.text import MARK, last_line, one_line
 from maestro.gates.commands import GateCommand, missing_tool
 from maestro.gates.junit import JUnitCounts, report_counts
 
-__all__ = ["DEFAULT_TIMEOUT_S", "NO_COMMAND", "gate_runs", "run_gate", "run_gates"]
+__all__ = ["DEFAULT_TIMEOUT_S", "NO_COMMAND", "gate_runs", "last_output", "run_gate", "run_gates"]
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,36 @@ def gate_runs(transcript_dir: Path, name: str) -> list[tuple[int, Path, Path]]:
     pattern = re.compile(rf"{re.escape(stem)}\.([0-9]+)\.(?:out|err|xml)\Z")
     taken = {int(m[1]) for p in transcript_dir.glob(f"{stem}.*") if (m := pattern.match(p.name))}
     return [(n, transcript_dir / f"{stem}.{n}.out", transcript_dir / f"{stem}.{n}.err") for n in sorted(taken)]
+
+
+_ENDS_BYTES = 256 * 1024  # of a transcript longer than twice this, its first and last this many bytes are read
+
+
+def last_output(transcript_dir: Path, name: str) -> str:
+    """What gate ``name``'s last run on record printed: its stdout, then its stderr on lines of their own ("" when
+    there is none).  Of a long transcript its beginning and end are read, around a line saying how much was left
+    out: a gate that printed gigabytes still shows its head and tail."""
+    runs = gate_runs(transcript_dir, name)
+    if not runs:
+        return ""
+    _n, out, err = runs[-1]
+    parts = [text for text in map(_ends, (out, err)) if text.strip()]
+    return "".join(t if t.endswith("\n") else t + "\n" for t in parts)
+
+
+def _ends(path: Path) -> str:
+    try:
+        with path.open("rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            if size <= 2 * _ENDS_BYTES:
+                return f.read().decode("utf-8", "replace")
+            head = f.read(_ENDS_BYTES)
+            f.seek(size - _ENDS_BYTES)
+            tail = f.read(_ENDS_BYTES)
+    except OSError:
+        return ""
+    cut = f"\n[{MARK} {size - 2 * _ENDS_BYTES:,} bytes left out {MARK}]\n"
+    return head.decode("utf-8", "replace") + cut + tail.decode("utf-8", "replace")
 
 
 def _transcripts(transcript_dir: Path | None, name: str) -> tuple[Path, Path] | None:

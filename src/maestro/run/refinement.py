@@ -24,7 +24,6 @@ resume carries out the same plan without asking the agent again.
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -36,8 +35,8 @@ from maestro.agents.base import PlanRequest
 from maestro.agents.context import head_and_tail, strip_ansi
 from maestro.core.errors import MaestroError, StoreError
 from maestro.core.records import Decision, Evidence, GateResult, Option
-from maestro.core.text import MARK, read_input
-from maestro.gates.running import gate_runs
+from maestro.core.text import read_input
+from maestro.gates.running import last_output
 from maestro.plan.prd import Prd
 from maestro.plan.tasks import Task, TaskGraph, parse_tasks, validate_graph
 from maestro.store.filestore import atomic_write
@@ -112,35 +111,10 @@ def findings(
 
 
 def gate_output(transcripts: Path, name: str) -> str:
-    """The last run of gate ``name``'s output (its ``.out`` then ``.err`` transcript), ANSI-stripped, head and tail
-    kept ("" when there is none)."""
-    runs = gate_runs(transcripts, name)
-    if not runs:
-        return ""
-    _n, out, err = runs[-1]
-    parts = [text for text in map(_ends, (out, err)) if text.strip()]
-    text = "".join(t if t.endswith("\n") else t + "\n" for t in parts)  # stderr on a line of its own
+    """The last run of gate ``name``'s output (:func:`~maestro.gates.running.last_output`), ANSI-stripped, head and
+    tail kept ("" when there is none)."""
+    text = last_output(transcripts, name)
     return head_and_tail(strip_ansi(text), head=OUTPUT_LINES[0], tail=OUTPUT_LINES[1], limit=OUTPUT_CHARS).strip()
-
-
-_ENDS_BYTES = 256 * 1024  # of a transcript longer than twice this, its first and last this many bytes are read
-
-
-def _ends(path: Path) -> str:
-    """A transcript's text, or of a long one its beginning and end around a line saying how much was left out
-    ("" when it cannot be read): a gate that printed gigabytes still gives a fix task its head and tail."""
-    try:
-        with path.open("rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            if size <= 2 * _ENDS_BYTES:
-                return f.read().decode("utf-8", "replace")
-            head = f.read(_ENDS_BYTES)
-            f.seek(size - _ENDS_BYTES)
-            tail = f.read(_ENDS_BYTES)
-    except OSError:
-        return ""
-    cut = f"\n[{MARK} {size - 2 * _ENDS_BYTES:,} bytes left out {MARK}]\n"
-    return head.decode("utf-8", "replace") + cut + tail.decode("utf-8", "replace")
 
 
 def fix_task(gate: GateResult, command: str | None, output: str, iteration: int, after: Sequence[str]) -> Task:
