@@ -51,6 +51,7 @@ import attrs
 
 from maestro.agents.base import Plan
 from maestro.core.errors import ChangeError, StoreError
+from maestro.git.identity import config_signature
 from maestro.git.tree import TreeWalk
 from maestro.store.filestore import atomic_write
 
@@ -634,17 +635,15 @@ def _global_ignores(root: Path, git: Path | None) -> tuple[tuple[list[Any], bool
     from dulwich.ignore import IgnoreFilter, default_user_ignore_filter_path  # dulwich: as above
     from dulwich.repo import Repo  # dulwich: as above
 
-    home = Path(os.path.expanduser("~"))
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or home / ".config")
-    watched = [home / ".gitconfig", xdg / "git" / "config", xdg / "git" / "ignore", Path("/etc/gitconfig")]
-    if git is not None:
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path(os.path.expanduser("~")) / ".config")
+    if git is None:
+        signature = config_signature(root, root, xdg / "git" / "ignore")
+    else:
         common = git
         with contextlib.suppress(OSError, UnicodeDecodeError):
             common = (git / (git / "commondir").read_text(encoding="utf-8").strip()).resolve()
-        watched += [git / "info" / "exclude", common / "config", git / "config.worktree"]
-    env = tuple(os.environ.get(k) for k in ("HOME", "XDG_CONFIG_HOME", "GIT_CONFIG_GLOBAL", "GIT_CONFIG_SYSTEM",
-                                             "GIT_CONFIG_NOSYSTEM"))  # fmt: skip
-    key = (str(root), str(git), env, *(_stat_key(p) for p in watched))
+        signature = config_signature(git, common, xdg / "git" / "ignore", git / "info" / "exclude")
+    key = (str(root), str(git), signature)
     with _GLOBALS_LOCK:
         hit = _GLOBALS.get(key)
     if hit is not None and (hit[2] is None or _stat_key(hit[2]) == hit[3]):  # the excludes file named unchanged

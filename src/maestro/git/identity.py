@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dulwich.repo import Repo
 
-__all__ = ["DEFAULT_IDENTITY", "identity"]
+__all__ = ["DEFAULT_IDENTITY", "config_signature", "identity"]
 
 DEFAULT_IDENTITY = b"maestro <maestro@localhost>"
 
@@ -21,17 +21,21 @@ _cache: dict[str, tuple[tuple[object, ...], bytes]] = {}
 _cache_lock = threading.Lock()
 
 
-def _signature(repo: Repo) -> tuple[object, ...]:
-    """What the answer depends on: the environment naming the files, and each file's size and mtime."""
+def config_signature(controldir: Path, commondir: Path, *more: Path) -> tuple[object, ...]:
+    """What git's configuration stack of a repository depends on: the environment variables that move its files, and
+    each file's size, modification time and inode (None where there is none): the repository's ``config`` (and a
+    worktree's ``config.worktree``), the user's and the system's.  ``more``: other files to watch alike."""
     env = tuple(os.environ.get(k) for k in _ENV)
     xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
     paths = [
-        Path(repo.controldir()) / "config",
-        Path(repo.commondir()) / "config",
+        controldir / "config",
+        controldir / "config.worktree",
+        commondir / "config",
         Path(os.path.expanduser("~/.gitconfig")),
         Path(xdg) / "git" / "config",
         Path("/etc/gitconfig"),
         *(Path(p) for p in (os.environ.get("GIT_CONFIG_GLOBAL"), os.environ.get("GIT_CONFIG_SYSTEM")) if p),
+        *more,
     ]
     stats: list[object] = []
     for p in paths:
@@ -42,6 +46,10 @@ def _signature(repo: Repo) -> tuple[object, ...]:
         else:
             stats.append((st.st_size, st.st_mtime_ns, st.st_ino))
     return (env, tuple(stats))
+
+
+def _signature(repo: Repo) -> tuple[object, ...]:
+    return config_signature(Path(repo.controldir()), Path(repo.commondir()))
 
 
 def identity(repo: Repo) -> bytes:
